@@ -1,0 +1,36 @@
+# Everything a fresh machine with python3 needs: `make demo` and `make test` create .venv,
+# install flaxen with its extras, and run. A second run reuses the venv.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.flaxen-installed
+JOBS   ?= 2
+
+.PHONY: demo test test-slow lint bench clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+
+$(STAMP): pyproject.toml | $(PY)
+	$(PY) -m pip install -q -e ".[dev,examples]"
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(PY) examples/demo.py $(ARGS)
+
+test: $(STAMP)
+	$(PY) -m pytest -q -n $(JOBS) -m "not slow"
+	$(VENV)/bin/ruff check src tests benchmarks examples
+
+test-slow: $(STAMP)
+	$(PY) -m pytest -q -n $(JOBS) -m slow
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check src tests benchmarks examples
+
+bench: $(STAMP)
+	$(PY) -m benchmarks $(ARGS)
+
+clean:
+	rm -rf $(VENV) build dist src/*.egg-info

@@ -1,0 +1,94 @@
+"""Errors of struct dataclasses and serialization."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable
+
+from flaxen.errors.base import FlaxenError, names, short_repr
+
+__all__ = [
+  "FrozenStructError", "UnknownFieldError", "UnhashableStaticFieldError",
+  "StaticArrayFieldError", "StateMismatchError", "SerializationError",
+]
+
+
+# --------------------------------------------------------------------------- struct
+
+
+class FrozenStructError(FlaxenError, dataclasses.FrozenInstanceError):
+  """An attribute of a frozen struct dataclass was assigned or deleted.
+
+  Struct dataclasses are immutable so that JAX can treat them as values. Use
+  ``obj.replace(field=value)``, which returns an updated copy.
+  """
+
+  def __init__(self, cls_name: str, field: str, action: str = "assign to"):
+    super().__init__(
+      f"Cannot {action} field {field!r} of {cls_name}: struct dataclasses are immutable. "
+      f"Fix: make an updated copy with `obj = obj.replace({field}=...)`."
+    )
+
+
+class UnknownFieldError(FlaxenError, TypeError):
+  """``replace`` was given a name that is not a constructor field of the class."""
+
+  def __init__(self, cls_name: str, unknown: Iterable[str], fields: Iterable[str]):
+    super().__init__(
+      f"{cls_name}.replace() got unknown field(s) {names(unknown)}. "
+      f"{cls_name} has the fields {names(fields)}. Fix: spell the field as declared; "
+      "fields declared with init=False are computed in __post_init__ and cannot be replaced."
+    )
+
+
+class UnhashableStaticFieldError(FlaxenError, TypeError):
+  """A static field (``pytree_node=False``) holds a value that cannot be hashed.
+
+  Static fields are part of the tree structure, so ``jax.jit`` uses them in its cache key:
+  they must be hashable and immutable. A list or dict there would let a later mutation
+  silently reuse a stale compiled function.
+  """
+
+  def __init__(self, cls_name: str, field: str, value: object):
+    super().__init__(
+      f"Static field {cls_name}.{field} holds an unhashable {type(value).__name__}: "
+      f"{short_repr(value)}. Static fields (struct.field(pytree_node=False)) become part "
+      "of jax.jit's cache key and must be hashable and immutable. Fix: store a tuple, "
+      "frozenset or FrozenDict instead, or declare the field as data with "
+      "struct.field(pytree_node=True)."
+    )
+
+
+class StaticArrayFieldError(UnhashableStaticFieldError):
+  """A static field holds a JAX or NumPy array, which JAX would never trace."""
+
+  def __init__(self, cls_name: str, field: str, value: object):
+    shape = getattr(value, "shape", "?")
+    dtype = getattr(value, "dtype", "?")
+    FlaxenError.__init__(
+      self,
+      f"Static field {cls_name}.{field} holds an array ({type(value).__name__} of shape "
+      f"{shape}, dtype {dtype}). Arrays in static fields are not traced by JAX "
+      "transforms and cannot be part of a jit cache key. Fix: declare the field as data "
+      "(drop pytree_node=False), or store a hashable Python value such as a tuple.",
+    )
+
+
+# ------------------------------------------------------------------- serialization
+
+
+class StateMismatchError(FlaxenError, ValueError):
+  """A restored state does not have the structure of the target it is restored into."""
+
+  def __init__(self, path: str, expected: str, found: str):
+    self.path = path
+    super().__init__(
+      f"State does not match the target at {path or '<root>'}: expected {expected}, "
+      f"found {found}. Fix: restore into a target built the same way as the one that was "
+      "saved (same model configuration), or migrate the saved state first."
+    )
+
+
+class SerializationError(FlaxenError, ValueError):
+  """Bytes could not be decoded as flaxen msgpack state, or a value cannot be encoded."""
+

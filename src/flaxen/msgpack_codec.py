@@ -1,0 +1,218 @@
+"""msgpack encoding of nested state dicts whose leaves are arrays and scalars.
+
+The wire format matches Flax's, so bytes written by either library restore in the other:
+an array is msgpack extension 1 holding ``(shape, dtype name, C-order bytes)``, a NumPy
+scalar extension 3 holding ``(dtype name, bytes)``, a Python complex extension 2 holding
+``(real, imag)``. Arrays over 1 GiB are split into chunks. Decoding only ever builds
+NumPy arrays of numeric dtypes from a whitelist: restoring bytes never executes code and
+never creates object arrays.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from typing import Any
+
+import jax
+import ml_dtypes
+import msgpack
+import numpy as np
+
+from flaxen import errors
+
+_MAX_CHUNK_BYTES = 2**30
+_CHUNKED_MARK = "__msgpack_chunked_array__"
+
+
+class _Ext(enum.IntEnum):
+  ndarray = 1
+  native_complex = 2
+  npscalar = 3
+
+
+def _allowed_dtypes() -> dict[str, np.dtype]:
+  names = [
+    "bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
+    "float16", "float32", "float64", "complex64", "complex128",
+  ]
+  dtypes = {n: np.dtype(n) for n in names}
+  for name in (
+    "bfloat16", "float8_e4m3fn", "float8_e4m3fnuz", "float8_e4m3b11fnuz", "float8_e5m2",
+    "float8_e5m2fnuz", "float8_e3m4", "float8_e4m3", "float8_e8m0fnu", "float4_e2m1fn",
+    "float6_e2m3fn", "float6_e3m2fn", "int2", "int4", "uint2", "uint4",
+  ):
+    if hasattr(ml_dtypes, name):
+      dtypes[name] = np.dtype(getattr(ml_dtypes, name))
+  return dtypes
+
+
+_DTYPES = _allowed_dtypes()
+
+
+def _dtype_from_name(name: Any) -> np.dtype:
+  if not isinstance(name, str) or name not in _DTYPES:
+    raise errors.SerializationError(
+      f"Cannot restore an array of dtype {name!r}: only numeric and bool dtypes are "
+      f"stored by flaxen ({', '.join(sorted(_DTYPES))}). The bytes are corrupted or were "
+      "not written by flaxen or Flax."
+    )
+  return _DTYPES[name]
+
+
+# ------------------------------------------------------------------------------ encode
+
+
+def _as_numpy(x: Any) -> np.ndarray:
+  if isinstance(x, jax.Array) and jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
+    raise errors.SerializationError(
+      f"Cannot serialize a typed PRNG key array (dtype {x.dtype}). Fix: store "
+      "jax.random.key_data(key) and rebuild it with jax.random.wrap_key_data."
+    )
+  arr = np.asarray(x)
+  if arr.dtype.name not in _DTYPES:
+    raise errors.SerializationError(
+      f"Cannot serialize an array of dtype {arr.dtype}: flaxen stores numeric and bool "
+      "arrays only. Fix: convert the value to a numeric array or keep it out of the state."
+    )
+  return arr
+
+
+def _ndarray_bytes(arr: np.ndarray) -> bytes:
+  return msgpack.packb((arr.shape, arr.dtype.name, arr.tobytes("C")), use_bin_type=True)
+
+
+def _default(obj: Any) -> Any:
+  if isinstance(obj, np.ndarray | jax.Array):
+    return msgpack.ExtType(_Ext.ndarray, _ndarray_bytes(_as_numpy(obj)))
+  if isinstance(obj, np.generic):
+    arr = _as_numpy(obj)
+    payload = msgpack.packb((arr.dtype.name, arr.tobytes()), use_bin_type=True)
+    return msgpack.ExtType(_Ext.npscalar, payload)
+  if isinstance(obj, complex):
+    return msgpack.ExtType(_Ext.native_complex, msgpack.packb((obj.real, obj.imag)))
+  raise errors.SerializationError(
+    f"Cannot serialize a value of type {type(obj).__name__}: state dicts hold dicts with "
+    "string keys, lists, arrays, scalars, strings, bytes and None. Fix: register the type "
+    "with flaxen.serialization.register_serialization_state."
+  )
+
+
+def _chunk_large_arrays(tree: Any) -> Any:
+  if isinstance(tree, dict):
+    return {k: _chunk_large_arrays(v) for k, v in tree.items()}
+  if isinstance(tree, list | tuple):
+    return type(tree)(_chunk_large_arrays(v) for v in tree)
+  if isinstance(tree, np.ndarray | jax.Array) and tree.nbytes > _MAX_CHUNK_BYTES:
+    flat = _as_numpy(tree).reshape(-1)
+    per_chunk = max(1, _MAX_CHUNK_BYTES // max(1, flat.dtype.itemsize))
+    chunks = {str(i): flat[s : s + per_chunk] for i, s in enumerate(range(0, flat.size, per_chunk))}
+    return {_CHUNKED_MARK: True, "shape": tuple(tree.shape), "chunks": chunks}
+  return tree
+
+
+def msgpack_serialize(pytree: Any, in_place: bool = False) -> bytes:
+  """Encode a nested state dict (dicts, lists, arrays, scalars) as msgpack bytes.
+
+  Args:
+    pytree: the state dict, usually from :func:`flaxen.serialization.to_state_dict`.
+    in_place: accepted for Flax compatibility; the input is never modified either way.
+
+  Returns:
+    The encoded bytes.
+  """
+  del in_place
+  try:
+    return msgpack.packb(_chunk_large_arrays(pytree), default=_default, strict_types=False)
+  except (TypeError, ValueError, OverflowError) as e:
+    if isinstance(e, errors.FlaxenError):
+      raise
+    raise errors.SerializationError(f"Cannot encode the state as msgpack: {e}") from e
+
+
+# ------------------------------------------------------------------------------ decode
+
+
+def _unpack(data: bytes) -> Any:
+  return msgpack.unpackb(data, raw=False)
+
+
+def _ndarray_from(data: bytes) -> np.ndarray:
+  shape, dtype_name, buffer = _unpack(data)
+  dtype = _dtype_from_name(dtype_name)
+  if not isinstance(shape, list | tuple) or not all(
+    isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape
+  ):
+    raise errors.SerializationError(f"Invalid array shape {shape!r} in msgpack data.")
+  if not isinstance(buffer, bytes) or len(buffer) != math.prod(shape) * dtype.itemsize:
+    raise errors.SerializationError(
+      f"Array data of shape {tuple(shape)} and dtype {dtype.name} should hold "
+      f"{math.prod(shape) * dtype.itemsize} bytes, found "
+      f"{len(buffer) if isinstance(buffer, bytes) else type(buffer).__name__}."
+    )
+  return np.frombuffer(buffer, dtype=dtype).reshape(shape).copy()
+
+
+def _ext_hook(code: int, data: bytes) -> Any:
+  try:
+    if code == _Ext.ndarray:
+      return _ndarray_from(data)
+    if code == _Ext.npscalar:
+      dtype_name, buffer = _unpack(data)
+      dtype = _dtype_from_name(dtype_name)
+      if not isinstance(buffer, bytes) or len(buffer) != dtype.itemsize:
+        raise errors.SerializationError("Invalid NumPy scalar in msgpack data.")
+      return np.frombuffer(buffer, dtype=dtype)[0]
+    if code == _Ext.native_complex:
+      real, imag = _unpack(data)
+      return complex(real, imag)
+  except errors.FlaxenError:
+    raise
+  except Exception as e:  # malformed payload inside a valid extension frame
+    raise errors.SerializationError(f"Malformed msgpack extension {code}: {e}") from e
+  raise errors.SerializationError(f"Unknown msgpack extension type {code}.")
+
+
+def _unchunk(tree: Any) -> Any:
+  if isinstance(tree, dict):
+    if tree.get(_CHUNKED_MARK) is True:
+      return _join_chunks(tree)
+    return {k: _unchunk(v) for k, v in tree.items()}
+  return tree
+
+
+def _join_chunks(node: dict) -> np.ndarray:
+  chunks, shape = node.get("chunks"), node.get("shape")
+  if not isinstance(chunks, dict) or not isinstance(shape, list | tuple):
+    raise errors.SerializationError("Malformed chunked array in msgpack data.")
+  parts = [chunks.get(str(i)) for i in range(len(chunks))]
+  if not all(isinstance(p, np.ndarray) and p.ndim == 1 for p in parts):
+    raise errors.SerializationError("Malformed chunked array in msgpack data.")
+  flat = np.concatenate(parts) if parts else np.zeros((0,), np.float32)
+  if flat.size != math.prod(shape):
+    raise errors.SerializationError(
+      f"Chunked array of shape {tuple(shape)} holds {flat.size} elements."
+    )
+  return flat.reshape(shape)
+
+
+def msgpack_restore(encoded_pytree: bytes) -> Any:
+  """Decode bytes written by :func:`msgpack_serialize` into a nested state dict.
+
+  Raises:
+    flaxen.errors.SerializationError: the bytes are not valid flaxen msgpack data.
+  """
+  if not isinstance(encoded_pytree, bytes | bytearray | memoryview):
+    raise errors.SerializationError(
+      f"msgpack_restore expects bytes, got {type(encoded_pytree).__name__}."
+    )
+  try:
+    tree = msgpack.unpackb(encoded_pytree, ext_hook=_ext_hook, raw=False, strict_map_key=False)
+  except errors.FlaxenError:
+    raise
+  except Exception as e:  # msgpack raises many types for malformed input
+    raise errors.SerializationError(
+      f"The bytes are not valid msgpack state ({type(e).__name__}: {e}). They are "
+      "truncated, corrupted, or were not written by flaxen.serialization."
+    ) from e
+  return _unchunk(tree)

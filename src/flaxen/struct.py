@@ -1,0 +1,179 @@
+"""Immutable dataclasses that are JAX pytrees.
+
+A struct dataclass is a frozen :mod:`dataclasses` class registered with
+``jax.tree_util.register_dataclass``, so flattening and unflattening run in JAX's C++
+registry. Fields are data (leaves JAX transforms trace) unless declared static with
+``field(pytree_node=False)`` or JAX's own ``metadata=dict(static=True)``; static fields
+are part of the tree structure and so of jit's cache key.
+
+>>> import jax, jax.numpy as jnp
+>>> from flaxen import struct
+>>> class Affine(struct.PyTreeNode):
+...   w: jax.Array
+...   b: jax.Array
+...   act: str = struct.field(pytree_node=False, default="relu")
+>>> a = Affine(jnp.ones(2), jnp.zeros(2))
+>>> [str(k[0]) for k, _ in jax.tree_util.tree_flatten_with_path(a)[0]]
+['.w', '.b']
+>>> a.replace(act="tanh").act
+'tanh'
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from typing import Any, TypeVar
+
+import jax
+import numpy as np
+from typing_extensions import dataclass_transform
+
+from flaxen import errors, serialization
+
+_T = TypeVar("_T")
+
+# Marks a class that this module turned into a struct dataclass (set on the class itself,
+# so a subclass that is not decorated again is not taken for one).
+_STRUCT_MARK = "_flaxen_dataclass"
+# Flax's spelling of the same marker, which some user code inspects.
+_FLAX_MARK = "_flax_dataclass"
+
+
+def field(pytree_node: bool = True, *, metadata: dict | None = None, **kwargs) -> Any:
+  """A dataclass field that says whether JAX transforms treat it as data.
+
+  Args:
+    pytree_node: ``True`` (default) makes a data field, a subtree that JAX transforms
+      trace; ``False`` makes a static field, kept in the tree structure, which must be
+      hashable.
+    metadata: extra field metadata, kept as given.
+    **kwargs: passed on to :func:`dataclasses.field` (``default``, ``default_factory``,
+      ``init``, ``repr``, ``kw_only``, ...).
+
+  Returns:
+    A :class:`dataclasses.Field` for a struct dataclass.
+  """
+  return dataclasses.field(metadata={"pytree_node": pytree_node, **(metadata or {})}, **kwargs)
+
+
+def _is_static(f: dataclasses.Field) -> bool:
+  return not f.metadata.get("pytree_node", True) or bool(f.metadata.get("static", False))
+
+
+@dataclass_transform(field_specifiers=(field,))  # type: ignore[literal-required]
+def dataclass(clz: type[_T] | None = None, **kwargs) -> Any:
+  """Turn ``clz`` into a frozen dataclass registered as a JAX pytree.
+
+  Args:
+    clz: the class to transform. When omitted, returns a decorator taking the class, so
+      ``@dataclass(kw_only=True)`` works.
+    **kwargs: passed on to :func:`dataclasses.dataclass`; ``frozen`` defaults to True.
+
+  Returns:
+    The new class, with a ``replace(**updates)`` method.
+
+  Raises:
+    flaxen.errors.UnhashableStaticFieldError: when an instance is built with an
+      unhashable value (a list, a dict, an array) in a static field.
+  """
+  if clz is None:
+    return functools.partial(dataclass, **kwargs)
+  if _STRUCT_MARK in clz.__dict__:
+    return clz
+  kwargs.setdefault("frozen", True)
+  data_clz = dataclasses.dataclass(clz, **kwargs)  # type: ignore[call-overload]
+
+  init_fields = [f for f in dataclasses.fields(data_clz) if f.init]
+  meta_fields = tuple(f.name for f in init_fields if _is_static(f))
+  data_fields = tuple(f.name for f in init_fields if not _is_static(f))
+  if meta_fields:
+    data_clz.__init__ = _checking_static_fields(data_clz.__init__, data_clz.__name__, meta_fields)
+  if kwargs["frozen"]:
+    data_clz.__setattr__ = _frozen_setattr
+    data_clz.__delattr__ = _frozen_delattr
+  data_clz.replace = _replace
+  setattr(data_clz, _STRUCT_MARK, True)
+  setattr(data_clz, _FLAX_MARK, True)
+  jax.tree_util.register_dataclass(data_clz, data_fields, meta_fields)
+  serialization.register_serialization_state(
+    data_clz,
+    functools.partial(_to_state_dict, fields=data_fields),
+    functools.partial(_from_state_dict, fields=data_fields),
+    override=True,
+  )
+  return data_clz
+
+
+def _replace(self, **updates):
+  """Return a copy of this instance with the given fields replaced."""
+  fields = {f.name for f in dataclasses.fields(self) if f.init}
+  unknown = [k for k in updates if k not in fields]
+  if unknown:
+    raise errors.UnknownFieldError(type(self).__name__, unknown, sorted(fields))
+  return dataclasses.replace(self, **updates)
+
+
+def _frozen_setattr(self, name: str, value: Any) -> None:
+  raise errors.FrozenStructError(type(self).__name__, name)
+
+
+def _frozen_delattr(self, name: str) -> None:
+  raise errors.FrozenStructError(type(self).__name__, name, action="delete")
+
+
+def _checking_static_fields(init, cls_name: str, meta_fields: tuple[str, ...]):
+  """Wrap ``init`` so that an unhashable static value fails where it is stored."""
+
+  @functools.wraps(init)
+  def __init__(self, *args, **kwargs):
+    init(self, *args, **kwargs)
+    for name in meta_fields:
+      value = getattr(self, name)
+      try:
+        hash(value)
+      except TypeError:
+        if isinstance(value, np.ndarray | jax.Array):
+          raise errors.StaticArrayFieldError(cls_name, name, value) from None
+        raise errors.UnhashableStaticFieldError(cls_name, name, value) from None
+
+  return __init__
+
+
+def _to_state_dict(x, *, fields: tuple[str, ...]) -> dict[str, Any]:
+  return {name: serialization.to_state_dict(getattr(x, name)) for name in fields}
+
+
+def _from_state_dict(x, state: dict[str, Any], *, fields: tuple[str, ...]):
+  serialization.check_keys(state, fields, type(x).__name__)
+  updates = {}
+  for name in fields:
+    with serialization.at_path(name):
+      updates[name] = serialization.from_state_dict(getattr(x, name), state[name])
+  return x.replace(**updates)
+
+
+@dataclass_transform(field_specifiers=(field,))  # type: ignore[literal-required]
+class PyTreeNode:
+  """Base class whose subclasses are struct dataclasses.
+
+  Class keyword arguments go to :func:`dataclass`, e.g.
+  ``class Config(PyTreeNode, kw_only=True)``. Subclasses may add fields.
+
+  >>> import jax
+  >>> from flaxen import struct
+  >>> class Model(struct.PyTreeNode):
+  ...   params: dict
+  ...   apply_fn: object = struct.field(pytree_node=False)
+  >>> m = Model({"w": 1.0}, apply_fn=print)
+  >>> jax.tree.leaves(m)
+  [1.0]
+  """
+
+  def __init_subclass__(cls, **kwargs):
+    super().__init_subclass__()  # lets Generic and other bases set up the class first
+    dataclass(cls, **kwargs)
+
+  def replace(self, **updates):  # replaced per class by ``dataclass``; here for type checkers
+    """Return a copy of this instance with the given fields replaced."""
+    return _replace(self, **updates)

@@ -1,0 +1,112 @@
+"""Flattening nested dicts to path-keyed dicts and back, and path-aware maps.
+
+>>> from flaxen import traverse_util
+>>> params = {"Dense_0": {"kernel": 1, "bias": 2}, "scale": 3}
+>>> flat = traverse_util.flatten_dict(params, sep="/")
+>>> flat
+{'Dense_0/kernel': 1, 'Dense_0/bias': 2, 'scale': 3}
+>>> traverse_util.unflatten_dict(flat, sep="/") == params
+True
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+__all__ = ["empty_node", "flatten_dict", "unflatten_dict", "path_aware_map"]
+
+
+class _EmptyNode:
+  """Stands for an empty dict in a flattened dict, so it survives a round trip."""
+
+  def __repr__(self) -> str:
+    return "empty_node"
+
+  def __reduce__(self):
+    return "empty_node"
+
+
+empty_node = _EmptyNode()
+
+Path = tuple[Any, ...]
+
+
+def flatten_dict(
+  xs: Mapping,
+  keep_empty_nodes: bool = False,
+  is_leaf: Callable[[Path, Any], bool] | None = None,
+  sep: str | None = None,
+) -> dict:
+  """Flatten a nested mapping into a dict keyed by paths.
+
+  Args:
+    xs: the nested mapping (dicts, FrozenDicts, any Mapping).
+    keep_empty_nodes: keep an empty sub-mapping as the value :data:`empty_node`.
+    is_leaf: ``(path, value) -> bool``; a mapping for which it is true stays a leaf.
+    sep: join path keys with this separator; by default keys are tuples.
+
+  Returns:
+    A flat dict from path (tuple, or string when ``sep`` is given) to leaf.
+  """
+  if not isinstance(xs, Mapping):
+    raise TypeError(f"flatten_dict expects a mapping, got {type(xs).__name__}.")
+  flat: dict = {}
+
+  def visit(node: Mapping, prefix: Path) -> None:
+    for key, value in node.items():
+      path = (*prefix, key)
+      if isinstance(value, Mapping) and not (is_leaf and is_leaf(path, value)):
+        if value:
+          visit(value, path)
+        elif keep_empty_nodes:
+          flat[_key(path, sep)] = empty_node
+      else:
+        flat[_key(path, sep)] = value
+
+  visit(xs, ())
+  return flat
+
+
+def _key(path: Path, sep: str | None):
+  return path if sep is None else sep.join(str(k) for k in path)
+
+
+def unflatten_dict(xs: Mapping, sep: str | None = None) -> dict:
+  """Rebuild the nested dict that :func:`flatten_dict` flattened.
+
+  Args:
+    xs: a flat mapping from path tuples (or ``sep``-joined strings) to leaves.
+    sep: the separator the string keys were joined with.
+
+  Raises:
+    ValueError: a path is both a leaf and the prefix of another path.
+  """
+  nested: dict = {}
+  for key, value in xs.items():
+    path = tuple(key.split(sep)) if sep is not None else tuple(key)
+    node = nested
+    for depth, part in enumerate(path[:-1]):
+      child = node.setdefault(part, {})
+      if not isinstance(child, dict):
+        raise ValueError(
+          f"unflatten_dict: {path[: depth + 1]} is a leaf and also the prefix of {path}."
+        )
+      node = child
+    if path[-1] in node and isinstance(node[path[-1]], dict) and value is not empty_node:
+      raise ValueError(f"unflatten_dict: {path} is a leaf and also the prefix of another path.")
+    node[path[-1]] = {} if value is empty_node else value
+  return nested
+
+
+def path_aware_map(f: Callable[[Path, Any], Any], nested_dict: Mapping) -> dict:
+  """Map ``f(path, leaf)`` over the leaves of a nested mapping, keeping its structure.
+
+  >>> path_aware_map(lambda path, x: x * 10 if path[-1] == "kernel" else x,
+  ...                {"Dense_0": {"kernel": 1, "bias": 2}})
+  {'Dense_0': {'kernel': 10, 'bias': 2}}
+  """
+  flat = flatten_dict(nested_dict, keep_empty_nodes=True)
+  return unflatten_dict(
+    {path: value if value is empty_node else f(path, value) for path, value in flat.items()}
+  )
