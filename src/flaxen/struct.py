@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import operator
 from typing import Any, TypeVar
 
 import jax
@@ -61,7 +62,7 @@ def _is_static(f: dataclasses.Field) -> bool:
   return not f.metadata.get("pytree_node", True) or bool(f.metadata.get("static", False))
 
 
-@dataclass_transform(field_specifiers=(field,))  # type: ignore[literal-required]
+@dataclass_transform(field_specifiers=(field,), frozen_default=True)  # type: ignore[literal-required]
 def dataclass(clz: type[_T] | None = None, **kwargs) -> Any:
   """Turn ``clz`` into a frozen dataclass registered as a JAX pytree.
 
@@ -123,21 +124,34 @@ def _frozen_delattr(self, name: str) -> None:
 
 
 def _checking_static_fields(init, cls_name: str, meta_fields: tuple[str, ...]):
-  """Wrap ``init`` so that an unhashable static value fails where it is stored."""
+  """Wrap ``init`` so that an unhashable static value fails where it is stored.
+
+  JAX unflattens by calling the class, so this runs on every unflatten too: the common
+  case is a single ``hash`` of all static values at once, and only a failure looks at
+  the fields one by one.
+  """
+  static_values = operator.attrgetter(*meta_fields)
 
   @functools.wraps(init)
   def __init__(self, *args, **kwargs):
     init(self, *args, **kwargs)
-    for name in meta_fields:
-      value = getattr(self, name)
-      try:
-        hash(value)
-      except TypeError:
-        if isinstance(value, np.ndarray | jax.Array):
-          raise errors.StaticArrayFieldError(cls_name, name, value) from None
-        raise errors.UnhashableStaticFieldError(cls_name, name, value) from None
+    try:
+      hash(static_values(self))
+    except TypeError:
+      _raise_unhashable(self, cls_name, meta_fields)
 
   return __init__
+
+
+def _raise_unhashable(obj: Any, cls_name: str, meta_fields: tuple[str, ...]) -> None:
+  for name in meta_fields:
+    value = getattr(obj, name)
+    try:
+      hash(value)
+    except TypeError:
+      if isinstance(value, np.ndarray | jax.Array):
+        raise errors.StaticArrayFieldError(cls_name, name, value) from None
+      raise errors.UnhashableStaticFieldError(cls_name, name, value) from None
 
 
 def _to_state_dict(x, *, fields: tuple[str, ...]) -> dict[str, Any]:
@@ -153,7 +167,7 @@ def _from_state_dict(x, state: dict[str, Any], *, fields: tuple[str, ...]):
   return x.replace(**updates)
 
 
-@dataclass_transform(field_specifiers=(field,))  # type: ignore[literal-required]
+@dataclass_transform(field_specifiers=(field,), frozen_default=True)  # type: ignore[literal-required]
 class PyTreeNode:
   """Base class whose subclasses are struct dataclasses.
 

@@ -30,8 +30,12 @@ class FrozenStructError(FlaxenError, dataclasses.FrozenInstanceError):
     )
 
 
-class UnknownFieldError(FlaxenError, TypeError):
-  """``replace`` was given a name that is not a constructor field of the class."""
+class UnknownFieldError(FlaxenError, TypeError, ValueError):
+  """``replace`` was given a name that is not a constructor field of the class.
+
+  Plain :func:`dataclasses.replace` raises ``TypeError`` for an unknown name and
+  ``ValueError`` for an ``init=False`` field; this error is both.
+  """
 
   def __init__(self, cls_name: str, unknown: Iterable[str], fields: Iterable[str]):
     super().__init__(
@@ -77,8 +81,16 @@ class StaticArrayFieldError(UnhashableStaticFieldError):
 # ------------------------------------------------------------------- serialization
 
 
-class StateMismatchError(FlaxenError, ValueError):
-  """A restored state does not have the structure of the target it is restored into."""
+class SerializationError(FlaxenError, ValueError):
+  """Bytes could not be decoded as flaxen msgpack state, or a value cannot be encoded."""
+
+
+class StateMismatchError(SerializationError):
+  """A restored state does not have the structure of the target it is restored into.
+
+  A kind of :class:`SerializationError`, so one ``except`` clause covers every way that
+  restoring bytes can fail. ``path`` is the '/'-joined path of the first mismatch.
+  """
 
   def __init__(self, path: str, expected: str, found: str):
     self.path = path
@@ -87,8 +99,3 @@ class StateMismatchError(FlaxenError, ValueError):
       f"found {found}. Fix: restore into a target built the same way as the one that was "
       "saved (same model configuration), or migrate the saved state first."
     )
-
-
-class SerializationError(FlaxenError, ValueError):
-  """Bytes could not be decoded as flaxen msgpack state, or a value cannot be encoded."""
-
