@@ -1,7 +1,116 @@
-"""Errors of flaxen.layers."""
+"""Errors of layers and of the stateless math behind them (``flaxen.ops``)."""
 
 from __future__ import annotations
 
-from flaxen.errors.base import FlaxenError, names, short_repr  # noqa: F401
+from flaxen.errors.base import FlaxenError, short_repr
 
-__all__: list[str] = []
+__all__ = [
+  "NonFloatingDtypeError", "InvalidPaddingError", "InputShapeError", "FeatureSizeError",
+  "FeatureGroupError", "NumGroupsError", "NumHeadsError", "DropoutRngError",
+  "InvalidRateError", "DecodeCacheError",
+]
+
+
+class NonFloatingDtypeError(FlaxenError, ValueError):
+  """A layer was asked to compute in an integer or boolean dtype."""
+
+  def __init__(self, dtype: object):
+    super().__init__(
+      f"Layers compute in a floating or complex dtype, but got dtype {dtype}. "
+      "Fix: pass dtype=jnp.float32 (or bfloat16, float16...), or cast integer inputs first."
+    )
+
+
+class InvalidPaddingError(FlaxenError, ValueError):
+  """A ``padding`` argument is neither a known name nor ints / pairs per spatial dim."""
+
+  def __init__(self, padding: object, num_spatial: int, reason: str):
+    super().__init__(
+      f"Invalid padding {short_repr(padding)} for {num_spatial} spatial dimension(s): "
+      f"{reason}. Fix: pass 'SAME', 'VALID', 'CIRCULAR', 'CAUSAL', one int for every "
+      f"dimension, or a sequence of {num_spatial} ints or (low, high) pairs."
+    )
+
+
+class InputShapeError(FlaxenError, ValueError):
+  """An input's shape does not fit the layer or op it is passed to."""
+
+  def __init__(self, where: str, expected: str, shape: object, fix: str):
+    super().__init__(
+      f"{where}: expected {expected}, but the input has shape {tuple(shape)}. Fix: {fix}."
+    )
+
+
+class FeatureSizeError(FlaxenError, ValueError):
+  """An input's feature size differs from the size its existing params were built for."""
+
+  def __init__(self, where: str, param: str, expected: int, found: int, shape: object):
+    super().__init__(
+      f"{where}: param {param!r} was created for {expected} input feature(s), but the input "
+      f"has {found} (input shape {tuple(shape)}). Fix: feed inputs whose contracted "
+      f"dimension(s) have size {expected}, or re-initialize the params for inputs of size "
+      f"{found}."
+    )
+
+
+class FeatureGroupError(FlaxenError, ValueError):
+  """Input or output features do not split evenly into ``feature_group_count`` groups."""
+
+  def __init__(self, where: str, what: str, features: int, groups: int):
+    super().__init__(
+      f"{where}: {what} {features} is not divisible by feature_group_count={groups}. "
+      "Fix: choose a feature_group_count that divides both the input and output features."
+    )
+
+
+class NumGroupsError(FlaxenError, ValueError):
+  """GroupNorm's ``num_groups`` / ``group_size`` do not fit the number of channels."""
+
+  def __init__(self, channels: int, num_groups: object, group_size: object, reason: str):
+    super().__init__(
+      f"GroupNorm over {channels} channel(s) with num_groups={num_groups}, "
+      f"group_size={group_size}: {reason}. Fix: set exactly one of num_groups and "
+      f"group_size (the other None), dividing {channels} evenly."
+    )
+
+
+class NumHeadsError(FlaxenError, ValueError):
+  """Attention features do not divide evenly among the heads."""
+
+  def __init__(self, where: str, features: int, num_heads: int):
+    super().__init__(
+      f"{where}: qkv_features={features} is not divisible by num_heads={num_heads}. "
+      "Fix: choose qkv_features as a multiple of num_heads."
+    )
+
+
+class DropoutRngError(FlaxenError, ValueError):
+  """Dropout is active (``deterministic=False``, rate > 0) but no random key was given."""
+
+  def __init__(self, where: str, collection: str = "dropout"):
+    super().__init__(
+      f"{where}: dropout is active (deterministic=False and rate > 0) but no random key "
+      f"was provided. Fix: pass rngs={{{collection!r}: key}} to apply (Linen), a "
+      "dropout_rng (ops), or set deterministic=True for evaluation."
+    )
+
+
+class InvalidRateError(FlaxenError, ValueError):
+  """A dropout rate outside ``[0, 1]``."""
+
+  def __init__(self, where: str, rate: object):
+    super().__init__(
+      f"{where}: dropout rate must lie in [0, 1], got {short_repr(rate)}. "
+      "Fix: pass the probability of dropping an element, e.g. rate=0.1."
+    )
+
+
+class DecodeCacheError(FlaxenError, ValueError):
+  """An autoregressive decode step does not fit the attention cache."""
+
+  def __init__(self, where: str, expected: object, found: object):
+    super().__init__(
+      f"{where}: decode=True expects one token per step with query shape {expected}, "
+      f"but got {found}. Fix: initialize the cache with an input of shape "
+      "(batch..., max_length, features), then call with one position at a time."
+    )

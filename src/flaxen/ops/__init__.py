@@ -1,0 +1,9 @@
+"""Stateless math of layers, shared by Linen and NNX.
+
+Plain functions of arrays, one concept per module; the layers of both APIs are thin
+shells that create params and call these.
+"""
+
+from flaxen.ops import conv, dtypes, linear
+
+__all__ = ["conv", "dtypes", "linear"]

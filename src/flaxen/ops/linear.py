@@ -1,0 +1,166 @@
+"""Linear maps: ``dense``, ``dense_general`` and ``einsum`` over given params.
+
+Each op promotes inputs and params to one dtype (see :mod:`flaxen.ops.dtypes`), contracts
+them with a pluggable ``dot_general`` (or ``einsum``) at the given ``precision``, and adds
+the bias broadcast over the non-feature dimensions.
+
+>>> import jax.numpy as jnp
+>>> dense(jnp.ones((2, 3)), jnp.ones((3, 4)), jnp.zeros(4)).shape
+(2, 4)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+from flaxen.errors.layers import FeatureSizeError, InputShapeError
+from flaxen.ops.dtypes import promote_dtype
+from flaxen.typing import Array, DotGeneralT, Dtype, EinsumT, PrecisionLike
+
+__all__ = ["canonicalize_axes", "dense", "dense_general", "einsum", "einsum_bias_shape"]
+
+
+def canonicalize_axes(ndim: int, axes: int | Sequence[int]) -> tuple[int, ...]:
+  """Non-negative axes for an array of rank ``ndim`` (an int means a 1-tuple).
+
+  >>> canonicalize_axes(3, (-1, 0))
+  (2, 0)
+  """
+  axes = (axes,) if isinstance(axes, int | np.integer) else tuple(axes)
+  return tuple(int(a) % ndim if ndim else int(a) for a in axes)
+
+
+def dense(
+  inputs: Array,
+  kernel: Array,
+  bias: Array | None = None,
+  *,
+  dtype: Dtype | None = None,
+  precision: PrecisionLike = None,
+  dot_general: DotGeneralT = lax.dot_general,
+  where: str = "Dense",
+) -> Array:
+  """``inputs @ kernel + bias`` over the last axis of ``inputs``.
+
+  Args:
+    inputs: array of shape ``(..., in_features)``.
+    kernel: array of shape ``(in_features, features)``.
+    bias: ``None`` or array of shape ``(features,)``.
+    dtype: computation dtype; ``None`` means the result type of the arguments.
+    precision: ``lax`` precision of the contraction.
+    dot_general: the contraction function, with ``lax.dot_general``'s signature.
+    where: the layer named in error messages.
+
+  Raises:
+    FeatureSizeError: ``inputs.shape[-1]`` differs from ``kernel.shape[0]``.
+  """
+  inputs = jnp.asarray(inputs)
+  if inputs.ndim == 0 or inputs.shape[-1] != kernel.shape[0]:
+    found = inputs.shape[-1] if inputs.ndim else 0
+    raise FeatureSizeError(where, "kernel", kernel.shape[0], found, inputs.shape)
+  inputs, kernel, bias = promote_dtype(inputs, kernel, bias, dtype=dtype)
+  y = dot_general(inputs, kernel, (((inputs.ndim - 1,), (0,)), ((), ())), precision=precision)
+  if bias is not None:
+    y += jnp.reshape(bias, (1,) * (y.ndim - 1) + (-1,))
+  return y
+
+
+def dense_general(
+  inputs: Array,
+  kernel: Array,
+  bias: Array | None = None,
+  *,
+  axis: int | Sequence[int] = -1,
+  batch_dims: Sequence[int] = (),
+  dtype: Dtype | None = None,
+  precision: PrecisionLike = None,
+  dot_general: DotGeneralT = lax.dot_general,
+  where: str = "DenseGeneral",
+) -> Array:
+  """Contracts ``inputs`` over ``axis`` with a kernel, batched over ``batch_dims``.
+
+  The kernel has shape ``batch_shape + contracted_shape + features`` and the bias
+  ``batch_shape + features``; the output has the batch dims first, then the inputs' free
+  dims, then ``features``. ``batch_dims`` must be leading dims ``0..n-1``.
+
+  Raises:
+    InputShapeError: ``batch_dims`` are not leading dims, or overlap ``axis``.
+    FeatureSizeError: a contracted dim differs from the kernel's.
+
+  >>> dense_general(jnp.ones((2, 3, 4)), jnp.ones((3, 4, 5)), axis=(1, 2)).shape
+  (2, 5)
+  """
+  inputs = jnp.asarray(inputs)
+  axis = canonicalize_axes(inputs.ndim, axis)
+  batch_dims = canonicalize_axes(inputs.ndim, batch_dims)
+  if set(batch_dims) != set(range(len(batch_dims))) or set(batch_dims) & set(axis):
+    raise InputShapeError(
+      where, f"batch_dims {batch_dims} to be leading dims 0..n-1, disjoint from axis {axis}",
+      inputs.shape, "move batch axes to the front and keep them out of `axis`",
+    )
+  n_batch = len(batch_dims)
+  for i, ax in enumerate(axis):
+    if inputs.shape[ax] != kernel.shape[n_batch + i]:
+      raise FeatureSizeError(
+        f"{where} (axis {ax})", "kernel", kernel.shape[n_batch + i], inputs.shape[ax], inputs.shape
+      )
+  inputs, kernel, bias = promote_dtype(inputs, kernel, bias, dtype=dtype)
+  contract = tuple(range(n_batch, n_batch + len(axis)))
+  dims = ((axis, contract), (batch_dims, tuple(range(n_batch))))
+  y = dot_general(inputs, kernel, dims, precision=precision)
+  if bias is not None:
+    free = inputs.ndim - n_batch - len(axis)
+    features = bias.shape[n_batch:]
+    y += jnp.reshape(bias, bias.shape[:n_batch] + (1,) * free + features)
+  return y
+
+
+def _split_einsum(subscripts: str) -> tuple[str, str, str]:
+  subscripts = subscripts.replace(" ", "")
+  if "->" not in subscripts or subscripts.count(",") != 1 or "." in subscripts:
+    raise InputShapeError(
+      "Einsum", "an explicit two-operand subscript string 'lhs,rhs->out' without '...'",
+      (), f"write the subscripts out in full, got {subscripts!r}",
+    )
+  operands, out = subscripts.split("->")
+  lhs, rhs = operands.split(",")
+  return lhs, rhs, out
+
+
+def einsum_bias_shape(subscripts: str, kernel_shape: Sequence[int]) -> tuple[int, ...]:
+  """The bias shape of an einsum layer: the kernel's dims that appear in the output.
+
+  >>> einsum_bias_shape('abc,cde->abde', (3, 4, 5))
+  (4, 5)
+  """
+  _, rhs, out = _split_einsum(subscripts)
+  return tuple(kernel_shape[rhs.index(c)] for c in out if c in rhs)
+
+
+def einsum(
+  subscripts: str,
+  inputs: Array,
+  kernel: Array,
+  bias: Array | None = None,
+  *,
+  dtype: Dtype | None = None,
+  precision: PrecisionLike = None,
+  einsum_fn: EinsumT = jnp.einsum,
+) -> Array:
+  """``einsum(subscripts, inputs, kernel) + bias``, the bias broadcast in output order.
+
+  The bias has the shape :func:`einsum_bias_shape` gives.
+
+  >>> einsum('bi,io->bo', jnp.ones((2, 3)), jnp.ones((3, 4)), jnp.ones(4)).tolist()[0]
+  [4.0, 4.0, 4.0, 4.0]
+  """
+  _, rhs, out = _split_einsum(subscripts)
+  inputs, kernel, bias = promote_dtype(inputs, kernel, bias, dtype=dtype)
+  y = einsum_fn(subscripts, inputs, kernel, precision=precision)
+  if bias is not None:
+    y += jnp.reshape(bias, tuple(kernel.shape[rhs.index(c)] if c in rhs else 1 for c in out))
+  return y

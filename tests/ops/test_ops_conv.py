@@ -1,0 +1,135 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax import lax
+
+from flaxen import errors
+from flaxen.ops.conv import canonicalize_padding, conv, conv_transpose
+
+K = jax.random.split(jax.random.key(1), 4)
+
+
+def ref_conv1d(x, w, stride=1, pad=(0, 0), dilation=1):
+  """Loop reference for a batched 1-d cross-correlation, channels last."""
+  x = jnp.pad(x, [(0, 0), pad, (0, 0)])
+  span = (w.shape[0] - 1) * dilation + 1
+  outs = []
+  for start in range(0, x.shape[1] - span + 1, stride):
+    window = x[:, start:start + span:dilation]  # (B, K, C)
+    outs.append(jnp.einsum("bkc,kco->bo", window, w))
+  return jnp.stack(outs, axis=1)
+
+
+def test_canonicalize_padding():
+  assert canonicalize_padding("same", 2) == "SAME"
+  assert canonicalize_padding(2, 2) == ((2, 2), (2, 2))
+  assert canonicalize_padding([1, (0, 2)], 2) == ((1, 1), (0, 2))
+  for bad in ("NOPE", [1, 2, 3], [(1, 2, 3), 1]):
+    with pytest.raises(errors.InvalidPaddingError):
+      canonicalize_padding(bad, 2)
+
+
+@pytest.mark.parametrize("stride,dilation,padding,pad", [
+  (1, 1, "VALID", (0, 0)), (2, 1, 1, (1, 1)), (1, 2, "SAME", (2, 2)), (1, 1, "CAUSAL", (2, 0)),
+  (1, 1, [(2, 1)], (2, 1)),
+])
+def test_conv1d_against_loop(stride, dilation, padding, pad):
+  x = jax.random.normal(K[0], (2, 7, 3))
+  w = jax.random.normal(K[1], (3, 3, 4))
+  b = jax.random.normal(K[2], (4,))
+  y = conv(x, w, b, strides=stride, padding=padding, kernel_dilation=dilation)
+  ref = ref_conv1d(x, w, stride, pad, dilation) + b
+  np.testing.assert_allclose(y, ref, rtol=1e-4, atol=1e-4)
+
+
+def test_circular_padding_wraps():
+  x = jax.random.normal(K[0], (1, 6, 2))
+  w = jax.random.normal(K[1], (3, 2, 2))
+  wrapped = jnp.concatenate([x[:, -1:], x, x[:, :1]], axis=1)
+  np.testing.assert_allclose(conv(x, w, padding="CIRCULAR"), ref_conv1d(wrapped, w),
+                             rtol=1e-4, atol=1e-4)
+
+
+def test_conv2d_groups_unbatched_and_extra_batch_dims():
+  x = jax.random.normal(K[0], (2, 3, 5, 5, 4))
+  w = jax.random.normal(K[1], (3, 3, 2, 6))
+  y = conv(x, w, feature_group_count=2, strides=(2, 1), padding="SAME")
+  dn = ("NHWC", "HWIO", "NHWC")
+  ref = lax.conv_general_dilated(x.reshape(6, 5, 5, 4), w, (2, 1), ((1, 1), (1, 1)),
+                                 dimension_numbers=dn, feature_group_count=2)
+  np.testing.assert_allclose(y, ref.reshape(2, 3, 3, 5, 6), rtol=1e-4, atol=1e-4)
+  np.testing.assert_allclose(conv(x[0, 0], w, feature_group_count=2, strides=(2, 1)),
+                             ref[0], rtol=1e-4, atol=1e-4)
+
+
+def test_conv3d_input_dilation():
+  x = jax.random.normal(K[0], (1, 3, 3, 3, 1))
+  w = jax.random.normal(K[1], (2, 2, 2, 1, 1))
+  y = conv(x, w, padding="VALID", input_dilation=2)
+  dn = ("NDHWC", "DHWIO", "NDHWC")
+  ref = lax.conv_general_dilated(x, w, (1, 1, 1), ((0, 0),) * 3, lhs_dilation=(2, 2, 2),
+                                 dimension_numbers=dn)
+  np.testing.assert_allclose(y, ref, rtol=1e-4, atol=1e-4)
+  same = conv(x, w, padding="SAME", input_dilation=2)
+  ref = lax.conv_general_dilated(x, w, (1, 1, 1), ((0, 1),) * 3, lhs_dilation=(2, 2, 2),
+                                 dimension_numbers=dn)
+  np.testing.assert_allclose(same, ref, rtol=1e-4, atol=1e-4)
+
+
+def test_conv_errors():
+  with pytest.raises(errors.FeatureSizeError, match="3 input.*has 4"):
+    conv(jnp.ones((1, 5, 4)), jnp.ones((3, 3, 2)))
+  with pytest.raises(errors.FeatureGroupError):
+    conv(jnp.ones((1, 5, 3)), jnp.ones((3, 1, 2)), feature_group_count=2)
+  with pytest.raises(errors.InputShapeError):
+    conv(jnp.ones((5,)), jnp.ones((3, 3, 1, 2)))
+  with pytest.raises(errors.InvalidPaddingError):
+    conv(jnp.ones((1, 5, 5, 1)), jnp.ones((3, 3, 1, 1)), padding="CAUSAL")
+
+
+def ref_conv_transpose1d(x, w, stride, transpose_kernel):
+  """Scatter reference: every input position adds a kernel-shaped patch to the output."""
+  size = (x.shape[1] - 1) * stride + w.shape[0]
+  y = jnp.zeros((x.shape[0], size, w.shape[1] if transpose_kernel else w.shape[2]))
+  for i in range(x.shape[1]):
+    for k in range(w.shape[0]):
+      if transpose_kernel:
+        y = y.at[:, i * stride + k].add(x[:, i] @ w[k].T)
+      else:
+        y = y.at[:, i * stride + w.shape[0] - 1 - k].add(x[:, i] @ w[k])
+  return y
+
+
+@pytest.mark.parametrize("transpose_kernel", [False, True])
+@pytest.mark.parametrize("stride", [1, 2])
+def test_conv_transpose_valid_against_scatter(stride, transpose_kernel):
+  x = jax.random.normal(K[0], (2, 4, 3))
+  w = jax.random.normal(K[1], (3, 3, 3))
+  b = jax.random.normal(K[2], (3,))
+  y = conv_transpose(x, w, b, strides=stride, padding="VALID", transpose_kernel=transpose_kernel)
+  ref = ref_conv_transpose1d(x, w, stride, transpose_kernel) + b
+  np.testing.assert_allclose(y, ref, rtol=1e-4, atol=1e-4)
+
+
+def test_circular_conv_transpose_is_adjoint_of_circular_conv():
+  stride = 1
+  # <conv(x), y> == <x, conv_transpose(y)> with the same kernel and transpose_kernel=True.
+  x = jax.random.normal(K[0], (1, 8, 2))
+  w = jax.random.normal(K[1], (3, 2, 3))
+  y = jax.random.normal(K[2], (1, 8 // stride, 3))
+  lhs = jnp.vdot(conv(x, w, strides=stride, padding="CIRCULAR"), y)
+  rhs = jnp.vdot(x, conv_transpose(y, w, strides=stride, padding="CIRCULAR",
+                                   transpose_kernel=True))
+  np.testing.assert_allclose(lhs, rhs, rtol=1e-4)
+  assert conv_transpose(y, w, strides=stride, padding="CIRCULAR", transpose_kernel=True).shape \
+    == x.shape
+
+
+def test_conv_transpose_circular_folds_full_output():
+  x = jax.random.normal(K[0], (1, 4, 1))
+  w = jax.random.normal(K[1], (3, 1, 1))
+  full = conv_transpose(x, w, padding="VALID")[0, :, 0]  # length 6, period 4
+  y = conv_transpose(x, w, padding="CIRCULAR")[0, :, 0]
+  assert y.shape == (4,)
+  np.testing.assert_allclose(jnp.sum(y), jnp.sum(full), rtol=1e-5)
