@@ -91,6 +91,13 @@ def _default(obj: Any) -> Any:
     return msgpack.ExtType(_Ext.npscalar, payload)
   if isinstance(obj, complex):
     return msgpack.ExtType(_Ext.native_complex, msgpack.packb((obj.real, obj.imag)))
+  # strict_types sends subclasses of msgpack's own types here (so that NumPy scalars that
+  # subclass float keep their dtype); the rest are stored as their plain base type.
+  if isinstance(obj, tuple):
+    return list(obj)
+  for base in (dict, bool, int, float, str, bytes):
+    if isinstance(obj, base):
+      return base(obj)
   raise errors.SerializationError(
     f"Cannot serialize a value of type {type(obj).__name__}: state dicts hold dicts with "
     "string keys, lists, arrays, scalars, strings, bytes and None. Fix: register the type "
@@ -102,7 +109,7 @@ def _chunk_large_arrays(tree: Any) -> Any:
   if isinstance(tree, dict):
     return {k: _chunk_large_arrays(v) for k, v in tree.items()}
   if isinstance(tree, list | tuple):
-    return type(tree)(_chunk_large_arrays(v) for v in tree)
+    return [_chunk_large_arrays(v) for v in tree]
   if isinstance(tree, np.ndarray | jax.Array) and tree.nbytes > _MAX_CHUNK_BYTES:
     flat = _as_numpy(tree).reshape(-1)
     per_chunk = max(1, _MAX_CHUNK_BYTES // max(1, flat.dtype.itemsize))
@@ -123,7 +130,7 @@ def msgpack_serialize(pytree: Any, in_place: bool = False) -> bytes:
   """
   del in_place
   try:
-    return msgpack.packb(_chunk_large_arrays(pytree), default=_default, strict_types=False)
+    return msgpack.packb(_chunk_large_arrays(pytree), default=_default, strict_types=True)
   except (TypeError, ValueError, OverflowError) as e:
     if isinstance(e, errors.FlaxenError):
       raise
@@ -137,16 +144,20 @@ def _unpack(data: bytes) -> Any:
   return msgpack.unpackb(data, raw=False)
 
 
-def _ndarray_from(data: bytes) -> np.ndarray:
-  shape, dtype_name, buffer = _unpack(data)
-  dtype = _dtype_from_name(dtype_name)
+def _checked_shape(shape: Any) -> tuple[int, ...]:
   if not isinstance(shape, list | tuple) or not all(
-    isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape
+    type(d) is int and d >= 0 for d in shape
   ):
     raise errors.SerializationError(f"Invalid array shape {shape!r} in msgpack data.")
+  return tuple(shape)
+
+
+def _ndarray_from(data: bytes) -> np.ndarray:
+  shape, dtype_name, buffer = _unpack(data)
+  dtype, shape = _dtype_from_name(dtype_name), _checked_shape(shape)
   if not isinstance(buffer, bytes) or len(buffer) != math.prod(shape) * dtype.itemsize:
     raise errors.SerializationError(
-      f"Array data of shape {tuple(shape)} and dtype {dtype.name} should hold "
+      f"Array data of shape {shape} and dtype {dtype.name} should hold "
       f"{math.prod(shape) * dtype.itemsize} bytes, found "
       f"{len(buffer) if isinstance(buffer, bytes) else type(buffer).__name__}."
     )
@@ -178,20 +189,20 @@ def _unchunk(tree: Any) -> Any:
     if tree.get(_CHUNKED_MARK) is True:
       return _join_chunks(tree)
     return {k: _unchunk(v) for k, v in tree.items()}
+  if isinstance(tree, list):
+    return [_unchunk(v) for v in tree]
   return tree
 
 
 def _join_chunks(node: dict) -> np.ndarray:
-  chunks, shape = node.get("chunks"), node.get("shape")
-  if not isinstance(chunks, dict) or not isinstance(shape, list | tuple):
+  chunks, shape = node.get("chunks"), _checked_shape(node.get("shape"))
+  parts = [chunks.get(str(i)) for i in range(len(chunks))] if isinstance(chunks, dict) else None
+  if not parts or not all(isinstance(p, np.ndarray) and p.ndim == 1 for p in parts):
     raise errors.SerializationError("Malformed chunked array in msgpack data.")
-  parts = [chunks.get(str(i)) for i in range(len(chunks))]
-  if not all(isinstance(p, np.ndarray) and p.ndim == 1 for p in parts):
-    raise errors.SerializationError("Malformed chunked array in msgpack data.")
-  flat = np.concatenate(parts) if parts else np.zeros((0,), np.float32)
+  flat = np.concatenate(parts)
   if flat.size != math.prod(shape):
     raise errors.SerializationError(
-      f"Chunked array of shape {tuple(shape)} holds {flat.size} elements."
+      f"Chunked array of shape {shape} holds {flat.size} elements."
     )
   return flat.reshape(shape)
 
@@ -208,11 +219,11 @@ def msgpack_restore(encoded_pytree: bytes) -> Any:
     )
   try:
     tree = msgpack.unpackb(encoded_pytree, ext_hook=_ext_hook, raw=False, strict_map_key=False)
+    return _unchunk(tree)
   except errors.FlaxenError:
     raise
-  except Exception as e:  # msgpack raises many types for malformed input
+  except Exception as e:  # msgpack raises many types for malformed input; nesting can be deep
     raise errors.SerializationError(
       f"The bytes are not valid msgpack state ({type(e).__name__}: {e}). They are "
       "truncated, corrupted, or were not written by flaxen.serialization."
     ) from e
-  return _unchunk(tree)

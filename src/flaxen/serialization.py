@@ -105,14 +105,18 @@ def from_state_dict(target: Any, state: Any, name: str = ".") -> Any:
   Raises:
     flaxen.errors.StateMismatchError: at the first path where ``state`` does not fit.
   """
+  if name == ".":
+    return _restore(target, state)
+  with at_path(name):
+    return _restore(target, state)
+
+
+def _restore(target: Any, state: Any) -> Any:
   handler = _handler(target)
   if handler is None:
     _check_leaf(target, state)
     return state
-  if name == ".":
-    return handler[1](target, state)
-  with at_path(name):
-    return handler[1](target, state)
+  return handler[1](target, state)
 
 
 def _describe(x: Any) -> str:
@@ -170,7 +174,12 @@ def _seq_to_state(xs) -> dict:
 
 
 def _seq_from_state(xs, state: Any):
-  check_keys(state, [str(i) for i in range(len(xs))], type(xs).__name__)
+  kind = type(xs).__name__
+  if isinstance(state, dict) and len(state) != len(xs):
+    raise errors.StateMismatchError(
+      current_path(), f"a {kind} of length {len(xs)}", f"{len(state)} entries"
+    )
+  check_keys(state, [str(i) for i in range(len(xs))], kind)
   return type(xs)(from_state_dict(v, state[str(i)], name=str(i)) for i, v in enumerate(xs))
 
 

@@ -160,10 +160,10 @@ def _to_state_dict(x, *, fields: tuple[str, ...]) -> dict[str, Any]:
 
 def _from_state_dict(x, state: dict[str, Any], *, fields: tuple[str, ...]):
   serialization.check_keys(state, fields, type(x).__name__)
-  updates = {}
-  for name in fields:
-    with serialization.at_path(name):
-      updates[name] = serialization.from_state_dict(getattr(x, name), state[name])
+  updates = {
+    name: serialization.from_state_dict(getattr(x, name), state[name], name=name)
+    for name in fields
+  }
   return x.replace(**updates)
 
 

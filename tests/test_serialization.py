@@ -1,0 +1,234 @@
+"""flaxen.serialization: state dicts, restore into targets, msgpack bytes, mismatch errors."""
+
+from collections import namedtuple
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import ml_dtypes
+import numpy as np
+import pytest
+
+from flaxen import errors, serialization, struct
+
+Pair = namedtuple("Pair", ["first", "second"])
+
+
+class Layer(struct.PyTreeNode):
+  w: Any
+  b: Any
+  act: str = struct.field(pytree_node=False, default="relu")
+
+
+class Net(struct.PyTreeNode):
+  layers: list
+  head: Any = None
+
+
+def make_net(scale=1.0, n=2):
+  return Net(
+    [Layer(jnp.full((2, 3), scale), jnp.zeros(3)) for _ in range(n)],
+    head={"out": np.arange(4, dtype=np.int32), "pair": Pair(1.5, np.float32(2))},
+  )
+
+
+JAX_DTYPES = [
+  np.bool_, np.int8, np.int16, np.int32, np.uint8, np.uint16, np.uint32, np.float16,
+  np.float32, np.complex64, jnp.bfloat16, jnp.float8_e4m3fn, jnp.float8_e5m2,
+  jnp.float8_e4m3b11fnuz, jnp.float8_e4m3fnuz, jnp.float8_e5m2fnuz, jnp.int4, jnp.uint4,
+]
+JAX_DTYPES += [
+  getattr(jnp, n) for n in ("float8_e3m4", "float8_e4m3", "float8_e8m0fnu", "float4_e2m1fn",
+                            "int2", "uint2") if hasattr(jnp, n)
+]
+NUMPY_ONLY_DTYPES = [np.int64, np.uint64, np.float64, np.complex128] + [
+  getattr(ml_dtypes, n) for n in ("float6_e2m3fn", "float6_e3m2fn") if hasattr(ml_dtypes, n)
+]
+
+
+def assert_same(a, b):
+  la, ta = jax.tree.flatten(a)
+  lb, tb = jax.tree.flatten(b)
+  assert ta == tb
+  for x, y in zip(la, lb, strict=True):
+    arrays = (np.ndarray, jax.Array)  # a restored JAX array comes back as a NumPy array
+    assert type(x) is type(y) or (isinstance(x, arrays) and isinstance(y, arrays))
+    if hasattr(x, "dtype"):
+      assert np.dtype(x.dtype) == np.dtype(y.dtype) and np.shape(x) == np.shape(y)
+      assert np.asarray(x).tobytes() == np.asarray(y).tobytes()
+    else:
+      assert x == y
+
+
+# -------------------------------------------------------------------- state dicts
+
+
+def test_state_dict_of_struct_keeps_data_fields_only():
+  state = serialization.to_state_dict(Layer(np.ones(2), np.zeros(2), act="tanh"))
+  assert set(state) == {"w", "b"}
+  assert serialization.to_state_dict(Net([1, 2])) == {"layers": {"0": 1, "1": 2}, "head": None}
+
+
+def test_state_dict_of_containers():
+  state = serialization.to_state_dict({"a": [1, (2, 3)], "p": Pair(4, None), 5: "x"})
+  assert state == {"a": {"0": 1, "1": {"0": 2, "1": 3}}, "p": {"first": 4, "second": None},
+                   "5": "x"}
+
+
+def test_from_state_dict_restores_types_and_static_fields():
+  target = make_net()
+  restored = serialization.from_state_dict(target, serialization.to_state_dict(make_net(3.0)))
+  assert isinstance(restored.layers, list) and isinstance(restored.head["pair"], Pair)
+  assert restored.layers[1].act == "relu"
+  np.testing.assert_array_equal(restored.layers[0].w, np.full((2, 3), 3.0))
+
+
+def test_tuple_and_namedtuple_keep_their_type():
+  target = {"t": (1, 2), "p": Pair(1, 2)}
+  out = serialization.from_state_dict(target, {"t": {"0": 5, "1": 6}, "p": {"first": 7,
+                                                                             "second": 8}})
+  assert out == {"t": (5, 6), "p": Pair(7, 8)} and type(out["p"]) is Pair
+
+
+def test_register_serialization_state_custom_type():
+  class Counter:
+    def __init__(self, n):
+      self.n = n
+
+  serialization.register_serialization_state(
+    Counter, lambda c: {"n": c.n}, lambda c, s: Counter(serialization.from_state_dict(c.n, s["n"]))
+  )
+  data = serialization.to_bytes({"c": Counter(np.int32(7))})
+  out = serialization.from_bytes({"c": Counter(np.int32(0))}, data)
+  assert isinstance(out["c"], Counter) and out["c"].n == 7 and out["c"].n.dtype == np.int32
+  with pytest.raises(ValueError, match="Counter is already registered"):
+    serialization.register_serialization_state(Counter, lambda c: {}, lambda c, s: c)
+  serialization.register_serialization_state(Counter, lambda c: {}, lambda c, s: c, override=True)
+  assert serialization.to_state_dict(Counter(1)) == {}
+
+
+# ------------------------------------------------------------------------- bytes
+
+
+def test_bytes_round_trip_of_nested_structure():
+  out = serialization.from_bytes(make_net(), serialization.to_bytes(make_net(2.0)))
+  expected = make_net(2.0)
+  assert_same(out, expected)
+  assert out.head["pair"].first == 1.5 and type(out.head["pair"].second) is np.float32
+
+
+@pytest.mark.parametrize("dtype", JAX_DTYPES, ids=lambda d: np.dtype(d).name)
+def test_jax_arrays_of_every_dtype_round_trip(dtype):
+  x = jnp.arange(6).reshape(2, 3).astype(dtype)
+  target = {"x": jnp.zeros((2, 3), dtype), "s": jnp.zeros((), dtype)}
+  out = serialization.from_bytes(target, serialization.to_bytes({"x": x, "s": x[1, 1]}))
+  assert out["x"].dtype == np.dtype(dtype) and out["x"].shape == (2, 3)
+  np.testing.assert_array_equal(out["x"].view(np.uint8), np.asarray(x).view(np.uint8))
+  assert out["s"].shape == () and out["s"].dtype == np.dtype(dtype)
+
+
+@pytest.mark.parametrize("dtype", JAX_DTYPES + NUMPY_ONLY_DTYPES, ids=lambda d: np.dtype(d).name)
+def test_numpy_arrays_and_scalars_of_every_dtype_round_trip(dtype):
+  x = np.arange(5).astype(dtype)
+  value = {"array": x, "scalar": x[3], "empty": np.zeros((0, 2), dtype)}
+  out = serialization.msgpack_restore(serialization.msgpack_serialize(value))
+  assert_same(out, value)
+  assert type(out["scalar"]) is type(x[3])
+
+
+def test_python_scalars_round_trip():
+  value = {"i": 3, "f": 2.5, "c": 1 + 2j, "b": True, "n": None, "s": "text", "big": -(2**63)}
+  out = serialization.from_bytes(value, serialization.to_bytes(value))
+  assert out == value
+  assert [type(out[k]) for k in "ifcb"] == [int, float, complex, bool]
+
+
+def test_numpy_float64_scalar_keeps_its_dtype():
+  out = serialization.msgpack_restore(serialization.msgpack_serialize({"x": np.float64(0.1)}))
+  assert type(out["x"]) is np.float64 and out["x"] == 0.1
+
+
+# --------------------------------------------------------------------- mismatches
+
+
+def restore_error(target, saved) -> errors.StateMismatchError:
+  with pytest.raises(errors.StateMismatchError) as info:
+    serialization.from_bytes(target, serialization.to_bytes(saved))
+  assert isinstance(info.value, errors.SerializationError) and isinstance(info.value, ValueError)
+  return info.value
+
+
+def test_shape_mismatch_names_path_and_shapes():
+  saved = make_net()
+  target = saved.replace(layers=[saved.layers[0], saved.layers[1].replace(w=jnp.ones((3, 3)))])
+  e = restore_error(target, saved)
+  assert e.path == "layers/1/w"
+  assert "shape (3, 3)" in str(e) and "shape (2, 3)" in str(e)
+
+
+def test_dtype_mismatch_names_path_and_dtypes():
+  e = restore_error({"a": {"w": np.zeros(2, np.float32)}}, {"a": {"w": np.zeros(2, np.int8)}})
+  assert e.path == "a/w" and "dtype float32" in str(e) and "dtype int8" in str(e)
+
+
+def test_missing_key_names_path():
+  e = restore_error({"a": 1, "b": {"c": 2, "d": 3}}, {"a": 1, "b": {"c": 2}})
+  assert e.path == "b/d" and "'d'" in str(e) and "found nothing" in str(e)
+
+
+def test_extra_key_names_path():
+  e = restore_error({"a": 1}, {"a": 1, "zz": np.ones(2)})
+  assert e.path == "zz" and "no entry" in str(e) and "shape (2,)" in str(e)
+
+
+def test_missing_struct_field_names_class():
+  e = restore_error(Layer(np.ones(1), np.ones(1)), {"w": np.ones(1)})
+  assert e.path == "b" and "Layer" in str(e)
+
+
+def test_list_length_mismatch():
+  e = restore_error(make_net(n=2), make_net(n=3))
+  assert e.path == "layers" and "list of length 2" in str(e) and "3 entries" in str(e)
+
+
+def test_leaf_where_subtree_expected_and_back():
+  e = restore_error({"a": {"b": 1}}, {"a": 5})
+  assert e.path == "a" and "a dict for dict" in str(e)
+  e = restore_error({"a": np.zeros(2)}, {"a": {"b": 1}})
+  assert e.path == "a" and "shape (2,)" in str(e) and "dict with keys ['b']" in str(e)
+  e = restore_error({"a": np.zeros(2)}, {"a": 1})
+  assert "found int" in str(e)
+
+
+def test_current_path_inside_a_custom_restore():
+  seen = []
+
+  class Probe:
+    pass
+
+  serialization.register_serialization_state(
+    Probe, lambda p: 0, lambda p, s: seen.append(serialization.current_path()) or p
+  )
+  serialization.from_state_dict({"x": [Probe()]}, {"x": {"0": 0}})
+  assert seen == ["x/0"]
+  assert serialization.current_path() == ""  # popped after the restore
+
+
+def test_path_is_reset_after_an_error():
+  with pytest.raises(errors.StateMismatchError):
+    serialization.from_state_dict({"a": {"b": np.zeros(1)}}, {"a": {"b": np.zeros(2)}})
+  assert serialization.current_path() == ""
+
+
+def test_none_target_accepts_whatever_was_saved():
+  assert serialization.from_state_dict(None, {"a": 1}) == {"a": 1}
+
+
+def test_to_bytes_rejects_unregistered_objects():
+  with pytest.raises(errors.SerializationError, match="type object"):
+    serialization.to_bytes({"x": object()})
+
+
+def test_from_bytes_on_garbage_raises_serialization_error():
+  with pytest.raises(errors.SerializationError):
+    serialization.from_bytes({"a": 1}, b"\xc1\x00")
