@@ -43,7 +43,8 @@ def flatten_dict(
   Args:
     xs: the nested mapping (dicts, FrozenDicts, any Mapping).
     keep_empty_nodes: keep an empty sub-mapping as the value :data:`empty_node`.
-    is_leaf: ``(path, value) -> bool``; a mapping for which it is true stays a leaf.
+    is_leaf: ``(path, value) -> bool``, called for every mapping (the root too, with the
+      path ``()``); a mapping for which it is true stays a leaf.
     sep: join path keys with this separator; by default keys are tuples.
 
   Returns:
@@ -51,6 +52,8 @@ def flatten_dict(
   """
   if not isinstance(xs, Mapping):
     raise TypeError(f"flatten_dict expects a mapping, got {type(xs).__name__}.")
+  if is_leaf and is_leaf((), xs):
+    return {_key((), sep): xs}
   flat: dict = {}
 
   def visit(node: Mapping, prefix: Path) -> None:
@@ -79,12 +82,20 @@ def unflatten_dict(xs: Mapping, sep: str | None = None) -> dict:
     xs: a flat mapping from path tuples (or ``sep``-joined strings) to leaves.
     sep: the separator the string keys were joined with.
 
+  Returns:
+    The nested dict; a value :data:`empty_node` becomes an empty dict.
+
   Raises:
+    TypeError: a key is not a tuple and ``sep`` is not given.
     ValueError: a path is both a leaf and the prefix of another path.
   """
   nested: dict = {}
   for key, value in xs.items():
-    path = tuple(key.split(sep)) if sep is not None else tuple(key)
+    if sep is None and not isinstance(key, tuple):
+      raise TypeError(
+        f"unflatten_dict: key {key!r} is not a tuple path. Fix: pass sep= for string keys."
+      )
+    path = tuple(key.split(sep)) if sep is not None else key
     node = nested
     for depth, part in enumerate(path[:-1]):
       child = node.setdefault(part, {})
@@ -93,9 +104,12 @@ def unflatten_dict(xs: Mapping, sep: str | None = None) -> dict:
           f"unflatten_dict: {path[: depth + 1]} is a leaf and also the prefix of {path}."
         )
       node = child
-    if path[-1] in node and isinstance(node[path[-1]], dict) and value is not empty_node:
+    if value is empty_node:
+      node.setdefault(path[-1], {})
+    elif isinstance(node.get(path[-1]), dict):
       raise ValueError(f"unflatten_dict: {path} is a leaf and also the prefix of another path.")
-    node[path[-1]] = {} if value is empty_node else value
+    else:
+      node[path[-1]] = value
   return nested
 
 
