@@ -232,3 +232,10 @@ def test_to_bytes_rejects_unregistered_objects():
 def test_from_bytes_on_garbage_raises_serialization_error():
   with pytest.raises(errors.SerializationError):
     serialization.from_bytes({"a": 1}, b"\xc1\x00")
+
+
+def test_static_fields_come_from_the_target_not_the_bytes():
+  saved = Layer(np.ones(2, np.float32), np.zeros(2, np.float32), act="tanh")
+  target = Layer(np.zeros(2, np.float32), np.zeros(2, np.float32), act="gelu")
+  restored = serialization.from_bytes(target, serialization.to_bytes(saved))
+  assert restored.act == "gelu" and restored.w.tolist() == [1.0, 1.0]
