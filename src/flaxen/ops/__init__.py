@@ -4,6 +4,19 @@ Plain functions of arrays, one concept per module; the layers of both APIs are t
 shells that create params and call these.
 """
 
-from flaxen.ops import conv, dtypes, linear
+from flaxen.ops import (
+  activations,
+  attention,
+  conv,
+  dtypes,
+  embed,
+  linear,
+  normalization,
+  pooling,
+  stochastic,
+)
 
-__all__ = ["conv", "dtypes", "linear"]
+__all__ = [
+  "activations", "attention", "conv", "dtypes", "embed", "linear", "normalization", "pooling",
+  "stochastic",
+]
