@@ -1,0 +1,20 @@
+"""The functional core: frozen dicts, boxed metadata and the scoped variable store.
+
+>>> from flaxen import core
+>>> core.freeze({"a": {"b": 1}})["a"]
+FrozenDict({
+    b: 1,
+})
+"""
+
+from flaxen.core import meta
+from flaxen.core.filters import CollectionFilter, DenyList, in_filter, union_filters
+from flaxen.core.frozen_dict import FrozenDict, copy, freeze, pop, pretty_repr, unfreeze
+from flaxen.core.meta import AxisMetadata
+from flaxen.core.scope import Scope, Variable, apply, bind, init
+
+__all__ = [
+  "meta", "AxisMetadata", "FrozenDict", "freeze", "unfreeze", "copy", "pop", "pretty_repr",
+  "CollectionFilter", "DenyList", "in_filter", "union_filters", "Scope", "Variable", "bind",
+  "init", "apply",
+]

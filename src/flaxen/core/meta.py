@@ -1,0 +1,130 @@
+"""Boxed metadata: values wrapped with information about their axes.
+
+An :class:`AxisMetadata` box is a pytree whose only child is the wrapped value, so JAX
+transforms see through it, while the box keeps static facts (e.g. sharding axis names).
+``param(..., unbox=True)`` hands modules the bare value; the variables keep the box.
+
+>>> import jax.numpy as jnp
+>>> from flaxen.core import meta
+>>> tree = {"w": meta.Partitioned(jnp.ones((2, 3)), names=("in", "out"))}
+>>> meta.unbox(tree)["w"].shape
+(2, 3)
+>>> meta.get_partition_spec(tree)["w"]
+P('in', 'out')
+"""
+
+from __future__ import annotations
+
+import abc
+from typing import Any, Generic, TypeVar
+
+import jax
+
+from flaxen import struct
+
+__all__ = [
+  "AxisMetadata", "Partitioned", "unbox", "replace_boxed", "add_axis", "remove_axis",
+  "is_axis_metadata", "with_partitioning", "get_partition_spec",
+]
+
+T = TypeVar("T")
+
+
+class AxisMetadata(struct.PyTreeNode, Generic[T], metaclass=abc.ABCMeta):
+  """Abstract base of boxed values; subclasses say how their metadata follows transforms."""
+
+  @abc.abstractmethod
+  def unbox(self) -> T:
+    """The wrapped value without its metadata."""
+
+  @abc.abstractmethod
+  def replace_boxed(self, val: T) -> AxisMetadata[T]:
+    """A box with the same metadata around ``val``."""
+
+  @abc.abstractmethod
+  def add_axis(self, index: int, params: dict[str, Any]) -> AxisMetadata[T]:
+    """The metadata after a lifted transform (vmap, scan) inserts an axis at ``index``."""
+
+  @abc.abstractmethod
+  def remove_axis(self, index: int, params: dict[str, Any]) -> AxisMetadata[T]:
+    """The metadata after a lifted transform removes the axis at ``index``."""
+
+
+def is_axis_metadata(x: Any) -> bool:
+  return isinstance(x, AxisMetadata)
+
+
+def unbox(tree: Any) -> Any:
+  """Replace every box in ``tree`` by its value."""
+  return jax.tree.map(lambda x: x.unbox() if isinstance(x, AxisMetadata) else x, tree,
+                      is_leaf=is_axis_metadata)
+
+
+def replace_boxed(tree: Any, updates: Any) -> Any:
+  """Put the leaves of ``updates`` into the boxes of ``tree`` (same structure, unboxed)."""
+
+  def put(box, value):
+    return box.replace_boxed(value) if isinstance(box, AxisMetadata) else value
+
+  return jax.tree.map(put, tree, updates, is_leaf=is_axis_metadata)
+
+
+def add_axis(tree: Any, index: int, params: dict[str, Any]) -> Any:
+  """Call ``add_axis`` on every box in ``tree``."""
+  return jax.tree.map(lambda x: x.add_axis(index, params) if isinstance(x, AxisMetadata) else x,
+                      tree, is_leaf=is_axis_metadata)
+
+
+def remove_axis(tree: Any, index: int, params: dict[str, Any]) -> Any:
+  """Call ``remove_axis`` on every box in ``tree``."""
+  return jax.tree.map(
+    lambda x: x.remove_axis(index, params) if isinstance(x, AxisMetadata) else x,
+    tree, is_leaf=is_axis_metadata,
+  )
+
+
+class Partitioned(AxisMetadata[T]):
+  """A value with one logical mesh-axis name (or None) per dimension."""
+
+  value: Any
+  names: tuple[str | None, ...] = struct.field(pytree_node=False)
+  mesh: Any = struct.field(default=None, pytree_node=False)
+
+  def unbox(self) -> Any:
+    return self.value
+
+  def replace_boxed(self, val: Any) -> Partitioned:
+    return self.replace(value=val)
+
+  def add_axis(self, index: int, params: dict[str, Any]) -> Partitioned:
+    names = list(self.names)
+    names.insert(index, params.get("partition_name"))
+    return self.replace(names=tuple(names))
+
+  def remove_axis(self, index: int, params: dict[str, Any]) -> Partitioned:
+    names = list(self.names)
+    names.pop(index)
+    return self.replace(names=tuple(names))
+
+  def get_partition_spec(self) -> jax.sharding.PartitionSpec:
+    return jax.sharding.PartitionSpec(*self.names)
+
+
+def with_partitioning(fn, names: tuple[str | None, ...], mesh: Any = None):
+  """Wrap initializer ``fn`` so that its result is boxed as :class:`Partitioned`."""
+
+  def init(*args, **kwargs):
+    return Partitioned(fn(*args, **kwargs), tuple(names), mesh)
+
+  return init
+
+
+def get_partition_spec(tree: Any) -> Any:
+  """The PartitionSpec of every leaf: from its box, or fully replicated for bare arrays."""
+
+  def spec(x):
+    if isinstance(x, Partitioned):
+      return x.get_partition_spec()
+    return jax.sharding.PartitionSpec()
+
+  return jax.tree.map(spec, tree, is_leaf=is_axis_metadata)

@@ -1,0 +1,563 @@
+"""The Linen Module: a dataclass that describes a computation with variables and rngs.
+
+Lifecycle. A Module is built unbound (no variables). ``init``/``apply`` bind a fresh clone to
+a root :class:`~flaxen.core.Scope` for the duration of one pure call. A bound module runs
+``setup()`` lazily on its first method call or attribute miss; submodules assigned there are
+named after the attribute and bound on assignment. Submodules created in the one
+``@compact`` method are bound at construction and named ``ClassName_N`` in creation order
+(or by their explicit ``name=``).
+
+Cost model. Everything that depends only on the class (fields, compact method, setup
+presence) is computed once in ``__init_subclass__``. Construction is the dataclass
+``__init__`` plus one ``__post_init__`` that binds the child (a scope ``push``); cloning calls
+the constructor with the cached field names; nothing is deep-copied and nothing adds
+operations to the traced program.
+
+>>> import jax, jax.numpy as jnp
+>>> import flaxen.linen as nn
+>>> class Scale(nn.Module):
+...   features: int
+...   @nn.compact
+...   def __call__(self, x):
+...     return x * self.param("s", jax.nn.initializers.ones, (self.features,))
+>>> variables = Scale(3).init(jax.random.key(0), jnp.ones(3))
+>>> Scale(3).apply(variables, jnp.arange(3.0)).tolist()
+[0.0, 1.0, 2.0]
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import inspect
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, TypeVar
+
+import jax.numpy as jnp
+from typing_extensions import dataclass_transform
+
+from flaxen import errors
+from flaxen.core import scope as core_scope
+from flaxen.core.filters import CollectionFilter, DenyList, union_filters
+from flaxen.core.scope import Scope, Variable
+
+__all__ = [
+  "Module", "Variable", "compact", "nowrap", "share_scope", "apply", "init", "init_with_output",
+  "merge_param",
+]
+
+F = TypeVar("F", bound=Callable[..., Any])
+M = TypeVar("M", bound="Module")
+
+
+class _Unspecified:
+  def __repr__(self) -> str:
+    return "<unspecified parent>"
+
+
+_UNSPECIFIED: Any = _Unspecified()
+
+
+class _Context(threading.local):
+  """The modules whose methods are running, innermost last (default parents)."""
+
+  def __init__(self):
+    self.stack: list[Module] = []
+
+
+_ctx = _Context()
+_NOT_INTERMEDIATES = DenyList("intermediates")  # init's default: everything else is mutable
+
+
+def compact(fn: F) -> F:
+  """Mark the method that may create submodules and params inline (one per class)."""
+  fn.compact = True  # type: ignore[attr-defined]
+  return fn
+
+
+def nowrap(fn: F) -> F:
+  """Leave a method unwrapped: it runs without setup and is no entry point of its own."""
+  fn.nowrap = True  # type: ignore[attr-defined]
+  return fn
+
+
+class _State:
+  """Per-bound-module bookkeeping: setup progress and the names its children use."""
+
+  __slots__ = ("setup_done", "in_setup", "compact_depth", "setup_names", "call_names", "cursor")
+
+  def __init__(self):
+    self.setup_done = False
+    self.in_setup = False
+    self.compact_depth = 0
+    self.setup_names: set[str] = set()
+    self.call_names: set[str] = set()
+    self.cursor: dict[str, int] = {}
+
+
+def _wrap_method(fn: Callable, name: str) -> Callable:
+  is_compact = getattr(fn, "compact", False)
+
+  @functools.wraps(fn)
+  def wrapped(self, *args, **kwargs):
+    if self.scope is None:
+      if is_compact:
+        raise errors.CallCompactUnboundModuleError(type(self).__name__, name)
+      return fn(self, *args, **kwargs)
+    state = self._state
+    if not state.setup_done:
+      _run_setup(self)
+    stack = _ctx.stack
+    stack.append(self)
+    if is_compact:
+      if not state.compact_depth:  # a new top-level call: names start over
+        state.cursor.clear()
+        state.call_names.clear()
+      state.compact_depth += 1
+    try:
+      y = fn(self, *args, **kwargs)
+    finally:
+      stack.pop()
+      if is_compact:
+        state.compact_depth -= 1
+    capture = self.scope.root.flags.get("capture_intermediates")
+    if capture and (name == "__call__" if capture is True else capture(self, name)):
+      self.sow("intermediates", name, y)
+    return y
+
+  wrapped._flaxen_wrapped = True  # type: ignore[attr-defined]
+  return wrapped
+
+
+def _run_setup(module: Module) -> None:
+  """Adopt submodules held in fields, then run the user's ``setup`` (once per binding)."""
+  state = module._state
+  state.setup_done = True
+  state.in_setup = True
+  _ctx.stack.append(module)
+  try:
+    d = module.__dict__
+    for f in type(module)._field_names:
+      value = d.get(f)
+      if isinstance(value, Module | list | tuple | dict):
+        adopted = module._adopt(f, value)
+        if adopted is not value:
+          object.__setattr__(module, f, adopted)
+    if type(module)._has_setup:
+      module.setup()
+  finally:
+    state.in_setup = False
+    _ctx.stack.pop()
+
+
+@dataclass_transform(field_specifiers=(dataclasses.field,))  # type: ignore[literal-required]
+class Module:
+  """Base class of Linen modules (see the module docstring for the lifecycle).
+
+  Subclasses are frozen dataclasses with two extra keyword-only fields, ``parent`` and
+  ``name``. Annotated attributes are constructor fields; unannotated ones are class
+  constants. Attributes may be assigned only in ``setup`` (or a ``__post_init__`` before it
+  calls ``super().__post_init__()``).
+  """
+
+  # Class-level defaults; instances override them when bound.
+  scope: Scope | None = None
+  _state: _State | None = None
+  _field_names: tuple[str, ...] = ()
+  _compact_name: str | None = None
+  _has_setup = False
+
+  parent: Any  # keyword-only dataclass fields that each subclass receives
+  name: str | None
+
+  def __init_subclass__(cls, **kwargs: Any) -> None:
+    super().__init_subclass__(**kwargs)
+    own = cls.__dict__.get("__annotations__", {})
+    reserved = [n for n in ("parent", "name", "scope") if n in own]
+    if reserved:
+      raise errors.ReservedModuleAttributeError(cls.__name__, reserved)
+    for attr, value in list(cls.__dict__.items()):
+      if (
+        inspect.isfunction(value)
+        and (attr == "__call__" or not attr.startswith("__"))
+        and attr not in _BASE_NAMES
+        and not getattr(value, "nowrap", False)
+        and not getattr(value, "_flaxen_wrapped", False)
+      ):
+        setattr(cls, attr, _wrap_method(value, attr))
+    if "parent" not in getattr(cls, "__dataclass_fields__", {}):
+      cls.__annotations__ = {**own, "parent": "Any", "name": "str | None"}
+      cls.parent = dataclasses.field(  # type: ignore[assignment]
+        default=_UNSPECIFIED, repr=False, compare=False, hash=False, kw_only=True
+      )
+      cls.name = dataclasses.field(default=None, kw_only=True)  # type: ignore[assignment]
+    # frozen=True makes __init__ store fields with object.__setattr__ (fast) and gives
+    # __eq__/__hash__ over the construction attributes; Module's own __setattr__ (frozen
+    # except in setup) then replaces the dataclass one.
+    dataclasses.dataclass(cls, frozen=True, eq=True, repr=True)
+    del cls.__setattr__
+    del cls.__delattr__
+    cls._field_names = tuple(
+      f.name for f in dataclasses.fields(cls) if f.init and f.name not in ("parent", "name")
+    )
+    cls._has_setup = cls.setup is not Module.setup
+    compacts = sorted({
+      n for klass in cls.__mro__[:-1] for n in vars(klass)
+      if getattr(getattr(cls, n, None), "compact", False)
+    })
+    if len(compacts) > 1:
+      raise errors.MultipleMethodsCompactError(cls.__name__, compacts)
+    cls._compact_name = compacts[0] if compacts else None
+
+  # ------------------------------------------------------------------- binding
+
+  def __post_init__(self) -> None:
+    d = self.__dict__
+    parent = d["parent"]
+    if parent is _UNSPECIFIED:
+      stack = _ctx.stack
+      parent = stack[-1] if stack else None
+      d["parent"] = parent
+    if isinstance(parent, Scope):
+      d["scope"] = parent
+      d["_state"] = _State()
+    elif parent is not None and parent.scope is not None:
+      pstate = parent._state
+      name = d["name"]
+      if pstate.in_setup:
+        if name is not None:  # explicitly named: bind now; unnamed ones on assignment
+          self._bind_as(parent, name, in_setup=True)
+      elif pstate.compact_depth:
+        if name is None:
+          name = parent._auto_name(type(self).__name__)
+        self._bind_as(parent, name, in_setup=False)
+      else:
+        raise errors.AssignSubModuleError(type(self).__name__, type(parent).__name__)
+    d["_initialized"] = True
+
+  def _bind_as(self, parent: Module, name: str, in_setup: bool) -> None:
+    pstate = parent._state
+    taken = pstate.setup_names if in_setup else pstate.call_names
+    if name in taken or (not in_setup and name in pstate.setup_names):
+      why = " by a submodule defined in setup()" if name in pstate.setup_names else ""
+      raise errors.NameInUseError("submodule", name, _describe(parent), why)
+    taken.add(name)
+    d = self.__dict__
+    d["name"] = name
+    d["parent"] = parent
+    d["scope"] = parent.scope.push(name, reuse=True)  # type: ignore[union-attr]
+    d["_state"] = _State()
+
+  def _auto_name(self, prefix: str) -> str:
+    state = self._state
+    i = state.cursor.get(prefix, 0)
+    name = f"{prefix}_{i}"
+    while name in state.call_names or name in state.setup_names:
+      i += 1
+      name = f"{prefix}_{i}"
+    state.cursor[prefix] = i + 1
+    return name
+
+  def __setattr__(self, name: str, value: Any) -> None:
+    d = self.__dict__
+    if not d.get("_initialized"):
+      object.__setattr__(self, name, value)
+      return
+    state = d.get("_state")
+    if state is None or not state.in_setup:
+      raise errors.SetAttributeFrozenModuleError(type(self).__name__, name, value)
+    object.__setattr__(self, name, self._adopt(name, value))
+
+  def __delattr__(self, name: str) -> None:
+    raise errors.SetAttributeFrozenModuleError(type(self).__name__, name, "<deleted>")
+
+  def _adopt(self, name: str, value: Any) -> Any:
+    """Name and bind the submodules in ``value`` (lists become tuples, as in Flax)."""
+    if isinstance(value, Module):
+      if value.scope is not None:
+        return value  # already bound elsewhere: shared
+      if value.parent is None:  # built outside any module: adopt a copy
+        return value.clone(parent=self, name=value.name or name)
+      if value.name is None:
+        value._bind_as(self, name, in_setup=True)
+      return value
+    if isinstance(value, list | tuple):
+      items = tuple(self._adopt(f"{name}_{i}", v) for i, v in enumerate(value))
+      if isinstance(value, tuple) and all(a is b for a, b in zip(items, value, strict=True)):
+        return value
+      return type(value)(*items) if hasattr(value, "_fields") else items
+    if isinstance(value, dict):
+      items = {k: self._adopt(f"{name}_{k}", v) for k, v in value.items()}
+      if all(items[k] is value[k] for k in value):
+        return value
+      return items
+    return value
+
+  def __getattr__(self, name: str) -> Any:
+    # Only reached when normal lookup fails: maybe setup() has not defined it yet.
+    state = self._state
+    if state is not None and not state.setup_done and not name.startswith("__"):
+      _run_setup(self)
+      if name in self.__dict__:
+        return self.__dict__[name]
+    if state is None and type(self)._has_setup and not name.startswith("__"):
+      raise errors.CallSetupUnboundModuleError(type(self).__name__, name)
+    raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+  def setup(self) -> None:
+    """Define submodules and variables; runs lazily once the module is bound."""
+
+  def clone(self: M, *, parent: Any = None, _deep_clone: bool = False,
+            _reset_names: bool = False, **updates: Any) -> M:
+    """A new module with the same construction attributes, except ``updates``.
+
+    >>> import flaxen.linen as nn
+    >>> class Block(nn.Module):
+    ...   width: int = 2
+    >>> Block().clone(width=5).width
+    5
+    """
+    d = self.__dict__
+    attrs = {f: d[f] if f in d else getattr(self, f) for f in self._field_names}
+    attrs["name"] = None if _reset_names else d.get("name")
+    attrs.update(updates)
+    return type(self)(**attrs, parent=parent)
+
+  # ---------------------------------------------------------------- entry points
+
+  def apply(self, variables: Mapping[str, Any], *args: Any, rngs: Mapping[str, Any] | None = None,
+            method: Callable[..., Any] | str | None = None, mutable: CollectionFilter = False,
+            capture_intermediates: bool | Callable[[Module, str], bool] = False,
+            **kwargs: Any) -> Any:
+    """Run ``method`` (default ``__call__``) bound to ``variables``: a pure function.
+
+    Returns:
+      The output, or ``(output, updated_collections)`` when something is mutable.
+    """
+    fn = _resolve_method(self, method)
+    if capture_intermediates:
+      mutable = union_filters(mutable, "intermediates")
+    flags = {"capture_intermediates": capture_intermediates} if capture_intermediates else None
+    y, mutated = _run(self, fn, variables, rngs, mutable, flags, args, kwargs)
+    return y if mutable is False else (y, mutated)
+
+  def init_with_output(self, rngs: Any, *args: Any,
+                       method: Callable[..., Any] | str | None = None,
+                       mutable: CollectionFilter = _NOT_INTERMEDIATES,
+                       capture_intermediates: bool | Callable[[Module, str], bool] = False,
+                       **kwargs: Any) -> tuple[Any, dict[str, Any]]:
+    """``apply`` with no variables, all collections (but intermediates) mutable.
+
+    Args:
+      rngs: one key (the "params" stream) or a dict of streams.
+    """
+    if not isinstance(rngs, Mapping):
+      rngs = {"params": rngs}
+    fn = _resolve_method(self, method)
+    if capture_intermediates:
+      mutable = union_filters(mutable, "intermediates")
+    flags = {"initializing": True, "capture_intermediates": capture_intermediates}
+    return _run(self, fn, {}, rngs, mutable, flags, args, kwargs)
+
+  def init(self, rngs: Any, *args: Any, method: Callable[..., Any] | str | None = None,
+           mutable: CollectionFilter = _NOT_INTERMEDIATES,
+           capture_intermediates: bool | Callable[[Module, str], bool] = False,
+           **kwargs: Any) -> dict[str, Any]:
+    """Initialize the variables: ``init_with_output(...)[1]``."""
+    return self.init_with_output(rngs, *args, method=method, mutable=mutable,
+                                 capture_intermediates=capture_intermediates, **kwargs)[1]
+
+  def bind(self: M, variables: Mapping[str, Any], *args: Any,
+           rngs: Mapping[str, Any] | None = None, mutable: CollectionFilter = False) -> M:
+    """A clone bound to ``variables`` for interactive use (it stays bound)."""
+    scope = core_scope.bind(variables, rngs, mutable)
+    return self.clone(parent=scope)
+
+  def unbind(self: M) -> tuple[M, dict[str, Any]]:
+    """``(unbound clone, this module's variables)``."""
+    if self.scope is None:
+      raise errors.CallUnbindOnUnboundModuleError(type(self).__name__)
+    return self.clone(), dict(self.scope.variables())
+
+  # ------------------------------------------------------------ variables and rngs
+
+  def _bound_scope(self, what: str) -> Scope:
+    scope = self.scope
+    if scope is None:
+      raise errors.UnboundModuleError(type(self).__name__, what)
+    state = self._state
+    if not state.setup_done:
+      _run_setup(self)
+    return scope
+
+  def _creating(self, kind: str, name: str) -> Scope:
+    scope = self._bound_scope(f"{kind} {name!r}")
+    state = self._state
+    if not (state.in_setup or state.compact_depth):
+      raise errors.InitializationOutsideSetupError(type(self).__name__, kind, name)
+    return scope
+
+  @property
+  def variables(self) -> dict[str, Any]:
+    """This module's variables, ``{collection: subtree}``."""
+    return self._bound_scope("the variables").variables()
+
+  @property
+  def path(self) -> tuple[str, ...]:
+    """The names from the root module to this one."""
+    return self._bound_scope("the path").path
+
+  def param(self, name: str, init_fn: Callable[..., Any], *init_args: Any, unbox: bool = True,
+            **init_kwargs: Any) -> Any:
+    """Read param ``name``, or create it with ``init_fn(make_rng('params'), *init_args)``."""
+    scope = self.scope
+    if scope is None or not self._state.compact_depth:
+      scope = self._creating("param", name)
+    return scope.param(name, init_fn, *init_args, unbox=unbox, **init_kwargs)
+
+  def variable(self, col: str, name: str, init_fn: Callable[..., Any] | None = None,
+               *init_args: Any, unbox: bool = True, **init_kwargs: Any) -> Variable:
+    """The :class:`Variable` ``name`` of ``col``, created with ``init_fn(*init_args)``."""
+    scope = self.scope
+    if scope is None or not self._state.compact_depth:
+      scope = self._creating("variable", name)
+    return scope.variable(col, name, init_fn, *init_args, unbox=unbox, **init_kwargs)
+
+  def has_variable(self, col: str, name: str) -> bool:
+    return self._bound_scope("variables").has_variable(col, name)
+
+  def get_variable(self, col: str, name: str, default: Any = None) -> Any:
+    return self._bound_scope("variables").get_variable(col, name, default)
+
+  def put_variable(self, col: str, name: str, value: Any) -> None:
+    self._bound_scope("variables").put_variable(col, name, value)
+
+  def is_mutable_collection(self, col: str) -> bool:
+    return self._bound_scope("collections").is_mutable_collection(col)
+
+  def is_initializing(self) -> bool:
+    """True inside ``init`` / ``init_with_output``."""
+    return bool(self._bound_scope("flags").get_flag("initializing", False))
+
+  def make_rng(self, name: str = "params") -> Any:
+    """A fresh key of stream ``name``, unique to this module path and call count."""
+    return self._bound_scope(f"rng stream {name!r}").make_rng(name)
+
+  def has_rng(self, name: str) -> bool:
+    return self._bound_scope("rngs").has_rng(name)
+
+  def sow(self, col: str, name: str, value: Any,
+          reduce_fn: Callable[[Any, Any], Any] = lambda xs, x: (*xs, x),
+          init_fn: Callable[[], Any] = lambda: ()) -> bool:
+    """Record ``value`` in ``col`` if it is mutable (by default, append to a tuple).
+
+    Returns:
+      Whether the value was stored.
+    """
+    scope = self._bound_scope(f"collection {col!r}")
+    if not scope.is_mutable_collection(col):
+      return False
+    current = scope.get_variable(col, name) if scope.has_variable(col, name) else init_fn()
+    scope.put_variable(col, name, reduce_fn(current, value))
+    return True
+
+  def perturb(self, name: str, value: Any, collection: str = "perturbations") -> Any:
+    """``value`` plus the perturbation ``name`` (zeros, created when ``collection`` is mutable).
+
+    Taking the gradient with respect to the perturbations collection gives the gradient
+    with respect to this intermediate value.
+    """
+    scope = self._bound_scope(f"collection {collection!r}")
+    if scope.is_mutable_collection(collection) and not scope.has_variable(collection, name):
+      scope.put_variable(collection, name, jnp.zeros_like(value))
+    if scope.has_variable(collection, name):
+      value = value + scope.get_variable(collection, name)
+    return value
+
+
+_BASE_NAMES = frozenset(vars(Module))
+
+
+def _describe(module: Module) -> str:
+  scope = module.scope
+  return f"{type(module).__name__} at {scope.path_text if scope else '(unbound)'}"
+
+
+def _resolve_method(module: Module, method: Any) -> Callable[..., Any]:
+  if method is None:
+    if not callable(module):
+      raise errors.ApplyModuleInvalidMethodError("__call__", type(module).__name__)
+    return type(module).__call__
+  if isinstance(method, str):
+    fn = getattr(type(module), method, None)
+    if fn is None or not callable(fn):
+      raise errors.ApplyModuleInvalidMethodError(method, type(module).__name__)
+    return fn
+  if getattr(method, "__self__", None) is not None and isinstance(method.__self__, Module):
+    return method.__func__
+  if not callable(method):
+    raise errors.ApplyModuleInvalidMethodError(method, type(module).__name__)
+  return method
+
+
+def _run(module: Module, fn: Callable[..., Any], variables: Mapping[str, Any], rngs: Any,
+         mutable: CollectionFilter, flags: Mapping[str, Any] | None, args: Iterable[Any],
+         kwargs: Mapping[str, Any]) -> tuple[Any, dict[str, Any]]:
+  scope = core_scope.bind(variables, rngs, mutable, flags)
+  bound = module.clone(parent=scope)
+  try:
+    y = fn(bound, *args, **kwargs)
+  finally:
+    scope.invalidate()
+  return y, (scope.mutable_variables() if mutable is not False else {})
+
+
+def share_scope(module: Module, other: Module) -> None:
+  """Make ``other`` (a bound submodule) store its variables in ``module``'s scope."""
+  if module.scope is None or other.scope is None:
+    raise errors.UnboundModuleError(type(other).__name__, "share_scope")
+  object.__setattr__(other, "scope", module.scope)
+
+
+def apply(fn: Callable[..., Any], module: Module, mutable: CollectionFilter = False,
+          capture_intermediates: bool | Callable[[Module, str], bool] = False) -> Callable:
+  """``fn(bound_module, *args)`` as ``(variables, *args, rngs=None) -> output``."""
+
+  def wrapper(variables, *args, rngs=None, **kwargs):
+    return module.apply(variables, *args, rngs=rngs, method=fn, mutable=mutable,
+                        capture_intermediates=capture_intermediates, **kwargs)
+
+  return wrapper
+
+
+def init_with_output(fn: Callable[..., Any], module: Module,
+                     mutable: CollectionFilter = _NOT_INTERMEDIATES,
+                     capture_intermediates: bool | Callable[[Module, str], bool] = False
+                     ) -> Callable:
+  """``fn(bound_module, *args)`` as ``(rngs, *args) -> (output, variables)``."""
+
+  def wrapper(rngs, *args, **kwargs):
+    return module.init_with_output(rngs, *args, method=fn, mutable=mutable,
+                                   capture_intermediates=capture_intermediates, **kwargs)
+
+  return wrapper
+
+
+def init(fn: Callable[..., Any], module: Module,
+         mutable: CollectionFilter = _NOT_INTERMEDIATES,
+         capture_intermediates: bool | Callable[[Module, str], bool] = False) -> Callable:
+  """``fn(bound_module, *args)`` as ``(rngs, *args) -> variables``."""
+  run = init_with_output(fn, module, mutable, capture_intermediates)
+  return lambda rngs, *args, **kwargs: run(rngs, *args, **kwargs)[1]
+
+
+def merge_param(name: str, a: Any, b: Any) -> Any:
+  """The one of ``a`` (module attribute) and ``b`` (call argument) that is not None.
+
+  Raises:
+    flaxen.errors.MergeParamError: both or neither are given.
+  """
+  if (a is None) == (b is None):
+    raise errors.MergeParamError(name, both=a is not None)
+  return a if a is not None else b
