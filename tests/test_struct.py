@@ -195,6 +195,38 @@ def test_subclass_adds_fields():
     c.extra = 1
 
 
+def test_subclass_redeclaring_a_static_field_follows_dataclass_rules():
+  class Base(struct.PyTreeNode):
+    x: Any
+    mode: str = struct.field(pytree_node=False, default="a")
+    size: int = struct.field(pytree_node=False, default_factory=lambda: 3)
+
+  class Again(Base):
+    mode: str  # annotated again, no value: keeps the inherited default, becomes data
+
+  class Fresh(Base):
+    size: int = struct.field(pytree_node=False, default=4)
+
+  assert Again(1).mode == "a" and jax.tree.leaves(Again(1)) == [1, "a"]
+  assert Fresh(1).size == 4 and jax.tree.leaves(Fresh(1)) == [1]
+  with pytest.raises(errors.UnhashableStaticFieldError, match="Fresh.size"):
+    Fresh(1, size=[4])
+  assert Base(1).size == 3
+
+
+def test_mutable_struct_checks_static_assignments():
+  @struct.dataclass(frozen=False)
+  class M:
+    a: int
+    tag: str = struct.field(pytree_node=False, default="t")
+
+  m = M(1)
+  m.tag = "u"
+  assert jax.tree.structure(m) == jax.tree.structure(M(1, tag="u"))
+  with pytest.raises(errors.UnhashableStaticFieldError, match="M.tag"):
+    m.tag = ["u"]
+
+
 def test_decorated_subclass_of_decorated_class():
   @struct.dataclass
   class Point3(Point):

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import operator
+import inspect
 from typing import Any, TypeVar
 
 import jax
@@ -83,13 +83,15 @@ def dataclass(clz: type[_T] | None = None, **kwargs) -> Any:
   if _STRUCT_MARK in clz.__dict__:
     return clz
   kwargs.setdefault("frozen", True)
+  _unshadow_redeclared_static_fields(clz)
   data_clz = dataclasses.dataclass(clz, **kwargs)  # type: ignore[call-overload]
 
   init_fields = [f for f in dataclasses.fields(data_clz) if f.init]
   meta_fields = tuple(f.name for f in init_fields if _is_static(f))
   data_fields = tuple(f.name for f in init_fields if not _is_static(f))
-  if meta_fields:
-    data_clz.__init__ = _checking_static_fields(data_clz.__init__, data_clz.__name__, meta_fields)
+  for f in init_fields:
+    if _is_static(f):
+      setattr(data_clz, f.name, _StaticField(f.name, f.default))
   if kwargs["frozen"]:
     data_clz.__setattr__ = _frozen_setattr
     data_clz.__delattr__ = _frozen_delattr
@@ -123,35 +125,44 @@ def _frozen_delattr(self, name: str) -> None:
   raise errors.FrozenStructError(type(self).__name__, name, action="delete")
 
 
-def _checking_static_fields(init, cls_name: str, meta_fields: tuple[str, ...]):
-  """Wrap ``init`` so that an unhashable static value fails where it is stored.
+class _StaticField:
+  """The class attribute behind a static field: checks each value where it is stored.
 
-  JAX unflattens by calling the class, so this runs on every unflatten too: the common
-  case is a single ``hash`` of all static values at once, and only a failure looks at
-  the fields one by one.
+  JAX unflattens by calling the class, so whatever ``__init__`` runs, runs on every
+  unflatten. Dataclass ``__init__`` stores fields with ``object.__setattr__``, which calls
+  this ``__set__``: one hash per static field, no wrapper around ``__init__``. With no
+  ``__get__``, reads still find the value in the instance ``__dict__`` at full speed
+  (JAX's flatten reads every field).
   """
-  static_values = operator.attrgetter(*meta_fields)
 
-  @functools.wraps(init)
-  def __init__(self, *args, **kwargs):
-    init(self, *args, **kwargs)
-    try:
-      hash(static_values(self))
-    except TypeError:
-      _raise_unhashable(self, cls_name, meta_fields)
+  __slots__ = ("name", "default")
 
-  return __init__
+  def __init__(self, name: str, default: Any):
+    self.name = name
+    self.default = default  # the field's default, or dataclasses.MISSING
 
-
-def _raise_unhashable(obj: Any, cls_name: str, meta_fields: tuple[str, ...]) -> None:
-  for name in meta_fields:
-    value = getattr(obj, name)
+  def __set__(self, obj: Any, value: Any) -> None:
     try:
       hash(value)
     except TypeError:
+      cls_name = type(obj).__name__
       if isinstance(value, np.ndarray | jax.Array):
-        raise errors.StaticArrayFieldError(cls_name, name, value) from None
-      raise errors.UnhashableStaticFieldError(cls_name, name, value) from None
+        raise errors.StaticArrayFieldError(cls_name, self.name, value) from None
+      raise errors.UnhashableStaticFieldError(cls_name, self.name, value) from None
+    obj.__dict__[self.name] = value
+
+  def __repr__(self) -> str:
+    return f"<static field {self.name!r}>"
+
+
+def _unshadow_redeclared_static_fields(clz: type) -> None:
+  """Let a subclass that annotates an inherited static field again see what plain
+  dataclasses would: the parent's default as class attribute, not its ``_StaticField``."""
+  for name in inspect.get_annotations(clz):
+    inherited = getattr(clz, name, None)
+    if name not in clz.__dict__ and isinstance(inherited, _StaticField):
+      missing = inherited.default is dataclasses.MISSING
+      setattr(clz, name, dataclasses.field() if missing else inherited.default)
 
 
 def _to_state_dict(x, *, fields: tuple[str, ...]) -> dict[str, Any]:

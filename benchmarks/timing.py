@@ -1,0 +1,111 @@
+"""Timing helpers shared by the benchmark modules.
+
+>>> r = compare("noop", lambda: None, lambda: None, target=1.5, repeats=3, min_sample_s=1e-4)
+>>> r.name, r.target, r.ratio > 0
+('noop', 1.5, True)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import statistics
+import time
+from collections.abc import Callable
+from typing import Any
+
+import jax
+
+
+@dataclasses.dataclass(frozen=True)
+class Result:
+  """One measured claim: flaxen's time against plain JAX doing the same work.
+
+  Attributes:
+    name: what was measured, e.g. ``"struct flatten+unflatten, 1 instance"``.
+    flaxen_s: median seconds per call of the flaxen version.
+    reference_s: median seconds per call of the plain-JAX reference.
+    target: the ratio ``flaxen_s / reference_s`` must not exceed this to PASS; ``None``
+      when the figure is only reported.
+    unit: what one call does, e.g. ``"per tree"``.
+    notes: anything a reader needs to interpret the figure.
+  """
+
+  name: str
+  flaxen_s: float
+  reference_s: float
+  target: float | None = None
+  unit: str = "per call"
+  notes: str = ""
+
+  @property
+  def ratio(self) -> float:
+    return self.flaxen_s / self.reference_s
+
+  @property
+  def passed(self) -> bool | None:
+    """Whether the ratio meets the target (``None`` without a target)."""
+    return None if self.target is None else self.ratio <= self.target
+
+
+def _sample(fn: Callable[[], Any], number: int) -> float:
+  """Seconds per call over ``number`` back-to-back calls, waiting for JAX results."""
+  start = time.perf_counter()
+  for _ in range(number):
+    out = fn()
+  jax.block_until_ready(out)
+  return (time.perf_counter() - start) / number
+
+
+def _calls_per_sample(fn: Callable[[], Any], min_sample_s: float) -> int:
+  number = 1
+  while (elapsed := _sample(fn, number) * number) < min_sample_s:
+    number *= max(2, min(10, int(min_sample_s / max(elapsed, 1e-9))))
+  return number
+
+
+def compare(
+  name: str,
+  flaxen_fn: Callable[[], Any],
+  reference_fn: Callable[[], Any],
+  *,
+  target: float | None = None,
+  unit: str = "per call",
+  notes: str = "",
+  repeats: int = 21,
+  warmup: int = 3,
+  min_sample_s: float = 0.01,
+) -> Result:
+  """Time two zero-argument callables doing the same work; return their medians.
+
+  Each is called ``warmup`` times first (compiling whatever jit would compile), then
+  ``repeats`` samples of each are taken alternately, flaxen then reference, then the other
+  way round, so that drift of the machine (frequency scaling, other processes) hits both
+  alike. A sample runs as many back-to-back calls as make it last ``min_sample_s`` and
+  blocks on the last result with :func:`jax.block_until_ready`.
+
+  Args:
+    name: the row's name.
+    flaxen_fn: the flaxen version.
+    reference_fn: the plain-JAX version.
+    target: the ratio to meet, or ``None`` to report only.
+    unit: what one call does.
+    notes: shown next to the figures.
+    repeats: samples per callable; the median is reported.
+    warmup: calls before timing.
+    min_sample_s: the least duration of one sample.
+
+  Returns:
+    The :class:`Result`.
+  """
+  for fn in (flaxen_fn, reference_fn):
+    for _ in range(warmup):
+      jax.block_until_ready(fn())
+  numbers = [_calls_per_sample(fn, min_sample_s) for fn in (flaxen_fn, reference_fn)]
+  times: tuple[list[float], list[float]] = ([], [])
+  for r in range(repeats):
+    order = (0, 1) if r % 2 == 0 else (1, 0)
+    for i in order:
+      times[i].append(_sample((flaxen_fn, reference_fn)[i], numbers[i]))
+  return Result(
+    name, statistics.median(times[0]), statistics.median(times[1]), target, unit, notes
+  )
