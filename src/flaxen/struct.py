@@ -76,7 +76,8 @@ def dataclass(clz: type[_T] | None = None, **kwargs) -> Any:
 
   Raises:
     flaxen.errors.UnhashableStaticFieldError: when an instance is built with an
-      unhashable value (a list, a dict, an array) in a static field.
+      unhashable value (a list, a dict) in a static field;
+      :class:`flaxen.errors.StaticArrayFieldError` for an array there.
   """
   if clz is None:
     return functools.partial(dataclass, **kwargs)
@@ -87,11 +88,11 @@ def dataclass(clz: type[_T] | None = None, **kwargs) -> Any:
   data_clz = dataclasses.dataclass(clz, **kwargs)  # type: ignore[call-overload]
 
   init_fields = [f for f in dataclasses.fields(data_clz) if f.init]
-  meta_fields = tuple(f.name for f in init_fields if _is_static(f))
+  static = [f for f in init_fields if _is_static(f)]
+  meta_fields = tuple(f.name for f in static)
   data_fields = tuple(f.name for f in init_fields if not _is_static(f))
-  for f in init_fields:
-    if _is_static(f):
-      setattr(data_clz, f.name, _StaticField(f.name, f.default))
+  for f in static:
+    setattr(data_clz, f.name, _StaticField(f.name, f.default))
   if kwargs["frozen"]:
     data_clz.__setattr__ = _frozen_setattr
     data_clz.__delattr__ = _frozen_delattr
@@ -132,7 +133,8 @@ class _StaticField:
   unflatten. Dataclass ``__init__`` stores fields with ``object.__setattr__``, which calls
   this ``__set__``: one hash per static field, no wrapper around ``__init__``. With no
   ``__get__``, reads still find the value in the instance ``__dict__`` at full speed
-  (JAX's flatten reads every field).
+  (JAX's flatten reads every field); on the class itself the name reads as this object,
+  so field defaults are found with :func:`dataclasses.fields`.
   """
 
   __slots__ = ("name", "default")
