@@ -41,6 +41,7 @@ from flaxen import errors
 from flaxen.core import meta
 from flaxen.core.filters import CollectionFilter, check_filter, in_filter
 from flaxen.core.frozen_dict import unfreeze
+from flaxen.errors.base import short_repr
 
 __all__ = ["Scope", "Variable", "bind", "init", "apply"]
 
@@ -228,6 +229,8 @@ class Scope:
       flaxen.errors.ScopeParamNotFoundError: missing and 'params' is immutable.
       flaxen.errors.ScopeParamShapeError: the stored shape differs from the initializer's.
     """
+    if name in self._children:
+      raise errors.NameInUseError("param", name, self.path_text, " by a submodule")
     d = self._read_col("params")
     if d is not None and name in d:
       value = d[name]
@@ -237,7 +240,6 @@ class Scope:
         if self.is_collection_empty("params"):
           raise errors.ScopeCollectionNotFound("params", name, self.path_text)
         raise errors.ScopeParamNotFoundError(name, self.path_text)
-      self._check_name_free(name, "param")
       value = init_fn(self.make_rng("params"), *init_args, **init_kwargs)
       self.put_variable("params", name, value)
     if unbox and not isinstance(value, jax.Array):
@@ -375,7 +377,7 @@ def bind(variables: Mapping[str, Any], rngs: Mapping[str, Any] | None = None,
     rngs = {}
   elif not isinstance(rngs, Mapping):
     raise errors.InvalidRngError(
-      f"rngs must be a dict of stream name -> PRNG key, got {errors.short_repr(rngs)}. "
+      f"rngs must be a dict of stream name -> PRNG key, got {short_repr(rngs)}. "
       "Fix: pass rngs={'params': key} (or {'dropout': key, ...})."
     )
   for stream, key in rngs.items():

@@ -378,7 +378,7 @@ class Module:
     """``(unbound clone, this module's variables)``."""
     if self.scope is None:
       raise errors.CallUnbindOnUnboundModuleError(type(self).__name__)
-    return self.clone(), dict(self.scope.variables())
+    return self.clone(_reset_names=True), dict(self.scope.variables())
 
   # ------------------------------------------------------------ variables and rngs
 

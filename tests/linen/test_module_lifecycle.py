@@ -1,0 +1,314 @@
+"""Module construction, setup, naming, binding and cloning."""
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import flaxen.linen as nn
+from flaxen import errors
+from flaxen.core import freeze
+
+KEY = jax.random.key(0)
+
+
+class Dense(nn.Module):
+  features: int
+  use_bias: bool = True
+
+  @nn.compact
+  def __call__(self, x):
+    y = x @ self.param("kernel", jax.nn.initializers.ones, (x.shape[-1], self.features))
+    if self.use_bias:
+      y = y + self.param("bias", jax.nn.initializers.zeros, (self.features,))
+    return y
+
+
+def param_tree(variables):
+  return jax.tree.map(jnp.shape, variables["params"])
+
+
+# ------------------------------------------------------------------ dataclass behaviour
+
+
+def test_fields_constructor_and_class_constants():
+  class Block(nn.Module):
+    width: int
+    depth: int = 2
+    kind = "block"  # unannotated: a class constant, not a field
+
+  b = Block(3, depth=4, name="b")
+  assert (b.width, b.depth, b.name, b.kind) == (3, 4, "b", "block")
+  assert [f.name for f in dataclasses.fields(b)][:2] == ["width", "depth"]
+  assert "kind" not in {f.name for f in dataclasses.fields(b)}
+  with pytest.raises(TypeError):
+    Block(3, 4, None, "name-is-keyword-only")
+
+
+def test_modules_are_hashable_and_equal_by_attributes():
+  assert Dense(3) == Dense(3) and hash(Dense(3)) == hash(Dense(3))
+  assert Dense(3) != Dense(4) and Dense(3) != Dense(3, name="x")
+  assert len({Dense(3), Dense(3), Dense(4)}) == 2
+
+
+def test_top_level_module_is_frozen():
+  d = Dense(3)
+  with pytest.raises(errors.SetAttributeFrozenModuleError, match="features"):
+    d.features = 4
+  assert d.clone(features=4).features == 4 and d.features == 3
+
+
+def test_bound_module_is_frozen_outside_setup():
+  class Sets(nn.Module):
+    @nn.compact
+    def __call__(self, x):
+      self.cache = x
+      return x
+
+  with pytest.raises(errors.SetAttributeFrozenModuleError, match="cache"):
+    Sets().init(KEY, jnp.ones(2))
+
+
+def test_reserved_field_names_are_rejected():
+  with pytest.raises(errors.ReservedModuleAttributeError, match="parent"):
+    class Bad(nn.Module):  # noqa: F841
+      parent: int
+
+
+def test_post_init_may_compute_attributes():
+  class Derived(nn.Module):
+    width: int
+
+    def __post_init__(self):
+      self.double = 2 * self.width
+      super().__post_init__()
+
+  assert Derived(3).double == 6 and Derived(3).clone(width=5).double == 10
+
+
+# ------------------------------------------------------------------------ setup naming
+
+
+def test_setup_names_lists_and_dicts_after_the_attribute():
+  class Stack(nn.Module):
+    def setup(self):
+      self.layers = [Dense(2), Dense(3)]
+      self.heads = {"a": Dense(1), "b": Dense(4)}
+
+    def __call__(self, x):
+      for layer in self.layers:
+        x = layer(x)
+      return self.heads["a"](x) + self.heads["b"](x).sum()
+
+  v = Stack().init(KEY, jnp.ones((1, 2)))
+  assert set(v["params"]) == {"layers_0", "layers_1", "heads_a", "heads_b"}
+  assert param_tree(v)["layers_1"]["kernel"] == (2, 3)
+
+
+def test_setup_submodule_bound_on_assignment_and_setup_runs_once():
+  calls = []
+
+  class Lazy(nn.Module):
+    def setup(self):
+      calls.append(1)
+      self.inner = Dense(2)
+      assert self.inner.scope is not None  # bound on assignment
+
+    def __call__(self, x):
+      return self.inner(x) + self.inner(x)
+
+  Lazy().init(KEY, jnp.ones((1, 3)))
+  assert calls == [1]
+
+
+def test_submodule_fields_are_named_after_the_field():
+  class Wrapper(nn.Module):
+    inner: nn.Module
+    layers: tuple
+
+    def __call__(self, x):
+      for layer in self.layers:
+        x = layer(x)
+      return self.inner(x)
+
+  model = Wrapper(Dense(1), (Dense(3), Dense(2)))
+  v = model.init(KEY, jnp.ones((1, 4)))
+  assert param_tree(v) == {
+    "inner": {"kernel": (2, 1), "bias": (1,)},
+    "layers_0": {"kernel": (4, 3), "bias": (3,)},
+    "layers_1": {"kernel": (3, 2), "bias": (2,)},
+  }
+  assert model.inner.scope is None  # the user's module was copied, not bound
+
+
+# ---------------------------------------------------------------------- compact naming
+
+
+def test_compact_auto_and_explicit_names():
+  class Mixed(nn.Module):
+    @nn.compact
+    def __call__(self, x):
+      x = Dense(2)(x)
+      x = Dense(2, name="middle")(x)
+      return Dense(1)(x)
+
+  assert set(Mixed().init(KEY, jnp.ones((1, 2)))["params"]) == {"Dense_0", "middle", "Dense_1"}
+
+
+def test_compact_module_called_twice_shares_params():
+  class Twice(nn.Module):
+    @nn.compact
+    def __call__(self, x):
+      return Dense(2)(x)
+
+  class Outer(nn.Module):
+    def setup(self):
+      self.t = Twice()
+
+    def __call__(self, x):
+      return self.t(x) + self.t(x)
+
+  v = Outer().init(KEY, jnp.ones((1, 2)))
+  assert param_tree(v) == {"t": {"Dense_0": {"kernel": (2, 2), "bias": (2,)}}}
+
+
+def test_duplicate_explicit_name_in_one_call():
+  class Dup(nn.Module):
+    @nn.compact
+    def __call__(self, x):
+      return Dense(2, name="d")(x) + Dense(2, name="d")(x)
+
+  with pytest.raises(errors.NameInUseError, match='"d"'):
+    Dup().init(KEY, jnp.ones((1, 2)))
+
+
+def test_setup_and_compact_cannot_share_a_name():
+  class Both(nn.Module):
+    def setup(self):
+      self.d = Dense(2)
+
+    @nn.compact
+    def __call__(self, x):
+      return Dense(2, name="d")(x)
+
+  with pytest.raises(errors.NameInUseError, match="setup"):
+    Both().init(KEY, jnp.ones((1, 2)))
+
+
+def test_param_and_submodule_cannot_share_a_name():
+  class Clash(nn.Module):
+    @nn.compact
+    def __call__(self, x):
+      y = Dense(2, name="w")(x)
+      return y * self.param("w", jax.nn.initializers.ones, (2,))
+
+  with pytest.raises(errors.NameInUseError, match="param"):
+    Clash().init(KEY, jnp.ones((1, 2)))
+
+
+def test_only_one_compact_method():
+  with pytest.raises(errors.MultipleMethodsCompactError, match="encode"):
+    class Two(nn.Module):  # noqa: F841
+      @nn.compact
+      def encode(self, x):
+        return x
+
+      @nn.compact
+      def decode(self, x):
+        return x
+
+
+def test_submodule_outside_setup_or_compact():
+  class NotCompact(nn.Module):
+    def __call__(self, x):
+      return Dense(2)(x)
+
+  with pytest.raises(errors.AssignSubModuleError, match="Dense"):
+    NotCompact().init(KEY, jnp.ones((1, 2)))
+
+
+def test_compact_call_on_unbound_module():
+  with pytest.raises(errors.CallCompactUnboundModuleError, match="apply"):
+    Dense(2)(jnp.ones((1, 2)))
+
+
+def test_param_outside_setup_or_compact():
+  class Plain(nn.Module):
+    def __call__(self, x):
+      return x * self.param("w", jax.nn.initializers.ones, (2,))
+
+  with pytest.raises(errors.InitializationOutsideSetupError, match="'w'"):
+    Plain().init(KEY, jnp.ones(2))
+
+
+def test_helper_methods_and_nowrap():
+  class Helpers(nn.Module):
+    @nn.nowrap
+    def make(self, n):
+      return Dense(n)
+
+    def hidden(self, x):  # a wrapped helper called from the compact method
+      return Dense(3)(x)
+
+    @nn.compact
+    def __call__(self, x):
+      return self.make(1)(self.hidden(x))
+
+  assert Helpers.make.__name__ == "make" and not hasattr(Helpers.make, "_flaxen_wrapped")
+  assert set(Helpers().init(KEY, jnp.ones((1, 2)))["params"]) == {"Dense_0", "Dense_1"}
+
+
+# ------------------------------------------------------------------ binding and cloning
+
+
+def test_bind_unbind_clone():
+  model = Dense(2)
+  v = model.init(KEY, jnp.ones((1, 3)))
+  bound = model.bind(freeze(v))
+  assert bound.scope is not None and model.scope is None
+  np.testing.assert_allclose(bound(jnp.ones((1, 3))), [[3.0, 3.0]])
+  assert jax.tree.map(jnp.shape, bound.variables) == {"params": {"kernel": (3, 2), "bias": (2,)}}
+  unbound, variables = bound.unbind()
+  assert unbound.scope is None and unbound == model
+  assert jax.tree.map(jnp.shape, variables) == jax.tree.map(jnp.shape, v)
+  with pytest.raises(errors.CallUnbindOnUnboundModuleError):
+    model.unbind()
+  clone = bound.clone(features=5)
+  assert clone.scope is None and clone.features == 5 and bound.features == 2
+
+
+def test_path_and_scope_of_submodules():
+  seen = {}
+
+  class Leaf(nn.Module):
+    @nn.compact
+    def __call__(self, x):
+      seen["path"] = self.path
+      seen["parent"] = type(self.parent).__name__
+      return x
+
+  class Root(nn.Module):
+    def setup(self):
+      self.branch = Leaf()
+
+    def __call__(self, x):
+      return self.branch(x)
+
+  Root().init(KEY, 1.0)
+  assert seen == {"path": ("branch",), "parent": "Root"}
+  with pytest.raises(errors.UnboundModuleError):
+    Leaf().path
+
+
+def test_share_scope():
+  class Shared(nn.Module):
+    def setup(self):
+      self.inner = Dense(2)
+      nn.share_scope(self, self.inner)
+
+    def __call__(self, x):
+      return self.inner(x)
+
+  assert param_tree(Shared().init(KEY, jnp.ones((1, 3)))) == {"kernel": (3, 2), "bias": (2,)}
