@@ -195,9 +195,12 @@ class Module:
     # frozen=True makes __init__ store fields with object.__setattr__ (fast) and gives
     # __eq__/__hash__ over the construction attributes; Module's own __setattr__ (frozen
     # except in setup) then replaces the dataclass one.
+    explicit_hash = "__hash__" in cls.__dict__
     dataclasses.dataclass(cls, frozen=True, eq=True, repr=True)
     del cls.__setattr__
     del cls.__delattr__
+    if not explicit_hash:
+      cls.__hash__ = Module.__hash__  # type: ignore[method-assign]
     cls._field_names = tuple(
       f.name for f in dataclasses.fields(cls) if f.init and f.name not in ("parent", "name")
     )
@@ -304,6 +307,11 @@ class Module:
     if state is None and type(self)._has_setup and not name.startswith("__"):
       raise errors.CallSetupUnboundModuleError(type(self).__name__, name)
     raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+  def __hash__(self) -> int:
+    # Tolerates list/dict attributes (common in ported code), so model.apply can be a
+    # static field or a jit static argument.
+    return hash((type(self), self.name, *(_hashable(getattr(self, f)) for f in self._field_names)))
 
   def setup(self) -> None:
     """Define submodules and variables; runs lazily once the module is bound."""
@@ -477,6 +485,18 @@ class Module:
 
 
 _BASE_NAMES = frozenset(vars(Module))
+
+
+def _hashable(value: Any) -> Any:
+  if isinstance(value, list | tuple):
+    return tuple(_hashable(v) for v in value)
+  if isinstance(value, dict):
+    return tuple(sorted((k, _hashable(v)) for k, v in value.items()))
+  try:
+    hash(value)
+  except TypeError:
+    return id(value)
+  return value
 
 
 def _describe(module: Module) -> str:

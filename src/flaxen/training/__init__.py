@@ -1,0 +1,1 @@
+"""Training utilities for Linen models (``flaxen.training.train_state``)."""
