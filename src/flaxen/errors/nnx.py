@@ -2,6 +2,95 @@
 
 from __future__ import annotations
 
-from flaxen.errors.base import FlaxenError, names, short_repr  # noqa: F401
+from collections.abc import Iterable
 
-__all__: list[str] = []
+from flaxen.errors.base import FlaxenError, names, short_repr
+
+__all__ = [
+  "UnmatchedFilterError", "MissingStateError", "StatePathError", "NoRngStreamError",
+  "AttributeNotFoundError", "OptimizerUpdateError", "VariableMetadataError",
+]
+
+
+def _path(path: tuple) -> str:
+  return "/".join(str(k) for k in path) or "<root>"
+
+
+class UnmatchedFilterError(FlaxenError, ValueError):
+  """``nnx.split`` was given filters that leave a piece of state in no group."""
+
+  def __init__(self, path: tuple, value: object, filters: Iterable[object]):
+    self.path = path
+    super().__init__(
+      f"State at path {_path(path)!r} ({type(value).__name__}) matches none of the filters "
+      f"{names(filters)} given to split. Every Variable must fall in one group. Fix: add a "
+      "catch-all `...` as the last filter, or a filter that matches this Variable's type."
+    )
+
+
+class MissingStateError(FlaxenError, ValueError):
+  """``nnx.merge`` was given states that lack a value the GraphDef needs."""
+
+  def __init__(self, path: tuple):
+    self.path = path
+    super().__init__(
+      f"No state was given for {_path(path)!r}, which the GraphDef expects. Fix: pass every "
+      "State that nnx.split returned for this GraphDef to nnx.merge (e.g. "
+      "`nnx.merge(graphdef, params, rest)`)."
+    )
+
+
+class StatePathError(FlaxenError, KeyError):
+  """A State path does not lead to an attribute of the graph it is applied to."""
+
+  def __init__(self, path: tuple, key: object, node: object):
+    self.path = path
+    super().__init__(
+      f"Cannot apply state at {_path(path)!r}: {type(node).__name__} has no entry {key!r}. "
+      "Fix: update a node with the structure the State was taken from."
+    )
+
+  def __str__(self) -> str:  # KeyError would repr() the message
+    return str(self.args[0])
+
+
+class NoRngStreamError(FlaxenError, AttributeError):
+  """An Rngs object was asked for a stream it does not have, and has no 'default'."""
+
+  def __init__(self, name: str, streams: Iterable[str]):
+    super().__init__(
+      f"Rngs has no stream {name!r} and no 'default' stream to fall back on (streams: "
+      f"{names(streams)}). Fix: create it, e.g. `nnx.Rngs({name}=0)`, or give a default "
+      "seed: `nnx.Rngs(0)`."
+    )
+
+
+class AttributeNotFoundError(FlaxenError, AttributeError):
+  """``Module.set_attributes`` found no submodule with the requested attribute."""
+
+  def __init__(self, attributes: Iterable[str], root: object):
+    super().__init__(
+      f"No submodule of {type(root).__name__} has the attribute(s) {names(attributes)}. "
+      "Fix: check the spelling, or pass raise_if_not_found=False."
+    )
+
+
+class OptimizerUpdateError(FlaxenError, TypeError):
+  """``Optimizer.update`` was called in a form it does not accept."""
+
+  def __init__(self, detail: str):
+    super().__init__(
+      f"Optimizer.update: {detail}. Fix: call `optimizer.update(model, grads)` with the "
+      "gradients that nnx.grad returned for the model."
+    )
+
+
+class VariableMetadataError(FlaxenError, AttributeError):
+  """A Variable has no metadata field of the requested name."""
+
+  def __init__(self, variable: object, name: str, fields: Iterable[str]):
+    super().__init__(
+      f"{type(variable).__name__} has no attribute or metadata {name!r} (metadata: "
+      f"{names(fields)}; value: {short_repr(getattr(variable, 'raw_value', None))}). Fix: "
+      "set it with `variable.set_metadata(name=...)` or pass it when creating the Variable."
+    )

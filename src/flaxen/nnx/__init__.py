@@ -1,0 +1,56 @@
+"""flaxen.nnx: stateful graph modules, their functional API and stateful transforms.
+
+>>> import jax, jax.numpy as jnp
+>>> from flaxen import nnx
+>>> model = nnx.Linear(2, 3, rngs=nnx.Rngs(0))
+>>> @nnx.jit
+... def step(model, x):
+...   grads = nnx.grad(lambda m: (m(x) ** 2).mean())(model)
+...   nnx.update(model, jax.tree.map(lambda p, g: p - 0.1 * g, nnx.state(model, nnx.Param),
+...                                  grads))
+>>> step(model, jnp.ones((1, 2)))
+"""
+
+from flaxen import initializers
+from flaxen.nnx import filterlib
+from flaxen.nnx.filterlib import All, Any, Everything, Not, Nothing, OfType, PathContains, WithTag
+from flaxen.nnx.graph import GraphDef
+from flaxen.nnx.graphlib import (
+  clone,
+  graphdef,
+  iter_graph,
+  merge,
+  pop,
+  split,
+  state,
+  update,
+  variables,
+)
+from flaxen.nnx.module import Module, iter_children, iter_modules
+from flaxen.nnx.nn.linear import Linear
+from flaxen.nnx.object import Dict, List, Object, Pytree, is_graph_node
+from flaxen.nnx.rnglib import RngCount, RngKey, Rngs, RngState, RngStream, reseed
+from flaxen.nnx.state import FlatState, State
+from flaxen.nnx.training.optimizer import OptArray, Optimizer, OptState, OptVariable
+from flaxen.nnx.transforms.autodiff import DiffState, grad, value_and_grad
+from flaxen.nnx.transforms.eval_shape import eval_shape
+from flaxen.nnx.transforms.jit import jit
+from flaxen.nnx.variables import (
+  BatchStat,
+  Cache,
+  Intermediate,
+  Param,
+  Perturbation,
+  Variable,
+  VariableState,
+)
+
+__all__ = [
+  "All", "Any", "BatchStat", "Cache", "DiffState", "Dict", "Everything", "FlatState",
+  "GraphDef", "Intermediate", "Linear", "List", "Module", "Not", "Nothing", "Object", "OfType",
+  "OptArray", "OptState", "OptVariable", "Optimizer", "Param", "PathContains", "Perturbation",
+  "Pytree", "RngCount", "RngKey", "RngState", "RngStream", "Rngs", "State", "Variable",
+  "VariableState", "WithTag", "clone", "eval_shape", "filterlib", "grad", "graphdef",
+  "initializers", "is_graph_node", "iter_children", "iter_graph", "iter_modules", "jit",
+  "merge", "pop", "reseed", "split", "state", "update", "value_and_grad", "variables",
+]

@@ -1,0 +1,129 @@
+"""``nnx.Module``: the base class of NNX layers and models.
+
+A Module is a plain Python object: ``__init__`` creates its Variables and submodules as
+attributes, ``__call__`` uses them, and state is mutated in place. Transforms and the
+functional API (``nnx.split``/``nnx.merge``) see it as a graph node.
+
+>>> import jax.numpy as jnp
+>>> from flaxen import nnx
+>>> class Counter(nnx.Module):
+...   def __init__(self):
+...     self.count = nnx.BatchStat(jnp.array(0))
+...     self.deterministic = False
+...   def __call__(self, x):
+...     self.count.value += 1
+...     self.sow(nnx.Intermediate, "seen", x)
+...     return x
+>>> m = Counter()
+>>> _ = m(1.0); _ = m(2.0)
+>>> m.count.value, m.seen.value
+(Array(2, dtype=int32, weak_type=True), (1.0, 2.0))
+>>> m.eval().deterministic
+True
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
+
+import jax.numpy as jnp
+
+from flaxen.errors.nnx import AttributeNotFoundError
+from flaxen.nnx import filterlib
+from flaxen.nnx.graphlib import iter_graph
+from flaxen.nnx.object import Object
+from flaxen.nnx.variables import Perturbation, Variable
+
+__all__ = ["Module", "iter_modules", "iter_children"]
+
+M = TypeVar("M", bound="Module")
+
+
+def _tuple_append(xs: tuple, x: Any) -> tuple:
+  return (*xs, x)
+
+
+def _empty() -> tuple:
+  return ()
+
+
+class Module(Object):
+  """Base class of NNX modules."""
+
+  def sow(self, variable_type: type[Variable], name: str, value: Any,
+          reduce_fn: Callable[[Any, Any], Any] = _tuple_append,
+          init_fn: Callable[[], Any] = _empty) -> None:
+    """Stores ``value`` in a Variable ``name`` of ``variable_type``, reducing repeated calls.
+
+    The default reduction appends to a tuple. Collect them with ``nnx.pop(model,
+    nnx.Intermediate)``.
+    """
+    var = self.__dict__.get(name)
+    if isinstance(var, variable_type):
+      var.value = reduce_fn(var.value, value)
+    else:
+      setattr(self, name, variable_type(reduce_fn(init_fn(), value)))
+
+  def perturb(self, name: str, value: Any,
+              variable_type: type[Variable] = Perturbation) -> Any:
+    """Adds a zero-valued Variable ``name`` to ``value``, so ``nnx.grad`` w.r.t. it gives
+    the gradient at this intermediate."""
+    if not isinstance(self.__dict__.get(name), variable_type):
+      setattr(self, name, variable_type(jnp.zeros_like(value)))
+    return value + getattr(self, name).value
+
+  def iter_modules(self) -> Iterator[tuple[tuple, Module]]:
+    """Yields ``(path, module)`` for this module and every submodule, children first."""
+    return iter_modules(self)
+
+  def iter_children(self) -> Iterator[tuple[Any, Module]]:
+    """Yields ``(name, module)`` for the direct submodules."""
+    return iter_children(self)
+
+  def set_attributes(self, *filters: Any, raise_if_not_found: bool = True,
+                     **attributes: Any) -> None:
+    """Sets ``attributes`` on every submodule (matching ``filters``) that has them.
+
+    Raises:
+      AttributeNotFoundError: some attribute was found on no submodule and
+        ``raise_if_not_found`` is set.
+    """
+    predicate = filterlib.Any(*filters) if filters else filterlib.Everything()
+    found: set[str] = set()
+    for path, module in self.iter_modules():
+      if not predicate(path, module):
+        continue
+      for name, value in attributes.items():
+        if hasattr(module, name):
+          setattr(module, name, value)
+          found.add(name)
+    missing = [n for n in attributes if n not in found]
+    if missing and raise_if_not_found:
+      raise AttributeNotFoundError(missing, self)
+
+  def train(self: M, **attributes: Any) -> M:
+    """Training mode: ``deterministic=False``, ``use_running_average=False``."""
+    self.set_attributes(deterministic=False, use_running_average=False,
+                        **attributes, raise_if_not_found=False)
+    return self
+
+  def eval(self: M, **attributes: Any) -> M:
+    """Evaluation mode: ``deterministic=True``, ``use_running_average=True``."""
+    self.set_attributes(deterministic=True, use_running_average=True,
+                        **attributes, raise_if_not_found=False)
+    return self
+
+
+def iter_modules(module: Any) -> Iterator[tuple[tuple, Module]]:
+  """Yields ``(path, module)`` for every Module in the graph, children before parents."""
+  for path, value in iter_graph(module):
+    if isinstance(value, Module):
+      yield path, value
+
+
+def iter_children(module: Any) -> Iterator[tuple[Any, Module]]:
+  """Yields ``(name, module)`` for the Modules held directly by ``module``."""
+  for name, value in module._graph_items():
+    if isinstance(value, Module):
+      yield name, value

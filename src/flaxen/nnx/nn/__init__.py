@@ -1,0 +1,1 @@
+"""NNX layers (``flaxen.nnx.nn``); each family lives in its own module."""

@@ -1,0 +1,227 @@
+"""State: the nested mapping of a graph's Variables (or raw arrays), keyed by attribute path.
+
+A State is what ``nnx.split`` and ``nnx.state`` return and what ``nnx.merge`` and
+``nnx.update`` take. Its leaves are detached copies of the graph's Variables, so the types
+and metadata travel with the values. It is a JAX pytree (registered with keys, children in
+sorted key order), so ``jax.tree.map``, ``jax.grad`` and ``jax.jit`` accept it.
+
+>>> import jax.numpy as jnp
+>>> from flaxen import nnx
+>>> s = nnx.State({"a": {"w": nnx.Param(jnp.ones(2))}, "n": nnx.BatchStat(0)})
+>>> s.a.w.value, [p for p, _ in s.flat_state()]
+(Array([1., 1.], dtype=float32), [('a', 'w'), ('n',)])
+>>> s.to_pure_dict()["n"]
+0
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping
+from typing import Any
+
+import jax
+
+from flaxen.errors.nnx import UnmatchedFilterError
+from flaxen.nnx import filterlib
+from flaxen.nnx.variables import Variable
+
+__all__ = ["State", "FlatState"]
+
+
+class FlatState(list):
+  """A list of ``(path, leaf)`` pairs, paths being tuples of keys, in graph order."""
+
+  @property
+  def paths(self) -> tuple[tuple, ...]:
+    return tuple(p for p, _ in self)
+
+  @property
+  def leaves(self) -> tuple[Any, ...]:
+    return tuple(v for _, v in self)
+
+
+class State(MutableMapping):
+  """A nested mapping from keys (attribute names, list indices) to leaves or sub-States."""
+
+  def __init__(self, mapping: Mapping | Iterable = (), /):
+    mapping = dict(mapping)
+    object.__setattr__(self, "_mapping", {
+      k: State(v) if isinstance(v, dict) else v for k, v in mapping.items()})
+
+  @classmethod
+  def _wrap(cls, mapping: dict) -> State:
+    state = object.__new__(cls)
+    object.__setattr__(state, "_mapping", mapping)
+    return state
+
+  # ------------------------------------------------------------------------ mapping
+
+  def __getitem__(self, key: Any) -> Any:
+    return self._mapping[key]
+
+  def __setitem__(self, key: Any, value: Any) -> None:
+    self._mapping[key] = State(value) if isinstance(value, dict) else value
+
+  def __delitem__(self, key: Any) -> None:
+    del self._mapping[key]
+
+  def __iter__(self) -> Iterator[Any]:
+    return iter(self._mapping)
+
+  def __len__(self) -> int:
+    return len(self._mapping)
+
+  def __getattr__(self, name: str) -> Any:
+    if name.startswith("__"):
+      raise AttributeError(name)
+    try:
+      return self._mapping[name]
+    except KeyError:
+      raise AttributeError(f"State has no key {name!r} (keys: {list(self._mapping)})") from None
+
+  def __setattr__(self, name: str, value: Any) -> None:
+    self[name] = value
+
+  def __eq__(self, other: object) -> bool:
+    return isinstance(other, State) and self._mapping == other._mapping
+
+  __hash__ = None
+
+  def __or__(self, other: State) -> State:
+    return State.merge(self, other)
+
+  # ---------------------------------------------------------------------- flat form
+
+  def flat_state(self) -> FlatState:
+    """The leaves with their paths, depth first in insertion order."""
+    out = FlatState()
+
+    def walk(state: State, prefix: tuple) -> None:
+      for k, v in state._mapping.items():
+        if isinstance(v, State):
+          walk(v, prefix + (k,))
+        else:
+          out.append((prefix + (k,), v))
+
+    walk(self, ())
+    return out
+
+  @classmethod
+  def from_flat_path(cls, flat: Iterable | Mapping, /) -> State:
+    """Builds a nested State from ``(path, leaf)`` pairs (or a ``{path: leaf}`` mapping)."""
+    items = flat.items() if isinstance(flat, Mapping) else flat
+    root: dict = {}
+    for path, leaf in items:
+      node = root
+      for k in path[:-1]:
+        node = node.setdefault(k, {})
+      node[path[-1]] = leaf
+    return cls._from_nested(root)
+
+  @classmethod
+  def _from_nested(cls, nested: dict) -> State:
+    return cls._wrap({k: cls._from_nested(v) if isinstance(v, dict) else v
+                      for k, v in nested.items()})
+
+  # ------------------------------------------------------------------ pure values
+
+  def to_pure_dict(self) -> dict:
+    """A nested plain dict of the raw values (Variables unwrapped)."""
+    return {k: v.to_pure_dict() if isinstance(v, State) else
+            (v.raw_value if isinstance(v, Variable) else v) for k, v in self._mapping.items()}
+
+  def replace_by_pure_dict(self, pure_dict: Mapping,
+                           replace_fn: Callable[[Any, Any], Any] | None = None) -> None:
+    """Replaces leaf values in place with those of a nested plain dict of the same shape."""
+    replace_fn = replace_fn or _replace_value
+    for path, value in _flatten_dict(pure_dict):
+      node = self
+      for k in path[:-1]:
+        node = node[_coerce_key(node, k)]
+      key = _coerce_key(node, path[-1])
+      node._mapping[key] = replace_fn(node._mapping[key], value)
+
+  # ------------------------------------------------------------------------ filters
+
+  def filter(self, first: Any, /, *filters: Any) -> State | tuple[State, ...]:
+    """The leaves matching each filter (a State, or a tuple for several filters)."""
+    predicates = [filterlib.to_predicate(f) for f in (first, *filters)]
+    groups: list[list] = [[] for _ in predicates]
+    for path, leaf in self.flat_state():
+      for group, pred in zip(groups, predicates, strict=True):
+        if pred(path, leaf):
+          group.append((path, leaf))
+          break
+    states = tuple(State.from_flat_path(g) for g in groups)
+    return states[0] if len(states) == 1 else states
+
+  def split(self, first: Any, /, *filters: Any) -> State | tuple[State, ...]:
+    """Like :meth:`filter`, but every leaf must match one of the filters."""
+    all_filters = (first, *filters)
+    predicates = [filterlib.to_predicate(f) for f in all_filters]
+    for path, leaf in self.flat_state():
+      if not any(p(path, leaf) for p in predicates):
+        raise UnmatchedFilterError(path, leaf, all_filters)
+    return self.filter(*all_filters)
+
+  @staticmethod
+  def merge(state: State, /, *states: State) -> State:
+    """One State with the leaves of all the given States (later ones win)."""
+    flat: dict = {}
+    for s in (state, *states):
+      flat.update(s.flat_state())
+    return State.from_flat_path(flat)
+
+  def __repr__(self) -> str:
+    return _repr(self, 0)
+
+
+def _repr(state: State, depth: int) -> str:
+  if not state._mapping:
+    return "State({})"
+  pad = "  " * (depth + 1)
+  lines = [f"{pad}{k!r}: {_repr(v, depth + 1) if isinstance(v, State) else repr(v)},"
+           for k, v in state._mapping.items()]
+  return "State({\n" + "\n".join(lines) + "\n" + "  " * depth + "})"
+
+
+def _replace_value(leaf: Any, value: Any) -> Any:
+  return leaf.replace(value) if isinstance(leaf, Variable) else value
+
+
+def _flatten_dict(d: Mapping, prefix: tuple = ()) -> Iterator[tuple[tuple, Any]]:
+  for k, v in d.items():
+    if isinstance(v, Mapping) and not isinstance(v, State):
+      yield from _flatten_dict(v, prefix + (k,))
+    else:
+      yield prefix + (k,), v
+
+
+def _coerce_key(state: State, key: Any) -> Any:
+  """Pure dicts from checkpoints may spell list indices as strings."""
+  if key not in state._mapping and isinstance(key, str) and key.isdigit():
+    return int(key)
+  return key
+
+
+def _sort_key(k: Any) -> tuple:
+  return (False, k) if isinstance(k, int) else (True, str(k))
+
+
+def _flatten_with_keys(state: State):
+  keys = sorted(state._mapping, key=_sort_key)
+  m = state._mapping
+  return [(jax.tree_util.DictKey(k), m[k]) for k in keys], tuple(keys)
+
+
+def _flatten(state: State):
+  keys = sorted(state._mapping, key=_sort_key)
+  m = state._mapping
+  return [m[k] for k in keys], tuple(keys)
+
+
+def _unflatten(keys: tuple, children: Iterable) -> State:
+  return State._wrap(dict(zip(keys, children, strict=True)))
+
+
+jax.tree_util.register_pytree_with_keys(State, _flatten_with_keys, _unflatten, _flatten)

@@ -1,0 +1,1 @@
+"""Training utilities of NNX (``flaxen.nnx.training``)."""

@@ -1,0 +1,1 @@
+"""Stateful transforms: JAX transforms that accept graph objects and mutate them in place."""

@@ -1,0 +1,187 @@
+"""``nnx.jit``: ``jax.jit`` for functions that take and mutate graph objects.
+
+Per call, the expensive part of carrying graph objects through ``jax.jit`` is the graph walk
+that finds their Variables and builds the GraphDef. ``nnx.jit`` does it once per input
+structure: a cache keyed by the identity of the graph arguments (and the argument
+pytree's structure) remembers the walk (the GraphDef and the Variables in order). An entry
+is valid while the process-wide structural epoch has not moved; when it has, the versions
+of the entry's objects are compared once. A hit costs one read per Variable, the compiled
+call, and one write per Variable. A structural change made inside the function comes back
+as a changed GraphDef, is replayed onto the caller's objects, and drops the entry.
+
+Entries hold weak references to the graph arguments and are removed when one dies, and at
+most ``_MAX_ENTRIES`` are kept per function.
+
+>>> import jax.numpy as jnp
+>>> from flaxen import nnx
+>>> counter = nnx.Variable(jnp.array(0))
+>>> @nnx.jit
+... def step(c, x):
+...   c.value += x
+...   return c.value * 2
+>>> int(step(counter, 1)), int(step(counter, 2)), int(counter.value)
+(2, 6, 3)
+"""
+
+from __future__ import annotations
+
+import functools
+import weakref
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import jax
+
+from flaxen.nnx import epoch
+from flaxen.nnx.graph import flatten, unflatten
+from flaxen.nnx.transforms import lift
+from flaxen.nnx.variables import Variable
+
+__all__ = ["jit", "JitWrapped"]
+
+_MAX_ENTRIES = 64
+
+
+class _OutInfo:
+  """Static facts about a traced call's output, carried out of jax.jit as a static leaf."""
+
+  __slots__ = ("update", "treedef", "node_positions")
+
+  def __init__(self, update: lift.GraphUpdate, treedef: Any, node_positions: tuple[int, ...]):
+    self.update = update
+    self.treedef = treedef
+    self.node_positions = node_positions
+
+
+jax.tree_util.register_static(_OutInfo)
+
+
+class _Entry:
+  """One cached graph walk: what the arguments' graph looked like, and its Variables."""
+
+  __slots__ = ("node_refs", "epoch", "versions", "ctx", "positions", "groups", "variables")
+
+  def valid(self, nodes: list) -> bool:
+    for ref, node in zip(self.node_refs, nodes, strict=True):
+      if ref() is not node:
+        return False
+    now = epoch.current()
+    if self.epoch == now:
+      return True
+    for ref, version in self.versions:
+      obj = ref()
+      if obj is None or obj.__dict__["_nnx_version"] != version:
+        return False
+    self.epoch = now
+    return True
+
+
+class JitWrapped:
+  """The callable ``nnx.jit`` returns; also a descriptor, so it works on methods."""
+
+  def __init__(self, fun: Callable, *, in_shardings: Any, out_shardings: Any,
+               static_argnums: int | Sequence[int] | None,
+               static_argnames: str | Sequence[str] | None,
+               donate_argnums: int | Sequence[int] | None,
+               donate_argnames: str | Sequence[str] | None, **jit_kwargs: Any):
+    functools.update_wrapper(self, fun)
+    self.fun = fun
+    self.out_shardings = out_shardings
+    self._entries: OrderedDict = OrderedDict()
+    names = (static_argnames,) if isinstance(static_argnames, str) else (static_argnames or ())
+    options = dict(static_argnums=static_argnums, static_argnames=(*names, "_nnx_ctx"),
+                   donate_argnums=donate_argnums, donate_argnames=donate_argnames,
+                   in_shardings=in_shardings, **jit_kwargs)
+    self._jitted = jax.jit(self._pure, **{k: v for k, v in options.items() if v is not None})
+
+  def __get__(self, obj: Any, objtype: Any = None) -> Callable:
+    return self if obj is None else functools.partial(self, obj)
+
+  def _pure(self, *args: Any, _nnx_ctx: tuple, **kwargs: Any) -> tuple:
+    graphdef, treedef, positions = _nnx_ctx
+    leaves = treedef.flatten_up_to((args, kwargs))
+    values = [v for p in positions for v in leaves[p]]
+    root, refs = unflatten(graphdef, values)
+    for k, p in enumerate(positions):
+      leaves[p] = root[k]
+    args, kwargs = treedef.unflatten(leaves)
+    out = self.fun(*args, **kwargs)
+    if self.out_shardings is not None:
+      out = jax.lax.with_sharding_constraint(out, self.out_shardings)
+    out_leaves, out_treedef, out_positions = lift.find_nodes(out)
+    out_nodes = [out_leaves[i] for i in out_positions]
+    for i in out_positions:
+      out_leaves[i] = None
+    new_values, update = lift.capture(list(root), refs, graphdef, out_nodes)
+    return out_leaves, new_values, _OutInfo(update, out_treedef, out_positions)
+
+  def _entry(self, key: tuple, nodes: list, treedef: Any, positions: tuple) -> _Entry:
+    graphdef, leaves, paths, refs = flatten(tuple(nodes))
+    entry = _Entry()
+    entry.ctx = (graphdef, treedef, positions)
+    entry.positions = positions
+    entry.groups = [[] for _ in nodes]
+    for path, leaf in zip(paths, leaves, strict=True):
+      entry.groups[path[0]].append(leaf)
+    entry.variables = leaves
+    entry.epoch = epoch.current()
+    entry.versions = [(weakref.ref(r), r.__dict__["_nnx_version"]) for r in refs]
+    if all(isinstance(x, Variable) for x in leaves):  # raw array leaves must be re-read
+      drop = functools.partial(_drop, self._entries, key)
+      entry.node_refs = [weakref.ref(n, drop) for n in nodes]
+      self._entries[key] = entry
+      if len(self._entries) > _MAX_ENTRIES:
+        self._entries.popitem(last=False)
+    return entry
+
+  def __call__(self, *args: Any, **kwargs: Any) -> Any:
+    leaves, treedef, positions = lift.find_nodes((args, kwargs))
+    nodes = [leaves[p] for p in positions]
+    key = (treedef, *map(id, nodes))
+    entry = self._entries.get(key)
+    if entry is None or not entry.valid(nodes):
+      entry = self._entry(key, nodes, treedef, positions)
+    for p, group in zip(positions, entry.groups, strict=True):
+      leaves[p] = [lift.raw(x) for x in group]
+    args, kwargs = treedef.unflatten(leaves)
+    out_leaves, values, info = self._jitted(*args, _nnx_ctx=entry.ctx, **kwargs)
+    if info.update.same and key in self._entries:
+      lift.write_values(entry.variables, values)
+    else:
+      self._entries.pop(key, None)
+      out_nodes = lift.apply(info.update, values, nodes)
+      for i, node in zip(info.node_positions, out_nodes, strict=True):
+        out_leaves[i] = node
+    return info.treedef.unflatten(out_leaves)
+
+
+def _drop(entries: OrderedDict, key: tuple, _: Any) -> None:
+  entries.pop(key, None)
+
+
+def jit(fun: Callable | None = None, *, in_shardings: Any = None, out_shardings: Any = None,
+        static_argnums: int | Sequence[int] | None = None,
+        static_argnames: str | Sequence[str] | None = None,
+        donate_argnums: int | Sequence[int] | None = None,
+        donate_argnames: str | Sequence[str] | None = None, keep_unused: bool = False,
+        device: Any = None, backend: str | None = None, inline: bool = False) -> Any:
+  """Compiles ``fun`` like ``jax.jit``; graph objects among its arguments are updated.
+
+  Graph objects (Modules, Rngs, Optimizers, Variables...) may appear anywhere in the
+  arguments. Whatever the function does to them (new values, new or replaced attributes,
+  changed shared references) is applied to the caller's objects after the call; outputs may
+  contain graph objects. Other arguments and options behave as in ``jax.jit``; the
+  ``out_shardings`` constrain the function's output.
+
+  Returns:
+    The compiled function (or a decorator, when ``fun`` is omitted).
+  """
+  options = dict(in_shardings=in_shardings, out_shardings=out_shardings,
+                 static_argnums=static_argnums, static_argnames=static_argnames,
+                 donate_argnums=donate_argnums, donate_argnames=donate_argnames,
+                 keep_unused=keep_unused or None, device=device, backend=backend,
+                 inline=inline or None)
+  if fun is None:
+    return functools.partial(jit, **options)
+  return JitWrapped(fun, **options)

@@ -1,0 +1,80 @@
+"""What every stateful transform shares: carrying graph objects across a pure function.
+
+Outside, the graph objects among the arguments are flattened once into a GraphDef and their
+Variables' values. Inside the transformed (pure) function the graph is rebuilt from those
+values, the user function runs and may mutate it, and ``capture`` flattens it again. If the
+structure came back unchanged (the common case), the caller writes the new values into its
+own Variables; otherwise ``apply`` replays the new structure onto the caller's objects in
+place, creating what is new and reusing what is not, so identity and sharing are kept.
+
+>>> import jax.numpy as jnp
+>>> from flaxen import nnx
+>>> from flaxen.nnx.transforms import lift
+>>> lift.find_nodes(({"m": nnx.Param(1.0)}, jnp.ones(2)))[2]
+(0,)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+
+from flaxen.nnx.graph import GraphDef, flatten, unflatten
+from flaxen.nnx.object import Object, is_graph_node
+from flaxen.nnx.variables import Variable
+
+__all__ = ["GraphUpdate", "find_nodes", "capture", "apply", "write_values"]
+
+
+class GraphUpdate:
+  """What a pure function did to the graph: a static pytree, so it can leave a trace."""
+
+  __slots__ = ("same", "graphdef", "out_to_in", "num_inputs")
+
+  def __init__(self, same: bool, graphdef: GraphDef, out_to_in: tuple, num_inputs: int):
+    self.same = same
+    self.graphdef = graphdef
+    self.out_to_in = out_to_in
+    self.num_inputs = num_inputs
+
+
+jax.tree_util.register_static(GraphUpdate)
+
+
+def find_nodes(tree: Any) -> tuple[list, Any, tuple[int, ...]]:
+  """``(leaves, treedef, positions)``: ``tree`` flattened with graph nodes as leaves, and
+  the positions of those nodes among the leaves."""
+  leaves, treedef = jax.tree_util.tree_flatten(tree, is_leaf=is_graph_node)
+  positions = tuple(i for i, x in enumerate(leaves) if isinstance(x, Object | Variable))
+  return leaves, treedef, positions
+
+
+def raw(leaf: Any) -> Any:
+  return leaf._raw if isinstance(leaf, Variable) else leaf
+
+
+def capture(inner_inputs: list, refs_in: list, graphdef_in: GraphDef,
+            out_nodes: list) -> tuple[list, GraphUpdate]:
+  """Flattens the graph after the user function ran: ``(values, update)``."""
+  graphdef_out, leaves, _, refs_out = flatten((*inner_inputs, *out_nodes))
+  position = {id(r): i for i, r in enumerate(refs_in)}
+  out_to_in = tuple(position.get(id(r), -1) for r in refs_out)
+  same = (not out_nodes and graphdef_out == graphdef_in
+          and out_to_in == tuple(range(len(refs_in))))
+  values = [raw(x) for x in leaves]
+  return values, GraphUpdate(same, graphdef_out, out_to_in, len(inner_inputs))
+
+
+def apply(update: GraphUpdate, values: list, outer_nodes: list) -> list:
+  """Replays a changed structure onto the caller's objects; returns the output nodes."""
+  _, _, _, refs = flatten(tuple(outer_nodes))
+  existing = {o: refs[i] for o, i in enumerate(update.out_to_in) if i >= 0}
+  root, _ = unflatten(update.graphdef, values, existing)
+  return list(root[update.num_inputs:])
+
+
+def write_values(variables: list, values: list) -> None:
+  """The fast path: new values into the same Variables, one dict write each."""
+  for var, value in zip(variables, values, strict=True):
+    var.__dict__["_raw"] = value

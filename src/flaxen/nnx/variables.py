@@ -1,0 +1,272 @@
+"""Variables: the mutable boxes that hold a graph's state, with their metadata.
+
+A Variable is a reference: modules hold them, ``nnx.split`` collects them, and transforms
+write new values back into the same object. Its subclass says what kind of state it is
+(``Param``, ``BatchStat``...), which is what filters select on. Variables are also JAX
+pytrees (the value is the child, the metadata the static part), so ``jax.tree.map`` over a
+``State`` maps over the arrays and keeps the Variable types.
+
+>>> import jax.numpy as jnp
+>>> from flaxen import nnx
+>>> w = nnx.Param(jnp.ones(2), sharding=("x",))
+>>> w.value = w * 3
+>>> w[...], w.sharding
+(Array([3., 3.], dtype=float32), ('x',))
+"""
+
+from __future__ import annotations
+
+import operator
+from typing import Any, Generic, TypeVar
+
+import jax
+import numpy as np
+
+from flaxen.errors.nnx import VariableMetadataError
+from flaxen.nnx import epoch
+
+__all__ = [
+  "Variable", "VariableState", "Param", "BatchStat", "Cache", "Intermediate", "Perturbation",
+]
+
+A = TypeVar("A")
+_HOOKS = ("on_get_value", "on_set_value", "on_create_value", "on_add_axis", "on_remove_axis")
+
+
+class Variable(Generic[A]):
+  """A mutable box holding one value (usually an array) plus metadata.
+
+  Args:
+    value: the initial value.
+    **metadata: free-form metadata (e.g. ``sharding``). The hooks ``on_get_value(variable,
+      value)``, ``on_set_value(variable, value)`` and ``on_create_value(variable, value)``
+      may be passed here; subclasses may define them as methods instead.
+  """
+
+  on_get_value = None
+  on_set_value = None
+  on_create_value = None
+
+  def __init__(self, value: A, **metadata: Any):
+    d = self.__dict__
+    d["_meta"] = metadata
+    d["_nnx_version"] = 0
+    hook = metadata.get("on_create_value") or type(self).on_create_value
+    if hook is not None:
+      value = _call_hook(self, hook, value)
+    d["_raw"] = value
+
+  def __init_subclass__(cls, **kwargs: Any):
+    super().__init_subclass__(**kwargs)
+    _register(cls)
+
+  # ------------------------------------------------------------------ value access
+
+  @property
+  def value(self) -> A:
+    """The value, through the ``on_get_value`` hooks."""
+    value = self._raw
+    hook = self._meta.get("on_get_value") or type(self).on_get_value
+    return value if hook is None else _call_hook(self, hook, value)
+
+  @value.setter
+  def value(self, value: A) -> None:
+    hook = self._meta.get("on_set_value") or type(self).on_set_value
+    if hook is not None:
+      value = _call_hook(self, hook, value)
+    self.__dict__["_raw"] = value
+
+  @property
+  def raw_value(self) -> A:
+    """The stored value, bypassing hooks."""
+    return self._raw
+
+  @raw_value.setter
+  def raw_value(self, value: A) -> None:
+    self.__dict__["_raw"] = value
+
+  def get_value(self) -> A:
+    return self.value
+
+  def set_value(self, value: A) -> None:
+    self.value = value
+
+  @property
+  def type(self) -> type[Variable]:
+    return type(self)
+
+  # --------------------------------------------------------------------- metadata
+
+  def get_metadata(self) -> dict[str, Any]:
+    """A copy of the metadata dict."""
+    return dict(self._meta)
+
+  def set_metadata(self, *args: Any, **kwargs: Any) -> None:
+    """``set_metadata(name, value)``, ``set_metadata(mapping)`` or ``set_metadata(**kw)``."""
+    if len(args) == 2:
+      kwargs[args[0]] = args[1]
+    elif len(args) == 1:
+      kwargs.update(args[0])
+    self.__dict__["_meta"] = {**self._meta, **kwargs}
+    self._bump()
+
+  def _bump(self) -> None:
+    self.__dict__["_nnx_version"] += 1
+    epoch.bump()
+
+  def __getattr__(self, name: str) -> Any:
+    if name.startswith("__") or name in ("_meta", "_raw"):
+      raise AttributeError(name)
+    meta = self.__dict__["_meta"]
+    if name in meta:
+      return meta[name]
+    try:
+      return getattr(self.__dict__["_raw"], name)
+    except AttributeError:
+      raise VariableMetadataError(self, name, meta) from None
+
+  def __setattr__(self, name: str, value: Any) -> None:
+    if name in ("value", "raw_value"):
+      object.__setattr__(self, name, value)
+    else:
+      self.set_metadata(name, value)
+
+  # ------------------------------------------------------------------------ copies
+
+  @classmethod
+  def _from_raw(cls, value: Any, meta: dict[str, Any]) -> Variable:
+    """A Variable of this class with ``value`` stored as is (no create hooks)."""
+    var = object.__new__(cls)
+    var.__dict__.update(_raw=value, _meta=meta, _nnx_version=0)
+    return var
+
+  def copy(self) -> Variable[A]:
+    """A new Variable with the same value and metadata."""
+    return self._from_raw(self._raw, dict(self._meta))
+
+  def replace(self, value: Any = None, **metadata: Any) -> Variable:
+    """A copy with a new value and/or updated metadata."""
+    return self._from_raw(self._raw if value is None else value, {**self._meta, **metadata})
+
+  def to_state(self) -> Variable[A]:
+    return self.copy()
+
+  def to_variable(self) -> Variable[A]:
+    return self.copy()
+
+  # ------------------------------------------------------------- array behaviour
+
+  def __jax_array__(self):
+    return self.value
+
+  def __array__(self, dtype=None, copy=None):
+    return np.asarray(self.value, dtype=dtype)
+
+  def __getitem__(self, index: Any) -> Any:
+    return self.value[index]
+
+  def __setitem__(self, index: Any, value: Any) -> None:
+    if index is Ellipsis:
+      self.value = value
+    else:
+      self.value = self.value.at[index].set(value)
+
+  def __len__(self) -> int:
+    return len(self.value)
+
+  def __iter__(self):
+    return iter(self.value)
+
+  def __bool__(self) -> bool:
+    return bool(self.value)
+
+  def __eq__(self, other: object) -> Any:
+    return self is other
+
+  __hash__ = object.__hash__
+
+  def __repr__(self) -> str:
+    extra = "".join(f", {k}={v!r}" for k, v in self._meta.items())
+    return f"{type(self).__name__}(value={_value_repr(self._raw)}{extra})"
+
+
+VariableState = Variable  # older Flax name of the detached copies that live in a State
+
+
+def _value_repr(value: Any) -> str:
+  if isinstance(value, jax.Array | np.ndarray) and value.size > 8:
+    return f"Array(shape={value.shape}, dtype={value.dtype})"
+  return repr(value)
+
+
+def _call_hook(var: Variable, hook: Any, value: Any) -> Any:
+  hooks = hook if isinstance(hook, tuple | list) else (hook,)
+  for h in hooks:
+    value = h(value) if getattr(h, "__self__", None) is var else h(var, value)
+  return value
+
+
+def _binary(op):
+  return lambda self, other: op(self.value, other)
+
+
+def _reflected(op):
+  return lambda self, other: op(other, self.value)
+
+
+def _inplace(op):
+  def method(self, other):
+    self.value = op(self.value, other)
+    return self
+  return method
+
+
+for _name in ("add", "sub", "mul", "truediv", "floordiv", "mod", "pow", "matmul", "and", "or",
+              "xor", "lshift", "rshift"):
+  _op = getattr(operator, _name + "_" if _name in ("and", "or") else _name)
+  setattr(Variable, f"__{_name}__", _binary(_op))
+  setattr(Variable, f"__r{_name}__", _reflected(_op))
+  setattr(Variable, f"__i{_name}__", _inplace(_op))
+for _name in ("lt", "le", "gt", "ge"):
+  setattr(Variable, f"__{_name}__", _binary(getattr(operator, _name)))
+for _name in ("neg", "pos", "abs", "invert"):
+  setattr(Variable, f"__{_name}__", (lambda op: lambda self: op(self.value))(getattr(operator,
+                                                                                      _name)))
+
+
+def _flatten_with_keys(v: Variable):
+  return ((jax.tree_util.GetAttrKey("value"), v._raw),), tuple(v._meta.items())
+
+
+def _flatten(v: Variable):
+  return (v._raw,), tuple(v._meta.items())
+
+
+def _register(cls: type) -> None:
+  jax.tree_util.register_pytree_with_keys(
+    cls, _flatten_with_keys, lambda aux, children: cls._from_raw(children[0], dict(aux)),
+    _flatten,
+  )
+
+
+_register(Variable)
+
+
+class Param(Variable[A]):
+  """A trainable parameter: what ``nnx.grad`` and ``nnx.Optimizer`` act on by default."""
+
+
+class BatchStat(Variable[A]):
+  """Running statistics (e.g. of BatchNorm): state, but not trained by gradients."""
+
+
+class Cache(Variable[A]):
+  """Decoding caches and similar state that lives across calls."""
+
+
+class Intermediate(Variable[A]):
+  """Values stored by ``Module.sow`` for inspection."""
+
+
+class Perturbation(Intermediate[A]):
+  """Zeros added by ``Module.perturb`` so the gradient w.r.t. an intermediate can be taken."""
