@@ -8,6 +8,8 @@ import jax.numpy as jnp
 import ml_dtypes
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from flaxen import errors, serialization, struct
 
@@ -198,6 +200,10 @@ def test_leaf_where_subtree_expected_and_back():
   assert e.path == "a" and "shape (2,)" in str(e) and "dict with keys ['b']" in str(e)
   e = restore_error({"a": np.zeros(2)}, {"a": 1})
   assert "found int" in str(e)
+  e = restore_error_state({"a": 1.5}, {"a": None})
+  assert e.path == "a" and "expected float, found NoneType" in str(e)
+  e = restore_error_state({"a": "relu"}, {"a": [1]})
+  assert e.path == "a" and "found list" in str(e)
 
 
 def test_current_path_inside_a_custom_restore():
@@ -239,3 +245,38 @@ def test_static_fields_come_from_the_target_not_the_bytes():
   target = Layer(np.zeros(2, np.float32), np.zeros(2, np.float32), act="gelu")
   restored = serialization.from_bytes(target, serialization.to_bytes(saved))
   assert restored.act == "gelu" and restored.w.tolist() == [1.0, 1.0]
+
+
+def test_state_with_non_string_keys_is_a_mismatch():
+  e = restore_error_state({"a": 1}, {"a": 1, 5: 2})
+  assert e.path == "5" and "no entry" in str(e)
+  e = restore_error_state([1], {0: 1})
+  assert e.path == "0" and "key '0'" in str(e)
+
+
+def test_long_key_lists_are_shortened():
+  e = restore_error_state({str(i): i for i in range(20)}, 5)
+  assert "'7', ...]" in str(e) and "'19'" not in str(e)
+
+
+def restore_error_state(target, state) -> errors.StateMismatchError:
+  with pytest.raises(errors.StateMismatchError) as info:
+    serialization.from_state_dict(target, state)
+  return info.value
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.data())
+def test_damaged_bytes_raise_only_serialization_errors(data):
+  payload = serialization.to_bytes(make_net(2.0))
+  cut = data.draw(st.integers(0, len(payload)))
+  index = data.draw(st.integers(0, len(payload) - 1))
+  damaged = bytearray(payload[:cut])
+  if index < cut:
+    damaged[index] = data.draw(st.integers(0, 255))
+  damaged += data.draw(st.binary(max_size=4))
+  try:
+    out = serialization.from_bytes(make_net(), bytes(damaged))
+  except errors.SerializationError:
+    return
+  assert jax.tree.structure(out) == jax.tree.structure(make_net())

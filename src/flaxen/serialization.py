@@ -123,12 +123,16 @@ def _describe(x: Any) -> str:
   if hasattr(x, "shape") and hasattr(x, "dtype"):
     return f"array of shape {tuple(x.shape)} and dtype {x.dtype}"
   if isinstance(x, dict):
-    return f"dict with keys {sorted(map(str, x))[:8]}"
+    return f"dict with keys {_keys(sorted(x, key=str))}"
   return f"{type(x).__name__}"
 
 
 def _check_leaf(target: Any, state: Any) -> None:
-  if isinstance(state, dict) and not isinstance(target, dict | type(None)):
+  """A leaf restores a leaf: a subtree or nothing (None) would change the tree's structure;
+  an array must keep its shape and dtype. A target of None takes whatever was saved."""
+  if target is None:
+    return
+  if state is None or isinstance(state, dict | list):
     raise errors.StateMismatchError(current_path(), _describe(target), _describe(state))
   if not (hasattr(target, "shape") and hasattr(target, "dtype")):
     return
@@ -143,18 +147,24 @@ def check_keys(state: Any, expected: Iterable[str], what: str) -> None:
   expected = list(expected)
   if not isinstance(state, dict):
     raise errors.StateMismatchError(
-      current_path(), f"a dict for {what} with keys {expected}", _describe(state)
+      current_path(), f"a dict for {what} with keys {_keys(expected)}", _describe(state)
     )
   missing = [k for k in expected if k not in state]
-  extra = sorted(str(k) for k in state if k not in set(expected))
   if missing:
     path = "/".join([*_stack(), str(missing[0])])
     raise errors.StateMismatchError(path, f"a value for {what} key {missing[0]!r}", "nothing")
+  wanted = set(expected)
+  extra = sorted((k for k in state if k not in wanted), key=str)
   if extra:
-    path = "/".join([*_stack(), extra[0]])
+    path = "/".join([*_stack(), str(extra[0])])
     raise errors.StateMismatchError(
-      path, f"no entry ({what} has keys {expected})", _describe(state[extra[0]])
+      path, f"no entry ({what} has keys {_keys(expected)})", _describe(state[extra[0]])
     )
+
+
+def _keys(keys: list) -> str:
+  shown = ", ".join(repr(k) for k in keys[:8])
+  return f"[{shown}{', ...' if len(keys) > 8 else ''}]"
 
 
 # --------------------------------------------------------------- built-in containers
