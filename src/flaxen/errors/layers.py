@@ -7,7 +7,7 @@ from flaxen.errors.base import FlaxenError, short_repr
 __all__ = [
   "NonFloatingDtypeError", "InvalidPaddingError", "InputShapeError", "FeatureSizeError",
   "FeatureGroupError", "NumGroupsError", "NumHeadsError", "DropoutRngError",
-  "InvalidRateError", "DecodeCacheError",
+  "InvalidRateError", "DecodeCacheError", "EmptySequentialError", "AttentionInputsError",
 ]
 
 
@@ -113,4 +113,24 @@ class DecodeCacheError(FlaxenError, ValueError):
       f"{where}: decode=True expects one token per step with query shape {expected}, "
       f"but got {found}. Fix: initialize the cache with an input of shape "
       "(batch..., max_length, features), then call with one position at a time."
+    )
+
+
+class EmptySequentialError(FlaxenError, ValueError):
+  """``Sequential`` was called with no layers."""
+
+  def __init__(self, where: str):
+    super().__init__(
+      f"{where} has no layers to call. Fix: pass a non-empty list, "
+      "e.g. nn.Sequential([nn.Dense(8), nn.relu])."
+    )
+
+
+class AttentionInputsError(FlaxenError, ValueError):
+  """An attention layer got ``inputs_v`` without ``inputs_k``, or both ``inputs_kv`` and them."""
+
+  def __init__(self, where: str, reason: str):
+    super().__init__(
+      f"{where}: {reason}. Fix: pass inputs_q alone (self-attention), inputs_q and inputs_k "
+      "(values default to the keys), or all of inputs_q, inputs_k and inputs_v."
     )
