@@ -60,7 +60,7 @@ jax.tree_util.register_static(_OutInfo)
 class _Entry:
   """One cached graph walk: what the arguments' graph looked like, and its Variables."""
 
-  __slots__ = ("node_refs", "epoch", "versions", "ctx", "positions", "groups", "variables")
+  __slots__ = ("node_refs", "epoch", "versions", "fn", "positions", "groups", "variables")
 
   def valid(self, nodes: list) -> bool:
     for ref, node in zip(self.node_refs, nodes, strict=True):
@@ -89,17 +89,17 @@ class JitWrapped:
     self.fun = fun
     self.out_shardings = out_shardings
     self._entries: OrderedDict = OrderedDict()
-    names = (static_argnames,) if isinstance(static_argnames, str) else (static_argnames or ())
-    options = dict(static_argnums=static_argnums, static_argnames=(*names, "_nnx_ctx"),
+    self._compiled: OrderedDict = OrderedDict()  # ctx -> jax.jit of the pure function
+    options = dict(static_argnums=static_argnums, static_argnames=static_argnames,
                    donate_argnums=donate_argnums, donate_argnames=donate_argnames,
                    in_shardings=in_shardings, **jit_kwargs)
-    self._jitted = jax.jit(self._pure, **{k: v for k, v in options.items() if v is not None})
+    self._options = {k: v for k, v in options.items() if v is not None}
 
   def __get__(self, obj: Any, objtype: Any = None) -> Callable:
     return self if obj is None else functools.partial(self, obj)
 
-  def _pure(self, *args: Any, _nnx_ctx: tuple, **kwargs: Any) -> tuple:
-    graphdef, treedef, positions = _nnx_ctx
+  def _pure(self, ctx: tuple, *args: Any, **kwargs: Any) -> tuple:
+    graphdef, treedef, positions = ctx
     leaves = treedef.flatten_up_to((args, kwargs))
     values = [v for p in positions for v in leaves[p]]
     root, refs = unflatten(graphdef, values)
@@ -116,10 +116,20 @@ class JitWrapped:
     new_values, update = lift.capture(list(root), refs, graphdef, out_nodes)
     return out_leaves, new_values, _OutInfo(update, out_treedef, out_positions)
 
+  def _function(self, *ctx: Any) -> Callable:
+    """One jax.jit per graph structure (shared by all objects of that structure), so a call
+    passes no static arguments and stays on jax.jit's fast path."""
+    fn = self._compiled.get(ctx)
+    if fn is None:
+      fn = self._compiled[ctx] = jax.jit(functools.partial(self._pure, ctx), **self._options)
+      if len(self._compiled) > _MAX_ENTRIES:
+        self._compiled.popitem(last=False)
+    return fn
+
   def _entry(self, key: tuple, nodes: list, treedef: Any, positions: tuple) -> _Entry:
     graphdef, leaves, paths, refs = flatten(tuple(nodes))
     entry = _Entry()
-    entry.ctx = (graphdef, treedef, positions)
+    entry.fn = self._function(graphdef, treedef, positions)
     entry.positions = positions
     entry.groups = [[] for _ in nodes]
     for path, leaf in zip(paths, leaves, strict=True):
@@ -142,10 +152,11 @@ class JitWrapped:
     entry = self._entries.get(key)
     if entry is None or not entry.valid(nodes):
       entry = self._entry(key, nodes, treedef, positions)
+    read = _read_variables if key in self._entries else _read_leaves
     for p, group in zip(positions, entry.groups, strict=True):
-      leaves[p] = [lift.raw(x) for x in group]
+      leaves[p] = read(group)
     args, kwargs = treedef.unflatten(leaves)
-    out_leaves, values, info = self._jitted(*args, _nnx_ctx=entry.ctx, **kwargs)
+    out_leaves, values, info = entry.fn(*args, **kwargs)
     if info.update.same and key in self._entries:
       lift.write_values(entry.variables, values)
     else:
@@ -154,6 +165,14 @@ class JitWrapped:
       for i, node in zip(info.node_positions, out_nodes, strict=True):
         out_leaves[i] = node
     return info.treedef.unflatten(out_leaves)
+
+
+def _read_variables(group: list) -> list:
+  return [v._raw for v in group]
+
+
+def _read_leaves(group: list) -> list:
+  return [lift.raw(x) for x in group]
 
 
 def _drop(entries: OrderedDict, key: tuple, _: Any) -> None:
