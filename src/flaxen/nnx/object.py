@@ -200,8 +200,8 @@ def _repr(obj: Any, depth: int, seen: set[int]) -> str:
   return f"{type(obj).__name__}(\n" + "\n".join(items) + "\n" + "  " * depth + ")"
 
 
-def _mutating(name: str):
-  base = getattr(list, name, None) or getattr(dict, name)
+def _mutating(container: type, name: str):
+  base = getattr(container, name)
 
   def method(self, *args, **kwargs):
     out = base(self, *args, **kwargs)
@@ -256,7 +256,7 @@ class List(Object, list):
 
 for _name in ("__setitem__", "__delitem__", "append", "extend", "insert", "pop", "remove",
               "clear", "sort", "reverse", "__iadd__", "__imul__"):
-  setattr(List, _name, _mutating(_name))
+  setattr(List, _name, _mutating(list, _name))
 
 
 class Dict(Object, dict):
@@ -323,4 +323,4 @@ class Dict(Object, dict):
 
 
 for _name in ("__delitem__", "pop", "popitem", "clear", "update", "setdefault", "__ior__"):
-  setattr(Dict, _name, _mutating(_name))
+  setattr(Dict, _name, _mutating(dict, _name))
