@@ -133,3 +133,21 @@ def test_conv_transpose_circular_folds_full_output():
   y = conv_transpose(x, w, padding="CIRCULAR")[0, :, 0]
   assert y.shape == (4,)
   np.testing.assert_allclose(jnp.sum(y), jnp.sum(full), rtol=1e-5)
+
+
+def test_conv_local_against_per_position_kernels():
+  from flaxen.ops.conv import conv_local, conv_local_kernel_shape
+
+  x = jax.random.normal(K[0], (2, 5, 3))
+  shape = conv_local_kernel_shape(x.shape, (2,), 4, strides=2, padding="SAME")
+  assert shape == (3, 6, 4)
+  w = jax.random.normal(K[1], shape)
+  b = jax.random.normal(K[2], (3, 4))
+  y = conv_local(x, w, b, kernel_size=(2,), strides=2, padding="SAME")
+  xp = jnp.pad(x, [(0, 0), (0, 1), (0, 0)])  # SAME for 5 -> 3 with window 2, stride 2
+  ref = []
+  for o in range(3):
+    patch = xp[:, 2 * o:2 * o + 2]  # (B, window, C); kernel rows run over C outer, window inner
+    flat = jnp.transpose(patch, (0, 2, 1)).reshape(2, 6)
+    ref.append(flat @ w[o] + b[o])
+  np.testing.assert_allclose(y, jnp.stack(ref, 1), rtol=1e-4, atol=1e-5)

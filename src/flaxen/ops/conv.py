@@ -1,4 +1,5 @@
-"""Convolutions over channels-last inputs: padding rules, ``conv`` and ``conv_transpose``.
+"""Convolutions over channels-last inputs: padding rules, ``conv``, ``conv_local`` (unshared
+weights) and ``conv_transpose``.
 
 Inputs have shape ``(*batch, *spatial, features)``: any number of leading batch dims, or
 none (an unbatched input). Kernels have shape ``(*kernel_size, in, out)``.
@@ -13,7 +14,9 @@ none (an unbatched input). Kernels have shape ``(*kernel_size, in, out)``.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
@@ -27,7 +30,10 @@ from flaxen.errors.layers import (
 from flaxen.ops.dtypes import promote_dtype
 from flaxen.typing import Array, ConvGeneralDilatedT, Dtype, LaxPadding, PaddingLike, PrecisionLike
 
-__all__ = ["canonicalize_padding", "conv", "conv_transpose", "normalize_tuple"]
+__all__ = [
+  "canonicalize_padding", "conv", "conv_local", "conv_local_kernel_shape", "conv_transpose",
+  "normalize_tuple",
+]
 
 _NAMED = ("SAME", "SAME_LOWER", "VALID", "CIRCULAR", "CAUSAL")
 
@@ -103,6 +109,33 @@ def _add_bias(y: Array, bias: Array | None) -> Array:
   return y + bias.reshape((1,) * (y.ndim - bias.ndim) + bias.shape)
 
 
+def _prepare(x: Array, kernel_size: Sequence[int], strides: Any, padding: PaddingLike,
+             input_dilation: Any, kernel_dilation: Any) -> tuple[Any, ...]:
+  """Per-dim strides and dilations, and ``x`` padded for the 'CIRCULAR' / 'CAUSAL' modes
+  (which become 'VALID'); named padding is resolved to pairs when lax needs them."""
+  rank = len(kernel_size)
+  strides = normalize_tuple(strides, rank, "strides")
+  input_dilation = normalize_tuple(input_dilation, rank, "input_dilation")
+  kernel_dilation = normalize_tuple(kernel_dilation, rank, "kernel_dilation")
+  padding = canonicalize_padding(padding, rank)
+  sizes = zip(kernel_size, kernel_dilation, strict=True)
+  dilated_kernel = [(k - 1) * d + 1 for k, d in sizes]
+  if padding == "CIRCULAR":
+    pads = lax.padtype_to_pads(x.shape[1:-1], dilated_kernel, strides, "SAME")
+    x = jnp.pad(x, [(0, 0), *pads, (0, 0)], mode="wrap")
+    padding = "VALID"
+  elif padding == "CAUSAL":
+    if rank != 1:
+      raise InvalidPaddingError("CAUSAL", rank, "causal padding needs exactly 1 spatial dim")
+    x = jnp.pad(x, [(0, 0), (dilated_kernel[0] - 1, 0), (0, 0)])
+    padding = "VALID"
+  if isinstance(padding, str) and any(d > 1 for d in input_dilation):
+    # lax accepts only explicit pads with input dilation: resolve the name on the dilated input.
+    dilated_in = [(n - 1) * d + 1 for n, d in zip(x.shape[1:-1], input_dilation, strict=True)]
+    padding = lax.padtype_to_pads(dilated_in, dilated_kernel, strides, padding)
+  return strides, input_dilation, kernel_dilation, padding, x
+
+
 def conv(
   inputs: Array,
   kernel: Array,
@@ -147,30 +180,79 @@ def conv(
   if in_features // feature_group_count != kernel.shape[-2]:
     raise FeatureSizeError(where, "kernel", kernel.shape[-2] * feature_group_count, in_features,
                            inputs.shape)
-  strides = normalize_tuple(strides, rank, "strides")
-  input_dilation = normalize_tuple(input_dilation, rank, "input_dilation")
-  kernel_dilation = normalize_tuple(kernel_dilation, rank, "kernel_dilation")
-  padding = canonicalize_padding(padding, rank)
-  sizes = zip(kernel.shape[:rank], kernel_dilation, strict=True)
-  dilated_kernel = [(k - 1) * d + 1 for k, d in sizes]
-  if padding == "CIRCULAR":
-    pads = lax.padtype_to_pads(x.shape[1:-1], dilated_kernel, strides, "SAME")
-    x = jnp.pad(x, [(0, 0), *pads, (0, 0)], mode="wrap")
-    padding = "VALID"
-  elif padding == "CAUSAL":
-    if rank != 1:
-      raise InvalidPaddingError("CAUSAL", rank, "causal padding needs exactly 1 spatial dim")
-    x = jnp.pad(x, [(0, 0), (dilated_kernel[0] - 1, 0), (0, 0)])
-    padding = "VALID"
-  if isinstance(padding, str) and any(d > 1 for d in input_dilation):
-    # lax accepts only explicit pads with input dilation: resolve the name on the dilated input.
-    dilated_in = [(n - 1) * d + 1 for n, d in zip(x.shape[1:-1], input_dilation, strict=True)]
-    padding = lax.padtype_to_pads(dilated_in, dilated_kernel, strides, padding)
+  strides, input_dilation, kernel_dilation, padding, x = _prepare(
+    x, kernel.shape[:rank], strides, padding, input_dilation, kernel_dilation)
   x, kernel, bias = promote_dtype(x, kernel, bias, dtype=dtype)
   y = conv_general_dilated(
     x, kernel, strides, padding,
     lhs_dilation=input_dilation, rhs_dilation=kernel_dilation,
     dimension_numbers=_dimension_numbers(x.ndim), feature_group_count=feature_group_count,
+    precision=precision,
+  )
+  y = _add_bias(y, bias)
+  return y.reshape(batch_shape + y.shape[1:])
+
+
+def conv_local_kernel_shape(
+  input_shape: Sequence[int],
+  kernel_size: Sequence[int],
+  features: int,
+  *,
+  strides: int | Sequence[int] | None = 1,
+  padding: PaddingLike = "SAME",
+  input_dilation: int | Sequence[int] | None = 1,
+  kernel_dilation: int | Sequence[int] | None = 1,
+) -> tuple[int, ...]:
+  """The kernel shape of :func:`conv_local`: one ``(prod(kernel_size) * in, features)``
+  matrix per output position, ``(*out_spatial, prod(kernel_size) * in, features)``.
+
+  >>> conv_local_kernel_shape((1, 5, 2), (3,), 4, padding='VALID')
+  (3, 6, 4)
+  """
+  rank = len(kernel_size)
+  in_features = input_shape[-1]
+  dummy = jax.ShapeDtypeStruct((1, *input_shape[len(input_shape) - rank - 1:]), jnp.float32)
+  out = jax.eval_shape(
+    lambda x: conv(x, jnp.zeros((*kernel_size, in_features, 1)), strides=strides,
+                   padding=padding, input_dilation=input_dilation,
+                   kernel_dilation=kernel_dilation),
+    dummy,
+  )
+  return (*out.shape[1:-1], int(np.prod(kernel_size)) * in_features, features)
+
+
+def conv_local(
+  inputs: Array,
+  kernel: Array,
+  bias: Array | None = None,
+  *,
+  kernel_size: Sequence[int],
+  strides: int | Sequence[int] | None = 1,
+  padding: PaddingLike = "SAME",
+  input_dilation: int | Sequence[int] | None = 1,
+  kernel_dilation: int | Sequence[int] | None = 1,
+  dtype: Dtype | None = None,
+  precision: PrecisionLike = None,
+) -> Array:
+  """A locally connected layer: a convolution with a separate kernel at every output position.
+
+  Args:
+    inputs: ``(*batch, *spatial, in_features)``.
+    kernel: shape :func:`conv_local_kernel_shape`; its input axis runs over input
+      features (outer) then window positions (inner).
+    bias: ``None``, ``(out_features,)`` or ``(*out_spatial, out_features)``.
+    kernel_size: the window size per spatial dim.
+    Others as in :func:`conv`.
+  """
+  inputs = jnp.asarray(inputs)
+  rank = len(kernel_size)
+  x, batch_shape = _to_one_batch_dim(inputs, rank, "ConvLocal")
+  strides, input_dilation, kernel_dilation, padding, x = _prepare(
+    x, kernel_size, strides, padding, input_dilation, kernel_dilation)
+  x, kernel, bias = promote_dtype(x, kernel, bias, dtype=dtype)
+  y = lax.conv_general_dilated_local(
+    x, kernel, strides, padding, kernel_size, lhs_dilation=input_dilation,
+    rhs_dilation=kernel_dilation, dimension_numbers=_dimension_numbers(x.ndim),
     precision=precision,
   )
   y = _add_bias(y, bias)
