@@ -19,7 +19,8 @@ __all__ = [
   "Array", "ArrayPytree", "Axes", "AxisName", "Collection", "ConvGeneralDilatedT", "DotGeneralT",
   "Dtype", "EinsumT", "FrozenVariableDict", "Initializer", "InitializerProtocol", "K", "LaxPadding",
   "Leaf", "LogicalRules", "MutableCollection", "MutableVariableDict", "PRNGFoldable", "PRNGKey",
-  "PaddingLike", "Path", "PathParts", "PrecisionLike", "RNGSequences", "Shape", "Sharding",
+  "PaddingLike", "Path", "PathParts", "PrecisionLike", "PromoteDtypeFn", "RNGSequences", "Shape",
+  "Sharding",
   "VariableDict",
 ]
 
@@ -57,6 +58,7 @@ LaxPadding = str | Sequence[tuple[int, int]]
 DotGeneralT = Callable[..., Array]
 ConvGeneralDilatedT = Callable[..., Array]
 EinsumT = Callable[..., Array]
+PromoteDtypeFn = Callable[..., Any]
 
 Sharding = tuple[AxisName, ...]
 LogicalRules = Sequence[tuple[str, str | tuple[str, ...] | None]]
