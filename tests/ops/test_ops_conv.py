@@ -2,6 +2,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from jax import lax
 
 from flaxen import errors
@@ -151,3 +153,22 @@ def test_conv_local_against_per_position_kernels():
     flat = jnp.transpose(patch, (0, 2, 1)).reshape(2, 6)
     ref.append(flat @ w[o] + b[o])
   np.testing.assert_allclose(y, jnp.stack(ref, 1), rtol=1e-4, atol=1e-5)
+
+
+@settings(max_examples=20, deadline=None)
+@given(st.integers(1, 3), st.data())
+def test_canonicalize_padding_pairs_property(rank, data):
+  entry = st.one_of(st.integers(0, 4), st.tuples(st.integers(0, 4), st.integers(0, 4)))
+  padding = data.draw(st.lists(entry, min_size=rank, max_size=rank))
+  pairs = canonicalize_padding(padding, rank)
+  assert len(pairs) == rank
+  for given_, pair in zip(padding, pairs, strict=True):
+    assert pair == ((given_, given_) if isinstance(given_, int) else tuple(given_))
+
+
+@settings(max_examples=10, deadline=None)
+@given(st.integers(4, 7), st.integers(1, 3), st.integers(1, 2), st.integers(1, 2))
+def test_same_padding_keeps_ceil_size(length, ksize, stride, dilation):
+  x = jnp.ones((1, length, 1))
+  y = conv(x, jnp.ones((ksize, 1, 1)), strides=stride, kernel_dilation=dilation, padding="SAME")
+  assert y.shape[1] == -(-length // stride)
