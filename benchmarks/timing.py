@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import dataclasses
+import gc
 import statistics
 import time
 from collections.abc import Callable
@@ -71,9 +72,9 @@ def compare(
   target: float | None = None,
   unit: str = "per call",
   notes: str = "",
-  repeats: int = 21,
+  repeats: int = 31,
   warmup: int = 3,
-  min_sample_s: float = 0.01,
+  min_sample_s: float = 0.005,
 ) -> Result:
   """Time two zero-argument callables doing the same work; return their medians.
 
@@ -81,7 +82,9 @@ def compare(
   ``repeats`` samples of each are taken alternately, flaxen then reference, then the other
   way round, so that drift of the machine (frequency scaling, other processes) hits both
   alike. A sample runs as many back-to-back calls as make it last ``min_sample_s`` and
-  blocks on the last result with :func:`jax.block_until_ready`.
+  blocks on the last result with :func:`jax.block_until_ready`. As with :mod:`timeit`, the
+  cyclic garbage collector is off while timing, so that a collection triggered by one
+  callable's garbage is not charged to the other.
 
   Args:
     name: the row's name.
@@ -102,10 +105,17 @@ def compare(
       jax.block_until_ready(fn())
   numbers = [_calls_per_sample(fn, min_sample_s) for fn in (flaxen_fn, reference_fn)]
   times: tuple[list[float], list[float]] = ([], [])
-  for r in range(repeats):
-    order = (0, 1) if r % 2 == 0 else (1, 0)
-    for i in order:
-      times[i].append(_sample((flaxen_fn, reference_fn)[i], numbers[i]))
+  gc_was_enabled = gc.isenabled()
+  gc.collect()
+  gc.disable()
+  try:
+    for r in range(repeats):
+      order = (0, 1) if r % 2 == 0 else (1, 0)
+      for i in order:
+        times[i].append(_sample((flaxen_fn, reference_fn)[i], numbers[i]))
+  finally:
+    if gc_was_enabled:
+      gc.enable()
   return Result(
     name, statistics.median(times[0]), statistics.median(times[1]), target, unit, notes
   )
