@@ -101,3 +101,15 @@ def test_param_shape_check_does_not_retrace_initializer():
   for _ in range(3):
     np.testing.assert_array_equal(bind(v).param("t", init_fn, 3), np.zeros((3, 2)))
   assert calls == [3]  # traced abstractly once, then cached
+
+
+def test_keyless_initializers_draw_no_key():
+  def f(scope):
+    scope.param("b", jax.nn.initializers.zeros, (2,))
+    scope.param("s", jax.nn.initializers.ones, (2,))
+    return scope.param("w", jax.nn.initializers.normal(), (2,))
+
+  jaxpr = jax.make_jaxpr(lambda k: init(f)(k))(jax.random.key(0))
+  assert [str(e.primitive) for e in jaxpr.eqns].count("random_fold_in") == 1
+  with pytest.raises(errors.InvalidRngError, match='"params"'):
+    init(f)({})  # a keyless init still needs the stream, as any param does

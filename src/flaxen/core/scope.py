@@ -49,6 +49,9 @@ T = TypeVar("T")
 _KEY_STRUCT = jax.ShapeDtypeStruct((2,), jnp.uint32)
 _SHAPE_CACHE: dict[Any, Any] = {}
 _SHAPE_CACHE_SIZE = 4096
+# Initializers that ignore their key: param() gives them the stream key without a fold_in,
+# which keeps init's traced program (and trace time) smaller.
+_KEYLESS_INITS = (jax.nn.initializers.zeros, jax.nn.initializers.ones)
 
 
 class _Root:
@@ -240,7 +243,9 @@ class Scope:
         if self.is_collection_empty("params"):
           raise errors.ScopeCollectionNotFound("params", name, self.path_text)
         raise errors.ScopeParamNotFoundError(name, self.path_text)
-      value = init_fn(self.make_rng("params"), *init_args, **init_kwargs)
+      keyless = init_fn is _KEYLESS_INITS[0] or init_fn is _KEYLESS_INITS[1]
+      key = self._next_rng("params", derive=not keyless)
+      value = init_fn(key, *init_args, **init_kwargs)
       self.put_variable("params", name, value)
     if unbox and not isinstance(value, jax.Array):
       value = meta.unbox(value)
@@ -257,6 +262,11 @@ class Scope:
 
   def make_rng(self, name: str = "params") -> jax.Array:
     """A fresh key of stream ``name`` (falling back to 'params' when it is not given)."""
+    return self._next_rng(name, derive=True)
+
+  def _next_rng(self, name: str, derive: bool) -> jax.Array:
+    """Count a draw of stream ``name``; ``derive=False`` skips the fold_in (for keyless
+    initializers, whose key is never read) and returns the stream's key itself."""
     rngs = self.root.rngs
     key = rngs.get(name)
     if key is None:
@@ -266,6 +276,8 @@ class Scope:
     self._check_valid()
     count = self._rng_counts.get(name, 0)
     self._rng_counts[name] = count + 1
+    if not derive:
+      return key
     data = zlib.crc32(f"{self.path_text}#{count}".encode())
     return jax.random.fold_in(key, np.uint32(data))
 

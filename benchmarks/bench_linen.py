@@ -1,0 +1,177 @@
+"""Linen's Python trace-time overhead against the same model written on plain param pytrees.
+
+Each sample traces a fresh closure with :func:`jax.make_jaxpr` (nothing cached by JAX), so
+the figures measure the Python that runs while tracing: binding, cloning, naming and
+variable lookups in flaxen; only the math in the reference. The layers here are minimal
+Linen modules doing exactly the reference's math, so the ratio isolates the Module
+machinery (``flaxen.linen.module`` and ``flaxen.core``), not layer features.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+import flaxen.linen as nn
+from benchmarks.timing import Result, compare
+
+WIDTH = 32
+MLP_DEPTH = 4
+BLOCKS = 100
+LR = 0.1
+kernel_init = jax.nn.initializers.lecun_normal()
+zeros = jax.nn.initializers.zeros
+ones = jax.nn.initializers.ones
+
+
+class Dense(nn.Module):
+  features: int
+
+  @nn.compact
+  def __call__(self, x):
+    kernel = self.param("kernel", kernel_init, (x.shape[-1], self.features))
+    bias = self.param("bias", zeros, (self.features,))
+    return x @ kernel + bias
+
+
+class BatchNorm(nn.Module):
+  momentum: float = 0.9
+
+  @nn.compact
+  def __call__(self, x):
+    f = x.shape[-1:]
+    mean_v = self.variable("batch_stats", "mean", zeros, None, f)
+    var_v = self.variable("batch_stats", "var", ones, None, f)
+    mean, var = x.mean(0), x.var(0)
+    if not self.is_initializing():
+      mean_v.value = self.momentum * mean_v.value + (1 - self.momentum) * mean
+      var_v.value = self.momentum * var_v.value + (1 - self.momentum) * var
+    y = (x - mean) * jax.lax.rsqrt(var + 1e-5)
+    return y * self.param("scale", ones, f) + self.param("bias", zeros, f)
+
+
+class MLP(nn.Module):
+  @nn.compact
+  def __call__(self, x):
+    for _ in range(MLP_DEPTH - 1):
+      x = jax.nn.relu(Dense(WIDTH)(x))
+    return Dense(1)(x)
+
+
+class Blocks(nn.Module):
+  @nn.compact
+  def __call__(self, x):
+    for _ in range(BLOCKS):
+      x = jax.nn.relu(BatchNorm()(Dense(WIDTH)(x)))
+    return x
+
+
+def sgd(params, grads):
+  return jax.tree.map(lambda p, g: p - LR * g, params, grads)
+
+
+# ----------------------------------------------------------------------- references
+
+
+def ref_mlp(params, x):
+  for i, p in enumerate(params):
+    x = x @ p["kernel"] + p["bias"]
+    if i < len(params) - 1:
+      x = jax.nn.relu(x)
+  return x
+
+
+def ref_mlp_init(key, x):
+  keys = jax.random.split(key, MLP_DEPTH)
+  sizes = [x.shape[-1]] + [WIDTH] * (MLP_DEPTH - 1) + [1]
+  return [{"kernel": kernel_init(k, (a, b)), "bias": zeros(None, (b,))}
+          for k, a, b in zip(keys, sizes[:-1], sizes[1:], strict=True)]
+
+
+def ref_blocks(params, stats, x):
+  new_stats = []
+  for p, s in zip(params, stats, strict=True):
+    x = x @ p["kernel"] + p["bias"]
+    mean, var = x.mean(0), x.var(0)
+    new_stats.append({"mean": 0.9 * s["mean"] + 0.1 * mean, "var": 0.9 * s["var"] + 0.1 * var})
+    y = (x - mean) * jax.lax.rsqrt(var + 1e-5)
+    x = jax.nn.relu(y * p["scale"] + p["bn_bias"])
+  return x, new_stats
+
+
+def ref_blocks_init(key, x):
+  keys = jax.random.split(key, BLOCKS)
+  params, stats = [], []
+  d = x.shape[-1]
+  for k in keys:
+    params.append({"kernel": kernel_init(k, (d, WIDTH)), "bias": zeros(None, (WIDTH,)),
+                   "scale": ones(None, (WIDTH,)), "bn_bias": zeros(None, (WIDTH,))})
+    stats.append({"mean": zeros(None, (WIDTH,)), "var": ones(None, (WIDTH,))})
+    d = WIDTH
+  return params, stats
+
+
+# -------------------------------------------------------------------------- the rows
+
+
+def trace(fn, *args):
+  """Trace a fresh wrapper of ``fn`` each call, so that no JAX cache can hit."""
+  return lambda: jax.make_jaxpr(lambda *a: fn(*a))(*args)
+
+
+def run() -> list[Result]:
+  key = jax.random.key(0)
+  x = jnp.ones((8, WIDTH))
+  y = jnp.ones((8, 1))
+  mlp, blocks = MLP(), Blocks()
+  mlp_vars = mlp.init(key, x)
+  ref_params = ref_mlp_init(key, x)
+  blk_vars = blocks.init(key, x)
+  ref_bp, ref_bs = ref_blocks_init(key, x)
+
+  def mlp_step(params, x, y):
+    def loss(p):
+      return jnp.mean((mlp.apply({"params": p}, x) - y) ** 2)
+    value, grads = jax.value_and_grad(loss)(params)
+    return sgd(params, grads), value
+
+  def ref_mlp_step(params, x, y):
+    def loss(p):
+      return jnp.mean((ref_mlp(p, x) - y) ** 2)
+    value, grads = jax.value_and_grad(loss)(params)
+    return sgd(params, grads), value
+
+  def blk_step(variables, x):
+    def loss(p):
+      out, upd = blocks.apply({"params": p, "batch_stats": variables["batch_stats"]}, x,
+                              mutable=["batch_stats"])
+      return jnp.mean(out**2), upd
+    (value, upd), grads = jax.value_and_grad(loss, has_aux=True)(variables["params"])
+    return sgd(variables["params"], grads), upd, value
+
+  def ref_blk_step(params, stats, x):
+    def loss(p):
+      out, new_stats = ref_blocks(p, stats, x)
+      return jnp.mean(out**2), new_stats
+    (value, new_stats), grads = jax.value_and_grad(loss, has_aux=True)(params)
+    return sgd(params, grads), new_stats, value
+
+  fast = dict(repeats=7, min_sample_s=0.05)
+  return [
+    compare(f"trace: MLP train step ({MLP_DEPTH} Dense)",
+            trace(lambda p, a, b: mlp_step(p, a, b), mlp_vars["params"], x, y),
+            trace(lambda p, a, b: ref_mlp_step(p, a, b), ref_params, x, y),
+            target=1.5, unit="per trace", **fast),
+    compare(f"trace: {BLOCKS}x(Dense+BatchNorm) train step",
+            trace(lambda v, a: blk_step(v, a), blk_vars, x),
+            trace(lambda p, s, a: ref_blk_step(p, s, a), ref_bp, ref_bs, x),
+            target=1.5, unit="per trace", **fast),
+    compare(f"trace: MLP init ({MLP_DEPTH} Dense)",
+            trace(lambda k, a: mlp.init(k, a), key, x),
+            trace(lambda k, a: ref_mlp_init(k, a), key, x),
+            target=3.0, unit="per trace", **fast),
+    compare(f"trace: {BLOCKS}x(Dense+BatchNorm) init",
+            trace(lambda k, a: blocks.init(k, a), key, x),
+            trace(lambda k, a: ref_blocks_init(k, a), key, x),
+            target=3.0, unit="per trace", **fast),
+  ]
