@@ -128,6 +128,22 @@ def test_replace_with_unknown_field_names_class_and_fields():
   assert isinstance(info.value, TypeError)
 
 
+def test_replace_passes_other_errors_through():
+  @struct.dataclass
+  class Checked:
+    n: int
+
+    def __post_init__(self):
+      if self.n < 0:
+        raise TypeError("n must be >= 0")
+
+  with pytest.raises(TypeError, match="n must be >= 0") as info:
+    Checked(1).replace(n=-1)
+  assert not isinstance(info.value, errors.UnknownFieldError)
+  with pytest.raises(errors.UnhashableStaticFieldError):
+    Point(1, 2).replace(label=[])
+
+
 def test_copy_and_pickle_keep_value():
   p = Point(np.arange(3), 2.0, label="c")
   for q in (copy.copy(p), copy.deepcopy(p), pickle.loads(pickle.dumps(p))):

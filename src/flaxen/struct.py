@@ -111,11 +111,14 @@ def dataclass(clz: type[_T] | None = None, **kwargs) -> Any:
 
 def _replace(self, **updates):
   """Return a copy of this instance with the given fields replaced."""
-  fields = {f.name for f in dataclasses.fields(self) if f.init}
-  unknown = [k for k in updates if k not in fields]
-  if unknown:
-    raise errors.UnknownFieldError(type(self).__name__, unknown, sorted(fields))
-  return dataclasses.replace(self, **updates)
+  try:
+    return dataclasses.replace(self, **updates)
+  except (TypeError, ValueError):  # names are checked only on failure: replace is hot
+    fields = {f.name for f in dataclasses.fields(self) if f.init}
+    unknown = [k for k in updates if k not in fields]
+    if unknown:
+      raise errors.UnknownFieldError(type(self).__name__, unknown, sorted(fields)) from None
+    raise
 
 
 def _frozen_setattr(self, name: str, value: Any) -> None:
