@@ -41,6 +41,13 @@ def test_array_is_extension_1_with_shape_dtype_and_c_order_bytes():
   assert (shape, dtype_name, buffer) == ([3, 2], "int16", np.ascontiguousarray(x).tobytes())
 
 
+def test_big_endian_arrays_keep_their_values():
+  x = np.arange(3, dtype=">i4")
+  out = msgpack_restore(msgpack_serialize({"x": x, "s": x[2]}))
+  assert out["x"].tolist() == [0, 1, 2] and out["x"].dtype == np.int32
+  assert out["s"] == 2
+
+
 def test_scalar_and_complex_extensions():
   raw = msgpack.unpackb(msgpack_serialize([np.float16(1.5), 3 - 2j]), raw=False)
   assert raw[0].code == 3

@@ -75,7 +75,8 @@ def _as_numpy(x: Any) -> np.ndarray:
       f"Cannot serialize an array of dtype {arr.dtype}: flaxen stores numeric and bool "
       "arrays only. Fix: convert the value to a numeric array or keep it out of the state."
     )
-  return arr
+  # The format stores the dtype by name, which has no byte order: write native order.
+  return arr if arr.dtype.isnative else arr.astype(arr.dtype.newbyteorder("="))
 
 
 def _ndarray_bytes(arr: np.ndarray) -> bytes:
