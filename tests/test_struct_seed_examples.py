@@ -94,7 +94,7 @@ def test_seed000_smart_constructor_as_written_raises():
       direction = direction / scale  # noqa: F821
       return cls(direction, scale)
 
-  with pytest.raises(NameError):  # UnboundLocalError is a NameError
+  with pytest.raises(UnboundLocalError, match="direction"):
     DirectionAndScaleKernel.create(jnp.ones((2, 3)))
 
 
