@@ -312,3 +312,38 @@ def test_share_scope():
       return self.inner(x)
 
   assert param_tree(Shared().init(KEY, jnp.ones((1, 3)))) == {"kernel": (3, 2), "bias": (2,)}
+
+
+def test_intercept_methods_nest_and_can_change_arguments():
+  calls = []
+
+  def log(next_fun, args, kwargs, context):
+    calls.append((type(context.module).__name__, context.method_name))
+    return next_fun(*args, **kwargs)
+
+  def double_input(next_fun, args, kwargs, context):
+    if isinstance(context.module, Dense):
+      args = (2 * args[0],)
+    return next_fun(*args, **kwargs)
+
+  class Outer(nn.Module):
+    @nn.compact
+    def __call__(self, x):
+      return Dense(1, use_bias=False)(x)
+
+  x = jnp.ones((1, 2))
+  v = Outer().init(KEY, x)
+  with nn.intercept_methods(log), nn.intercept_methods(double_input):
+    y = Outer().apply(v, x)
+  assert calls == [("Outer", "__call__"), ("Dense", "__call__")]
+  np.testing.assert_allclose(y, [[4.0]])
+  np.testing.assert_allclose(Outer().apply(v, x), [[2.0]])  # no interceptor outside
+
+
+def test_pickle_and_copy_of_unbound_modules():
+  import copy
+  import pickle
+
+  d = Dense(3, name="d")
+  assert pickle.loads(pickle.dumps(d)) == d
+  assert copy.deepcopy(d) == d and copy.copy(d).features == 3

@@ -10,14 +10,16 @@ from flaxen.core.meta import AxisMetadata as AxisMetadata
 from flaxen.core.meta import Partitioned as Partitioned
 from flaxen.core.meta import get_partition_spec as get_partition_spec
 from flaxen.core.meta import with_partitioning as with_partitioning
+from flaxen.linen.functional import apply as apply
+from flaxen.linen.functional import init as init
+from flaxen.linen.functional import init_with_output as init_with_output
+from flaxen.linen.functional import share_scope as share_scope
 from flaxen.linen.module import Module as Module
 from flaxen.linen.module import Variable as Variable
-from flaxen.linen.module import apply as apply
-from flaxen.linen.module import compact as compact
-from flaxen.linen.module import init as init
-from flaxen.linen.module import init_with_output as init_with_output
 from flaxen.linen.module import merge_param as merge_param
-from flaxen.linen.module import nowrap as nowrap
-from flaxen.linen.module import share_scope as share_scope
+from flaxen.linen.wrapping import InterceptorContext as InterceptorContext
+from flaxen.linen.wrapping import compact as compact
+from flaxen.linen.wrapping import intercept_methods as intercept_methods
+from flaxen.linen.wrapping import nowrap as nowrap
 
 # Layers (Dense, Conv, BatchNorm, Dropout, attention, ...) are imported below.

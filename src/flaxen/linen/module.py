@@ -28,9 +28,7 @@ operations to the traced program.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import inspect
-import threading
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
@@ -41,13 +39,10 @@ from flaxen import errors
 from flaxen.core import scope as core_scope
 from flaxen.core.filters import CollectionFilter, DenyList, union_filters
 from flaxen.core.scope import Scope, Variable
+from flaxen.linen.wrapping import State, compact, ctx, nowrap, wrap_method
 
-__all__ = [
-  "Module", "Variable", "compact", "nowrap", "share_scope", "apply", "init", "init_with_output",
-  "merge_param",
-]
+__all__ = ["Module", "Variable", "compact", "nowrap", "merge_param"]
 
-F = TypeVar("F", bound=Callable[..., Any])
 M = TypeVar("M", bound="Module")
 
 
@@ -57,98 +52,7 @@ class _Unspecified:
 
 
 _UNSPECIFIED: Any = _Unspecified()
-
-
-class _Context(threading.local):
-  """The modules whose methods are running, innermost last (default parents)."""
-
-  def __init__(self):
-    self.stack: list[Module] = []
-
-
-_ctx = _Context()
 _NOT_INTERMEDIATES = DenyList("intermediates")  # init's default: everything else is mutable
-
-
-def compact(fn: F) -> F:
-  """Mark the method that may create submodules and params inline (one per class)."""
-  fn.compact = True  # type: ignore[attr-defined]
-  return fn
-
-
-def nowrap(fn: F) -> F:
-  """Leave a method unwrapped: it runs without setup and is no entry point of its own."""
-  fn.nowrap = True  # type: ignore[attr-defined]
-  return fn
-
-
-class _State:
-  """Per-bound-module bookkeeping: setup progress and the names its children use."""
-
-  __slots__ = ("setup_done", "in_setup", "compact_depth", "setup_names", "call_names", "cursor")
-
-  def __init__(self):
-    self.setup_done = False
-    self.in_setup = False
-    self.compact_depth = 0
-    self.setup_names: set[str] = set()
-    self.call_names: set[str] = set()
-    self.cursor: dict[str, int] = {}
-
-
-def _wrap_method(fn: Callable, name: str) -> Callable:
-  is_compact = getattr(fn, "compact", False)
-
-  @functools.wraps(fn)
-  def wrapped(self, *args, **kwargs):
-    if self.scope is None:
-      if is_compact:
-        raise errors.CallCompactUnboundModuleError(type(self).__name__, name)
-      return fn(self, *args, **kwargs)
-    state = self._state
-    if not state.setup_done:
-      _run_setup(self)
-    stack = _ctx.stack
-    stack.append(self)
-    if is_compact:
-      if not state.compact_depth:  # a new top-level call: names start over
-        state.cursor.clear()
-        state.call_names.clear()
-      state.compact_depth += 1
-    try:
-      y = fn(self, *args, **kwargs)
-    finally:
-      stack.pop()
-      if is_compact:
-        state.compact_depth -= 1
-    capture = self.scope.root.flags.get("capture_intermediates")
-    if capture and (name == "__call__" if capture is True else capture(self, name)):
-      self.sow("intermediates", name, y)
-    return y
-
-  wrapped._flaxen_wrapped = True  # type: ignore[attr-defined]
-  return wrapped
-
-
-def _run_setup(module: Module) -> None:
-  """Adopt submodules held in fields, then run the user's ``setup`` (once per binding)."""
-  state = module._state
-  state.setup_done = True
-  state.in_setup = True
-  _ctx.stack.append(module)
-  try:
-    d = module.__dict__
-    for f in type(module)._field_names:
-      value = d.get(f)
-      if isinstance(value, Module | list | tuple | dict):
-        adopted = module._adopt(f, value)
-        if adopted is not value:
-          object.__setattr__(module, f, adopted)
-    if type(module)._has_setup:
-      module.setup()
-  finally:
-    state.in_setup = False
-    _ctx.stack.pop()
 
 
 @dataclass_transform(field_specifiers=(dataclasses.field,))  # type: ignore[literal-required]
@@ -163,7 +67,7 @@ class Module:
 
   # Class-level defaults; instances override them when bound.
   scope: Scope | None = None
-  _state: _State | None = None
+  _state: State | None = None
   _field_names: tuple[str, ...] = ()
   _compact_name: str | None = None
   _has_setup = False
@@ -185,7 +89,7 @@ class Module:
         and not getattr(value, "nowrap", False)
         and not getattr(value, "_flaxen_wrapped", False)
       ):
-        setattr(cls, attr, _wrap_method(value, attr))
+        setattr(cls, attr, wrap_method(value, attr))
     if "parent" not in getattr(cls, "__dataclass_fields__", {}):
       cls.__annotations__ = {**own, "parent": "Any", "name": "str | None"}
       cls.parent = dataclasses.field(  # type: ignore[assignment]
@@ -219,12 +123,12 @@ class Module:
     d = self.__dict__
     parent = d["parent"]
     if parent is _UNSPECIFIED:
-      stack = _ctx.stack
+      stack = ctx.stack
       parent = stack[-1] if stack else None
       d["parent"] = parent
     if isinstance(parent, Scope):
       d["scope"] = parent
-      d["_state"] = _State()
+      d["_state"] = State()
     elif parent is not None and parent.scope is not None:
       pstate = parent._state
       name = d["name"]
@@ -239,6 +143,26 @@ class Module:
         raise errors.AssignSubModuleError(type(self).__name__, type(parent).__name__)
     d["_initialized"] = True
 
+  def _run_setup(self) -> None:
+    """Adopt submodules held in fields, then run the user's ``setup`` (once per binding)."""
+    state = self._state
+    state.setup_done = True
+    state.in_setup = True
+    ctx.stack.append(self)
+    try:
+      d = self.__dict__
+      for f in self._field_names:
+        value = d.get(f)
+        if isinstance(value, Module | list | tuple | dict):
+          adopted = self._adopt(f, value)
+          if adopted is not value:
+            object.__setattr__(self, f, adopted)
+      if self._has_setup:
+        self.setup()
+    finally:
+      state.in_setup = False
+      ctx.stack.pop()
+
   def _bind_as(self, parent: Module, name: str, in_setup: bool) -> None:
     pstate = parent._state
     taken = pstate.setup_names if in_setup else pstate.call_names
@@ -250,7 +174,7 @@ class Module:
     d["name"] = name
     d["parent"] = parent
     d["scope"] = parent.scope.push(name, reuse=True)  # type: ignore[union-attr]
-    d["_state"] = _State()
+    d["_state"] = State()
 
   def _auto_name(self, prefix: str) -> str:
     state = self._state
@@ -301,7 +225,7 @@ class Module:
     # Only reached when normal lookup fails: maybe setup() has not defined it yet.
     state = self._state
     if state is not None and not state.setup_done and not name.startswith("__"):
-      _run_setup(self)
+      self._run_setup()
       if name in self.__dict__:
         return self.__dict__[name]
     if state is None and type(self)._has_setup and not name.startswith("__"):
@@ -396,7 +320,7 @@ class Module:
       raise errors.UnboundModuleError(type(self).__name__, what)
     state = self._state
     if not state.setup_done:
-      _run_setup(self)
+      self._run_setup()
     return scope
 
   def _creating(self, kind: str, name: str) -> Scope:
@@ -531,45 +455,6 @@ def _run(module: Module, fn: Callable[..., Any], variables: Mapping[str, Any], r
   finally:
     scope.invalidate()
   return y, (scope.mutable_variables() if mutable is not False else {})
-
-
-def share_scope(module: Module, other: Module) -> None:
-  """Make ``other`` (a bound submodule) store its variables in ``module``'s scope."""
-  if module.scope is None or other.scope is None:
-    raise errors.UnboundModuleError(type(other).__name__, "share_scope")
-  object.__setattr__(other, "scope", module.scope)
-
-
-def apply(fn: Callable[..., Any], module: Module, mutable: CollectionFilter = False,
-          capture_intermediates: bool | Callable[[Module, str], bool] = False) -> Callable:
-  """``fn(bound_module, *args)`` as ``(variables, *args, rngs=None) -> output``."""
-
-  def wrapper(variables, *args, rngs=None, **kwargs):
-    return module.apply(variables, *args, rngs=rngs, method=fn, mutable=mutable,
-                        capture_intermediates=capture_intermediates, **kwargs)
-
-  return wrapper
-
-
-def init_with_output(fn: Callable[..., Any], module: Module,
-                     mutable: CollectionFilter = _NOT_INTERMEDIATES,
-                     capture_intermediates: bool | Callable[[Module, str], bool] = False
-                     ) -> Callable:
-  """``fn(bound_module, *args)`` as ``(rngs, *args) -> (output, variables)``."""
-
-  def wrapper(rngs, *args, **kwargs):
-    return module.init_with_output(rngs, *args, method=fn, mutable=mutable,
-                                   capture_intermediates=capture_intermediates, **kwargs)
-
-  return wrapper
-
-
-def init(fn: Callable[..., Any], module: Module,
-         mutable: CollectionFilter = _NOT_INTERMEDIATES,
-         capture_intermediates: bool | Callable[[Module, str], bool] = False) -> Callable:
-  """``fn(bound_module, *args)`` as ``(rngs, *args) -> variables``."""
-  run = init_with_output(fn, module, mutable, capture_intermediates)
-  return lambda rngs, *args, **kwargs: run(rngs, *args, **kwargs)[1]
 
 
 def merge_param(name: str, a: Any, b: Any) -> Any:

@@ -1,0 +1,149 @@
+"""How Module methods run: the compact/nowrap markers, the method wrapper and interceptors.
+
+Every user method of a Module class (``__call__`` and the other non-dunder functions in the
+class body) is wrapped once, when the class is created. On a bound module the wrapper runs
+``setup`` if it has not run yet, makes the module the default parent of submodules built
+during the call, restarts ``ClassName_N`` naming at the start of a top-level compact call,
+and records the output when intermediates are captured. On an unbound module it only
+refuses compact methods.
+
+>>> import flaxen.linen as nn
+>>> class Double(nn.Module):
+...   def __call__(self, x):
+...     return 2 * x
+>>> def log_calls(next_fun, args, kwargs, context):
+...   print("calling", type(context.module).__name__, context.method_name)
+...   return next_fun(*args, **kwargs)
+>>> with nn.intercept_methods(log_calls):
+...   Double().apply({}, 3)
+calling Double __call__
+6
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import functools
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
+
+from flaxen import errors
+
+__all__ = ["compact", "nowrap", "intercept_methods", "InterceptorContext"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def compact(fn: F) -> F:
+  """Mark the method that may create submodules and params inline (one per class)."""
+  fn.compact = True  # type: ignore[attr-defined]
+  return fn
+
+
+def nowrap(fn: F) -> F:
+  """Leave a method unwrapped: it runs without setup and is no entry point of its own."""
+  fn.nowrap = True  # type: ignore[attr-defined]
+  return fn
+
+
+class _Context(threading.local):
+  """Per thread: the modules whose methods are running (innermost last) and interceptors."""
+
+  def __init__(self):
+    self.stack: list[Any] = []
+    self.interceptors: list[Callable[..., Any]] = []
+
+
+ctx = _Context()
+
+
+class State:
+  """Per-bound-module bookkeeping: setup progress and the names its children use."""
+
+  __slots__ = ("setup_done", "in_setup", "compact_depth", "setup_names", "call_names", "cursor")
+
+  def __init__(self):
+    self.setup_done = False
+    self.in_setup = False
+    self.compact_depth = 0
+    self.setup_names: set[str] = set()
+    self.call_names: set[str] = set()
+    self.cursor: dict[str, int] = {}
+
+
+@dataclasses.dataclass(frozen=True)
+class InterceptorContext:
+  """What an interceptor is told about the intercepted call."""
+
+  module: Any
+  method_name: str
+  orig_method: Callable[..., Any]
+
+
+@contextlib.contextmanager
+def intercept_methods(interceptor: Callable[..., Any]) -> Iterator[None]:
+  """Route every Module method call through ``interceptor`` inside this context.
+
+  ``interceptor(next_fun, args, kwargs, context)`` may inspect or change the arguments and
+  the result; ``next_fun(*args, **kwargs)`` runs the next interceptor or the method itself.
+  Interceptors nest: the innermost context runs first.
+  """
+  ctx.interceptors.append(interceptor)
+  try:
+    yield
+  finally:
+    ctx.interceptors.pop()
+
+
+def wrap_method(fn: Callable, name: str) -> Callable:
+  """The wrapper that every user method of a Module class gets (see module docstring)."""
+  is_compact = getattr(fn, "compact", False)
+
+  def run(self, *args, **kwargs):
+    if self.scope is None:
+      if is_compact:
+        raise errors.CallCompactUnboundModuleError(type(self).__name__, name)
+      return fn(self, *args, **kwargs)
+    state = self._state
+    if not state.setup_done:
+      self._run_setup()
+    stack = ctx.stack
+    stack.append(self)
+    if is_compact:
+      if not state.compact_depth:  # a new top-level call: names start over
+        state.cursor.clear()
+        state.call_names.clear()
+      state.compact_depth += 1
+    try:
+      y = fn(self, *args, **kwargs)
+    finally:
+      stack.pop()
+      if is_compact:
+        state.compact_depth -= 1
+    capture = self.scope.root.flags.get("capture_intermediates")
+    if capture and (name == "__call__" if capture is True else capture(self, name)):
+      self.sow("intermediates", name, y)
+    return y
+
+  @functools.wraps(fn)
+  def wrapped(self, *args, **kwargs):
+    if ctx.interceptors:
+      return _intercepted(run, self, fn, name, args, kwargs)
+    return run(self, *args, **kwargs)
+
+  wrapped._flaxen_wrapped = True  # type: ignore[attr-defined]
+  return wrapped
+
+
+def _intercepted(run, module, fn, name, args, kwargs):
+  context = InterceptorContext(module, name, fn)
+  interceptors = tuple(ctx.interceptors)
+
+  def call(depth: int, *a, **kw):
+    if depth < 0:
+      return run(module, *a, **kw)
+    return interceptors[depth](functools.partial(call, depth - 1), a, kw, context)
+
+  return call(len(interceptors) - 1, *args, **kwargs)
