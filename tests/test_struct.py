@@ -97,6 +97,32 @@ def test_order_and_eq_pass_through():
   assert NoEq(1) != NoEq(1)
 
 
+@struct.dataclass(slots=True)
+class Slotted:
+  x: Any
+  tag: str = struct.field(pytree_node=False, default="s")
+
+
+def test_slots_with_the_decorator():
+  a = Slotted(1, tag="t")
+  assert not hasattr(a, "__dict__") and a.tag == "t"
+  assert jax.tree.unflatten(jax.tree.structure(a), [2]) == Slotted(2, tag="t")
+  assert jax.jit(lambda s: s.replace(x=s.x + 1))(a) == Slotted(2, tag="t")
+  with pytest.raises(errors.UnhashableStaticFieldError, match="Slotted.tag"):
+    Slotted(1, tag=["t"])
+  with pytest.raises(errors.FrozenStructError):
+    a.tag = "u"
+  assert pickle.loads(pickle.dumps(a)) == a
+  assert copy.deepcopy(a) == a
+
+
+def test_slots_on_pytreenode_is_an_error():
+  with pytest.raises(errors.StructSlotsError, match=r"Bad\(PyTreeNode, slots=True\)"):
+
+    class Bad(struct.PyTreeNode, slots=True):
+      x: int
+
+
 def test_frozen_false_makes_a_mutable_struct():
   @struct.dataclass(frozen=False)
   class M:

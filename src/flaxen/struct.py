@@ -91,8 +91,12 @@ def dataclass(clz: type[_T] | None = None, **kwargs) -> Any:
   static = [f for f in init_fields if _is_static(f)]
   meta_fields = tuple(f.name for f in static)
   data_fields = tuple(f.name for f in init_fields if not _is_static(f))
+  slotted = "__slots__" in data_clz.__dict__
   for f in static:
-    setattr(data_clz, f.name, _StaticField(f.name, f.default))
+    if slotted:
+      setattr(data_clz, f.name, _SlotStaticField(f.name, f.default, data_clz.__dict__[f.name]))
+    else:
+      setattr(data_clz, f.name, _StaticField(f.name, f.default))
   if kwargs["frozen"]:
     data_clz.__setattr__ = _frozen_setattr
     data_clz.__delattr__ = _frozen_delattr
@@ -137,7 +141,8 @@ class _StaticField:
   this ``__set__``: one hash per static field, no wrapper around ``__init__``. With no
   ``__get__``, reads still find the value in the instance ``__dict__`` at full speed
   (JAX's flatten reads every field); on the class itself the name reads as this object,
-  so field defaults are found with :func:`dataclasses.fields`.
+  so field defaults are found with :func:`dataclasses.fields`. A ``slots=True`` class
+  gets :class:`_SlotStaticField` instead.
   """
 
   __slots__ = ("name", "default")
@@ -150,14 +155,37 @@ class _StaticField:
     try:
       hash(value)
     except TypeError:
-      cls_name = type(obj).__name__
-      if isinstance(value, np.ndarray | jax.Array):
-        raise errors.StaticArrayFieldError(cls_name, self.name, value) from None
-      raise errors.UnhashableStaticFieldError(cls_name, self.name, value) from None
+      self.reject(obj, value)
     obj.__dict__[self.name] = value
+
+  def reject(self, obj: Any, value: Any) -> None:
+    cls_name = type(obj).__name__
+    if isinstance(value, np.ndarray | jax.Array):
+      raise errors.StaticArrayFieldError(cls_name, self.name, value) from None
+    raise errors.UnhashableStaticFieldError(cls_name, self.name, value) from None
 
   def __repr__(self) -> str:
     return f"<static field {self.name!r}>"
+
+
+class _SlotStaticField(_StaticField):
+  """A static field of a ``slots=True`` class: the value lives in the slot it replaces."""
+
+  __slots__ = ("slot",)
+
+  def __init__(self, name: str, default: Any, slot: Any):
+    super().__init__(name, default)
+    self.slot = slot
+
+  def __get__(self, obj: Any, objtype: type | None = None) -> Any:
+    return self if obj is None else self.slot.__get__(obj, objtype)
+
+  def __set__(self, obj: Any, value: Any) -> None:
+    try:
+      hash(value)
+    except TypeError:
+      self.reject(obj, value)
+    self.slot.__set__(obj, value)
 
 
 def _unshadow_redeclared_static_fields(clz: type) -> None:
@@ -202,6 +230,8 @@ class PyTreeNode:
 
   def __init_subclass__(cls, **kwargs):
     super().__init_subclass__()  # lets Generic and other bases set up the class first
+    if kwargs.get("slots"):  # dataclasses would make a new class, which a base cannot return
+      raise errors.StructSlotsError(cls.__name__)
     dataclass(cls, **kwargs)
 
   def replace(self, **updates):  # replaced per class by ``dataclass``; here for type checkers

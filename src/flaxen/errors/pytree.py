@@ -9,7 +9,7 @@ from flaxen.errors.base import FlaxenError, names, short_repr
 
 __all__ = [
   "FrozenStructError", "UnknownFieldError", "UnhashableStaticFieldError",
-  "StaticArrayFieldError", "StateMismatchError", "SerializationError",
+  "StaticArrayFieldError", "StructSlotsError", "StateMismatchError", "SerializationError",
 ]
 
 
@@ -75,6 +75,21 @@ class StaticArrayFieldError(UnhashableStaticFieldError):
       f"{shape}, dtype {dtype}). Arrays in static fields are not traced by JAX "
       "transforms and cannot be part of a jit cache key. Fix: declare the field as data "
       "(drop pytree_node=False), or store a hashable Python value such as a tuple.",
+    )
+
+
+class StructSlotsError(FlaxenError, TypeError):
+  """``slots=True`` was passed to a ``PyTreeNode`` subclass.
+
+  A slotted dataclass is a new class object, and a base class cannot replace the class
+  being defined with another one.
+  """
+
+  def __init__(self, cls_name: str):
+    super().__init__(
+      f"class {cls_name}(PyTreeNode, slots=True) is not supported: dataclasses builds a "
+      "new class for slots, which PyTreeNode cannot substitute for the one being defined. "
+      f"Fix: decorate a plain class instead, `@struct.dataclass(slots=True) class {cls_name}`."
     )
 
 
