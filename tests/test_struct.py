@@ -194,6 +194,11 @@ def test_array_in_static_field_is_named(array):
   assert isinstance(info.value, errors.UnhashableStaticFieldError)
 
 
+def test_tracer_in_static_field_is_named():
+  with pytest.raises(errors.StaticArrayFieldError, match="Tracer of shape"):
+    jax.jit(lambda v: Point(1, 2, label=v))(jnp.ones(2))
+
+
 def test_unhashable_static_value_fails_in_replace_and_unflatten():
   p = Point(1, 2)
   with pytest.raises(errors.UnhashableStaticFieldError):
