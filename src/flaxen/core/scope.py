@@ -29,6 +29,7 @@ mutated collections back with :meth:`Scope.put_variables`.
 
 from __future__ import annotations
 
+import weakref
 import zlib
 from collections.abc import Callable, Mapping
 from typing import Any, Generic, TypeVar
@@ -47,8 +48,10 @@ __all__ = ["Scope", "Variable", "bind", "init", "apply"]
 
 T = TypeVar("T")
 _KEY_STRUCT = jax.ShapeDtypeStruct((2,), jnp.uint32)
-_SHAPE_CACHE: dict[Any, Any] = {}
-_SHAPE_CACHE_SIZE = 4096
+# init_fn -> {(args, kwargs): abstract result}; weak so that it never keeps a closure (and
+# whatever model it references) alive, bounded per init_fn.
+_SHAPE_CACHE: weakref.WeakKeyDictionary[Any, dict[Any, Any]] = weakref.WeakKeyDictionary()
+_SHAPE_CACHE_SIZE = 64
 # Initializers that ignore their key: param() gives them the stream key without a fold_in,
 # which keeps init's traced program (and trace time) smaller.
 _KEYLESS_INITS = (jax.nn.initializers.zeros, jax.nn.initializers.ones)
@@ -79,11 +82,12 @@ class Scope:
 
   __slots__ = ("root", "parent", "name", "path", "_cols", "_children", "_rng_counts", "_text")
 
-  def __init__(self, root: _Root, parent: Scope | None = None, name: str | None = None):
+  def __init__(self, root: _Root, parent: Scope | None = None, name: str | None = None,
+               path: tuple[str, ...] = ()):
     self.root = root
     self.parent = parent
     self.name = name
-    self.path: tuple[str, ...] = (*parent.path, name) if parent is not None else ()
+    self.path: tuple[str, ...] = (*parent.path, name) if parent is not None else path
     self._cols: dict[str, Any] = {}
     self._children: dict[str, Scope] = {}
     self._rng_counts: dict[str, int] = {}
@@ -156,7 +160,8 @@ class Scope:
     return self.root.is_mutable(col)
 
   def is_collection_empty(self, col: str) -> bool:
-    return not self.root.store.get(col)
+    """Whether the bound variables lack collection ``col`` altogether."""
+    return col not in self.root.store
 
   def collections(self) -> tuple[str, ...]:
     return tuple(self.root.store)
@@ -350,17 +355,17 @@ def _check_param_shape(scope, name, value, init_fn, args, kwargs) -> None:
 
 def _abstract_init(init_fn, args, kwargs):
   try:
-    key = (init_fn, args, tuple(sorted(kwargs.items())))
-    hash(key)
-  except TypeError:
-    key = None
-  hit = _SHAPE_CACHE.get(key) if key is not None else None
+    per_fn = _SHAPE_CACHE.setdefault(init_fn, {})
+    key = (args, tuple(sorted(kwargs.items())))
+    hit = per_fn.get(key)
+  except TypeError:  # init_fn not weakly referenceable, or unhashable args
+    per_fn, hit = None, None
   if hit is None:
     hit = jax.eval_shape(lambda k: init_fn(k, *args, **kwargs), _KEY_STRUCT)
-    if key is not None:
-      if len(_SHAPE_CACHE) >= _SHAPE_CACHE_SIZE:
-        _SHAPE_CACHE.clear()
-      _SHAPE_CACHE[key] = hit
+    if per_fn is not None:
+      if len(per_fn) >= _SHAPE_CACHE_SIZE:
+        per_fn.clear()
+      per_fn[key] = hit
   return hit
 
 
@@ -377,8 +382,17 @@ def _is_key(x: Any) -> bool:
 
 
 def bind(variables: Mapping[str, Any], rngs: Mapping[str, Any] | None = None,
-         mutable: CollectionFilter = False, flags: Mapping[str, Any] | None = None) -> Scope:
+         mutable: CollectionFilter = False, flags: Mapping[str, Any] | None = None,
+         path: tuple[str, ...] = ()) -> Scope:
   """A root scope over ``variables`` (never mutated: mutable collections are copied).
+
+  Args:
+    variables: ``{collection: nested dict}`` (dicts or FrozenDicts).
+    rngs: ``{stream: PRNG key}``.
+    mutable: the collections that may be written and created.
+    flags: read with ``Scope.get_flag`` (e.g. ``initializing``).
+    path: where this root sits in an enclosing model (a lifted transform rebuilding a
+      submodule passes the submodule's path), used in error messages and rng derivation.
 
   Raises:
     flaxen.errors.InvalidRngError: an rng is not a PRNG key, or ``rngs`` is not a dict.
@@ -401,7 +415,7 @@ def bind(variables: Mapping[str, Any], rngs: Mapping[str, Any] | None = None,
       raise errors.ApplyScopeInvalidVariablesStructureError(col, tree)
     mut = in_filter(mutable, col)
     store[col] = unfreeze(tree) if mut else tree
-  return Scope(_Root(store, mutable, dict(rngs), dict(flags or {})))
+  return Scope(_Root(store, mutable, dict(rngs), dict(flags or {})), path=tuple(path))
 
 
 def apply(fn: Callable[..., Any], mutable: CollectionFilter = False,
