@@ -104,3 +104,16 @@ def test_grad_under_jax_jit_and_nnx_jit_agree():
   jitted = nnx.jit(lambda m: nnx.grad(lambda m: jnp.sum(m(X)))(m))(m)
   for g in (pure(*nnx.split(m)), jitted):
     np.testing.assert_allclose(g.kernel.value, eager.kernel.value, rtol=1e-6)
+
+
+def test_decorator_form_with_keyword_argnums():
+  @nnx.grad(argnums=1)
+  def g(m, x):
+    return jnp.sum(m(x))
+
+  m = _model()
+  np.testing.assert_allclose(g(m, X), jnp.broadcast_to(m.kernel.value.sum(1), X.shape),
+                             rtol=1e-6)
+  vg = nnx.value_and_grad(has_aux=True)(lambda m: (jnp.sum(m(X)), 1))
+  (value, aux), grads = vg(m)
+  assert aux == 1 and isinstance(grads, nnx.State)

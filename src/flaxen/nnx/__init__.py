@@ -31,7 +31,13 @@ from flaxen.nnx.nn.linear import Linear
 from flaxen.nnx.object import Dict, List, Object, Pytree, is_graph_node
 from flaxen.nnx.rnglib import RngCount, RngKey, Rngs, RngState, RngStream, reseed
 from flaxen.nnx.state import FlatState, State
-from flaxen.nnx.training.optimizer import OptArray, Optimizer, OptState, OptVariable
+from flaxen.nnx.training.optimizer import (
+  ModelAndOptimizer,
+  OptArray,
+  Optimizer,
+  OptState,
+  OptVariable,
+)
 from flaxen.nnx.transforms.autodiff import DiffState, grad, value_and_grad
 from flaxen.nnx.transforms.eval_shape import eval_shape
 from flaxen.nnx.transforms.jit import jit
@@ -47,7 +53,8 @@ from flaxen.nnx.variables import (
 
 __all__ = [
   "All", "Any", "BatchStat", "Cache", "DiffState", "Dict", "Everything", "FlatState",
-  "GraphDef", "Intermediate", "Linear", "List", "Module", "Not", "Nothing", "Object", "OfType",
+  "GraphDef", "Intermediate", "Linear", "List", "ModelAndOptimizer", "Module", "Not", "Nothing",
+  "Object", "OfType",
   "OptArray", "OptState", "OptVariable", "Optimizer", "Param", "PathContains", "Perturbation",
   "Pytree", "RngCount", "RngKey", "RngState", "RngStream", "Rngs", "State", "Variable",
   "VariableState", "WithTag", "clone", "eval_shape", "filterlib", "grad", "graphdef",

@@ -83,9 +83,10 @@ def _is_structural(old: Any, new: Any) -> bool:
 class Object:
   """Base class of NNX graph objects (Modules, Rngs, Optimizers, containers)."""
 
-  def __init_subclass__(cls, **kwargs: Any):
+  def __init_subclass__(cls, pytree: bool = True, **kwargs: Any):
     super().__init_subclass__(**kwargs)
-    _register(cls)
+    if pytree:  # ``class M(nnx.Module, pytree=False)`` opts out of JAX pytree registration
+      _register(cls)
 
   def __new__(cls, *args: Any, **kwargs: Any):
     obj = super().__new__(cls)

@@ -30,7 +30,7 @@ from flaxen.nnx.object import Object
 from flaxen.nnx.state import State
 from flaxen.nnx.variables import Param, Variable
 
-__all__ = ["Optimizer", "OptState", "OptArray", "OptVariable"]
+__all__ = ["Optimizer", "ModelAndOptimizer", "OptState", "OptArray", "OptVariable"]
 
 
 class OptState(Variable):
@@ -102,3 +102,7 @@ class Optimizer(Object):
 
 def _has_variables(state: State) -> bool:
   return any(isinstance(leaf, Variable) for _, leaf in state.flat_state())
+
+
+# Newer Flax keeps the model in a separate ModelAndOptimizer; this Optimizer already does.
+ModelAndOptimizer = Optimizer

@@ -57,15 +57,19 @@ def _specs(argnums: Any) -> tuple[list[tuple[int, Any]], bool]:
   return specs, single
 
 
-def value_and_grad(f: Callable, argnums: int | DiffState | Sequence[int | DiffState] = 0,
+def value_and_grad(f: Callable | None = None,
+                   argnums: int | DiffState | Sequence[int | DiffState] = 0,
                    has_aux: bool = False, *, holomorphic: bool = False,
                    allow_int: bool = False, reduce_axes: Sequence[Any] = ()) -> Callable:
   """Like ``jax.value_and_grad``; graph arguments get their gradients as ``State``s.
 
   Returns:
     A function returning ``(value, grads)`` (``((value, aux), grads)`` with ``has_aux``);
-    ``grads`` is a tuple when ``argnums`` is a sequence.
+    ``grads`` is a tuple when ``argnums`` is a sequence. Without ``f``, a decorator.
   """
+  if f is None:
+    return functools.partial(value_and_grad, argnums=argnums, has_aux=has_aux,
+                             holomorphic=holomorphic, allow_int=allow_int)
   specs, single = _specs(argnums)
 
   @functools.wraps(f)
@@ -129,14 +133,18 @@ def value_and_grad(f: Callable, argnums: int | DiffState | Sequence[int | DiffSt
   return wrapper
 
 
-def grad(f: Callable, argnums: int | DiffState | Sequence[int | DiffState] = 0,
+def grad(f: Callable | None = None, argnums: int | DiffState | Sequence[int | DiffState] = 0,
          has_aux: bool = False, *, holomorphic: bool = False, allow_int: bool = False,
          reduce_axes: Sequence[Any] = ()) -> Callable:
   """Like ``jax.grad``; graph arguments get their gradients as ``State``s.
 
   Returns:
-    A function returning ``grads`` (``(grads, aux)`` with ``has_aux``).
+    A function returning ``grads`` (``(grads, aux)`` with ``has_aux``). Without ``f``, a
+    decorator.
   """
+  if f is None:
+    return functools.partial(grad, argnums=argnums, has_aux=has_aux, holomorphic=holomorphic,
+                             allow_int=allow_int)
   vg = value_and_grad(f, argnums, has_aux, holomorphic=holomorphic, allow_int=allow_int)
 
   @functools.wraps(f)

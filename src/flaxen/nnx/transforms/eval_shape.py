@@ -31,15 +31,10 @@ def eval_shape(f: Callable, *args: Any, **kwargs: Any) -> Any:
   captured = {}  # static facts of the output, recorded during the single trace
 
   def pure(values: list) -> tuple:
-    root, _ = unflatten(graphdef, values)
-    inner = list(leaves)
-    for k, p in enumerate(positions):
-      inner[p] = root[k]
-    call_args, call_kwargs = treedef.unflatten(inner)
-    out_leaves, out_treedef, out_positions = lift.find_nodes(f(*call_args, **call_kwargs))
-    out_graphdef, out_values, _, _ = flatten(tuple(out_leaves[i] for i in out_positions))
-    for i in out_positions:
-      out_leaves[i] = None
+    (call_args, call_kwargs), _, _ = lift.rebuild(graphdef, values, leaves, treedef, positions)
+    out_leaves, out_treedef, out_positions, out_nodes = lift.take_nodes(
+      f(*call_args, **call_kwargs))
+    out_graphdef, out_values, _, _ = flatten(tuple(out_nodes))
     captured.update(graphdef=out_graphdef, treedef=out_treedef, positions=out_positions)
     return out_leaves, [lift.raw(x) for x in out_values]
 

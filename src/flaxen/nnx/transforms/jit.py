@@ -34,7 +34,7 @@ from typing import Any
 import jax
 
 from flaxen.nnx import epoch
-from flaxen.nnx.graph import flatten, unflatten
+from flaxen.nnx.graph import flatten
 from flaxen.nnx.transforms import lift
 from flaxen.nnx.variables import Variable
 
@@ -102,18 +102,12 @@ class JitWrapped:
     graphdef, treedef, positions = ctx
     leaves = treedef.flatten_up_to((args, kwargs))
     values = [v for p in positions for v in leaves[p]]
-    root, refs = unflatten(graphdef, values)
-    for k, p in enumerate(positions):
-      leaves[p] = root[k]
-    args, kwargs = treedef.unflatten(leaves)
+    (args, kwargs), inner, refs = lift.rebuild(graphdef, values, leaves, treedef, positions)
     out = self.fun(*args, **kwargs)
     if self.out_shardings is not None:
       out = jax.lax.with_sharding_constraint(out, self.out_shardings)
-    out_leaves, out_treedef, out_positions = lift.find_nodes(out)
-    out_nodes = [out_leaves[i] for i in out_positions]
-    for i in out_positions:
-      out_leaves[i] = None
-    new_values, update = lift.capture(list(root), refs, graphdef, out_nodes)
+    out_leaves, out_treedef, out_positions, out_nodes = lift.take_nodes(out)
+    new_values, update = lift.capture(inner, refs, graphdef, out_nodes)
     return out_leaves, new_values, _OutInfo(update, out_treedef, out_positions)
 
   def _function(self, *ctx: Any) -> Callable:

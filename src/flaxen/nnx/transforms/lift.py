@@ -24,7 +24,8 @@ from flaxen.nnx.graph import GraphDef, flatten, unflatten
 from flaxen.nnx.object import Object, is_graph_node
 from flaxen.nnx.variables import Variable
 
-__all__ = ["GraphUpdate", "find_nodes", "capture", "apply", "write_values"]
+__all__ = ["GraphUpdate", "find_nodes", "rebuild", "take_nodes", "capture", "apply",
+           "write_values"]
 
 
 class GraphUpdate:
@@ -48,6 +49,27 @@ def find_nodes(tree: Any) -> tuple[list, Any, tuple[int, ...]]:
   leaves, treedef = jax.tree_util.tree_flatten(tree, is_leaf=is_graph_node)
   positions = tuple(i for i, x in enumerate(leaves) if isinstance(x, Object | Variable))
   return leaves, treedef, positions
+
+
+def rebuild(graphdef: GraphDef, values: list, leaves: list, treedef: Any,
+            positions: tuple[int, ...]) -> tuple[Any, list, list]:
+  """Inside a pure function: the graph rebuilt from ``values`` and put back at its
+  positions in the argument tree. Returns ``(tree, inner_nodes, refs)``."""
+  root, refs = unflatten(graphdef, values)
+  leaves = list(leaves)
+  for k, p in enumerate(positions):
+    leaves[p] = root[k]
+  return treedef.unflatten(leaves), list(root), refs
+
+
+def take_nodes(tree: Any) -> tuple[list, Any, tuple[int, ...], list]:
+  """A function's output with its graph nodes taken out (``None`` in their place):
+  ``(leaves, treedef, positions, nodes)``."""
+  leaves, treedef, positions = find_nodes(tree)
+  nodes = [leaves[i] for i in positions]
+  for i in positions:
+    leaves[i] = None
+  return leaves, treedef, positions, nodes
 
 
 def raw(leaf: Any) -> Any:
