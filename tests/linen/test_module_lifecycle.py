@@ -347,3 +347,18 @@ def test_pickle_and_copy_of_unbound_modules():
   d = Dense(3, name="d")
   assert pickle.loads(pickle.dumps(d)) == d
   assert copy.deepcopy(d) == d and copy.copy(d).features == 3
+
+
+def test_function_valued_fields_are_not_wrapped_as_methods():
+  def my_init(key, shape, dtype=jnp.float32):
+    return jnp.full(shape, 2.0, dtype)
+
+  class WithInit(nn.Module):
+    kernel_init: object = my_init
+
+    @nn.compact
+    def __call__(self, x):
+      return x * self.param("k", self.kernel_init, x.shape)
+
+  assert WithInit.kernel_init is my_init
+  np.testing.assert_allclose(WithInit().init_with_output(KEY, jnp.ones(2))[0], [2.0, 2.0])

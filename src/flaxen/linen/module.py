@@ -85,6 +85,7 @@ class Module:
       if (
         inspect.isfunction(value)
         and (attr == "__call__" or not attr.startswith("__"))
+        and attr not in own  # a field whose default is a function (e.g. kernel_init)
         and attr not in _BASE_NAMES
         and not getattr(value, "nowrap", False)
         and not getattr(value, "_flaxen_wrapped", False)
