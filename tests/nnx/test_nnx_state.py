@@ -70,3 +70,22 @@ def test_state_through_jax_jit():
 def test_repr_shows_nesting():
   text = repr(_state())
   assert text.startswith("State({") and "'mean': BatchStat(" in text
+
+
+def test_module_level_state_functions():
+  s = _state()
+  assert nnx.from_flat_state(nnx.to_flat_state(s)) == s
+  params, stats = nnx.filter_state(s, nnx.Param, nnx.BatchStat)
+  assert nnx.merge_state(params, stats) == s
+  assert nnx.split_state(s, nnx.Param, ...)[1] == stats
+  doubled = nnx.map_state(lambda path, v: v.replace(v.value * 2), s)
+  np.testing.assert_array_equal(doubled.mean.value, 2 * jnp.ones(1))
+  pure = nnx.to_pure_dict(s)
+  stringly = {"layers": {"0": pure["layers"][0], "1": pure["layers"][1]}, "mean": pure["mean"]}
+  assert set(nnx.restore_int_paths(stringly)["layers"]) == {0, 1}
+  nnx.replace_by_pure_dict(s, {"mean": jnp.zeros(1)})
+  assert isinstance(s.mean, nnx.BatchStat) and not s.mean.value.any()
+  with pytest.raises(errors.StatePathError, match="nope"):
+    s.replace_by_pure_dict({"nope": 1})
+  with pytest.raises(ValueError):
+    s.replace_by_pure_dict({"layers": {5: {"w": 1}}})

@@ -40,8 +40,8 @@ class MissingStateError(FlaxenError, ValueError):
     )
 
 
-class StatePathError(FlaxenError, KeyError):
-  """A State path does not lead to an attribute of the graph it is applied to."""
+class StatePathError(FlaxenError, KeyError, ValueError):
+  """A State path does not lead to an entry of the graph (or State) it is applied to."""
 
   def __init__(self, path: tuple, key: object, node: object):
     self.path = path

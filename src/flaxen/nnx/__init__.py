@@ -30,7 +30,19 @@ from flaxen.nnx.module import Module, iter_children, iter_modules
 from flaxen.nnx.nn.linear import Linear
 from flaxen.nnx.object import Dict, List, Object, Pytree, is_graph_node
 from flaxen.nnx.rnglib import RngCount, RngKey, Rngs, RngState, RngStream, reseed
-from flaxen.nnx.state import FlatState, State
+from flaxen.nnx.state import (
+  FlatState,
+  State,
+  filter_state,
+  from_flat_state,
+  map_state,
+  merge_state,
+  replace_by_pure_dict,
+  restore_int_paths,
+  split_state,
+  to_flat_state,
+  to_pure_dict,
+)
 from flaxen.nnx.training.optimizer import (
   ModelAndOptimizer,
   OptArray,
@@ -60,4 +72,6 @@ __all__ = [
   "VariableState", "WithTag", "clone", "eval_shape", "filterlib", "grad", "graphdef",
   "initializers", "is_graph_node", "iter_children", "iter_graph", "iter_modules", "jit",
   "merge", "pop", "reseed", "split", "state", "update", "value_and_grad", "variables",
+  "filter_state", "from_flat_state", "map_state", "merge_state", "replace_by_pure_dict",
+  "restore_int_paths", "split_state", "to_flat_state", "to_pure_dict",
 ]

@@ -21,11 +21,14 @@ from typing import Any
 
 import jax
 
-from flaxen.errors.nnx import UnmatchedFilterError
+from flaxen.errors.nnx import StatePathError, UnmatchedFilterError
 from flaxen.nnx import filterlib
 from flaxen.nnx.variables import Variable
 
-__all__ = ["State", "FlatState"]
+__all__ = [
+  "State", "FlatState", "filter_state", "from_flat_state", "map_state", "merge_state",
+  "replace_by_pure_dict", "restore_int_paths", "split_state", "to_flat_state", "to_pure_dict",
+]
 
 
 class FlatState(list):
@@ -136,10 +139,12 @@ class State(MutableMapping):
     replace_fn = replace_fn or _replace_value
     for path, value in _flatten_dict(pure_dict):
       node = self
-      for k in path[:-1]:
-        node = node[_coerce_key(node, k)]
-      key = _coerce_key(node, path[-1])
-      node._mapping[key] = replace_fn(node._mapping[key], value)
+      for k in path:
+        parent, key = node, _coerce_key(node, k) if isinstance(node, State) else k
+        if not isinstance(parent, State) or key not in parent._mapping:
+          raise StatePathError(path, k, parent)
+        node = parent._mapping[key]
+      parent._mapping[key] = replace_fn(node, value)
 
   # ------------------------------------------------------------------------ filters
 
@@ -174,6 +179,56 @@ class State(MutableMapping):
 
   def __repr__(self) -> str:
     return _repr(self, 0)
+
+
+# ----------------------------------------------------- module-level forms of the methods
+
+
+def to_flat_state(state: State) -> FlatState:
+  """``state.flat_state()``."""
+  return state.flat_state()
+
+
+def from_flat_state(flat_state: Iterable | Mapping, *, cls: type[State] = State) -> State:
+  """A nested State from ``(path, leaf)`` pairs."""
+  return cls.from_flat_path(flat_state)
+
+
+def to_pure_dict(state: State) -> dict:
+  """``state.to_pure_dict()``."""
+  return state.to_pure_dict()
+
+
+def replace_by_pure_dict(state: State, pure_dict: Mapping,
+                         replace_fn: Callable[[Any, Any], Any] | None = None) -> None:
+  """``state.replace_by_pure_dict(pure_dict, replace_fn)``."""
+  state.replace_by_pure_dict(pure_dict, replace_fn)
+
+
+def filter_state(state: State, first: Any, /, *filters: Any) -> State | tuple[State, ...]:
+  """``state.filter(first, *filters)``: non-exhaustive grouping."""
+  return state.filter(first, *filters)
+
+
+def split_state(state: State, first: Any, /, *filters: Any) -> State | tuple[State, ...]:
+  """``state.split(first, *filters)``: every leaf must match a filter."""
+  return state.split(first, *filters)
+
+
+def merge_state(state: State, /, *states: State) -> State:
+  """``State.merge(state, *states)``."""
+  return State.merge(state, *states)
+
+
+def map_state(f: Callable[[tuple, Any], Any], state: State) -> State:
+  """A State with ``f(path, leaf)`` in place of every leaf."""
+  return State.from_flat_path([(p, f(p, v)) for p, v in state.flat_state()])
+
+
+def restore_int_paths(pure_dict: Mapping) -> dict:
+  """Turns digit-string keys (as checkpoints store list indices) back into ints."""
+  return {int(k) if isinstance(k, str) and k.isdigit() else k:
+          restore_int_paths(v) if isinstance(v, Mapping) else v for k, v in pure_dict.items()}
 
 
 def _repr(state: State, depth: int) -> str:
