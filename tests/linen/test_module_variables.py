@@ -285,3 +285,33 @@ def test_merge_param():
   assert nn.merge_param("train", None, True) is True
   with pytest.raises(errors.MergeParamError, match="both"):
     nn.merge_param("train", False, True)
+
+
+def test_lazy_init_from_shapes_matches_init():
+  x = jnp.ones((2, 5))
+  lazy = Dense(3).lazy_init(KEY, jax.ShapeDtypeStruct(x.shape, x.dtype))
+  eager = Dense(3).init(KEY, x)
+  np.testing.assert_allclose(lazy["params"]["kernel"], eager["params"]["kernel"], rtol=1e-6)
+
+
+def test_copy_adopts_into_the_defining_module():
+  class UsesCopy(nn.Module):
+    template: nn.Module
+
+    @nn.compact
+    def __call__(self, x):
+      return self.template.copy(features=2)(x)
+
+  v = UsesCopy(Dense(7)).init(KEY, jnp.ones((1, 3)))
+  assert jax.tree.map(jnp.shape, v["params"]) == {"Dense_0": {"kernel": (3, 2)}}
+
+
+def test_named_call_names_the_traced_operations():
+  x = jnp.ones((1, 3))
+  v = Dense(2, name="proj").init(KEY, x)
+  trace = lambda: jax.make_jaxpr(lambda v: Dense(2, name="proj").apply(v, x))(v)
+  with nn.override_named_call(True):
+    named = trace()
+  plain = trace()
+  assert "proj" in str(named.eqns[0].source_info.name_stack)
+  assert "proj" not in str(plain.eqns[0].source_info.name_stack)

@@ -19,7 +19,10 @@ from flaxen.linen.module import Variable as Variable
 from flaxen.linen.module import merge_param as merge_param
 from flaxen.linen.wrapping import InterceptorContext as InterceptorContext
 from flaxen.linen.wrapping import compact as compact
+from flaxen.linen.wrapping import disable_named_call as disable_named_call
+from flaxen.linen.wrapping import enable_named_call as enable_named_call
 from flaxen.linen.wrapping import intercept_methods as intercept_methods
 from flaxen.linen.wrapping import nowrap as nowrap
+from flaxen.linen.wrapping import override_named_call as override_named_call
 
 # Layers (Dense, Conv, BatchNorm, Dropout, attention, ...) are imported below.

@@ -32,6 +32,7 @@ import inspect
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
+import jax
 import jax.numpy as jnp
 from typing_extensions import dataclass_transform
 
@@ -257,6 +258,11 @@ class Module:
     attrs.update(updates)
     return type(self)(**attrs, parent=parent)
 
+  def copy(self: M, *, parent: Any = _UNSPECIFIED, name: str | None = None,
+           **updates: Any) -> M:
+    """A clone whose parent defaults to the module being defined (inside setup/compact)."""
+    return self.clone(parent=parent, name=name, **updates)
+
   # ---------------------------------------------------------------- entry points
 
   def apply(self, variables: Mapping[str, Any], *args: Any, rngs: Mapping[str, Any] | None = None,
@@ -300,6 +306,24 @@ class Module:
     """Initialize the variables: ``init_with_output(...)[1]``."""
     return self.init_with_output(rngs, *args, method=method, mutable=mutable,
                                  capture_intermediates=capture_intermediates, **kwargs)[1]
+
+  def lazy_init(self, rngs: Any, *args: Any, method: Callable[..., Any] | str | None = None,
+                mutable: CollectionFilter = _NOT_INTERMEDIATES, **kwargs: Any) -> dict[str, Any]:
+    """``init`` from input shapes only: ``args`` may be ``jax.ShapeDtypeStruct``.
+
+    Runs ``init`` under ``jax.jit`` on zero-filled stand-ins of the abstract inputs and
+    returns only the variables, so the compiler drops the forward computation. Variables
+    that depend on the input values would see zeros.
+    """
+
+    def concrete(x: Any) -> Any:
+      return jnp.zeros(x.shape, x.dtype) if isinstance(x, jax.ShapeDtypeStruct) else x
+
+    def run(rngs: Any) -> dict[str, Any]:
+      filled = jax.tree.map(concrete, args)
+      return self.init(rngs, *filled, method=method, mutable=mutable, **kwargs)
+
+    return jax.jit(run)(rngs)
 
   def bind(self: M, variables: Mapping[str, Any], *args: Any,
            rngs: Mapping[str, Any] | None = None, mutable: CollectionFilter = False) -> M:

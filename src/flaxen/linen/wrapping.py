@@ -29,9 +29,14 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
+import jax
+
 from flaxen import errors
 
-__all__ = ["compact", "nowrap", "intercept_methods", "InterceptorContext"]
+__all__ = [
+  "compact", "nowrap", "intercept_methods", "InterceptorContext", "enable_named_call",
+  "disable_named_call", "override_named_call",
+]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -54,6 +59,7 @@ class _Context(threading.local):
   def __init__(self):
     self.stack: list[Any] = []
     self.interceptors: list[Callable[..., Any]] = []
+    self.named_call = False
 
 
 ctx = _Context()
@@ -97,6 +103,27 @@ def intercept_methods(interceptor: Callable[..., Any]) -> Iterator[None]:
     ctx.interceptors.pop()
 
 
+def enable_named_call() -> None:
+  """Wrap every bound module call in ``jax.named_scope`` (its name), so profiles show it."""
+  ctx.named_call = True
+
+
+def disable_named_call() -> None:
+  """Stop naming module calls (the default)."""
+  ctx.named_call = False
+
+
+@contextlib.contextmanager
+def override_named_call(enable: bool = True) -> Iterator[None]:
+  """Enable (or disable) named calls inside this context only."""
+  previous = ctx.named_call
+  ctx.named_call = enable
+  try:
+    yield
+  finally:
+    ctx.named_call = previous
+
+
 def wrap_method(fn: Callable, name: str) -> Callable:
   """The wrapper that every user method of a Module class gets (see module docstring)."""
   is_compact = getattr(fn, "compact", False)
@@ -117,7 +144,11 @@ def wrap_method(fn: Callable, name: str) -> Callable:
         state.call_names.clear()
       state.compact_depth += 1
     try:
-      y = fn(self, *args, **kwargs)
+      if ctx.named_call:
+        with jax.named_scope(self.name or type(self).__name__):
+          y = fn(self, *args, **kwargs)
+      else:
+        y = fn(self, *args, **kwargs)
     finally:
       stack.pop()
       if is_compact:
