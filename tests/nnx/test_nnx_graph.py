@@ -223,3 +223,31 @@ def test_split_merge_roundtrip_property(root):
   copy = nnx.merge(gd, params, rest)
   assert _signature(copy) == _signature(root)
   assert nnx.graphdef(nnx.clone(root)) == gd
+
+
+def test_call_runs_method_functionally():
+  class Counter(nnx.Module):
+    def __init__(self):
+      self.n = nnx.BatchStat(jnp.array(0))
+
+    def increment(self, by):
+      self.n.value += by
+      return self.n.value
+
+  graphdef, state = nnx.split(Counter())
+  out, (graphdef2, state2) = nnx.call((graphdef, state)).increment(3)
+  assert int(out) == 3 and int(state2.n.value) == 3 and int(state.n.value) == 0
+  assert graphdef2 == graphdef
+
+
+def test_cached_partial_with_jit():
+  model = nnx.Linear(2, 1, rngs=nnx.Rngs(0))
+
+  @nnx.jit
+  def bump(m, by):
+    m.bias.value = m.bias.value + by
+
+  step = nnx.cached_partial(bump, model)
+  step(1.0)
+  step(2.0)
+  np.testing.assert_array_equal(model.bias.value, jnp.full((1,), 3.0))

@@ -16,6 +16,7 @@ from flaxen.nnx import filterlib
 from flaxen.nnx.filterlib import All, Any, Everything, Not, Nothing, OfType, PathContains, WithTag
 from flaxen.nnx.graph import GraphDef
 from flaxen.nnx.graphlib import (
+  call,
   clone,
   graphdef,
   iter_graph,
@@ -52,7 +53,7 @@ from flaxen.nnx.training.optimizer import (
 )
 from flaxen.nnx.transforms.autodiff import DiffState, grad, value_and_grad
 from flaxen.nnx.transforms.eval_shape import eval_shape
-from flaxen.nnx.transforms.jit import jit
+from flaxen.nnx.transforms.jit import cached_partial, jit
 from flaxen.nnx.variables import (
   BatchStat,
   Cache,
@@ -73,5 +74,5 @@ __all__ = [
   "initializers", "is_graph_node", "iter_children", "iter_graph", "iter_modules", "jit",
   "merge", "pop", "reseed", "split", "state", "update", "value_and_grad", "variables",
   "filter_state", "from_flat_state", "map_state", "merge_state", "replace_by_pure_dict",
-  "restore_int_paths", "split_state", "to_flat_state", "to_pure_dict",
+  "restore_int_paths", "split_state", "to_flat_state", "to_pure_dict", "call", "cached_partial",
 ]

@@ -24,7 +24,7 @@ from flaxen.nnx.state import State
 from flaxen.nnx.variables import Variable
 
 __all__ = ["split", "merge", "state", "update", "graphdef", "clone", "pop", "iter_graph",
-           "variables"]
+           "variables", "call"]
 
 N = TypeVar("N")
 
@@ -187,3 +187,38 @@ def iter_graph(node: Any) -> Iterator[tuple[tuple, Any]]:
     yield path, value
 
   yield from walk(node, ())
+
+
+class _CallProxy:
+  """Attribute access builds a method path; calling it runs the method on a merged copy."""
+
+  def __init__(self, graphdef_state: tuple, path: tuple[str, ...]):
+    self._graphdef_state = graphdef_state
+    self._path = path
+
+  def __getattr__(self, name: str) -> _CallProxy:
+    return _CallProxy(self._graphdef_state, (*self._path, name))
+
+  def __call__(self, *args: Any, **kwargs: Any) -> tuple[Any, tuple]:
+    node = merge(*self._graphdef_state)
+    method = node
+    for name in self._path:
+      method = getattr(method, name)
+    out = method(*args, **kwargs)
+    return out, split(node)
+
+
+def call(graphdef_state: tuple, /) -> Any:
+  """Calls a method of the graph described by ``(graphdef, state)``, functionally.
+
+  ``nnx.call((graphdef, state)).method(*args)`` (or ``nnx.call(...)(*args)`` for
+  ``__call__``) returns ``(output, (graphdef, new_state))`` and leaves the inputs unchanged.
+
+  >>> import jax.numpy as jnp
+  >>> from flaxen import nnx
+  >>> graphdef, state = nnx.split(nnx.Linear(2, 1, rngs=nnx.Rngs(0)))
+  >>> y, (graphdef, state) = nnx.call((graphdef, state))(jnp.ones((1, 2)))
+  >>> y.shape
+  (1, 1)
+  """
+  return _CallProxy(graphdef_state, ())

@@ -38,7 +38,7 @@ from flaxen.nnx.graph import flatten
 from flaxen.nnx.transforms import lift
 from flaxen.nnx.variables import Variable
 
-__all__ = ["jit", "JitWrapped"]
+__all__ = ["jit", "JitWrapped", "cached_partial"]
 
 _MAX_ENTRIES = 64
 
@@ -198,3 +198,12 @@ def jit(fun: Callable | None = None, *, in_shardings: Any = None, out_shardings:
   if fun is None:
     return functools.partial(jit, **options)
   return JitWrapped(fun, **options)
+
+
+def cached_partial(f: Callable, *cached_args: Any) -> Callable:
+  """``functools.partial(f, *cached_args)``, for graph objects passed on every call.
+
+  ``nnx.jit`` already caches its graph walk per argument structure, so binding the
+  arguments needs nothing more; the name exists for programs written against Flax.
+  """
+  return functools.partial(f, *cached_args)
