@@ -362,3 +362,15 @@ def test_function_valued_fields_are_not_wrapped_as_methods():
 
   assert WithInit.kernel_init is my_init
   np.testing.assert_allclose(WithInit().init_with_output(KEY, jnp.ones(2))[0], [2.0, 2.0])
+
+
+def test_post_init_without_super_is_reported():
+  class Forgetful(nn.Module):
+    def __post_init__(self):
+      pass
+
+    def __call__(self, x):
+      return x
+
+  with pytest.raises(errors.IncorrectPostInitOverrideError, match="super"):
+    Forgetful().init(KEY, 1.0)

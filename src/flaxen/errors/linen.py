@@ -8,7 +8,7 @@ __all__ = [
   "SetAttributeFrozenModuleError", "AssignSubModuleError", "CallCompactUnboundModuleError",
   "CallSetupUnboundModuleError", "MultipleMethodsCompactError", "ApplyModuleInvalidMethodError",
   "CallUnbindOnUnboundModuleError", "ReservedModuleAttributeError", "UnboundModuleError",
-  "InitializationOutsideSetupError", "MergeParamError",
+  "InitializationOutsideSetupError", "MergeParamError", "IncorrectPostInitOverrideError",
 ]
 
 
@@ -129,4 +129,14 @@ class MergeParamError(FlaxenError, ValueError):
     super().__init__(
       f"Parameter {name!r} was given in {state}. Fix: set it exactly once, either as a "
       "module attribute or as a call argument."
+    )
+
+
+class IncorrectPostInitOverrideError(FlaxenError, AttributeError):
+  """A Module's ``__post_init__`` override does not call ``super().__post_init__()``."""
+
+  def __init__(self, cls: str):
+    super().__init__(
+      f"{cls}.__post_init__ does not call super().__post_init__(), so the module can never "
+      "be bound to its variables. Fix: end the override with super().__post_init__()."
     )

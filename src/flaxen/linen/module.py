@@ -70,7 +70,6 @@ class Module:
   scope: Scope | None = None
   _state: State | None = None
   _field_names: tuple[str, ...] = ()
-  _compact_name: str | None = None
   _has_setup = False
 
   parent: Any  # keyword-only dataclass fields that each subclass receives
@@ -117,7 +116,6 @@ class Module:
     })
     if len(compacts) > 1:
       raise errors.MultipleMethodsCompactError(cls.__name__, compacts)
-    cls._compact_name = compacts[0] if compacts else None
 
   # ------------------------------------------------------------------- binding
 
@@ -245,6 +243,13 @@ class Module:
   def clone(self: M, *, parent: Any = None, _deep_clone: bool = False,
             _reset_names: bool = False, **updates: Any) -> M:
     """A new module with the same construction attributes, except ``updates``.
+
+    Args:
+      parent: the new parent (a Module, a Scope, or None for an unbound module).
+      _deep_clone: accepted for Flax compatibility; submodule attributes are always
+        re-adopted by the clone when it is bound, so there is nothing deeper to copy.
+      _reset_names: give the clone no name.
+      **updates: construction attributes to change.
 
     >>> import flaxen.linen as nn
     >>> class Block(nn.Module):
@@ -475,6 +480,8 @@ def _run(module: Module, fn: Callable[..., Any], variables: Mapping[str, Any], r
          kwargs: Mapping[str, Any]) -> tuple[Any, dict[str, Any]]:
   scope = core_scope.bind(variables, rngs, mutable, flags)
   bound = module.clone(parent=scope)
+  if bound.scope is not scope:
+    raise errors.IncorrectPostInitOverrideError(type(module).__name__)
   try:
     y = fn(bound, *args, **kwargs)
   finally:
