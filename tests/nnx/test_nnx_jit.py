@@ -229,3 +229,13 @@ def test_cache_is_bounded():
   for m in models:
     step(m)
   assert len(step._entries) == jit_module._MAX_ENTRIES
+
+
+def test_shardings_pass_through():
+  from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+  replicated = NamedSharding(Mesh(jax.devices()[:1], ("d",)), PartitionSpec())
+  step = nnx.jit(lambda m, x: m(x), in_shardings=(replicated, replicated),
+                 out_shardings=replicated)
+  out = step(Counter(), jnp.ones(2))
+  assert out.sharding.is_equivalent_to(replicated, 1)

@@ -33,7 +33,7 @@ from flaxen.nnx.variables import Variable
 
 __all__ = ["Object", "Pytree", "List", "Dict", "is_graph_node", "ARRAY_TYPES"]
 
-ARRAY_TYPES = (jax.Array, np.ndarray, np.generic)
+ARRAY_TYPES = (jax.Array, np.ndarray)  # numpy scalars stay static config
 _RESERVED = frozenset({"_nnx_version"})
 _MISSING = object()
 
