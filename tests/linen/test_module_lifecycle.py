@@ -6,6 +6,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import flaxen.linen as nn
 from flaxen import errors
@@ -374,3 +376,59 @@ def test_post_init_without_super_is_reported():
 
   with pytest.raises(errors.IncorrectPostInitOverrideError, match="super"):
     Forgetful().init(KEY, 1.0)
+
+
+def test_subclassing_a_module_keeps_fields_and_wrapping():
+  class Scaled(Dense):
+    scale: float = 2.0
+
+    @nn.compact
+    def __call__(self, x):
+      return self.scale * super().__call__(x)
+
+  m = Scaled(3, scale=3.0, name="s")
+  assert (m.features, m.use_bias, m.scale, m.name) == (3, True, 3.0, "s")
+  x = jnp.ones((1, 2))
+  y, v = m.init_with_output(KEY, x)
+  assert jax.tree.map(jnp.shape, v["params"]) == {"kernel": (2, 3), "bias": (3,)}
+  np.testing.assert_allclose(y, 3.0 * 2.0 * np.ones((1, 3)))
+  with pytest.raises(errors.SetAttributeFrozenModuleError):
+    m.scale = 1.0
+
+
+class Other(nn.Module):
+  @nn.compact
+  def __call__(self, x):
+    return x * self.param("s", jax.nn.initializers.ones, ())
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.tuples(st.booleans(), st.sampled_from([None, "a", "b"])), max_size=6))
+def test_auto_names_follow_creation_order_per_class(spec):
+  # Expected names: explicit ones as given; ClassName_N counting per class, skipping taken.
+  expected, taken, counters = [], set(), {}
+  for use_dense, explicit in spec:
+    cls_name = "Dense" if use_dense else "Other"
+    if explicit is not None:
+      if explicit in taken:
+        return  # a duplicate explicit name is an error, tested elsewhere
+      name = explicit
+    else:
+      i = counters.get(cls_name, 0)
+      while f"{cls_name}_{i}" in taken:
+        i += 1
+      counters[cls_name] = i + 1
+      name = f"{cls_name}_{i}"
+    taken.add(name)
+    expected.append(name)
+
+  class Build(nn.Module):
+    @nn.compact
+    def __call__(self, x):
+      for use_dense, explicit in spec:
+        layer = Dense(1, name=explicit) if use_dense else Other(name=explicit)
+        x = layer(x).sum(keepdims=True)
+      return x
+
+  v = Build().init(KEY, jnp.ones((1, 1)))
+  assert list(v.get("params", {})) == expected
