@@ -65,6 +65,10 @@ def _convert(value: Any) -> Any:
   return value
 
 
+def _first(item: tuple) -> Any:
+  return item[0]
+
+
 def _is_structural(old: Any, new: Any) -> bool:
   if old is new:
     return False
@@ -111,8 +115,8 @@ class Object:
   # ------------------------------------------------- the graph protocol of a node
 
   def _graph_items(self) -> list[tuple[Any, Any]]:
-    """``(key, value)`` pairs of the node's children, in a stable order."""
-    return [(k, v) for k, v in self.__dict__.items() if k not in _RESERVED]
+    """``(key, value)`` pairs of the node's children, sorted by name as Flax orders them."""
+    return sorted((kv for kv in self.__dict__.items() if kv[0] not in _RESERVED), key=_first)
 
   @classmethod
   def _graph_empty(cls) -> Object:
@@ -297,7 +301,10 @@ class Dict(Object, dict):
       self._bump()
 
   def _graph_items(self) -> list[tuple[Any, Any]]:
-    return list(dict.items(self))
+    try:
+      return sorted(dict.items(self), key=_first)
+    except TypeError:  # keys of mixed types: keep insertion order
+      return list(dict.items(self))
 
   def _graph_set(self, items: list[tuple[Any, Any]], bump: bool = True) -> None:
     dict.clear(self)
