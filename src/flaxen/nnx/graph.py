@@ -38,6 +38,8 @@ from flaxen.nnx.variables import Variable
 __all__ = ["GraphDef", "flatten", "unflatten"]
 
 _ARRAY = ("array",)
+_NODES = (Variable, Object)
+_SCALARS = frozenset({int, float, bool, str, complex, bytes, type(None)})
 _SIMPLE = (int, float, bool, str, complex, bytes, type, types.FunctionType,
            types.BuiltinFunctionType, types.MethodType, types.ModuleType, type(Ellipsis))
 
@@ -113,7 +115,9 @@ def flatten(root: Any) -> tuple[GraphDef, list, list[tuple], list]:
   paths: list[tuple] = []
 
   def walk(value: Any, path: tuple) -> tuple:
-    if isinstance(value, Variable | Object):
+    if type(value) in _SCALARS:
+      return ("static", value)
+    if isinstance(value, _NODES):
       i = index.get(id(value))
       if i is not None:
         return ("ref", i)
