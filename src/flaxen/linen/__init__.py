@@ -10,13 +10,35 @@ from flaxen.core.meta import AxisMetadata as AxisMetadata
 from flaxen.core.meta import Partitioned as Partitioned
 from flaxen.core.meta import get_partition_spec as get_partition_spec
 from flaxen.core.meta import with_partitioning as with_partitioning
+from flaxen.linen import activation as activation
+from flaxen.linen import dtypes as dtypes
+from flaxen.linen import initializers as initializers
+from flaxen.linen.activation import *  # noqa: F403
+from flaxen.linen.attention import *  # noqa: F403
+from flaxen.linen.combinators import Sequential as Sequential
 from flaxen.linen.functional import apply as apply
 from flaxen.linen.functional import init as init
 from flaxen.linen.functional import init_with_output as init_with_output
 from flaxen.linen.functional import share_scope as share_scope
+from flaxen.linen.linear import Conv as Conv
+from flaxen.linen.linear import ConvLocal as ConvLocal
+from flaxen.linen.linear import ConvTranspose as ConvTranspose
+from flaxen.linen.linear import Dense as Dense
+from flaxen.linen.linear import DenseGeneral as DenseGeneral
+from flaxen.linen.linear import Einsum as Einsum
+from flaxen.linen.linear import Embed as Embed
 from flaxen.linen.module import Module as Module
 from flaxen.linen.module import Variable as Variable
 from flaxen.linen.module import merge_param as merge_param
+from flaxen.linen.normalization import BatchNorm as BatchNorm
+from flaxen.linen.normalization import GroupNorm as GroupNorm
+from flaxen.linen.normalization import LayerNorm as LayerNorm
+from flaxen.linen.normalization import RMSNorm as RMSNorm
+from flaxen.linen.pooling import avg_pool as avg_pool
+from flaxen.linen.pooling import max_pool as max_pool
+from flaxen.linen.pooling import min_pool as min_pool
+from flaxen.linen.pooling import pool as pool
+from flaxen.linen.stochastic import Dropout as Dropout
 from flaxen.linen.wrapping import InterceptorContext as InterceptorContext
 from flaxen.linen.wrapping import compact as compact
 from flaxen.linen.wrapping import disable_named_call as disable_named_call
@@ -24,5 +46,3 @@ from flaxen.linen.wrapping import enable_named_call as enable_named_call
 from flaxen.linen.wrapping import intercept_methods as intercept_methods
 from flaxen.linen.wrapping import nowrap as nowrap
 from flaxen.linen.wrapping import override_named_call as override_named_call
-
-# Layers (Dense, Conv, BatchNorm, Dropout, attention, ...) are imported below.
