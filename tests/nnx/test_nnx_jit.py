@@ -239,3 +239,29 @@ def test_shardings_pass_through():
                  out_shardings=replicated)
   out = step(Counter(), jnp.ones(2))
   assert out.sharding.is_equivalent_to(replicated, 1)
+
+
+def test_metadata_change_inside_is_applied():
+  @nnx.jit
+  def tag(m):
+    m.w.set_metadata(sharding=("x",))
+
+  m = Counter()
+  w = m.w
+  tag(m)
+  assert m.w is w and w.sharding == ("x",)
+
+
+def test_variable_hooks_run_inside_jit():
+  class Clipped(nnx.Variable):
+    def on_set_value(self, value):
+      return jnp.clip(value, -1.0, 1.0)
+
+  v = Clipped(jnp.zeros(2))
+
+  @nnx.jit
+  def push(v, x):
+    v.value = v.value + x
+
+  push(v, 5.0)
+  np.testing.assert_array_equal(v.value, jnp.ones(2))
