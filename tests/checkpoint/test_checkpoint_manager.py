@@ -107,3 +107,10 @@ def test_errors(tmp_path):
       mngr.restore(0, State(step=0, w=jnp.zeros((5,))))
     with pytest.raises(errors.CheckpointNotFoundError, match="Steps available: 0"):
       mngr.restore(9)
+    mngr.save(5, _state(5), metrics={"acc": 1.0})
+    with pytest.raises(errors.CheckpointManagerArgumentError, match="latest one saved, 5"):
+      mngr.save(3, _state(3), metrics={"acc": 1.0})
+  mngr.close()  # a second close is harmless
+  for call in (lambda: mngr.save(6, _state(6), metrics={"acc": 1.0}), mngr.restore):
+    with pytest.raises(errors.CheckpointManagerClosedError, match="after close"):
+      call()

@@ -110,6 +110,16 @@ def test_python_int_step_restores_into_int32_array_and_back(tmp_path):
   assert type(step) is int and step == 4
 
 
+def test_python_scalars_still_need_the_same_kind_of_dtype(tmp_path):
+  checkpoint.save(tmp_path / "ckpt", {"lr": 0.5, "flag": True})
+  with pytest.raises(errors.CheckpointMismatchError, match="int32") as info:
+    checkpoint.restore(tmp_path / "ckpt", {"lr": jnp.int32(0), "flag": False})
+  assert info.value.path == "lr"
+  restored = checkpoint.restore(tmp_path / "ckpt", {"lr": jnp.bfloat16(0), "flag": np.bool_(0)})
+  assert restored["lr"].dtype == jnp.bfloat16 and float(restored["lr"]) == 0.5
+  assert restored["flag"] is np.True_
+
+
 def test_existing_path_needs_force(tmp_path):
   checkpoint.save(tmp_path / "ckpt", {"w": jnp.zeros(2)})
   with pytest.raises(errors.CheckpointExistsError, match="force=True") as info:

@@ -64,6 +64,7 @@ class CheckpointManager:
       raise errors.CheckpointManagerArgumentError("best_mode", best_mode, "'max' or 'min'")
     self.directory = absolute(directory)
     self._best_fn = best_fn
+    self._closed = False
     keep: list[Any] = [policies.LatestN(n=max_to_keep)]
     if best_fn is not None:
       keep.append(policies.BestN(
@@ -88,13 +89,19 @@ class CheckpointManager:
       CheckpointManagerArgumentError: ``step`` is not a non-negative int, or ``metrics``
         is missing while the manager ranks steps by ``best_fn``.
     """
+    self._check_open("save")
     _check_count("step", step, allow_none=False, minimum=0)
     if self._best_fn is not None and metrics is None:
       raise errors.CheckpointManagerArgumentError(
         "metrics", metrics, "a mapping for best_fn to rank this step by"
       )
-    if step in self._manager.all_steps():
+    steps = self._manager.all_steps()  # including a save in progress
+    if step in steps:
       raise errors.CheckpointExistsError(str(self._step_dir(step)))
+    if steps and step < max(steps):
+      raise errors.CheckpointManagerArgumentError(
+        "step", step, f"a step after the latest one saved, {max(steps)}"
+      )
     step = int(step)
     stored = layout.to_stored(tree, str(self._step_dir(step)))
     plain = None if metrics is None else {k: _plain(v) for k, v in metrics.items()}
@@ -110,6 +117,7 @@ class CheckpointManager:
       CheckpointNotFoundError: no such step (or no step at all).
       CheckpointMismatchError, CheckpointCorruptedError: as :func:`restore`.
     """
+    self._check_open("restore")
     self.wait_until_finished()
     steps = self.all_steps()
     step = steps[-1] if step is None and steps else step
@@ -141,9 +149,11 @@ class CheckpointManager:
       self._manager.wait_until_finished()
 
   def close(self) -> None:
-    """Finish pending saves and release orbax's resources."""
-    with quiet.orbax_logs():
-      self._manager.close()
+    """Finish pending saves and release orbax's resources; later calls are no-ops."""
+    if not self._closed:
+      self._closed = True
+      with quiet.orbax_logs():
+        self._manager.close()
 
   def __enter__(self) -> CheckpointManager:
     return self
@@ -152,6 +162,10 @@ class CheckpointManager:
     self, kind: type[BaseException] | None, value: BaseException | None, tb: TracebackType | None
   ) -> None:
     self.close()
+
+  def _check_open(self, method: str) -> None:
+    if self._closed:
+      raise errors.CheckpointManagerClosedError(str(self.directory), method)
 
   def _step_dir(self, step: int) -> Path:
     return self.directory / str(step)

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import orbax.checkpoint as ocp
 
@@ -19,14 +20,8 @@ from flaxen import errors
 from flaxen.checkpoint.layout import Names, is_python_scalar, path_str
 from flaxen.errors.base import names as quoted
 
-_KINDS = {"b": "bool", "i": "integer", "u": "integer", "f": "float", "c": "complex", "V": "float"}
-
-
-def target_leaf_error(names: Names, leaf: Any) -> errors.UnsupportedCheckpointLeafError:
-  return errors.UnsupportedCheckpointLeafError(
-    path_str(names), leaf,
-    "jax or numpy arrays, jax.ShapeDtypeStruct and bool/int/float scalars as restore targets",
-  )
+# jnp.issubdtype, unlike numpy's dtype.kind, knows bfloat16, float8 and int4 apart.
+_KINDS = (jnp.bool_, jnp.integer, jnp.floating, jnp.complexfloating)
 
 
 def _spec(leaf: Any, names: Names) -> tuple[tuple[int, ...], np.dtype, bool]:
@@ -35,16 +30,18 @@ def _spec(leaf: Any, names: Names) -> tuple[tuple[int, ...], np.dtype, bool]:
     return (), np.asarray(leaf).dtype, True
   if isinstance(leaf, jax.Array | jax.ShapeDtypeStruct | np.ndarray | np.generic):
     return tuple(leaf.shape), np.dtype(leaf.dtype), False
-  raise target_leaf_error(names, leaf)
+  raise errors.UnsupportedCheckpointLeafError(
+    path_str(names), leaf,
+    "jax or numpy arrays, jax.ShapeDtypeStruct and bool/int/float scalars as restore targets",
+  )
 
 
 def describe(shape: tuple[int, ...], dtype: Any) -> str:
   return f"{np.dtype(dtype).name}{list(shape)}"
 
 
-def _kind(dtype: np.dtype) -> str:
-  # bfloat16 and the float8 types have numpy kind 'V'.
-  return _KINDS.get(dtype.kind, dtype.name)
+def _kind(dtype: np.dtype) -> Any:
+  return next((kind for kind in _KINDS if jnp.issubdtype(dtype, kind)), dtype)
 
 
 def _children(stored: Mapping[Names, Any], prefix: Names) -> list[str]:

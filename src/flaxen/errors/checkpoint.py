@@ -10,6 +10,7 @@ __all__ = [
   "CheckpointError", "CheckpointNotFoundError", "CheckpointExistsError",
   "CheckpointCorruptedError", "CheckpointMismatchError", "UnsupportedCheckpointLeafError",
   "CheckpointKeyCollisionError", "EmptyCheckpointError", "CheckpointManagerArgumentError",
+  "CheckpointManagerClosedError",
 ]
 
 
@@ -115,4 +116,14 @@ class CheckpointManagerArgumentError(CheckpointError, ValueError):
     super().__init__(
       f"CheckpointManager got {argument}={short_repr(value)}; expected {expected}. Fix: "
       f"pass a valid {argument}."
+    )
+
+
+class CheckpointManagerClosedError(CheckpointError, RuntimeError):
+  """A CheckpointManager was used after ``close()`` (or after its ``with`` block)."""
+
+  def __init__(self, directory: str, method: str):
+    super().__init__(
+      f"CheckpointManager({directory!r}).{method}() was called after close(). Fix: create "
+      "a new CheckpointManager for the directory, or call close() only when done with it."
     )
