@@ -117,3 +117,31 @@ def test_decorator_form_with_keyword_argnums():
   vg = nnx.value_and_grad(has_aux=True)(lambda m: (jnp.sum(m(X)), 1))
   (value, aux), grads = vg(m)
   assert aux == 1 and isinstance(grads, nnx.State)
+
+
+def test_vjp_matches_jax_vjp():
+  m = _model()
+  out, pullback = nnx.vjp(lambda m, x: m(x) ** 2, m, X)
+  ref_out, ref_pullback = jax.vjp(lambda k, b, x: (x @ k + b) ** 2, m.kernel.value,
+                                  m.bias.value, X)
+  ct = jnp.arange(6.0).reshape(2, 3)
+  g_model, g_x = pullback(ct)
+  gk, gb, gx = ref_pullback(ct)
+  np.testing.assert_allclose(out, ref_out, rtol=1e-6)
+  np.testing.assert_allclose(g_model.kernel.value, gk, rtol=1e-5)
+  np.testing.assert_allclose(g_model.bias.value, gb, rtol=1e-5)
+  np.testing.assert_allclose(g_x, gx, rtol=1e-5)
+  _, _, aux = nnx.vjp(lambda m: (m(X).sum(), "aux"), m, has_aux=True)
+  assert aux == "aux"
+
+
+def test_jvp_matches_jax_jvp():
+  m = _model()
+  tangent_model = jax.tree.map(jnp.ones_like, nnx.state(m, nnx.Param))
+  tangent_x = jnp.full_like(X, 0.5)
+  out, t_out = nnx.jvp(lambda m, x: m(x) ** 2, (m, X), (tangent_model, tangent_x))
+  ref_out, ref_t = jax.jvp(lambda k, b, x: (x @ k + b) ** 2,
+                           (m.kernel.value, m.bias.value, X),
+                           (jnp.ones((2, 3)), jnp.ones(3), tangent_x))
+  np.testing.assert_allclose(out, ref_out, rtol=1e-6)
+  np.testing.assert_allclose(t_out, ref_t, rtol=1e-5)

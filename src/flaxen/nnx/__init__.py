@@ -51,7 +51,7 @@ from flaxen.nnx.training.optimizer import (
   OptState,
   OptVariable,
 )
-from flaxen.nnx.transforms.autodiff import DiffState, grad, value_and_grad
+from flaxen.nnx.transforms.autodiff import DiffState, grad, jvp, value_and_grad, vjp
 from flaxen.nnx.transforms.eval_shape import eval_shape
 from flaxen.nnx.transforms.jit import cached_partial, jit
 from flaxen.nnx.variables import (
@@ -75,4 +75,5 @@ __all__ = [
   "merge", "pop", "reseed", "split", "state", "update", "value_and_grad", "variables",
   "filter_state", "from_flat_state", "map_state", "merge_state", "replace_by_pure_dict",
   "restore_int_paths", "split_state", "to_flat_state", "to_pure_dict", "call", "cached_partial",
+  "vjp", "jvp",
 ]

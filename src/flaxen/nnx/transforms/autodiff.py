@@ -36,7 +36,7 @@ from flaxen.nnx.state import State
 from flaxen.nnx.transforms import lift
 from flaxen.nnx.variables import Param, Variable
 
-__all__ = ["DiffState", "grad", "value_and_grad"]
+__all__ = ["DiffState", "grad", "value_and_grad", "vjp", "jvp"]
 
 
 class DiffState:
@@ -57,6 +57,72 @@ def _specs(argnums: Any) -> tuple[list[tuple[int, Any]], bool]:
   return specs, single
 
 
+class _DiffCall:
+  """One call of a differentiated function over graph arguments.
+
+  ``diff_inputs`` holds, per differentiated argument, the argument with each graph node
+  replaced by a State of its selected Variables; ``pure`` maps them to ``(value, (aux,
+  new_values, update))`` and ``finish`` applies the state changes to the caller's objects.
+  """
+
+  def __init__(self, f: Callable, args: Sequence[Any], specs: list[tuple[int, Any]],
+               has_aux: bool):
+    self.f, self.specs, self.has_aux = f, specs, has_aux
+    self.per_arg = [lift.find_nodes(a) for a in args]
+    self.nodes, self.owners = [], []  # owners[k] = (argnum, position among its leaves)
+    for a, (leaves, _, positions) in enumerate(self.per_arg):
+      for p in positions:
+        self.nodes.append(leaves[p])
+        self.owners.append((a, p))
+    self.graphdef, self.leaves, self.paths, _ = flatten(tuple(self.nodes))
+    self.node_leaves: list[list[int]] = [[] for _ in self.nodes]
+    for j, path in enumerate(self.paths):
+      self.node_leaves[path[0]].append(j)
+    diff_inputs, self.diff_leaves = [], set()
+    for a, filt in specs:
+      predicate = filterlib.to_predicate(filt)
+      arg_leaves, treedef, _ = self.per_arg[a]
+      arg_leaves = list(arg_leaves)
+      for k, (owner, p) in enumerate(self.owners):
+        if owner == a:
+          chosen = [j for j in self.node_leaves[k]
+                    if predicate(self.paths[j][1:], self.leaves[j])]
+          self.diff_leaves.update(chosen)
+          arg_leaves[p] = State.from_flat_path(
+            [(self.paths[j][1:], _detached(self.leaves[j])) for j in chosen])
+      diff_inputs.append(treedef.unflatten(arg_leaves))
+    self.diff_inputs = tuple(diff_inputs)
+
+  def pure(self, diff_inputs: tuple) -> tuple:
+    values = list(self.leaves)
+    new_args = [list(arg_leaves) for arg_leaves, _, _ in self.per_arg]
+    for (a, _), tree in zip(self.specs, diff_inputs, strict=True):
+      new_args[a] = self.per_arg[a][1].flatten_up_to(tree)
+    for k, (a, p) in enumerate(self.owners):
+      if isinstance(new_args[a][p], State):
+        flat = dict(new_args[a][p].flat_state())
+        for j in self.node_leaves[k]:
+          if j in self.diff_leaves:
+            values[j] = flat[self.paths[j][1:]]
+    root, refs = unflatten(self.graphdef, values)
+    for k, (a, p) in enumerate(self.owners):
+      new_args[a][p] = root[k]
+    out = self.f(*[self.per_arg[a][1].unflatten(x) for a, x in enumerate(new_args)])
+    value, aux = out if self.has_aux else (out, None)
+    new_values, update = lift.capture(list(root), refs, self.graphdef, [])
+    return value, (aux, new_values, update)
+
+  def finish(self, new_values: list, update: lift.GraphUpdate) -> None:
+    if update.same and all(isinstance(x, Variable) for x in self.leaves):
+      lift.write_values(self.leaves, new_values)
+    else:
+      lift.apply(update, new_values, self.nodes)
+
+
+def _detached(leaf: Any) -> Any:
+  return leaf.copy() if isinstance(leaf, Variable) else leaf
+
+
 def value_and_grad(f: Callable | None = None,
                    argnums: int | DiffState | Sequence[int | DiffState] = 0,
                    has_aux: bool = False, *, holomorphic: bool = False,
@@ -74,59 +140,11 @@ def value_and_grad(f: Callable | None = None,
 
   @functools.wraps(f)
   def wrapper(*args: Any) -> Any:
-    per_arg = [lift.find_nodes(a) for a in args]
-    nodes, owners = [], []  # owners[k] = (argnum, position among that arg's leaves)
-    for a, (leaves, _, positions) in enumerate(per_arg):
-      for p in positions:
-        nodes.append(leaves[p])
-        owners.append((a, p))
-    graphdef, leaves, paths, _ = flatten(tuple(nodes))
-    node_leaves: list[list[int]] = [[] for _ in nodes]
-    for j, path in enumerate(paths):
-      node_leaves[path[0]].append(j)
-
-    diff_inputs, diff_leaves = [], set()
-    for a, filt in specs:
-      predicate = filterlib.to_predicate(filt)
-      arg_leaves, treedef, _ = per_arg[a]
-      arg_leaves = list(arg_leaves)
-      for k, (owner, p) in enumerate(owners):
-        if owner != a:
-          continue
-        chosen = [j for j in node_leaves[k] if predicate(paths[j][1:], leaves[j])]
-        diff_leaves.update(chosen)
-        arg_leaves[p] = State.from_flat_path(
-          [(paths[j][1:], lift.raw(leaves[j]) if not isinstance(leaves[j], Variable)
-            else leaves[j].copy()) for j in chosen])
-      diff_inputs.append(treedef.unflatten(arg_leaves))
-
-    def pure(diff_inputs: tuple) -> tuple:
-      values = list(leaves)
-      new_args = [list(arg_leaves) for arg_leaves, _, _ in per_arg]
-      for (a, _), tree in zip(specs, diff_inputs, strict=True):
-        new_args[a] = per_arg[a][1].flatten_up_to(tree)
-      for k, (a, p) in enumerate(owners):
-        if isinstance(new_args[a][p], State):
-          flat = dict(new_args[a][p].flat_state())
-          for j in node_leaves[k]:
-            if j in diff_leaves:
-              values[j] = flat[paths[j][1:]]
-      root, refs = unflatten(graphdef, values)
-      for k, (a, p) in enumerate(owners):
-        new_args[a][p] = root[k]
-      call_args = [per_arg[a][1].unflatten(x) for a, x in enumerate(new_args)]
-      out = f(*call_args)
-      value, aux = out if has_aux else (out, None)
-      new_values, update = lift.capture(list(root), refs, graphdef, [])
-      return value, (aux, new_values, update)
-
-    grad_fn = jax.value_and_grad(pure, has_aux=True, holomorphic=holomorphic,
+    call = _DiffCall(f, args, specs, has_aux)
+    grad_fn = jax.value_and_grad(call.pure, has_aux=True, holomorphic=holomorphic,
                                  allow_int=allow_int)
-    (value, (aux, new_values, update)), grads = grad_fn(tuple(diff_inputs))
-    if update.same and all(isinstance(x, Variable) for x in leaves):
-      lift.write_values(leaves, new_values)
-    else:
-      lift.apply(update, new_values, nodes)
+    (value, (aux, new_values, update)), grads = grad_fn(call.diff_inputs)
+    call.finish(new_values, update)
     grads = grads[0] if single else grads
     return ((value, aux) if has_aux else value), grads
 
@@ -153,3 +171,49 @@ def grad(f: Callable | None = None, argnums: int | DiffState | Sequence[int | Di
     return (grads, value[1]) if has_aux else grads
 
   return wrapper
+
+
+def _all_params(n: int) -> list[tuple[int, Any]]:
+  return [(a, Param) for a in range(n)]
+
+
+def vjp(f: Callable, *primals: Any, has_aux: bool = False,
+        reduce_axes: Sequence[Any] = ()) -> tuple:
+  """Like ``jax.vjp``; graph objects among ``primals`` are differentiated w.r.t. their
+  ``nnx.Param``s, and their cotangents are ``State``s.
+
+  Returns:
+    ``(out, vjp_fn)`` (``(out, vjp_fn, aux)`` with ``has_aux``); ``vjp_fn(cotangent)``
+    returns one cotangent per primal.
+
+  >>> import jax.numpy as jnp
+  >>> from flaxen import nnx
+  >>> m = nnx.Linear(2, 1, rngs=nnx.Rngs(0))
+  >>> y, pullback = nnx.vjp(lambda m, x: m(x), m, jnp.ones((1, 2)))
+  >>> g_model, g_x = pullback(jnp.ones_like(y))
+  >>> g_model.bias.value
+  Array([1.], dtype=float32)
+  """
+  call = _DiffCall(f, primals, _all_params(len(primals)), has_aux)
+  out, vjp_fn, (aux, new_values, update) = jax.vjp(call.pure, call.diff_inputs, has_aux=True)
+  call.finish(new_values, update)
+
+  def pullback(cotangent: Any) -> tuple:
+    return vjp_fn(cotangent)[0]
+
+  return (out, pullback, aux) if has_aux else (out, pullback)
+
+
+def jvp(f: Callable, primals: Sequence[Any], tangents: Sequence[Any],
+        has_aux: bool = False) -> tuple:
+  """Like ``jax.jvp``; the tangent of a graph object is a ``State`` of its ``nnx.Param``s
+  (e.g. ``jax.tree.map(jnp.ones_like, nnx.state(model, nnx.Param))``).
+
+  Returns:
+    ``(out, tangent_out)`` (``(out, tangent_out, aux)`` with ``has_aux``).
+  """
+  call = _DiffCall(f, primals, _all_params(len(primals)), has_aux)
+  out, tangent_out, (aux, new_values, update) = jax.jvp(
+    call.pure, (call.diff_inputs,), (tuple(tangents),), has_aux=True)
+  call.finish(new_values, update)
+  return (out, tangent_out, aux) if has_aux else (out, tangent_out)
