@@ -40,7 +40,7 @@ _MISSING = object()
 
 def is_graph_node(x: Any) -> bool:
   """Whether ``x`` is a graph node (an ``Object`` or a ``Variable``) that transforms track."""
-  return isinstance(x, Object | Variable)
+  return isinstance(x, _NODE_TYPES)
 
 
 def is_data(value: Any) -> bool:
@@ -189,6 +189,7 @@ _register(Object)
 
 
 Pytree = Object
+_NODE_TYPES = (Object, Variable)
 
 
 def _repr(obj: Any, depth: int, seen: set[int]) -> str:

@@ -60,7 +60,8 @@ jax.tree_util.register_static(_OutInfo)
 class _Entry:
   """One cached graph walk: what the arguments' graph looked like, and its Variables."""
 
-  __slots__ = ("node_refs", "epoch", "versions", "fn", "positions", "groups", "variables")
+  __slots__ = ("node_refs", "epoch", "versions", "fn", "positions", "groups", "variables",
+               "cached")
 
   def valid(self, nodes: list) -> bool:
     for ref, node in zip(self.node_refs, nodes, strict=True):
@@ -131,7 +132,8 @@ class JitWrapped:
     entry.variables = leaves
     entry.epoch = epoch.current()
     entry.versions = [(weakref.ref(r), r.__dict__["_nnx_version"]) for r in refs]
-    if all(isinstance(x, Variable) for x in leaves):  # raw array leaves must be re-read
+    entry.cached = all(isinstance(x, Variable) for x in leaves)
+    if entry.cached:  # raw array leaves must be re-read by a fresh walk on every call
       drop = functools.partial(_drop, self._entries, key)
       entry.node_refs = [weakref.ref(n, drop) for n in nodes]
       self._entries[key] = entry
@@ -146,12 +148,12 @@ class JitWrapped:
     entry = self._entries.get(key)
     if entry is None or not entry.valid(nodes):
       entry = self._entry(key, nodes, treedef, positions)
-    read = _read_variables if key in self._entries else _read_leaves
+    read = _read_variables if entry.cached else _read_leaves
     for p, group in zip(positions, entry.groups, strict=True):
       leaves[p] = read(group)
     args, kwargs = treedef.unflatten(leaves)
     out_leaves, values, info = entry.fn(*args, **kwargs)
-    if info.update.same and key in self._entries:
+    if info.update.same and entry.cached:
       lift.write_values(entry.variables, values)
     else:
       self._entries.pop(key, None)

@@ -21,7 +21,7 @@ from typing import Any
 import jax
 
 from flaxen.nnx.graph import GraphDef, flatten, unflatten
-from flaxen.nnx.object import Object, is_graph_node
+from flaxen.nnx.object import is_graph_node
 from flaxen.nnx.variables import Variable
 
 __all__ = ["GraphUpdate", "find_nodes", "rebuild", "take_nodes", "capture", "apply",
@@ -47,7 +47,7 @@ def find_nodes(tree: Any) -> tuple[list, Any, tuple[int, ...]]:
   """``(leaves, treedef, positions)``: ``tree`` flattened with graph nodes as leaves, and
   the positions of those nodes among the leaves."""
   leaves, treedef = jax.tree_util.tree_flatten(tree, is_leaf=is_graph_node)
-  positions = tuple(i for i, x in enumerate(leaves) if isinstance(x, Object | Variable))
+  positions = tuple(i for i, x in enumerate(leaves) if is_graph_node(x))
   return leaves, treedef, positions
 
 
