@@ -74,6 +74,8 @@ def test_restore_without_target_gives_nested_dicts_by_name(tmp_path):
   assert set(raw["opt_state"]["0"]) == {"count", "mu", "nu"}
   assert raw["step"] == 5
   np.testing.assert_array_equal(raw["params"]["Dense_1"]["bias"], np.ones(2))
+  assert isinstance(raw["params"]["Dense_1"]["bias"], jax.Array)
+  assert raw["params"]["Dense_1"]["bias"].sharding.device_set == {jax.devices()[0]}
 
 
 def test_lists_tuples_and_none_leaves(tmp_path):

@@ -70,7 +70,8 @@ def restore(path: PathLike, target: Any = None) -> Any:
   Args:
     path: the checkpoint directory, ``str`` or ``pathlib.Path``.
     target: a pytree of the saved structure, or None to get the stored nested dicts
-      (keyed by dict keys, attribute names and list indices as strings).
+      (keyed by dict keys, attribute names and list indices as strings) with saved jax
+      arrays on the default device and saved numpy arrays as numpy.
 
   Returns:
     The restored tree: ``target``'s structure with the stored values.
@@ -106,13 +107,29 @@ def restore_directory(path: Path, target: Any) -> Any:
     except Exception as e:
       raise errors.CheckpointCorruptedError(str(path), e) from e
     if target is None:
-      return _load(path, None)
-    flat = layout.flatten(target)
-    validate.check(str(path), flat, stored)
+      flat = {names: _stored_as_target(meta) for names, meta in stored.items()}
+    else:
+      flat = layout.flatten(target)
+      validate.check(str(path), flat, stored)
     template = {names: _template(leaf, stored[names]) for names, leaf in flat.items()}
     values = layout.flatten_stored(_load(path, layout.nest(template)))
   leaves = [_convert(leaf, values[names]) for names, leaf in flat.items()]
+  if target is None:
+    return layout.nest(dict(zip(flat, leaves, strict=True)))
   return jax.tree_util.tree_unflatten(jax.tree_util.tree_structure(target), leaves)
+
+
+def _stored_as_target(meta: Any) -> Any:
+  """The target leaf ``restore(path)`` uses: saved jax arrays go to the default device.
+
+  Not to the saved sharding, which may name devices this process does not have.
+  """
+  if isinstance(meta, ocp.metadata.ScalarMetadata):
+    return np.zeros((), meta.dtype).item()
+  if meta.sharding is None:  # saved from numpy; only the type and dtype of this leaf matter
+    return np.zeros((), meta.dtype)
+  device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+  return jax.ShapeDtypeStruct(meta.shape, meta.dtype, sharding=device)
 
 
 def _load(path: Path, item: Any) -> Any:
