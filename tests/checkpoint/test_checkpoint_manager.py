@@ -80,6 +80,14 @@ def test_async_save_is_listed_once_committed(tmp_path):
     assert mngr.all_steps() == [0]
 
 
+def test_async_save_keeps_the_values_at_save_time(tmp_path):
+  host = np.zeros(1_000_000, np.float32)
+  with checkpoint.CheckpointManager(tmp_path, async_save=True) as mngr:
+    mngr.save(0, {"host": host})
+    host[:] = 7.0  # mutating after save() returns must not reach the checkpoint
+    assert float(np.abs(mngr.restore(0)["host"]).max()) == 0.0
+
+
 def test_restore_waits_for_the_save_in_progress(tmp_path):
   with checkpoint.CheckpointManager(tmp_path) as mngr:
     mngr.save(3, {"w": jnp.arange(1000.0)})
