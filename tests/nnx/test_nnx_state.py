@@ -89,3 +89,15 @@ def test_module_level_state_functions():
     s.replace_by_pure_dict({"nope": 1})
   with pytest.raises(ValueError):
     s.replace_by_pure_dict({"layers": {5: {"w": 1}}})
+
+
+def test_missing_key_and_invalid_filter_errors():
+  with pytest.raises(errors.MissingKeyError, match="'nope'"):
+    _state().nope
+  with pytest.raises(AttributeError):
+    nnx.Dict(a=1).b
+  assert not hasattr(_state(), "nope")
+  with pytest.raises(errors.InvalidFilterError):
+    _state().filter(3)
+  with pytest.raises(TypeError):
+    nnx.split(nnx.Linear(1, 1, rngs=nnx.Rngs(0)), 2.5)

@@ -8,7 +8,8 @@ from flaxen.errors.base import FlaxenError, names, short_repr
 
 __all__ = [
   "UnmatchedFilterError", "MissingStateError", "StatePathError", "NoRngStreamError",
-  "AttributeNotFoundError", "OptimizerUpdateError", "VariableMetadataError",
+  "AttributeNotFoundError", "OptimizerUpdateError", "VariableMetadataError", "InvalidFilterError",
+  "MissingKeyError",
 ]
 
 
@@ -93,4 +94,26 @@ class VariableMetadataError(FlaxenError, AttributeError):
       f"{type(variable).__name__} has no attribute or metadata {name!r} (metadata: "
       f"{names(fields)}; value: {short_repr(getattr(variable, 'raw_value', None))}). Fix: "
       "set it with `variable.set_metadata(name=...)` or pass it when creating the Variable."
+    )
+
+
+class InvalidFilterError(FlaxenError, TypeError):
+  """A value that is not a filter was used as one."""
+
+  def __init__(self, filter: object):
+    super().__init__(
+      f"Invalid filter {short_repr(filter)} ({type(filter).__name__}): expected a Variable "
+      "type, a tag string, `...`/True, None/False, a tuple (any of) or list (all of) of "
+      "filters, or a callable (path, value) -> bool. Fix: e.g. `nnx.Param` or "
+      "`nnx.PathContains('kernel')`."
+    )
+
+
+class MissingKeyError(FlaxenError, AttributeError):
+  """Attribute access on a State or nnx.Dict named a key it does not have."""
+
+  def __init__(self, container: str, name: str, keys: Iterable[object]):
+    super().__init__(
+      f"{container} has no key {name!r} (keys: {names(keys)}). Fix: check the spelling; "
+      "list indices are ints, reachable with `state[0]`."
     )

@@ -17,6 +17,8 @@ import builtins
 from collections.abc import Callable
 from typing import Any as _Any
 
+from flaxen.errors.nnx import InvalidFilterError
+
 __all__ = [
   "Filter", "to_predicate", "OfType", "WithTag", "PathContains", "Any", "All", "Not",
   "Everything", "Nothing",
@@ -42,8 +44,7 @@ def to_predicate(filter: Filter) -> Predicate:
     return All(*filter)
   if callable(filter):
     return filter
-  raise TypeError(f"Invalid filter {filter!r}: expected a type, str, tuple, list, bool, ..., "
-                  "None or a callable (path, value) -> bool.")
+  raise InvalidFilterError(filter)
 
 
 class _Predicate:

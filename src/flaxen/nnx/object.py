@@ -28,6 +28,7 @@ from typing import Any
 import jax
 import numpy as np
 
+from flaxen.errors.nnx import MissingKeyError
 from flaxen.nnx import epoch
 from flaxen.nnx.variables import Variable
 
@@ -286,7 +287,7 @@ class Dict(Object, dict):
     try:
       return self[name]
     except KeyError:
-      raise AttributeError(f"Dict has no key {name!r}") from None
+      raise MissingKeyError("nnx.Dict", name, dict.keys(self)) from None
 
   def __setattr__(self, name: str, value: Any) -> None:
     self[name] = value

@@ -21,7 +21,7 @@ from typing import Any
 
 import jax
 
-from flaxen.errors.nnx import StatePathError, UnmatchedFilterError
+from flaxen.errors.nnx import MissingKeyError, StatePathError, UnmatchedFilterError
 from flaxen.nnx import filterlib
 from flaxen.nnx.variables import Variable
 
@@ -80,7 +80,7 @@ class State(MutableMapping):
     try:
       return self._mapping[name]
     except KeyError:
-      raise AttributeError(f"State has no key {name!r} (keys: {list(self._mapping)})") from None
+      raise MissingKeyError("State", name, self._mapping) from None
 
   def __setattr__(self, name: str, value: Any) -> None:
     self[name] = value
