@@ -9,6 +9,7 @@ from flaxen.ops import attention as attn
 K = jax.random.split(jax.random.key(3), 4)
 
 
+@jax.jit
 def ref_attention(q, k, v, bias=None, mask=None):
   b, lq, h, d = q.shape
   out = jnp.zeros((b, lq, h, v.shape[-1]))

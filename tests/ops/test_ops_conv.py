@@ -1,3 +1,5 @@
+from functools import partial
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -12,6 +14,7 @@ from flaxen.ops.conv import canonicalize_padding, conv, conv_transpose
 K = jax.random.split(jax.random.key(1), 4)
 
 
+@partial(jax.jit, static_argnums=(2, 3, 4))
 def ref_conv1d(x, w, stride=1, pad=(0, 0), dilation=1):
   """Loop reference for a batched 1-d cross-correlation, channels last."""
   x = jnp.pad(x, [(0, 0), pad, (0, 0)])
@@ -90,6 +93,7 @@ def test_conv_errors():
     conv(jnp.ones((1, 5, 5, 1)), jnp.ones((3, 3, 1, 1)), padding="CAUSAL")
 
 
+@partial(jax.jit, static_argnums=(2, 3))
 def ref_conv_transpose1d(x, w, stride, transpose_kernel):
   """Scatter reference: every input position adds a kernel-shaped patch to the output."""
   size = (x.shape[1] - 1) * stride + w.shape[0]

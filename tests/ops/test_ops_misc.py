@@ -1,5 +1,7 @@
 """Dropout, pooling, embedding and activation ops."""
 
+from functools import partial
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -32,6 +34,7 @@ def test_dropout_broadcast_dims_and_errors():
     stochastic.dropout(jnp.ones(3), 1.5, K[0])
 
 
+@partial(jax.jit, static_argnums=(1, 2, 3))
 def ref_pool2d(x, window, stride, fn):
   n, h, w, c = x.shape
   rows = []
