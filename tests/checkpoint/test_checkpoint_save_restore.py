@@ -191,7 +191,9 @@ def test_unsupported_leaves_and_empty_trees(tmp_path):
     checkpoint.save(tmp_path / "b", {"a": {}, "b": None})
   with pytest.raises(errors.CheckpointKeyCollisionError, match="'1'"):
     checkpoint.save(tmp_path / "c", OrderedDict([(1, jnp.ones(1)), ("1", jnp.zeros(1))]))
-  assert not (tmp_path / "a").exists() and not (tmp_path / "c").exists()
+  with pytest.raises(errors.CheckpointKeyCollisionError, match="'a/b' and 'a.b'"):
+    checkpoint.save(tmp_path / "d", {"a.b": jnp.zeros(1), "a": {"b": jnp.ones(1)}})
+  assert not any((tmp_path / name).exists() for name in "acd")
 
 
 def test_unsupported_target_leaf(tmp_path):

@@ -84,7 +84,12 @@ def to_stored(tree: Any, path: str) -> dict[str, Any]:
   flat = flatten(tree)
   if not flat:
     raise errors.EmptyCheckpointError(path)
+  storage_names: dict[str, Names] = {}
   for names, leaf in flat.items():
+    # orbax stores each leaf under its names joined with '.': keep them apart.
+    other = storage_names.setdefault(".".join(names), names)
+    if other != names:
+      raise errors.CheckpointKeyCollisionError(path_str(names), path_str(other))
     if isinstance(leaf, np.generic):
       flat[names] = np.asarray(leaf)
     elif not (isinstance(leaf, jax.Array | np.ndarray) or is_python_scalar(leaf)):

@@ -87,13 +87,21 @@ class UnsupportedCheckpointLeafError(CheckpointError, TypeError):
 
 
 class CheckpointKeyCollisionError(CheckpointError, ValueError):
-  """Two keys of the tree become the same name in the checkpoint (e.g. ``1`` and ``'1'``)."""
+  """Two leaves of the tree would be stored under the same name.
 
-  def __init__(self, path: str):
+  Checkpoint keys are strings (``1`` and ``'1'`` collide), and orbax names each leaf's
+  storage by its keys joined with '.', so ``{'a.b': x}`` and ``{'a': {'b': y}}`` collide.
+  """
+
+  def __init__(self, path: str, other: str | None = None):
     self.path = path
+    if other is None:
+      what = f"Two leaves of the tree are both stored under {path!r}: keys become strings"
+    else:
+      what = f"Leaves {other!r} and {path!r} would share one storage name: orbax joins keys"
+      what += " with '.'"
     super().__init__(
-      f"Two entries of the tree are both stored under {path!r} (checkpoint keys are "
-      "strings, so 1 and '1' collide). Fix: give the entries distinct names."
+      f"{what}. Fix: rename the keys so that they stay distinct as strings without '.'."
     )
 
 
