@@ -14,19 +14,6 @@ import flaxen.linen as nn
 from flaxen import errors, struct
 
 
-class Dense(nn.Module):
-  """A tiny stand-in for nn.Dense (lecun-normal kernel, zero bias)."""
-
-  features: int
-
-  @nn.compact
-  def __call__(self, x):
-    kernel = self.param("kernel", jax.nn.initializers.lecun_normal(),
-                        (x.shape[-1], self.features))
-    bias = self.param("bias", jax.nn.initializers.zeros, (self.features,))
-    return x @ kernel + bias
-
-
 def dense_ref(p, x):
   return x @ p["kernel"] + p["bias"]
 
@@ -38,13 +25,13 @@ class MLP(nn.Module):
 
   # 2. The ``setup`` method
   def setup(self):
-    self.hidden = Dense(self.hidden_size)
-    self.out = Dense(self.out_size)
+    self.hidden = nn.Dense(self.hidden_size)
+    self.out = nn.Dense(self.out_size)
 
   # 3. User methods
   def __call__(self, x):
     a = self.hidden(x)
-    h = jax.nn.relu(a)
+    h = nn.relu(a)
     return self.out(h)
 
 
@@ -54,9 +41,9 @@ class CompactMLP(nn.Module):
 
   @nn.compact
   def __call__(self, x):
-    a = Dense(self.hidden_size)(x)
-    h = jax.nn.relu(a)
-    return Dense(self.out_size)(h)
+    a = nn.Dense(self.hidden_size)(x)
+    h = nn.relu(a)
+    return nn.Dense(self.out_size)(h)
 
 
 class CompactScaledMLP(nn.Module):
@@ -65,27 +52,27 @@ class CompactScaledMLP(nn.Module):
 
   @nn.compact
   def __call__(self, x):
-    scale = self.param("scale", jax.nn.initializers.ones, x.shape[-1:])
+    scale = self.param("scale", nn.initializers.ones_init(), x.shape[-1:])
     x *= scale[None]
-    a = Dense(self.hidden_size)(x)
-    h = jax.nn.relu(a)
-    return Dense(self.out_size)(h)
+    a = nn.Dense(self.hidden_size)(x)
+    h = nn.relu(a)
+    return nn.Dense(self.out_size)(h)
 
 
 class WrongModule(nn.Module):
   @nn.compact
   def __call__(self, x, mode):
     if mode == "encode":
-      return Dense(features=8)(x)
+      return nn.Dense(features=8)(x)
     elif mode == "decode":
-      return Dense(features=4)(x)
+      return nn.Dense(features=4)(x)
 
 
 class CorrectModule(nn.Module):
   @nn.compact
   def __call__(self, x, mode):
-    encoder = Dense(8)
-    decoder = Dense(4)
+    encoder = nn.Dense(8)
+    decoder = nn.Dense(4)
     if mode == "encode":
       return encoder(x)
     elif mode == "decode":
@@ -94,7 +81,7 @@ class CorrectModule(nn.Module):
 
 class TopLevelAccess(nn.Module):
   def setup(self):
-    self.foo = Dense(2)
+    self.foo = nn.Dense(2)
 
 
 def shapes(tree):
@@ -186,7 +173,7 @@ def test_top_level_module_is_unbound_and_setup_is_lazy():
   variables = {"params": {"foo": {"kernel": jnp.ones((3, 2)), "bias": jnp.zeros(2)}}}
   bound = mdl.bind(variables)
   assert "foo" not in bound.__dict__  # still lazy after binding
-  assert isinstance(bound.foo, Dense)  # attribute access runs setup
+  assert isinstance(bound.foo, nn.Dense)  # attribute access runs setup
   np.testing.assert_allclose(bound.foo(jnp.ones((1, 3))), [[3.0, 3.0]])
 
 
@@ -195,7 +182,7 @@ class Encoder(nn.Module):
 
   @nn.compact
   def __call__(self, x):
-    return Dense(self.latents)(x)
+    return nn.Dense(self.latents)(x)
 
 
 class Decoder(nn.Module):
@@ -203,7 +190,7 @@ class Decoder(nn.Module):
 
   @nn.compact
   def __call__(self, z):
-    return Dense(self.features)(z)
+    return nn.Dense(self.features)(z)
 
 
 class AutoEncoder(nn.Module):
