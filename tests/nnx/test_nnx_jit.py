@@ -265,3 +265,18 @@ def test_variable_hooks_run_inside_jit():
 
   push(v, 5.0)
   np.testing.assert_array_equal(v.value, jnp.ones(2))
+
+
+def test_unhashable_metadata_keeps_fast_path():
+  m = Counter()
+  m.w.set_metadata(names=["a", "b"])  # a list: not hashable
+
+  @nnx.jit
+  def step(m):
+    m(1.0)
+
+  step(m)
+  entry = next(iter(step._entries.values()))
+  step(m)
+  assert next(iter(step._entries.values())) is entry  # no structural change detected
+  assert m.w.names == ["a", "b"] and int(m.count.value) == 2

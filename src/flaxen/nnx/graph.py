@@ -88,12 +88,20 @@ class _ById:
     return isinstance(other, _ById) and other.value is self.value
 
 
-def _static(value: Any) -> tuple:
+def _hashable(value: Any) -> Any:
   try:
     hash(value)
   except TypeError:
-    return ("static", _ById(value))
-  return ("static", value)
+    return _ById(value)
+  return value
+
+
+def _unwrap(value: Any) -> Any:
+  return value.value if isinstance(value, _ById) else value
+
+
+def _static(value: Any) -> tuple:
+  return ("static", _hashable(value))
 
 
 def _key(entry: Any) -> Any:
@@ -126,7 +134,8 @@ def flatten(root: Any) -> tuple[GraphDef, list, list[tuple], list]:
       if isinstance(value, Variable):
         leaves.append(value)
         paths.append(path)
-        return ("var", i, type(value), _static(tuple(value._meta.items()))[1])
+        meta = tuple((k, _hashable(v)) for k, v in value._meta.items())
+        return ("var", i, type(value), meta)
       return ("node", i, type(value),
               tuple((k, walk(v, path + (k,))) for k, v in value._graph_items()))
     if isinstance(value, ARRAY_TYPES):
@@ -159,8 +168,7 @@ def unflatten(graphdef: GraphDef, leaves: list, existing: dict[int, Any] | None 
   def build(d: tuple) -> Any:
     kind = d[0]
     if kind == "static":
-      v = d[1]
-      return v.value if isinstance(v, _ById) else v
+      return _unwrap(d[1])
     if kind == "array":
       leaf = next(leaf_iter)
       return leaf.raw_value if isinstance(leaf, Variable) else leaf
@@ -172,7 +180,7 @@ def unflatten(graphdef: GraphDef, leaves: list, existing: dict[int, Any] | None 
       if isinstance(leaf, Variable):
         value, meta = leaf._raw, leaf._meta
       else:
-        value, meta = leaf, dict(meta.value if isinstance(meta, _ById) else meta)
+        value, meta = leaf, {k: _unwrap(v) for k, v in meta}
       var = existing.get(i)
       if var is None:
         var = cls._from_raw(value, dict(meta))
