@@ -69,6 +69,18 @@ def test_einsum_with_bias():
   np.testing.assert_allclose(y, ref, rtol=1e-4, atol=1e-4)
 
 
-def test_einsum_rejects_ellipsis():
-  with pytest.raises(errors.InputShapeError):
-    linear.einsum("...c,cd->...d", jnp.ones((2, 3)), jnp.ones((3, 4)))
+def test_einsum_ellipsis_in_inputs_and_output():
+  x = jax.random.normal(K[0], (2, 3, 4))
+  w = jax.random.normal(K[1], (4, 5))
+  b = jax.random.normal(K[2], (5,))
+  assert linear.einsum_bias_shape("...c,cd->...d", w.shape) == (5,)
+  y = linear.einsum("...c,cd->...d", x, w, b)
+  np.testing.assert_allclose(y, x @ w + b, rtol=1e-4, atol=1e-5)
+  y = linear.einsum("c...,cd->d...", jnp.moveaxis(x, -1, 0), w, b)
+  np.testing.assert_allclose(y, jnp.moveaxis(x @ w + b, -1, 0), rtol=1e-4, atol=1e-5)
+
+
+def test_einsum_rejects_kernel_ellipsis_and_implicit_output():
+  for bad in ("c,...cd->...d", "bc,cd", "a,b,c->a"):
+    with pytest.raises(errors.InputShapeError):
+      linear.einsum(bad, jnp.ones((2, 3)), jnp.ones((3, 4)))

@@ -121,13 +121,13 @@ def dense_general(
 
 def _split_einsum(subscripts: str) -> tuple[str, str, str]:
   subscripts = subscripts.replace(" ", "")
-  if "->" not in subscripts or subscripts.count(",") != 1 or "." in subscripts:
+  operands, arrow, out = subscripts.partition("->")
+  lhs, _, rhs = operands.partition(",")
+  if not arrow or operands.count(",") != 1 or "." in rhs:
     raise InputShapeError(
-      "Einsum", "an explicit two-operand subscript string 'lhs,rhs->out' without '...'",
-      (), f"write the subscripts out in full, got {subscripts!r}",
+      "Einsum", "an explicit two-operand subscript string 'inputs,kernel->out' ('...' only "
+      "in the inputs and output)", (), f"write the subscripts out, got {subscripts!r}",
     )
-  operands, out = subscripts.split("->")
-  lhs, rhs = operands.split(",")
   return lhs, rhs, out
 
 
@@ -138,7 +138,7 @@ def einsum_bias_shape(subscripts: str, kernel_shape: Sequence[int]) -> tuple[int
   (4, 5)
   """
   _, rhs, out = _split_einsum(subscripts)
-  return tuple(kernel_shape[rhs.index(c)] for c in out if c in rhs)
+  return tuple(kernel_shape[rhs.index(c)] for c in out.replace("...", "") if c in rhs)
 
 
 def einsum(
@@ -162,5 +162,11 @@ def einsum(
   inputs, kernel, bias = promote_dtype(inputs, kernel, bias, dtype=dtype)
   y = einsum_fn(subscripts, inputs, kernel, precision=precision)
   if bias is not None:
-    y += jnp.reshape(bias, tuple(kernel.shape[rhs.index(c)] if c in rhs else 1 for c in out))
+    head, ellipsis, tail = out.partition("...")
+    n_ellipsis = y.ndim - len(head) - len(tail) if ellipsis else 0
+
+    def sizes(labels: str) -> list[int]:
+      return [kernel.shape[rhs.index(c)] if c in rhs else 1 for c in labels]
+
+    y += jnp.reshape(bias, (*sizes(head), *[1] * n_ellipsis, *sizes(tail)))
   return y
