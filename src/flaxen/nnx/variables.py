@@ -229,9 +229,13 @@ for _name in ("add", "sub", "mul", "truediv", "floordiv", "mod", "pow", "matmul"
   setattr(Variable, f"__i{_name}__", _inplace(_op))
 for _name in ("lt", "le", "gt", "ge"):
   setattr(Variable, f"__{_name}__", _binary(getattr(operator, _name)))
+def _unary(op):
+  return lambda self: op(self.value)
+
+
+# Operators act on the value, so a Variable can stand in for its array in expressions.
 for _name in ("neg", "pos", "abs", "invert"):
-  setattr(Variable, f"__{_name}__", (lambda op: lambda self: op(self.value))(getattr(operator,
-                                                                                      _name)))
+  setattr(Variable, f"__{_name}__", _unary(getattr(operator, _name)))
 
 
 def _flatten_with_keys(v: Variable):
