@@ -34,6 +34,9 @@ def test_mutations_are_applied_and_cache_is_reused():
     np.testing.assert_array_equal(step(m, jnp.full(2, i)), jnp.full(2, i))
     assert int(m.count.value) == i
   assert len(traces) == 1 and len(step._entries) == 1
+  other = Counter()  # same structure: same compiled function, no new trace
+  step(other, jnp.ones(2))
+  assert len(traces) == 1 and len(step._entries) == 2 and int(other.count.value) == 1
 
 
 def test_graph_nodes_anywhere_in_args_and_kwargs():
