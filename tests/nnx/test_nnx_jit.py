@@ -35,7 +35,7 @@ def test_mutations_are_applied_and_cache_is_reused():
     assert int(m.count.value) == i
   assert len(traces) == 1 and len(step._entries) == 1
   other = Counter()  # same structure: same compiled function, no new trace
-  step(other, jnp.ones(2))
+  step(other, jnp.full(2, 1))
   assert len(traces) == 1 and len(step._entries) == 2 and int(other.count.value) == 1
 
 
