@@ -84,3 +84,30 @@ def test_group_norm_reference_and_errors():
                              ref.reshape(x.shape), atol=1e-5)
   with pytest.raises(errors.NumGroupsError):
     nn.GroupNorm().init(K[1], x)  # default 32 groups do not divide 4 channels
+
+
+def test_instance_norm_matches_layer_norm_over_spatial_axes():
+  x = jax.random.normal(K[0], (2, 3, 4, 5))
+  layer = nn.InstanceNorm()
+  v = layer.init(K[1], x)
+  assert shapes(v) == {"params": {"scale": (5,), "bias": (5,)}}
+  mu = x.mean((1, 2), keepdims=True)
+  ref = (x - mu) / jnp.sqrt(x.var((1, 2), keepdims=True) + 1e-6)
+  np.testing.assert_allclose(layer.apply(v, x), ref, atol=1e-5)
+  with pytest.raises(errors.InputShapeError):
+    nn.InstanceNorm(feature_axes=0).init(K[1], x)
+
+
+def test_force_float32_reductions_flag():
+  x = (jax.random.normal(K[0], (4, 8)) * 3 + 100).astype(jnp.bfloat16)
+  y32 = nn.LayerNorm(dtype=jnp.float32).apply({"params": {"scale": jnp.ones(8),
+                                                          "bias": jnp.zeros(8)}}, x)
+  mu = x.astype(jnp.float32).mean(-1, keepdims=True)
+  ref = (x - mu) / jnp.sqrt(x.astype(jnp.float32).var(-1, keepdims=True) + 1e-6)
+  np.testing.assert_allclose(y32, ref, atol=1e-4)
+  bn = nn.BatchNorm(use_running_average=False, force_float32_reductions=False,
+                    param_dtype=jnp.bfloat16)
+  v = bn.init(K[1], x)
+  assert v["batch_stats"]["mean"].dtype == jnp.bfloat16
+  assert nn.BatchNorm(use_running_average=False).init(K[1], x)["batch_stats"]["var"].dtype \
+    == jnp.float32

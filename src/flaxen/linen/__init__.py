@@ -32,6 +32,7 @@ from flaxen.linen.module import Variable as Variable
 from flaxen.linen.module import merge_param as merge_param
 from flaxen.linen.normalization import BatchNorm as BatchNorm
 from flaxen.linen.normalization import GroupNorm as GroupNorm
+from flaxen.linen.normalization import InstanceNorm as InstanceNorm
 from flaxen.linen.normalization import LayerNorm as LayerNorm
 from flaxen.linen.normalization import RMSNorm as RMSNorm
 from flaxen.linen.pooling import avg_pool as avg_pool

@@ -1,9 +1,9 @@
 """Normalization math: statistics over axes (optionally across devices) and the affine
 normalization of Layer-, RMS-, Group- and BatchNorm.
 
-Statistics are computed in at least float32, so half-precision inputs do not lose the
-mean and variance. ``axis_name`` averages them across a mapped axis (``pmap``, ``vmap``,
-``shard_map``) with ``lax.pmean``.
+Statistics are computed in at least float32 (unless ``force_float32_reductions=False``), so
+half-precision inputs do not lose the mean and variance. ``axis_name`` averages them across
+a mapped axis (``pmap``, ``vmap``, ``shard_map``) with ``lax.pmean``.
 
 >>> import jax.numpy as jnp
 >>> x = jnp.array([[1., 2., 3.], [2., 2., 2.]])
@@ -48,6 +48,7 @@ def compute_stats(
   use_mean: bool = True,
   use_fast_variance: bool = True,
   mask: Array | None = None,
+  force_float32_reductions: bool = True,
 ) -> tuple[Array, Array]:
   """Mean and (biased) variance of ``x`` over ``axes``, with those axes removed.
 
@@ -61,11 +62,15 @@ def compute_stats(
     use_fast_variance: ``E[x^2] - E[x]^2`` in one pass; otherwise ``E[(x - E[x])^2]``,
       which is slower but exact when the mean is large compared to the spread.
     mask: boolean array broadcastable to ``x``; only ``True`` entries are counted.
+    force_float32_reductions: reduce in at least float32; when ``False``, in ``dtype``
+      (default: the dtype of ``x``).
 
   Returns:
     ``(mean, var)``.
   """
-  dtype = jnp.promote_types(jnp.result_type(x) if dtype is None else dtype, jnp.float32)
+  dtype = jnp.result_type(x) if dtype is None else dtype
+  if force_float32_reductions:
+    dtype = jnp.promote_types(dtype, jnp.float32)
   x = jnp.asarray(x, dtype)
   axes = canonicalize_axes(x.ndim, axes)
 
@@ -138,11 +143,13 @@ def layer_norm(
   axis_name: Any = None,
   axis_index_groups: Any = None,
   mask: Array | None = None,
+  force_float32_reductions: bool = True,
 ) -> Array:
   """Normalizes each example over ``reduction_axes`` (Ba et al., 2016)."""
   mean, var = compute_stats(
     x, reduction_axes, dtype=dtype, axis_name=axis_name, axis_index_groups=axis_index_groups,
     use_fast_variance=use_fast_variance, mask=mask,
+    force_float32_reductions=force_float32_reductions,
   )
   return normalize(x, mean, var, reduction_axes=reduction_axes, feature_axes=feature_axes,
                    scale=scale, bias=bias, epsilon=epsilon, dtype=dtype)
@@ -159,6 +166,7 @@ def rms_norm(
   axis_name: Any = None,
   axis_index_groups: Any = None,
   mask: Array | None = None,
+  force_float32_reductions: bool = True,
 ) -> Array:
   """Divides by the root mean square over ``reduction_axes``, with no centering.
 
@@ -167,7 +175,7 @@ def rms_norm(
   """
   mean, var = compute_stats(
     x, reduction_axes, dtype=dtype, axis_name=axis_name, axis_index_groups=axis_index_groups,
-    use_mean=False, mask=mask,
+    use_mean=False, mask=mask, force_float32_reductions=force_float32_reductions,
   )
   return normalize(x, mean, var, reduction_axes=reduction_axes, feature_axes=feature_axes,
                    scale=scale, epsilon=epsilon, dtype=dtype)
@@ -210,6 +218,7 @@ def group_norm(
   axis_name: Any = None,
   axis_index_groups: Any = None,
   mask: Array | None = None,
+  force_float32_reductions: bool = True,
 ) -> Array:
   """Normalizes over groups of channels (the last axis) and ``reduction_axes``.
 
@@ -235,6 +244,7 @@ def group_norm(
   mean, var = compute_stats(
     grouped, outer + (x.ndim,), dtype=dtype, axis_name=axis_name,
     axis_index_groups=axis_index_groups, use_fast_variance=use_fast_variance, mask=group_mask,
+    force_float32_reductions=force_float32_reductions,
   )
   mean = jnp.repeat(mean, group_size, axis=-1)
   var = jnp.repeat(var, group_size, axis=-1)
