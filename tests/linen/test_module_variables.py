@@ -205,7 +205,10 @@ def test_rng_errors_and_params_fallback():
   with pytest.raises(errors.InvalidRngError, match="PRNG key"):
     Dense(2).init({"params": 0}, jnp.ones((1, 2)))
   with pytest.raises(errors.InvalidRngError, match="dict"):
-    Dense(2).apply({}, jnp.ones((1, 2)), rngs=KEY)
+    Dense(2).apply({}, jnp.ones((1, 2)), rngs=3)
+  assert Dense(2).apply({}, jnp.ones((1, 2)), rngs=KEY, mutable=True)[0].shape == (1, 2)
+  with pytest.raises(errors.ApplyScopeInvalidVariablesTypeError, match="list"):
+    Dense(2).apply([1], jnp.ones((1, 2)))
 
 
 def test_init_and_apply_accept_raw_and_typed_keys():

@@ -388,7 +388,7 @@ def bind(variables: Mapping[str, Any], rngs: Mapping[str, Any] | None = None,
 
   Args:
     variables: ``{collection: nested dict}`` (dicts or FrozenDicts).
-    rngs: ``{stream: PRNG key}``.
+    rngs: ``{stream: PRNG key}``, or one key for the "params" stream.
     mutable: the collections that may be written and created.
     flags: read with ``Scope.get_flag`` (e.g. ``initializing``).
     path: where this root sits in an enclosing model (a lifted transform rebuilding a
@@ -399,13 +399,17 @@ def bind(variables: Mapping[str, Any], rngs: Mapping[str, Any] | None = None,
     flaxen.errors.ApplyScopeInvalidVariablesStructureError: a collection is not a dict.
   """
   mutable = check_filter(mutable)
+  if not isinstance(variables, Mapping):
+    raise errors.ApplyScopeInvalidVariablesTypeError(variables)
   if rngs is None:
     rngs = {}
   elif not isinstance(rngs, Mapping):
-    raise errors.InvalidRngError(
-      f"rngs must be a dict of stream name -> PRNG key, got {short_repr(rngs)}. "
-      "Fix: pass rngs={'params': key} (or {'dropout': key, ...})."
-    )
+    if not _is_key(rngs):
+      raise errors.InvalidRngError(
+        f"rngs must be a PRNG key or a dict of stream name -> PRNG key, got "
+        f"{short_repr(rngs)}. Fix: pass rngs={{'params': key}} (or {{'dropout': key, ...}})."
+      )
+    rngs = {"params": rngs}
   for stream, key in rngs.items():
     if not _is_key(key):
       raise errors.InvalidRngError.not_a_key(stream, key)

@@ -8,6 +8,7 @@ __all__ = [
   "ScopeParamNotFoundError", "ScopeParamShapeError", "ScopeVariableNotFoundError",
   "ScopeCollectionNotFound", "ModifyScopeVariableError", "InvalidRngError", "NameInUseError",
   "InvalidFilterError", "InvalidScopeError", "ApplyScopeInvalidVariablesStructureError",
+  "ApplyScopeInvalidVariablesTypeError",
 ]
 
 
@@ -158,4 +159,14 @@ class ApplyScopeInvalidVariablesStructureError(FlaxenError, TypeError):
     super().__init__(
       "init/apply expect variables shaped {collection: {module path...: {variable: array}}}, "
       f"but entry {col!r} holds a {type(value).__name__}, not a dict.{hint}"
+    )
+
+
+class ApplyScopeInvalidVariablesTypeError(FlaxenError, TypeError):
+  """``variables`` given to init/apply/bind is not a dict at all."""
+
+  def __init__(self, value):
+    super().__init__(
+      "The variables passed to apply/bind must be a dict {collection: {...}} (e.g. what "
+      f"init() returned), got a {type(value).__name__}: {short_repr(value)}."
     )
