@@ -71,7 +71,7 @@ def test_restore_without_target_gives_nested_dicts_by_name(tmp_path):
   checkpoint.save(tmp_path / "ckpt", _state())
   raw = checkpoint.restore(tmp_path / "ckpt")
   assert set(raw) == {"step", "params", "opt_state"}
-  assert set(raw["opt_state"]["0"]) == {"count", "mu", "nu"}
+  assert set(raw["opt_state"][0]) == {"count", "mu", "nu"}  # a tuple is stored as a list
   assert raw["step"] == 5
   np.testing.assert_array_equal(raw["params"]["Dense_1"]["bias"], np.ones(2))
   assert isinstance(raw["params"]["Dense_1"]["bias"], jax.Array)
@@ -191,9 +191,11 @@ def test_unsupported_leaves_and_empty_trees(tmp_path):
     checkpoint.save(tmp_path / "b", {"a": {}, "b": None})
   with pytest.raises(errors.CheckpointKeyCollisionError, match="'1'"):
     checkpoint.save(tmp_path / "c", OrderedDict([(1, jnp.ones(1)), ("1", jnp.zeros(1))]))
+  with pytest.raises(errors.CheckpointKeyCollisionError, match="'1'"):
+    checkpoint.save(tmp_path / "e", OrderedDict([(1, jnp.ones(1)), ("1", {"b": jnp.ones(1)})]))
   with pytest.raises(errors.CheckpointKeyCollisionError, match="'a/b' and 'a.b'"):
     checkpoint.save(tmp_path / "d", {"a.b": jnp.zeros(1), "a": {"b": jnp.ones(1)}})
-  assert not any((tmp_path / name).exists() for name in "acd")
+  assert not any((tmp_path / name).exists() for name in "acde")
 
 
 def test_unsupported_target_leaf(tmp_path):

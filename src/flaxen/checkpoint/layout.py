@@ -1,15 +1,17 @@
-"""How a pytree is laid out in a checkpoint: nested dicts keyed by the names of its paths.
+"""How a pytree is laid out in a checkpoint, and how leaves are matched up by path names.
 
-Every JAX pytree (dicts, lists, struct dataclasses, optax states, nnx.State...) is
-flattened with its key paths, and each leaf is stored under the string names of its path:
-dict keys, attribute names and sequence indices. The checkpoint thus never depends on the
-Python classes that built the tree, and restoring pours the stored leaves back into the
-target's own structure, leaf by leaf.
+orbax stores any JAX pytree (dicts, lists, struct dataclasses, optax states, nnx.State...)
+as nested dicts and lists: dict keys and attribute names become dict keys, sequence
+indices list positions, and empty nodes ``None``. flaxen saves trees exactly as orbax
+does, so checkpoints move between flaxen and plain orbax both ways. To compare and
+restore, both the target and the stored tree are flattened to their leaves keyed by
+*path names*, the string form of each key on the path (``('opt_state', '0', 'mu')``);
+restoring pours the stored leaves back into the target's own structure, leaf by leaf.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import jax
@@ -50,50 +52,44 @@ def flatten(tree: Any) -> dict[Names, Any]:
   return flat
 
 
-def nest(flat: Mapping[Names, Any]) -> dict[str, Any]:
-  """Nested dicts from path names -> leaf; the inverse of :func:`flatten_stored`."""
-  root: dict[str, Any] = {}
-  for names, leaf in flat.items():
-    node = root
-    for i, name in enumerate(names[:-1]):
-      node = node.setdefault(name, {})
-      if not isinstance(node, dict):
-        raise errors.CheckpointKeyCollisionError(path_str(names[: i + 1]))
-    if names[-1] in node:
-      raise errors.CheckpointKeyCollisionError(path_str(names))
-    node[names[-1]] = leaf
-  return root
+def map_stored(fn: Callable[[Names, Any], Any], tree: Any, prefix: Names = ()) -> Any:
+  """A stored tree (nested dicts, lists, ``None``) of the same shape, leaves ``fn(names, leaf)``.
 
-
-def flatten_stored(tree: Any, prefix: Names = ()) -> dict[Names, Any]:
-  """Leaves of a stored tree (nested dicts, maybe lists) keyed by their path names."""
+  ``None`` is an empty node (orbax writes one for e.g. ``optax.EmptyState()``).
+  """
+  if tree is None:
+    return None
   if isinstance(tree, Mapping):
-    items: Sequence[tuple[Any, Any]] = list(tree.items())
-  elif isinstance(tree, list | tuple):
-    items = list(enumerate(tree))
-  else:
-    return {prefix: tree}
+    return {k: map_stored(fn, sub, (*prefix, str(k))) for k, sub in tree.items()}
+  if isinstance(tree, list | tuple):
+    subs = [map_stored(fn, sub, (*prefix, str(i))) for i, sub in enumerate(tree)]
+    return subs if isinstance(tree, list) else tuple(subs)
+  return fn(prefix, tree)
+
+
+def flatten_stored(tree: Any) -> dict[Names, Any]:
+  """Leaves of a stored tree keyed by their path names."""
   flat: dict[Names, Any] = {}
-  for key, sub in items:
-    flat.update(flatten_stored(sub, (*prefix, str(key))))
+  map_stored(flat.__setitem__, tree)
   return flat
 
 
-def to_stored(tree: Any, path: str) -> dict[str, Any]:
-  """The nested dict that is saved for ``tree``, after checking every leaf can be saved."""
+def check_savable(tree: Any, path: str) -> None:
+  """Raise unless orbax can store every leaf of ``tree`` under a name of its own."""
   flat = flatten(tree)
   if not flat:
     raise errors.EmptyCheckpointError(path)
-  storage_names: dict[str, Names] = {}
+  # orbax names each leaf's storage by its names joined with '.', and nests containers by
+  # name: neither may bring two leaves, or a leaf and a subtree, together.
+  joined: dict[str, Names] = {}
+  prefixes = {names[:i] for names in flat for i in range(1, len(names))}
   for names, leaf in flat.items():
-    # orbax stores each leaf under its names joined with '.': keep them apart.
-    other = storage_names.setdefault(".".join(names), names)
+    other = joined.setdefault(".".join(names), names)
     if other != names:
       raise errors.CheckpointKeyCollisionError(path_str(names), path_str(other))
-    if isinstance(leaf, np.generic):
-      flat[names] = np.asarray(leaf)
-    elif not (isinstance(leaf, jax.Array | np.ndarray) or is_python_scalar(leaf)):
+    if names in prefixes:
+      raise errors.CheckpointKeyCollisionError(path_str(names))
+    if not (isinstance(leaf, jax.Array | np.ndarray | np.generic) or is_python_scalar(leaf)):
       raise errors.UnsupportedCheckpointLeafError(
         path_str(names), leaf, "jax or numpy arrays and bool/int/float scalars"
       )
-  return nest(flat)

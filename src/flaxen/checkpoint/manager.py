@@ -103,10 +103,10 @@ class CheckpointManager:
         "step", step, f"a step after the latest one saved, {max(steps)}"
       )
     step = int(step)
-    stored = layout.to_stored(tree, str(self._step_dir(step)))
+    layout.check_savable(tree, str(self._step_dir(step)))
     plain = None if metrics is None else {k: _plain(v) for k, v in metrics.items()}
     with quiet.orbax_logs():
-      self._manager.save(step, args=ocp.args.StandardSave(stored), metrics=plain)
+      self._manager.save(step, args=ocp.args.StandardSave(tree), metrics=plain)
 
   def restore(self, step: int | None = None, target: Any = None) -> Any:
     """Restore ``step`` (the latest if None), like :func:`flaxen.checkpoint.restore`.

@@ -52,11 +52,11 @@ def save(path: PathLike, tree: Any, *, force: bool = False) -> None:
   {'params': {'w': array([1., 1.], dtype=float32)}}
   """
   path = absolute(path)
-  stored = layout.to_stored(tree, str(path))
+  layout.check_savable(tree, str(path))
   if path.exists() and not force:
     raise errors.CheckpointExistsError(str(path))
   with quiet.orbax_logs(), ocp.Checkpointer(ocp.StandardCheckpointHandler()) as ckptr:
-    ckptr.save(path, args=ocp.args.StandardSave(stored), force=force)
+    ckptr.save(path, args=ocp.args.StandardSave(tree), force=force)
 
 
 def restore(path: PathLike, target: Any = None) -> Any:
@@ -69,9 +69,10 @@ def restore(path: PathLike, target: Any = None) -> Any:
 
   Args:
     path: the checkpoint directory, ``str`` or ``pathlib.Path``.
-    target: a pytree of the saved structure, or None to get the stored nested dicts
-      (keyed by dict keys, attribute names and list indices as strings) with saved jax
-      arrays on the default device and saved numpy arrays as numpy.
+    target: a pytree of the saved structure, or None to get the tree as orbax stores
+      it: dicts (for dicts, dataclasses, namedtuples), lists (for sequences) and None
+      (for empty nodes), with saved jax arrays on the default device and saved numpy
+      arrays as numpy.
 
   Returns:
     The restored tree: ``target``'s structure with the stored values.
@@ -111,11 +112,12 @@ def restore_directory(path: Path, target: Any) -> Any:
     else:
       flat = layout.flatten(target)
       validate.check(str(path), flat, stored)
-    template = {names: _template(leaf, stored[names]) for names, leaf in flat.items()}
-    values = layout.flatten_stored(_load(path, layout.nest(template)))
-  leaves = [_convert(leaf, values[names]) for names, leaf in flat.items()]
+    # The template has the stored containers, which orbax requires, with the target's leaves.
+    template = layout.map_stored(lambda names, meta: _template(flat[names], meta), metadata.tree)
+    values = layout.flatten_stored(_load(path, template))
   if target is None:
-    return layout.nest(dict(zip(flat, leaves, strict=True)))
+    return layout.map_stored(lambda names, _: _convert(flat[names], values[names]), metadata.tree)
+  leaves = [_convert(leaf, values[names]) for names, leaf in flat.items()]
   return jax.tree_util.tree_unflatten(jax.tree_util.tree_structure(target), leaves)
 
 
