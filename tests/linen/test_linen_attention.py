@@ -84,3 +84,21 @@ def test_attention_dropout_and_errors():
     nn.SelfAttention(num_heads=3, qkv_features=4).init(K[1], x)
   with pytest.raises(errors.AttentionInputsError):
     nn.MultiHeadDotProductAttention(num_heads=1).init(K[1], x, inputs_v=x)
+
+
+def test_decode_and_dropout_under_jit():
+  decoder = nn.MultiHeadDotProductAttention(num_heads=1, qkv_features=2, dropout_rate=0.1,
+                                            decode=True, deterministic=False)
+  x = jax.random.normal(K[0], (1, 3, 2))
+  v = decoder.init({"params": K[1], "dropout": K[2]}, x)
+
+  @jax.jit
+  def step(variables, token, key):
+    return decoder.apply(variables, token, mutable=["cache"], rngs={"dropout": key})
+
+  cache = v["cache"]
+  for t in range(3):
+    y, upd = step({"params": v["params"], "cache": cache}, x[:, t:t + 1], K[3])
+    cache = upd["cache"]
+    assert y.shape == (1, 1, 2) and bool(jnp.isfinite(y).all())
+  assert int(cache["cache_index"]) == 3

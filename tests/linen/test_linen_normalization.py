@@ -111,3 +111,19 @@ def test_force_float32_reductions_flag():
   assert v["batch_stats"]["mean"].dtype == jnp.bfloat16
   assert nn.BatchNorm(use_running_average=False).init(K[1], x)["batch_stats"]["var"].dtype \
     == jnp.float32
+
+
+def test_batch_norm_train_step_under_jit():
+  model = nn.Sequential([nn.Dense(4), nn.BatchNorm(use_running_average=False)])
+  x = jax.random.normal(K[0], (8, 3))
+  v = model.init(K[1], x)
+
+  @jax.jit
+  def step(variables, x):
+    return model.apply(variables, x, mutable=["batch_stats"])
+
+  y, upd = step(v, x)
+  np.testing.assert_allclose(y.mean(0), 0.0, atol=1e-5)
+  h = x @ v["params"]["layers_0"]["kernel"]
+  np.testing.assert_allclose(upd["batch_stats"]["layers_1"]["mean"], 0.01 * h.mean(0),
+                             rtol=1e-4, atol=1e-6)
