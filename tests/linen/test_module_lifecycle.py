@@ -432,3 +432,17 @@ def test_auto_names_follow_creation_order_per_class(spec):
 
   v = Build().init(KEY, jnp.ones((1, 1)))
   assert list(v.get("params", {})) == expected
+
+
+def test_setup_cannot_reassign_construction_attributes():
+  class Reassigns(nn.Module):
+    width: int = 2
+
+    def setup(self):
+      self.width = 3
+
+    def __call__(self, x):
+      return x
+
+  with pytest.raises(errors.SetAttributeInModuleSetupError, match="'width'"):
+    Reassigns().init(KEY, 1.0)

@@ -9,6 +9,7 @@ __all__ = [
   "CallSetupUnboundModuleError", "MultipleMethodsCompactError", "ApplyModuleInvalidMethodError",
   "CallUnbindOnUnboundModuleError", "ReservedModuleAttributeError", "UnboundModuleError",
   "InitializationOutsideSetupError", "MergeParamError", "IncorrectPostInitOverrideError",
+  "SetAttributeInModuleSetupError",
 ]
 
 
@@ -139,4 +140,16 @@ class IncorrectPostInitOverrideError(FlaxenError, AttributeError):
     super().__init__(
       f"{cls}.__post_init__ does not call super().__post_init__(), so the module can never "
       "be bound to its variables. Fix: end the override with super().__post_init__()."
+    )
+
+
+class SetAttributeInModuleSetupError(FlaxenError, AttributeError):
+  """``setup`` assigned a construction attribute (a dataclass field)."""
+
+  def __init__(self, cls: str, attr: str):
+    super().__init__(
+      f"{cls}.setup() assigns the construction attribute {attr!r}. Construction attributes "
+      "define the module and must not change once it is built (clones rebuild from them). "
+      f"Fix: store the derived value under another name, or pass {attr}=... when "
+      "constructing the module."
     )

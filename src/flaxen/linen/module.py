@@ -194,6 +194,8 @@ class Module:
     state = d.get("_state")
     if state is None or not state.in_setup:
       raise errors.SetAttributeFrozenModuleError(type(self).__name__, name, value)
+    if name in self._field_names or name in ("parent", "name"):
+      raise errors.SetAttributeInModuleSetupError(type(self).__name__, name)
     object.__setattr__(self, name, self._adopt(name, value))
 
   def __delattr__(self, name: str) -> None:
