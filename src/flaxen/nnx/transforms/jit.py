@@ -26,6 +26,7 @@ most ``_MAX_ENTRIES`` are kept per function.
 from __future__ import annotations
 
 import functools
+import operator
 import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
@@ -60,8 +61,7 @@ jax.tree_util.register_static(_OutInfo)
 class _Entry:
   """One cached graph walk: what the arguments' graph looked like, and its Variables."""
 
-  __slots__ = ("node_refs", "epoch", "versions", "fn", "positions", "groups", "variables",
-               "cached")
+  __slots__ = ("node_refs", "epoch", "versions", "fn", "positions", "groups", "slots", "cached")
 
   def valid(self, nodes: list) -> bool:
     for ref, node in zip(self.node_refs, nodes, strict=True):
@@ -126,13 +126,16 @@ class JitWrapped:
     entry = _Entry()
     entry.fn = self._function(graphdef, treedef, positions)
     entry.positions = positions
+    entry.cached = all(isinstance(x, Variable) for x in leaves)
+    # On the fast path values are read from and written to the Variables' __dict__s
+    # directly: a dict lookup is the cheapest attribute access Python has.
+    slots = [x.__dict__ for x in leaves] if entry.cached else leaves
     entry.groups = [[] for _ in nodes]
-    for path, leaf in zip(paths, leaves, strict=True):
-      entry.groups[path[0]].append(leaf)
-    entry.variables = leaves
+    for path, slot in zip(paths, slots, strict=True):
+      entry.groups[path[0]].append(slot)
+    entry.slots = slots
     entry.epoch = epoch.current()
     entry.versions = [(weakref.ref(r), r.__dict__["_nnx_version"]) for r in refs]
-    entry.cached = all(isinstance(x, Variable) for x in leaves)
     if entry.cached:  # raw array leaves must be re-read by a fresh walk on every call
       drop = functools.partial(_drop, self._entries, key)
       entry.node_refs = [weakref.ref(n, drop) for n in nodes]
@@ -148,13 +151,14 @@ class JitWrapped:
     entry = self._entries.get(key)
     if entry is None or not entry.valid(nodes):
       entry = self._entry(key, nodes, treedef, positions)
-    read = _read_variables if entry.cached else _read_leaves
+    read = _read_slots if entry.cached else _read_leaves
     for p, group in zip(positions, entry.groups, strict=True):
       leaves[p] = read(group)
     args, kwargs = treedef.unflatten(leaves)
     out_leaves, values, info = entry.fn(*args, **kwargs)
     if info.update.same and entry.cached:
-      lift.write_values(entry.variables, values)
+      for slot, value in zip(entry.slots, values, strict=True):
+        slot["_raw"] = value
     else:
       self._entries.pop(key, None)
       out_nodes = lift.apply(info.update, values, nodes)
@@ -163,8 +167,11 @@ class JitWrapped:
     return info.treedef.unflatten(out_leaves)
 
 
-def _read_variables(group: list) -> list:
-  return [v._raw for v in group]
+_raw_of = operator.itemgetter("_raw")
+
+
+def _read_slots(group: list) -> list:
+  return list(map(_raw_of, group))
 
 
 def _read_leaves(group: list) -> list:
