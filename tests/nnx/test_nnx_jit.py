@@ -283,3 +283,23 @@ def test_unhashable_metadata_keeps_fast_path():
   step(m)
   assert next(iter(step._entries.values())) is entry  # no structural change detected
   assert m.w.names == ["a", "b"] and int(m.count.value) == 2
+
+
+def test_only_objects_known_to_a_cache_move_the_epoch():
+  from flaxen.nnx import epoch
+
+  @nnx.jit
+  def step(m):
+    m(1.0)
+
+  m = Counter()
+  step(m)
+  before = epoch.current()
+  fresh = Counter()
+  fresh.extra = nnx.Param(1.0)
+  nnx.Rngs(0)
+  assert epoch.current() == before
+  m.extra = nnx.Param(1.0)
+  assert epoch.current() > before
+  step(m)
+  assert isinstance(m.extra, nnx.Param) and int(m.count.value) == 2

@@ -1,9 +1,10 @@
 """A process-wide counter of structural changes to graph objects.
 
-Any change of a graph's structure (an attribute holding a Module or Variable set or
-deleted, a static attribute changed, a container mutated, Variable metadata changed) bumps
-it. Transforms cache per input structure and re-validate only when it has moved, so an
-unchanged training loop pays one integer comparison per call.
+A change of structure (an attribute holding a Module or Variable set or deleted, a static
+attribute changed, a container mutated, Variable metadata changed) to an object that a
+transform cache has recorded bumps it; objects no cache knows about (say, ones built for
+this step) leave it alone. Transforms cache per input structure and re-validate only when
+it has moved, so an unchanged training loop pays one integer comparison per call.
 
 >>> from flaxen.nnx import epoch
 >>> before = epoch.current()

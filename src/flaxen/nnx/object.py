@@ -35,7 +35,7 @@ from flaxen.nnx.variables import Variable
 __all__ = ["Object", "Pytree", "List", "Dict", "is_graph_node", "ARRAY_TYPES"]
 
 ARRAY_TYPES = (jax.Array, np.ndarray)  # numpy scalars stay static config
-_RESERVED = frozenset({"_nnx_version"})
+_RESERVED = frozenset({"_nnx_version", "_nnx_tracked"})
 _MISSING = object()
 
 
@@ -110,8 +110,10 @@ class Object:
     self._bump()
 
   def _bump(self) -> None:
-    self.__dict__["_nnx_version"] += 1
-    epoch.bump()
+    d = self.__dict__
+    d["_nnx_version"] += 1
+    if "_nnx_tracked" in d:  # only objects a transform cache has seen can make it stale
+      epoch.bump()
 
   # ------------------------------------------------- the graph protocol of a node
 
@@ -127,10 +129,10 @@ class Object:
   def _graph_set(self, items: list[tuple[Any, Any]], bump: bool = True) -> None:
     """Replaces all children with ``items`` (``bump=False`` for a node nobody has seen)."""
     d = self.__dict__
-    version = d["_nnx_version"]
+    reserved = [(k, d[k]) for k in _RESERVED if k in d]
     d.clear()
     d.update(items)
-    d["_nnx_version"] = version
+    d.update(reserved)
     if bump:
       self._bump()
 

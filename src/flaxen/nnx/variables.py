@@ -111,8 +111,10 @@ class Variable(Generic[A]):
     self._bump()
 
   def _bump(self) -> None:
-    self.__dict__["_nnx_version"] += 1
-    epoch.bump()
+    d = self.__dict__
+    d["_nnx_version"] += 1
+    if "_nnx_tracked" in d:
+      epoch.bump()
 
   def __getattr__(self, name: str) -> Any:
     if name.startswith("__") or name in ("_meta", "_raw"):

@@ -136,6 +136,8 @@ class JitWrapped:
     entry.slots = slots
     entry.epoch = epoch.current()
     entry.versions = [(weakref.ref(r), r.__dict__["_nnx_version"]) for r in refs]
+    for r in refs:  # from now on their structural changes move the epoch
+      r.__dict__["_nnx_tracked"] = True
     if entry.cached:  # raw array leaves must be re-read by a fresh walk on every call
       drop = functools.partial(_drop, self._entries, key)
       entry.node_refs = [weakref.ref(n, drop) for n in nodes]
