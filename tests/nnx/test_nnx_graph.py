@@ -251,3 +251,22 @@ def test_cached_partial_with_jit():
   step(1.0)
   step(2.0)
   np.testing.assert_array_equal(model.bias.value, jnp.full((1,), 3.0))
+
+
+base_filters = st.sampled_from([nnx.Param, nnx.BatchStat, nnx.PathContains("v0"), ..., None,
+                                nnx.PathContains("child", exact=False)])
+filters = st.recursive(base_filters, lambda inner: st.one_of(
+  st.tuples(inner, inner), st.lists(inner, min_size=1, max_size=2).map(list),
+  inner.map(nnx.Not)), max_leaves=4)
+
+
+@settings(max_examples=40, deadline=None)
+@given(graphs(), filters)
+def test_filter_and_its_negation_partition_the_state(root, filt):
+  everything = {p for p, _ in nnx.state(root).flat_state()}
+  chosen = {p for p, _ in nnx.state(root, filt).flat_state()}
+  rest = {p for p, _ in nnx.state(root, nnx.Not(filt)).flat_state()}
+  assert chosen | rest == everything and not chosen & rest
+  _, first, second = nnx.split(root, filt, ...)
+  assert {p for p, _ in first.flat_state()} == chosen
+  assert {p for p, _ in second.flat_state()} == rest
