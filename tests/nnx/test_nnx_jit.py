@@ -303,3 +303,31 @@ def test_only_objects_known_to_a_cache_move_the_epoch():
   assert epoch.current() > before
   step(m)
   assert isinstance(m.extra, nnx.Param) and int(m.count.value) == 2
+
+
+def test_unchanged_state_is_not_written_back():
+  m = Counter()
+  w, count = m.w.value, m.count.value
+  infer = nnx.jit(lambda m, x: m.w * x)
+  np.testing.assert_array_equal(infer(m, 2.0), 2 * jnp.ones(2))
+  assert m.w.value is w and m.count.value is count
+  step = nnx.jit(lambda m: m(1.0))
+  step(m)
+  step(m)
+  assert m.w.value is w and int(m.count.value) == 2
+  scalar = nnx.Variable(3)  # a Python int stays a Python int when not touched
+  nnx.jit(lambda v, c: c(1.0))(scalar, m)
+  assert scalar.value == 3 and type(scalar.value) is int
+
+
+def test_donation_keeps_unchanged_state_valid():
+  m = Counter()
+
+  @nnx.jit(donate_argnums=0)
+  def step(m):
+    return m(1.0)
+
+  step(m)
+  step(m)
+  np.testing.assert_array_equal(m.w.value, jnp.ones(2))
+  assert int(m.count.value) == 2

@@ -47,12 +47,14 @@ _MAX_ENTRIES = 64
 class _OutInfo:
   """Static facts about a traced call's output, carried out of jax.jit as a static leaf."""
 
-  __slots__ = ("update", "treedef", "node_positions")
+  __slots__ = ("update", "treedef", "node_positions", "written")
 
-  def __init__(self, update: lift.GraphUpdate, treedef: Any, node_positions: tuple[int, ...]):
+  def __init__(self, update: lift.GraphUpdate, treedef: Any, node_positions: tuple[int, ...],
+               written: tuple[int, ...]):
     self.update = update
     self.treedef = treedef
     self.node_positions = node_positions
+    self.written = written  # indices of the state values returned (all, unless trimmed)
 
 
 jax.tree_util.register_static(_OutInfo)
@@ -95,6 +97,8 @@ class JitWrapped:
                    donate_argnums=donate_argnums, donate_argnames=donate_argnames,
                    in_shardings=in_shardings, **jit_kwargs)
     self._options = {k: v for k, v in options.items() if v is not None}
+    # A donated buffer must come back as an output, so with donation nothing is trimmed.
+    self._may_trim = donate_argnums is None and donate_argnames is None
 
   def __get__(self, obj: Any, objtype: Any = None) -> Callable:
     return self if obj is None else functools.partial(self, obj)
@@ -109,7 +113,14 @@ class JitWrapped:
       out = jax.lax.with_sharding_constraint(out, self.out_shardings)
     out_leaves, out_treedef, out_positions, out_nodes = lift.take_nodes(out)
     new_values, update = lift.capture(inner, refs, graphdef, out_nodes)
-    return out_leaves, new_values, _OutInfo(update, out_treedef, out_positions)
+    written = tuple(range(len(new_values)))
+    if update.same and self._may_trim and len(values) == sum(isinstance(r, Variable)
+                                                              for r in refs):
+      # Only values the function replaced leave the computation: unchanged state (all of
+      # it, in an inference call) costs no output and no write-back.
+      written = tuple(j for j in written if new_values[j] is not values[j])
+      new_values = [new_values[j] for j in written]
+    return out_leaves, new_values, _OutInfo(update, out_treedef, out_positions, written)
 
   def _function(self, *ctx: Any) -> Callable:
     """One jax.jit per graph structure (shared by all objects of that structure), so a call
@@ -159,8 +170,9 @@ class JitWrapped:
     args, kwargs = treedef.unflatten(leaves)
     out_leaves, values, info = entry.fn(*args, **kwargs)
     if info.update.same and entry.cached:
-      for slot, value in zip(entry.slots, values, strict=True):
-        slot["_raw"] = value
+      slots = entry.slots
+      for j, value in zip(info.written, values, strict=True):
+        slots[j]["_raw"] = value
     else:
       self._entries.pop(key, None)
       out_nodes = lift.apply(info.update, values, nodes)
