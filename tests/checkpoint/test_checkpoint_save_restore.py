@@ -225,3 +225,23 @@ def test_random_nested_dicts_round_trip(tmp_path, tree):
   checkpoint.save(path, tree)
   _assert_same(checkpoint.restore(path, tree), tree)
   _assert_same(checkpoint.restore(path), tree)
+
+
+@settings(
+  max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(tree=_trees, data=st.data())
+def test_changing_any_one_leaf_is_reported_at_its_path(tmp_path, tree, data):
+  path = tmp_path / f"ckpt{len(list(tmp_path.iterdir()))}"
+  checkpoint.save(path, tree)
+  leaves = jax.tree_util.tree_flatten_with_path(tree)[0]
+  i = data.draw(st.integers(0, len(leaves) - 1))
+  keys, leaf = leaves[i]
+  change = data.draw(st.sampled_from(["shape", "dtype"]))
+  new = np.zeros((*leaf.shape, 2), leaf.dtype) if change == "shape" else leaf.astype(np.int8)
+  target = jax.tree_util.tree_unflatten(
+    jax.tree.structure(tree), [new if j == i else x for j, (_, x) in enumerate(leaves)]
+  )
+  with pytest.raises(errors.CheckpointMismatchError) as info:
+    checkpoint.restore(path, target)
+  assert info.value.path == "/".join(k.key for k in keys)
