@@ -60,19 +60,37 @@ def split(node: Any, *filters: Any) -> tuple[Any, ...]:
 
   Raises:
     UnmatchedFilterError: a Variable matches none of the filters.
+
+  >>> from flaxen import nnx
+  >>> graphdef, params, rest = nnx.split(nnx.Rngs(0), nnx.RngKey, ...)
+  >>> list(params.default), list(rest.default)
+  (['key'], ['count'])
   """
   gd, leaves, paths, _ = flatten(node)
   states = _group(leaves, paths, filters or (..., ), exhaustive=True)
   return (gd, *states)
 
 
-def merge(graphdef: GraphDef, state: Any, /, *states: Any) -> Any:
-  """Builds a new graph from a GraphDef and the States that ``split`` returned."""
+def _flat(states: tuple) -> dict:
+  """``{path: leaf}`` of several States (plain nested dicts accepted), later ones winning."""
   flat: dict = {}
-  for s in (state, *states):
-    s = s if isinstance(s, State) else State(s)
-    flat.update(s.flat_state())
-  node, _ = unflatten(graphdef, leaves_by_path(graphdef, flat))
+  for s in states:
+    flat.update((s if isinstance(s, State) else State(s)).flat_state())
+  return flat
+
+
+def merge(graphdef: GraphDef, state: Any, /, *states: Any) -> Any:
+  """Builds a new graph from a GraphDef and the States that ``split`` returned.
+
+  Raises:
+    MissingStateError: the States lack a value the GraphDef needs.
+
+  >>> from flaxen import nnx
+  >>> rngs = nnx.merge(*nnx.split(nnx.Rngs(0)))
+  >>> int(rngs.default.count.value)
+  0
+  """
+  node, _ = unflatten(graphdef, leaves_by_path(graphdef, _flat((state, *states))))
   return node
 
 
@@ -80,6 +98,10 @@ def state(node: Any, *filters: Any) -> Any:
   """The graph's state (copies of its Variables): a State, or a tuple for several filters.
 
   Unlike ``split``, Variables matching no filter are left out.
+
+  >>> from flaxen import nnx
+  >>> [p for p, _ in nnx.state(nnx.Rngs(a=0, b=1), nnx.RngCount).flat_state()]
+  [('a', 'count'), ('b', 'count')]
   """
   _, leaves, paths, _ = flatten(node)
   states = _group(leaves, paths, filters or (..., ), exhaustive=False)
@@ -87,7 +109,12 @@ def state(node: Any, *filters: Any) -> Any:
 
 
 def graphdef(node: Any) -> GraphDef:
-  """The GraphDef of a graph."""
+  """The GraphDef of a graph.
+
+  >>> from flaxen import nnx
+  >>> nnx.graphdef(nnx.Rngs(0)) == nnx.graphdef(nnx.Rngs(1))
+  True
+  """
   return flatten(node)[0]
 
 
@@ -107,11 +134,14 @@ def update(node: Any, state: Any, /, *states: Any) -> None:
 
   Raises:
     StatePathError: a path leads through something that is not a graph node.
+
+  >>> from flaxen import nnx
+  >>> rngs = nnx.Rngs(0)
+  >>> nnx.update(rngs, {"default": {"count": nnx.RngCount(5)}})
+  >>> int(rngs.default.count.value)
+  5
   """
-  flat: dict = {}
-  for s in (state, *states):
-    s = s if isinstance(s, State) else State(s)
-    flat.update(s.flat_state())
+  flat = _flat((state, *states))
   gd, leaves, paths, refs = flatten(node)
   raw_changed = False
   new_leaves = []
