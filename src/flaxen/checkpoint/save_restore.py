@@ -37,12 +37,15 @@ def save(path: PathLike, tree: Any, *, force: bool = False) -> None:
       from the current directory.
     tree: any JAX pytree (Linen variables, ``nnx.State``, optax states, struct dataclasses)
       whose leaves are jax or numpy arrays or Python ``bool``/``int``/``float``.
-    force: replace an existing checkpoint at ``path``.
+    force: replace an existing checkpoint at ``path``. orbax removes the old one before
+      writing, so this one replacement is not atomic; save to a new path (or use
+      :class:`CheckpointManager`) where a crash must not lose the checkpoint.
 
   Raises:
     CheckpointExistsError: ``path`` exists and ``force`` is False.
     UnsupportedCheckpointLeafError: a leaf is not an array or scalar.
     EmptyCheckpointError: the tree has no leaves.
+    CheckpointKeyCollisionError: two leaves would be stored under one name.
 
   >>> import tempfile, numpy as np
   >>> from flaxen import checkpoint
