@@ -63,7 +63,7 @@ jax.tree_util.register_static(_OutInfo)
 class _Entry:
   """One cached graph walk: what the arguments' graph looked like, and its Variables."""
 
-  __slots__ = ("node_refs", "epoch", "versions", "fn", "positions", "groups", "slots", "cached")
+  __slots__ = ("node_refs", "epoch", "versions", "fn", "groups", "slots", "cached")
 
   def valid(self, nodes: list) -> bool:
     for ref, node in zip(self.node_refs, nodes, strict=True):
@@ -136,7 +136,6 @@ class JitWrapped:
     graphdef, leaves, paths, refs = flatten(tuple(nodes))
     entry = _Entry()
     entry.fn = self._function(graphdef, treedef, positions)
-    entry.positions = positions
     entry.cached = all(isinstance(x, Variable) for x in leaves)
     # On the fast path values are read from and written to the Variables' __dict__s
     # directly: a dict lookup is the cheapest attribute access Python has.
