@@ -8,6 +8,7 @@ __all__ = [
   "NonFloatingDtypeError", "InvalidPaddingError", "InputShapeError", "FeatureSizeError",
   "FeatureGroupError", "NumGroupsError", "NumHeadsError", "DropoutRngError",
   "InvalidRateError", "DecodeCacheError", "EmptySequentialError", "AttentionInputsError",
+  "CarryShapeError", "SeqLengthsError",
 ]
 
 
@@ -133,4 +134,27 @@ class AttentionInputsError(FlaxenError, ValueError):
     super().__init__(
       f"{where}: {reason}. Fix: pass inputs_q alone (self-attention), inputs_q and inputs_k "
       "(values default to the keys), or all of inputs_q, inputs_k and inputs_v."
+    )
+
+
+class CarryShapeError(FlaxenError, ValueError):
+  """A recurrent cell got a carry whose shape does not fit its inputs and ``features``."""
+
+  def __init__(self, where: str, expected: object, found: object, input_shape: object):
+    super().__init__(
+      f"{where}: expected a carry of shape {tuple(expected)} (the input's batch dims, then "
+      f"features), but got {tuple(found)} for inputs of shape {tuple(input_shape)}. Fix: "
+      "build the carry with cell.initialize_carry(rng, inputs.shape), or set the cell's "
+      "features to the carry's size."
+    )
+
+
+class SeqLengthsError(FlaxenError, ValueError):
+  """``seq_lengths`` of an RNN is not an integer array with one length per sequence."""
+
+  def __init__(self, where: str, batch_shape: object, found: str):
+    super().__init__(
+      f"{where}: seq_lengths must be an integer array of shape {tuple(batch_shape)} (one "
+      f"length per sequence: the batch dims of the inputs), but got {found}. Fix: pass e.g. "
+      "jnp.array([3, 5, ...], dtype=jnp.int32) with one entry per sequence of the batch."
     )

@@ -39,6 +39,13 @@ from flaxen.linen.pooling import avg_pool as avg_pool
 from flaxen.linen.pooling import max_pool as max_pool
 from flaxen.linen.pooling import min_pool as min_pool
 from flaxen.linen.pooling import pool as pool
+from flaxen.linen.recurrent_cells import ConvLSTMCell as ConvLSTMCell
+from flaxen.linen.recurrent_cells import GRUCell as GRUCell
+from flaxen.linen.recurrent_cells import LSTMCell as LSTMCell
+from flaxen.linen.recurrent_cells import MGUCell as MGUCell
+from flaxen.linen.recurrent_cells import OptimizedLSTMCell as OptimizedLSTMCell
+from flaxen.linen.recurrent_cells import RNNCellBase as RNNCellBase
+from flaxen.linen.recurrent_cells import SimpleCell as SimpleCell
 from flaxen.linen.stochastic import Dropout as Dropout
 from flaxen.linen.wrapping import InterceptorContext as InterceptorContext
 from flaxen.linen.wrapping import compact as compact
