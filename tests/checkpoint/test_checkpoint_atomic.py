@@ -27,6 +27,9 @@ if mode == "manager":
   with checkpoint.CheckpointManager(directory, max_to_keep=2) as mngr:
     for step in range(10_000):
       mngr.save(step, tree(step))
+elif mode == "force":
+  for step in range(10_000):
+    checkpoint.save(f"{directory}/ckpt", tree(step), force=True)
 else:
   for step in range(10_000):
     checkpoint.save(f"{directory}/ckpt_{step}", tree(step))
@@ -37,15 +40,15 @@ def _committed(directory):
   return [p for p in directory.iterdir() if TMP not in p.name]
 
 
-def _kill_mid_save(mode, directory):
-  """Start the writer; SIGKILL it as soon as a save is in flight after two committed."""
+def _kill_mid_save(mode, directory, committed=2):
+  """Start the writer; SIGKILL it once a save is in flight after ``committed`` ones."""
   proc = subprocess.Popen([sys.executable, "-c", WRITER, mode, str(directory), str(SIZE)])
   try:
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and proc.poll() is None:
       names = [p.name for p in directory.iterdir()] if directory.exists() else []
       in_flight = [n for n in names if TMP in n]
-      if in_flight and len(names) - len(in_flight) >= 2:
+      if in_flight and len(names) - len(in_flight) >= committed:
         os.kill(proc.pid, signal.SIGKILL)
         break
       time.sleep(0.001)
@@ -87,3 +90,10 @@ def test_save_killed_midway_leaves_no_checkpoint_and_earlier_ones_intact(tmp_pat
     checkpoint.restore(unfinished)
   for path in _committed(tmp_path):
     _check(checkpoint.restore(path, _target()), int(path.name.split("_")[1]))
+
+
+def test_forced_overwrite_killed_midway_keeps_the_previous_checkpoint(tmp_path):
+  _kill_mid_save("force", tmp_path, committed=1)
+  assert any(TMP in p.name for p in tmp_path.iterdir())
+  restored = checkpoint.restore(tmp_path / "ckpt", _target())
+  _check(restored, restored["step"])

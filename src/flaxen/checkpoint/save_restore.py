@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -37,9 +38,8 @@ def save(path: PathLike, tree: Any, *, force: bool = False) -> None:
       from the current directory.
     tree: any JAX pytree (Linen variables, ``nnx.State``, optax states, struct dataclasses)
       whose leaves are jax or numpy arrays or Python ``bool``/``int``/``float``.
-    force: replace an existing checkpoint at ``path``. orbax removes the old one before
-      writing, so this one replacement is not atomic; save to a new path (or use
-      :class:`CheckpointManager`) where a crash must not lose the checkpoint.
+    force: replace an existing checkpoint at ``path``. The new one is written beside it
+      and swapped in by two renames once complete.
 
   Raises:
     CheckpointExistsError: ``path`` exists and ``force`` is False.
@@ -56,10 +56,24 @@ def save(path: PathLike, tree: Any, *, force: bool = False) -> None:
   """
   path = absolute(path)
   layout.check_savable(tree, str(path))
-  if path.exists() and not force:
+  if not path.exists():
+    _write(path, tree)
+  elif not force:
     raise errors.CheckpointExistsError(str(path))
+  else:
+    # orbax's own force=True deletes the old checkpoint first; a crash would lose both.
+    new = path.with_name(f"{path.name}{TMP_MARKER}-new-{os.getpid()}")
+    old = path.with_name(f"{path.name}{TMP_MARKER}-old-{os.getpid()}")
+    _write(new, tree)
+    path.rename(old)
+    new.rename(path)
+    shutil.rmtree(old)
+
+
+def _write(path: Path, tree: Any) -> None:
   with quiet.orbax_logs(), ocp.Checkpointer(ocp.StandardCheckpointHandler()) as ckptr:
-    ckptr.save(path, args=ocp.args.StandardSave(tree), force=force)
+    # force: only ever replaces the leftover of a crashed save in this process's name.
+    ckptr.save(path, args=ocp.args.StandardSave(tree), force=True)
 
 
 def restore(path: PathLike, target: Any = None) -> Any:
