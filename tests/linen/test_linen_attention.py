@@ -9,6 +9,11 @@ from flaxen import errors
 K = jax.random.split(jax.random.key(7), 4)
 
 
+def rand(shape, seed=0):
+  """Standard-normal test data from NumPy (jax.random compiles once per shape: slow)."""
+  return jnp.asarray(np.random.default_rng(seed).normal(size=shape), jnp.float32)
+
+
 def ref_mha(p, xq, xkv, mask=None):
   """Hand-written multi-head attention with the layer's params."""
   def proj(name, x):
@@ -25,8 +30,8 @@ def ref_mha(p, xq, xkv, mask=None):
 
 def test_param_shapes_and_cross_attention_output():
   layer = nn.MultiHeadDotProductAttention(num_heads=2, qkv_features=6, out_features=5)
-  xq = jax.random.normal(K[0], (2, 3, 4))
-  xkv = jax.random.normal(K[1], (2, 7, 4))
+  xq = rand((2, 3, 4), 0)
+  xkv = rand((2, 7, 4), 1)
   v = layer.init(K[2], xq, xkv)
   s = jax.tree.map(jnp.shape, v["params"])
   assert s == {
@@ -43,7 +48,7 @@ def test_param_shapes_and_cross_attention_output():
 
 def test_self_attention_with_mask_and_sow():
   layer = nn.SelfAttention(num_heads=2)
-  x = jax.random.normal(K[0], (1, 4, 4))
+  x = rand((1, 4, 4), 0)
   v = layer.init(K[2], x)
   mask = nn.make_causal_mask(jnp.ones((1, 4)))
   y, state = layer.apply(v, x, mask=mask, sow_weights=True, mutable=["intermediates"])
@@ -57,7 +62,7 @@ def test_self_attention_with_mask_and_sow():
 def test_decode_cache_matches_causal_attention_step_by_step():
   layer = nn.MultiHeadDotProductAttention(num_heads=2, qkv_features=4)
   decoder = nn.MultiHeadDotProductAttention(num_heads=2, qkv_features=4, decode=True)
-  x = jax.random.normal(K[0], (2, 5, 4))
+  x = rand((2, 5, 4), 0)
   params = layer.init(K[2], x)["params"]
   full = layer.apply({"params": params}, x, mask=nn.make_causal_mask(jnp.ones((2, 5))))
   cache = decoder.init(K[2], x)["cache"]
@@ -73,7 +78,7 @@ def test_decode_cache_matches_causal_attention_step_by_step():
 
 def test_attention_dropout_and_errors():
   layer = nn.SelfAttention(num_heads=1, dropout_rate=0.5)
-  x = jax.random.normal(K[0], (1, 3, 2))
+  x = rand((1, 3, 2), 0)
   v = layer.init(K[1], x, deterministic=True)
   det = layer.apply(v, x, deterministic=True)
   a = layer.apply(v, x, deterministic=False, rngs={"dropout": K[2]})
@@ -89,7 +94,7 @@ def test_attention_dropout_and_errors():
 def test_decode_and_dropout_under_jit():
   decoder = nn.MultiHeadDotProductAttention(num_heads=1, qkv_features=2, dropout_rate=0.1,
                                             decode=True, deterministic=False)
-  x = jax.random.normal(K[0], (1, 3, 2))
+  x = rand((1, 3, 2), 0)
   v = decoder.init({"params": K[1], "dropout": K[2]}, x)
 
   @jax.jit

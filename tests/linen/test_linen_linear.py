@@ -10,13 +10,18 @@ from flaxen import errors
 K = jax.random.split(jax.random.key(5), 4)
 
 
+def rand(shape, seed=0):
+  """Standard-normal test data from NumPy (jax.random compiles once per shape: slow)."""
+  return jnp.asarray(np.random.default_rng(seed).normal(size=shape), jnp.float32)
+
+
 def shapes(variables):
   return jax.tree.map(jnp.shape, variables)
 
 
 def test_dense_params_defaults_and_output():
   layer = nn.Dense(4)
-  x = jax.random.normal(K[0], (2, 3))
+  x = rand((2, 3), 0)
   v = layer.init(K[1], x)
   assert shapes(v) == {"params": {"kernel": (3, 4), "bias": (4,)}}
   assert not v["params"]["bias"].any()
@@ -47,7 +52,7 @@ def test_dense_wrong_feature_size_names_path_and_sizes():
 
 
 def test_dense_general_shapes_and_output():
-  x = jax.random.normal(K[0], (2, 3, 4))
+  x = rand((2, 3, 4), 0)
   layer = nn.DenseGeneral((5, 6), axis=(-2, -1))
   v = layer.init(K[1], x)
   assert shapes(v) == {"params": {"kernel": (3, 4, 5, 6), "bias": (5, 6)}}
@@ -57,7 +62,7 @@ def test_dense_general_shapes_and_output():
 
 
 def test_dense_general_batch_dims():
-  x = jax.random.normal(K[0], (2, 3, 4))
+  x = rand((2, 3, 4), 0)
   layer = nn.DenseGeneral(5, axis=-1, batch_dims=(0,))
   v = layer.init(K[1], x)
   assert shapes(v) == {"params": {"kernel": (2, 4, 5), "bias": (2, 5)}}
@@ -67,7 +72,7 @@ def test_dense_general_batch_dims():
 
 
 def test_einsum_layer():
-  x = jax.random.normal(K[0], (2, 3, 4))
+  x = rand((2, 3, 4), 0)
   layer = nn.Einsum((4, 5, 6), "abc,cde->abde")
   v = layer.init(K[1], x)
   assert shapes(v) == {"params": {"kernel": (4, 5, 6), "bias": (5, 6)}}
@@ -79,7 +84,7 @@ def test_einsum_layer():
 
 
 def test_conv_params_and_output():
-  x = jax.random.normal(K[0], (2, 6, 6, 3))
+  x = rand((2, 6, 6, 3), 0)
   layer = nn.Conv(4, (3, 3), strides=2, padding="VALID")
   v = layer.init(K[1], x)
   assert shapes(v) == {"params": {"kernel": (3, 3, 3, 4), "bias": (4,)}}
@@ -110,7 +115,7 @@ def test_conv_groups_mask_and_errors():
 
 @pytest.mark.parametrize("transpose_kernel", [False, True])
 def test_conv_transpose_layer(transpose_kernel):
-  x = jax.random.normal(K[0], (2, 4, 3))
+  x = rand((2, 4, 3), 0)
   layer = nn.ConvTranspose(5, (3,), strides=(2,), padding="VALID",
                            transpose_kernel=transpose_kernel)
   v = layer.init(K[1], x)
@@ -129,7 +134,7 @@ def test_embed_lookup_and_attend():
   assert shapes(v) == {"params": {"embedding": (7, 3)}}
   table = v["params"]["embedding"]
   np.testing.assert_allclose(layer.apply(v, ids), table[ids])
-  q = jax.random.normal(K[1], (2, 3))
+  q = rand((2, 3), 1)
   np.testing.assert_allclose(layer.apply(v, q, method=layer.attend), q @ table.T, rtol=1e-5)
   with pytest.raises(errors.InputShapeError, match="integer"):
     layer.apply(v, jnp.ones((2,)))
@@ -138,7 +143,7 @@ def test_embed_lookup_and_attend():
 def test_conv_local_params_and_output():
   from flaxen.ops.conv import conv_local
 
-  x = jax.random.normal(K[0], (2, 5, 3))
+  x = rand((2, 5, 3), 0)
   layer = nn.ConvLocal(4, (3,), padding="VALID")
   v = layer.init(K[1], x)
   assert shapes(v) == {"params": {"kernel": (3, 9, 4), "bias": (3, 4)}}

@@ -9,6 +9,11 @@ from flaxen.ops import attention as attn
 K = jax.random.split(jax.random.key(3), 4)
 
 
+def rand(shape, seed=0):
+  """Standard-normal test data from NumPy (jax.random compiles once per shape: slow)."""
+  return jnp.asarray(np.random.default_rng(seed).normal(size=shape), jnp.float32)
+
+
 @jax.jit
 def ref_attention(q, k, v, bias=None, mask=None):
   b, lq, h, d = q.shape
@@ -27,10 +32,10 @@ def ref_attention(q, k, v, bias=None, mask=None):
 
 
 def test_attention_matches_reference_with_bias_and_causal_mask():
-  q = jax.random.normal(K[0], (2, 4, 2, 3))
-  k = jax.random.normal(K[1], (2, 4, 2, 3))
-  v = jax.random.normal(K[2], (2, 4, 2, 5))
-  bias = jax.random.normal(K[3], (2, 2, 4, 4))
+  q = rand((2, 4, 2, 3), 0)
+  k = rand((2, 4, 2, 3), 1)
+  v = rand((2, 4, 2, 5), 2)
+  bias = rand((2, 2, 4, 4), 3)
   mask = attn.make_causal_mask(jnp.ones((2, 4)))
   y = attn.dot_product_attention(q, k, v, bias=bias, mask=mask)
   np.testing.assert_allclose(y, ref_attention(q, k, v, bias, mask), rtol=1e-4, atol=1e-5)
@@ -43,14 +48,14 @@ def test_weights_rows_sum_to_one_and_sow():
     def sow(self, col, name, value):
       sown[(col, name)] = value
 
-  q = jax.random.normal(K[0], (3, 2, 1, 4))
+  q = rand((3, 2, 1, 4), 0)
   w = attn.dot_product_attention_weights(q, q, module=Recorder())
   np.testing.assert_allclose(w.sum(-1), 1.0, rtol=1e-5)
   assert sown[("intermediates", "attention_weights")] is w
 
 
 def test_dropout_on_weights_broadcast_and_rng_required():
-  q = jax.random.normal(K[0], (2, 3, 2, 4))
+  q = rand((2, 3, 2, 4), 0)
   full = attn.dot_product_attention_weights(q, q)
   w = attn.dot_product_attention_weights(q, q, dropout_rng=K[1], dropout_rate=0.5)
   kept = w != 0

@@ -14,6 +14,11 @@ from flaxen.ops.conv import canonicalize_padding, conv, conv_transpose
 K = jax.random.split(jax.random.key(1), 4)
 
 
+def rand(shape, seed=0):
+  """Standard-normal test data from NumPy (jax.random compiles once per shape: slow)."""
+  return jnp.asarray(np.random.default_rng(seed).normal(size=shape), jnp.float32)
+
+
 @partial(jax.jit, static_argnums=(2, 3, 4))
 def ref_conv1d(x, w, stride=1, pad=(0, 0), dilation=1):
   """Loop reference for a batched 1-d cross-correlation, channels last."""
@@ -40,25 +45,25 @@ def test_canonicalize_padding():
   (1, 1, [(2, 1)], (2, 1)),
 ])
 def test_conv1d_against_loop(stride, dilation, padding, pad):
-  x = jax.random.normal(K[0], (2, 7, 3))
-  w = jax.random.normal(K[1], (3, 3, 4))
-  b = jax.random.normal(K[2], (4,))
+  x = rand((2, 7, 3), 0)
+  w = rand((3, 3, 4), 1)
+  b = rand((4,), 2)
   y = conv(x, w, b, strides=stride, padding=padding, kernel_dilation=dilation)
   ref = ref_conv1d(x, w, stride, pad, dilation) + b
   np.testing.assert_allclose(y, ref, rtol=1e-4, atol=1e-4)
 
 
 def test_circular_padding_wraps():
-  x = jax.random.normal(K[0], (1, 6, 2))
-  w = jax.random.normal(K[1], (3, 2, 2))
+  x = rand((1, 6, 2), 0)
+  w = rand((3, 2, 2), 1)
   wrapped = jnp.concatenate([x[:, -1:], x, x[:, :1]], axis=1)
   np.testing.assert_allclose(conv(x, w, padding="CIRCULAR"), ref_conv1d(wrapped, w),
                              rtol=1e-4, atol=1e-4)
 
 
 def test_conv2d_groups_unbatched_and_extra_batch_dims():
-  x = jax.random.normal(K[0], (2, 3, 5, 5, 4))
-  w = jax.random.normal(K[1], (3, 3, 2, 6))
+  x = rand((2, 3, 5, 5, 4), 0)
+  w = rand((3, 3, 2, 6), 1)
   y = conv(x, w, feature_group_count=2, strides=(2, 1), padding="SAME")
   dn = ("NHWC", "HWIO", "NHWC")
   ref = lax.conv_general_dilated(x.reshape(6, 5, 5, 4), w, (2, 1), ((1, 1), (1, 1)),
@@ -69,8 +74,8 @@ def test_conv2d_groups_unbatched_and_extra_batch_dims():
 
 
 def test_conv3d_input_dilation():
-  x = jax.random.normal(K[0], (1, 3, 3, 3, 1))
-  w = jax.random.normal(K[1], (2, 2, 2, 1, 1))
+  x = rand((1, 3, 3, 3, 1), 0)
+  w = rand((2, 2, 2, 1, 1), 1)
   y = conv(x, w, padding="VALID", input_dilation=2)
   dn = ("NDHWC", "DHWIO", "NDHWC")
   ref = lax.conv_general_dilated(x, w, (1, 1, 1), ((0, 0),) * 3, lhs_dilation=(2, 2, 2),
@@ -110,9 +115,9 @@ def ref_conv_transpose1d(x, w, stride, transpose_kernel):
 @pytest.mark.parametrize("transpose_kernel", [False, True])
 @pytest.mark.parametrize("stride", [1, 2])
 def test_conv_transpose_valid_against_scatter(stride, transpose_kernel):
-  x = jax.random.normal(K[0], (2, 4, 3))
-  w = jax.random.normal(K[1], (3, 3, 3))
-  b = jax.random.normal(K[2], (3,))
+  x = rand((2, 4, 3), 0)
+  w = rand((3, 3, 3), 1)
+  b = rand((3,), 2)
   y = conv_transpose(x, w, b, strides=stride, padding="VALID", transpose_kernel=transpose_kernel)
   ref = ref_conv_transpose1d(x, w, stride, transpose_kernel) + b
   np.testing.assert_allclose(y, ref, rtol=1e-4, atol=1e-4)
@@ -121,9 +126,9 @@ def test_conv_transpose_valid_against_scatter(stride, transpose_kernel):
 def test_circular_conv_transpose_is_adjoint_of_circular_conv():
   stride = 1
   # <conv(x), y> == <x, conv_transpose(y)> with the same kernel and transpose_kernel=True.
-  x = jax.random.normal(K[0], (1, 8, 2))
-  w = jax.random.normal(K[1], (3, 2, 3))
-  y = jax.random.normal(K[2], (1, 8 // stride, 3))
+  x = rand((1, 8, 2), 0)
+  w = rand((3, 2, 3), 1)
+  y = rand((1, 8 // stride, 3), 2)
   lhs = jnp.vdot(conv(x, w, strides=stride, padding="CIRCULAR"), y)
   rhs = jnp.vdot(x, conv_transpose(y, w, strides=stride, padding="CIRCULAR",
                                    transpose_kernel=True))
@@ -133,8 +138,8 @@ def test_circular_conv_transpose_is_adjoint_of_circular_conv():
 
 
 def test_conv_transpose_circular_folds_full_output():
-  x = jax.random.normal(K[0], (1, 4, 1))
-  w = jax.random.normal(K[1], (3, 1, 1))
+  x = rand((1, 4, 1), 0)
+  w = rand((3, 1, 1), 1)
   full = conv_transpose(x, w, padding="VALID")[0, :, 0]  # length 6, period 4
   y = conv_transpose(x, w, padding="CIRCULAR")[0, :, 0]
   assert y.shape == (4,)
@@ -144,11 +149,11 @@ def test_conv_transpose_circular_folds_full_output():
 def test_conv_local_against_per_position_kernels():
   from flaxen.ops.conv import conv_local, conv_local_kernel_shape
 
-  x = jax.random.normal(K[0], (2, 5, 3))
+  x = rand((2, 5, 3), 0)
   shape = conv_local_kernel_shape(x.shape, (2,), 4, strides=2, padding="SAME")
   assert shape == (3, 6, 4)
-  w = jax.random.normal(K[1], shape)
-  b = jax.random.normal(K[2], (3, 4))
+  w = rand(shape, 1)
+  b = rand((3, 4), 2)
   y = conv_local(x, w, b, kernel_size=(2,), strides=2, padding="SAME")
   xp = jnp.pad(x, [(0, 0), (0, 1), (0, 0)])  # SAME for 5 -> 3 with window 2, stride 2
   ref = []

@@ -9,10 +9,15 @@ from flaxen.ops import linear
 K = jax.random.split(jax.random.key(0), 4)
 
 
+def rand(shape, seed=0):
+  """Standard-normal test data from NumPy (jax.random compiles once per shape: slow)."""
+  return jnp.asarray(np.random.default_rng(seed).normal(size=shape), jnp.float32)
+
+
 def test_dense_matches_matmul():
-  x = jax.random.normal(K[0], (2, 5, 3))
-  w = jax.random.normal(K[1], (3, 4))
-  b = jax.random.normal(K[2], (4,))
+  x = rand((2, 5, 3), 0)
+  w = rand((3, 4), 1)
+  b = rand((4,), 2)
   np.testing.assert_allclose(linear.dense(x, w, b), x @ w + b, rtol=1e-5, atol=1e-5)
   np.testing.assert_allclose(linear.dense(x, w), x @ w, rtol=1e-5, atol=1e-5)
 
@@ -38,9 +43,9 @@ def test_dense_feature_mismatch_names_layer_and_sizes():
 
 
 def test_dense_general_multi_axis_and_batch():
-  x = jax.random.normal(K[0], (2, 3, 4, 5))
-  w = jax.random.normal(K[1], (2, 4, 5, 6, 7))
-  b = jax.random.normal(K[2], (2, 6, 7))
+  x = rand((2, 3, 4, 5), 0)
+  w = rand((2, 4, 5, 6, 7), 1)
+  b = rand((2, 6, 7), 2)
   y = linear.dense_general(x, w, b, axis=(-2, -1), batch_dims=(0,))
   ref = jnp.einsum("btij,bijfg->btfg", x, w) + b[:, None]
   assert y.shape == (2, 3, 6, 7)
@@ -48,8 +53,8 @@ def test_dense_general_multi_axis_and_batch():
 
 
 def test_dense_general_non_leading_axis():
-  x = jax.random.normal(K[0], (3, 2, 5))
-  w = jax.random.normal(K[1], (3, 4))
+  x = rand((3, 2, 5), 0)
+  w = rand((3, 4), 1)
   y = linear.dense_general(x, w, jnp.ones(4), axis=0)
   np.testing.assert_allclose(y, jnp.einsum("abc,ad->bcd", x, w) + 1, rtol=1e-5, atol=1e-5)
 
@@ -60,19 +65,19 @@ def test_dense_general_bad_batch_dims():
 
 
 def test_einsum_with_bias():
-  x = jax.random.normal(K[0], (2, 3, 4))
-  w = jax.random.normal(K[1], (4, 5, 6))
+  x = rand((2, 3, 4), 0)
+  w = rand((4, 5, 6), 1)
   assert linear.einsum_bias_shape("abc,cde->abde", w.shape) == (5, 6)
-  b = jax.random.normal(K[2], (5, 6))
+  b = rand((5, 6), 2)
   y = linear.einsum("abc,cde->abde", x, w, b)
   ref = jnp.einsum("abc,cde->abde", x, w) + b
   np.testing.assert_allclose(y, ref, rtol=1e-4, atol=1e-4)
 
 
 def test_einsum_ellipsis_in_inputs_and_output():
-  x = jax.random.normal(K[0], (2, 3, 4))
-  w = jax.random.normal(K[1], (4, 5))
-  b = jax.random.normal(K[2], (5,))
+  x = rand((2, 3, 4), 0)
+  w = rand((4, 5), 1)
+  b = rand((5,), 2)
   assert linear.einsum_bias_shape("...c,cd->...d", w.shape) == (5,)
   y = linear.einsum("...c,cd->...d", x, w, b)
   np.testing.assert_allclose(y, x @ w + b, rtol=1e-4, atol=1e-5)
