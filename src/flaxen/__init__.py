@@ -12,7 +12,7 @@ from flaxen import errors, serialization, struct, traverse_util
 __version__ = "0.1.0"
 
 # Heavier subpackages load on first use, so `import flaxen` stays cheap.
-_LAZY = ("core", "linen", "nnx", "training", "typing", "initializers", "ops")
+_LAZY = ("checkpoint", "core", "initializers", "linen", "nnx", "ops", "training", "typing")
 
 
 def __getattr__(name: str):
