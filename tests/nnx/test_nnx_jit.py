@@ -331,3 +331,15 @@ def test_donation_keeps_unchanged_state_valid():
   step(m)
   np.testing.assert_array_equal(m.w.value, jnp.ones(2))
   assert int(m.count.value) == 2
+
+
+def test_argument_shortcut_agrees_with_full_walk():
+  from flaxen.nnx.transforms import lift
+
+  m, x = Counter(), jnp.ones(2)
+  for args, kwargs in [((m, x, x), {}), ((x, m), {}), ((m, None, 1.0), {}), ((m,), {"k": x}),
+                       (([m, x],), {})]:
+    fast = lift.find_arg_nodes(args, kwargs)
+    full = lift.find_nodes((args, kwargs))
+    assert fast[1] == full[1] and fast[2] == full[2] and all(
+      a is b for a, b in zip(fast[0], full[0], strict=True))

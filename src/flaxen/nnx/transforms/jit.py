@@ -157,7 +157,7 @@ class JitWrapped:
     return entry
 
   def __call__(self, *args: Any, **kwargs: Any) -> Any:
-    leaves, treedef, positions = lift.find_nodes((args, kwargs))
+    leaves, treedef, positions = lift.find_arg_nodes(args, kwargs)
     nodes = [leaves[p] for p in positions]
     key = (treedef, *map(id, nodes))
     entry = self._entries.get(key)

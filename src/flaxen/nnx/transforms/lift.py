@@ -16,16 +16,17 @@ place, creating what is new and reusing what is not, so identity and sharing are
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import jax
 
 from flaxen.nnx.graph import GraphDef, flatten, unflatten
-from flaxen.nnx.object import is_graph_node
+from flaxen.nnx.object import Object, is_graph_node
 from flaxen.nnx.variables import Variable
 
-__all__ = ["GraphUpdate", "find_nodes", "rebuild", "take_nodes", "capture", "apply",
-           "write_values"]
+__all__ = ["GraphUpdate", "find_nodes", "find_arg_nodes", "rebuild", "take_nodes", "capture",
+           "apply", "write_values"]
 
 
 class GraphUpdate:
@@ -49,6 +50,30 @@ def find_nodes(tree: Any) -> tuple[list, Any, tuple[int, ...]]:
   leaves, treedef = jax.tree_util.tree_flatten(tree, is_leaf=is_graph_node)
   positions = tuple(i for i, x in enumerate(leaves) if is_graph_node(x))
   return leaves, treedef, positions
+
+
+_ARRAY_IMPL = type(jax.numpy.zeros(()))
+_NODE_TYPES = (Object, Variable)
+
+
+@functools.lru_cache(maxsize=32)
+def _flat_args_treedef(n: int) -> Any:
+  return jax.tree_util.tree_structure((tuple(range(n)), {}))
+
+
+def find_arg_nodes(args: tuple, kwargs: dict) -> tuple[list, Any, tuple[int, ...]]:
+  """``find_nodes((args, kwargs))``, with a shortcut for the common call where every
+  argument is a graph node or an array (no pytree walk with a Python callback)."""
+  if not kwargs:
+    positions = []
+    for i, a in enumerate(args):
+      if isinstance(a, _NODE_TYPES):
+        positions.append(i)
+      elif type(a) is not _ARRAY_IMPL:
+        break
+    else:
+      return list(args), _flat_args_treedef(len(args)), tuple(positions)
+  return find_nodes((args, kwargs))
 
 
 def rebuild(graphdef: GraphDef, values: list, leaves: list, treedef: Any,
