@@ -60,7 +60,7 @@ _KEYLESS_INITS = (jax.nn.initializers.zeros, jax.nn.initializers.ones)
 class _Root:
   """State shared by every scope of one bind."""
 
-  __slots__ = ("store", "mutable", "rngs", "flags", "valid", "_mutable_cache")
+  __slots__ = ("store", "mutable", "rngs", "flags", "valid", "lifted", "_mutable_cache")
 
   def __init__(self, store, mutable, rngs, flags):
     self.store = store
@@ -68,6 +68,9 @@ class _Root:
     self.rngs = rngs
     self.flags = flags
     self.valid = True
+    # The name of the lifted transform (e.g. "vmap") tracing a snapshot of this bind, if
+    # any: its modules are then invisible to the transform and must not be called.
+    self.lifted: str | None = None
     self._mutable_cache: dict[str, bool] = {}
 
   def is_mutable(self, col: str) -> bool:

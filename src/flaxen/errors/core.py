@@ -87,6 +87,7 @@ class ModifyScopeVariableError(FlaxenError, ValueError):
   """A variable was written (or created) in a collection that is not mutable."""
 
   def __init__(self, col: str, variable_name: str, scope_path: str):
+    self.col = col  # read by lifted transforms to explain why the collection is immutable
     super().__init__(
       f'Cannot update variable "{variable_name}" in "{_where(scope_path)}" because '
       f'collection "{col}" is immutable. Fix: pass mutable=["{col}"] (or mutable=True) to '

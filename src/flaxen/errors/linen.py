@@ -9,7 +9,8 @@ __all__ = [
   "CallSetupUnboundModuleError", "MultipleMethodsCompactError", "ApplyModuleInvalidMethodError",
   "CallUnbindOnUnboundModuleError", "ReservedModuleAttributeError", "UnboundModuleError",
   "InitializationOutsideSetupError", "MergeParamError", "IncorrectPostInitOverrideError",
-  "SetAttributeInModuleSetupError",
+  "SetAttributeInModuleSetupError", "TransformedClosureError", "TransformTargetError",
+  "TransformImmutableCollectionError", "TransformAxisSizeError",
 ]
 
 
@@ -152,4 +153,64 @@ class SetAttributeInModuleSetupError(FlaxenError, AttributeError):
       "define the module and must not change once it is built (clones rebuild from them). "
       f"Fix: store the derived value under another name, or pass {attr}=... when "
       "constructing the module."
+    )
+
+
+class TransformedClosureError(FlaxenError, ValueError):
+  """A lifted transform's function used a bound Module it did not receive as an argument."""
+
+  def __init__(self, cls: str, method: str, path: str, transform: str):
+    super().__init__(
+      f"{cls}.{method} (the module at {path!r}) was called inside nn.{transform}, but the "
+      f"module was closed over (e.g. by a lambda) instead of passed in: its variables and "
+      f"rngs are invisible to the transform. Fix: pass modules to the transformed function "
+      "as arguments, wrapping a closure in a pytree such as\n"
+      "  class Partial(flaxen.struct.PyTreeNode):\n"
+      "    fn: Callable = flaxen.struct.field(pytree_node=False)\n"
+      "    args: Iterable[Any]\n"
+      "    def __call__(self, *args, **kwargs):\n"
+      "      return self.fn(*(tuple(self.args) + args), **kwargs)\n"
+      "and passing Partial(lambda mdl, x: mdl(x) + 1, [dense]) instead of the lambda."
+    )
+
+
+class TransformTargetError(FlaxenError, TypeError):
+  """A lifted transform was applied to something that is neither a Module nor a function of
+  a bound Module, or called without a bound Module."""
+
+  def __init__(self, transform: str, found: object):
+    super().__init__(
+      f"nn.{transform} needs a bound Module as the first argument of the transformed "
+      f"function, got {short_repr(found)}. Fix: call it from inside a Module method "
+      f"(setup or @nn.compact) as nn.{transform}(fn)(self, ...), or transform a Module "
+      f"class: nn.{transform}(MyModule, ...)."
+    )
+
+
+class TransformImmutableCollectionError(FlaxenError, ValueError):
+  """A transformed function wrote a collection that the transform keeps immutable."""
+
+  def __init__(self, transform: str, col: str, why: str, cause: str):
+    super().__init__(
+      f"nn.{transform} keeps collection {col!r} immutable inside the transformed function "
+      f"({why}), but it was written: {cause} Fix: {_fix_for(transform, col)}"
+    )
+
+
+def _fix_for(transform: str, col: str) -> str:
+  if transform in ("scan", "remat_scan"):
+    return (f"give the collection a scan axis (variable_axes={{{col!r}: 0}}) or carry it "
+            f"(variable_carry={col!r}); broadcast collections can only be created in init.")
+  if transform in ("while_loop", "fori_loop"):
+    return f"carry the collection through the loop (carry_variables={col!r})."
+  return f"lift {col!r} as a mutable collection of the transform (its variables argument)."
+
+
+class TransformAxisSizeError(FlaxenError, ValueError):
+  """A lifted transform could not tell how many slices to split rngs or variables into."""
+
+  def __init__(self, transform: str, what: str):
+    super().__init__(
+      f"nn.{transform} cannot infer the size of the mapped axis: {what}. Fix: pass "
+      f"{'length' if transform == 'scan' else 'axis_size'}=N."
     )

@@ -133,6 +133,9 @@ def wrap_method(fn: Callable, name: str) -> Callable:
       if is_compact:
         raise errors.CallCompactUnboundModuleError(type(self).__name__, name)
       return fn(self, *args, **kwargs)
+    if self.scope.root.lifted is not None:
+      raise errors.TransformedClosureError(type(self).__name__, name, self.scope.path_text,
+                                           self.scope.root.lifted)
     state = self._state
     if not state.setup_done:
       self._run_setup()

@@ -1,0 +1,313 @@
+"""The one lifting mechanism behind every Linen transform (functionalization).
+
+A JAX transform only sees the arguments of a pure function, so a transformed Module method
+runs in three steps:
+
+1. Snapshot: the variables and fresh rng keys of every scope the call touches (the target
+   module's scope and the scopes of bound Modules found inside the arguments, e.g. in a
+   ``struct.PyTreeNode``) are read into pytrees, grouped per collection filter so that each
+   transform can give each group its own axis (``{collection: (subtree per scope, ...)}``).
+2. Inside the transform, :func:`_body` binds fresh root scopes at the same paths, rebuilds the
+   modules on them (``clone(parent=scope)``), calls the user function and returns its output
+   with the mutable collections, grouped the same way.
+3. Write back: the returned collections are stored into the original scopes.
+
+While the transform traces, the roots of the snapshotted binds are marked ``lifted``: calling
+a module of them (one closed over by a lambda instead of passed in) raises
+:class:`flaxen.errors.TransformedClosureError`. Non-array leaves of the arguments (functions,
+strings, unbound Modules) are static: they are closed over, never handed to JAX.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import jax
+import numpy as np
+
+from flaxen import errors
+from flaxen.core import meta
+from flaxen.core import scope as core_scope
+from flaxen.core.filters import CollectionFilter, DenyList, in_filter
+from flaxen.core.scope import Scope
+from flaxen.linen.module import Module
+
+__all__ = ["Lift", "lift_call", "lift_target", "group_index", "box_axes"]
+
+_DYNAMIC = (jax.Array, np.ndarray, np.generic, int, float, complex)
+Groups = tuple[dict[str, tuple[Any, ...]], ...]
+Body = Callable[..., tuple[Any, Groups]]
+
+
+@dataclasses.dataclass(frozen=True)
+class Lift:
+  """How one transform lifts a call.
+
+  Attributes:
+    name: the transform's name, for errors (``"vmap"``).
+    transform: ``transform(body, static, variables, rngs, args, kwargs) -> (y, mutated)``
+      runs ``body(variables, rngs, args, kwargs)`` under the JAX transform; ``variables`` and
+      ``mutated`` are tuples of ``{collection: (subtree per scope)}``, one per variable group
+      and a last one for the rest; ``rngs`` likewise per rng group.
+    variable_groups: collection filters; a collection joins the first group it matches.
+    rng_groups: rng stream filters, likewise.
+    mutable: collections that stay mutable inside (intersected with the outer filter).
+    why: why other collections are immutable inside, for the error message.
+    variables: the collections lifted at all.
+    rngs: the rng streams lifted at all.
+    static_argnums: positional arguments (the module is 0) that are static as a whole.
+    static_argnames: keyword arguments that are static as a whole.
+  """
+
+  name: str
+  transform: Callable[..., tuple[Any, Groups]]
+  variable_groups: Sequence[CollectionFilter] = ()
+  rng_groups: Sequence[CollectionFilter] = ()
+  mutable: CollectionFilter = True
+  why: str = ""
+  variables: CollectionFilter = True
+  rngs: CollectionFilter = True
+  static_argnums: tuple[int, ...] = ()
+  static_argnames: tuple[str, ...] = ()
+
+
+@dataclasses.dataclass(frozen=True)
+class Static:
+  """Everything the pure body needs besides arrays; hashable (``nn.jit`` caches on it)."""
+
+  fn: Callable[..., Any]
+  paths: tuple[tuple[str, ...], ...]
+  modules: tuple[tuple[Module, int, tuple[str, ...]], ...]  # (module, scope index, rel path)
+  treedef: Any
+  static_leaves: tuple[tuple[int, Any], ...]
+  module_leaves: tuple[int, ...]
+  mutable: Any
+  outer_mutable: Any
+  flags: tuple[tuple[str, Any], ...]
+  groups: tuple[Any, ...]
+  name: str
+  why: str
+
+
+def group_index(filters: Sequence[CollectionFilter], name: str) -> int:
+  """The index of the first filter matching ``name`` (``len(filters)`` for the rest)."""
+  for i, f in enumerate(filters):
+    if in_filter(f, name):
+      return i
+  return len(filters)
+
+
+def _names(f: Any) -> set[str]:
+  return {f} if isinstance(f, str) else set(f)
+
+
+def _intersect(a: CollectionFilter, b: CollectionFilter) -> CollectionFilter:
+  """A filter matching what both ``a`` and ``b`` match (names, True/False or DenyList)."""
+  if a is False or b is False:
+    return False
+  if a is True:
+    return b
+  if b is True:
+    return a
+  if isinstance(a, DenyList) and isinstance(b, DenyList):
+    return DenyList(tuple(sorted(_names(a.deny) | _names(b.deny))))
+  if isinstance(a, DenyList):
+    a, b = b, a
+  if isinstance(b, DenyList):
+    return tuple(sorted(_names(a) - _names(b.deny)))
+  return tuple(sorted(_names(a) & _names(b)))
+
+
+def _hashable(f: Any) -> Any:
+  return tuple(sorted(f)) if isinstance(f, list | set | frozenset) else f
+
+
+def _descend(scope: Scope, rel: tuple[str, ...]) -> Scope:
+  for name in rel:
+    scope = scope.push(name, reuse=True)
+  return scope
+
+
+def _cover(scopes: list[Scope]) -> tuple[list[Scope], list[tuple[int, tuple[str, ...]]]]:
+  """The fewest scopes whose subtrees hold all of ``scopes``, and where each one sits."""
+  roots: list[Scope] = []
+  for s in sorted(scopes, key=lambda s: len(s.path)):
+    if not any(r.root is s.root and s.path[:len(r.path)] == r.path for r in roots):
+      roots.append(s)
+  where = []
+  for s in scopes:
+    i = next(i for i, r in enumerate(roots)
+             if r.root is s.root and s.path[:len(r.path)] == r.path)
+    where.append((i, s.path[len(roots[i].path):]))
+  return roots, where
+
+
+def lift_call(spec: Lift, fn: Callable[..., Any], module: Any, args: tuple[Any, ...],
+              kwargs: dict[str, Any]) -> Any:
+  """Run ``fn(module, *args, **kwargs)`` under ``spec``'s transform (see module docstring).
+
+  Raises:
+    flaxen.errors.TransformTargetError: ``module`` is not a bound Module.
+  """
+  if not isinstance(module, Module) or module.scope is None:
+    raise errors.TransformTargetError(spec.name, module)
+  leaves, treedef = jax.tree.flatten((args, kwargs), is_leaf=lambda x: x is None)
+  static_pos = _static_positions(args, kwargs, spec)
+  dyn, static_leaves, module_leaves, arg_modules = [], [], [], []
+  for i, leaf in enumerate(leaves):
+    if isinstance(leaf, Module) and leaf.scope is not None and i not in static_pos:
+      module_leaves.append(i)
+      arg_modules.append(leaf)
+      dyn.append(None)
+    elif i in static_pos or not isinstance(leaf, _DYNAMIC):
+      static_leaves.append((i, leaf))
+      dyn.append(None)
+    else:
+      dyn.append(leaf)
+  mods = [module, *arg_modules]
+  scopes, where = _cover([m.scope for m in mods])
+  outer = scopes[0].root
+  inner_mutable = _intersect(outer.mutable, spec.mutable)
+  static = Static(
+    fn=fn, paths=tuple(s.path for s in scopes),
+    modules=tuple((m, i, rel) for m, (i, rel) in zip(mods, where, strict=True)),
+    treedef=treedef, static_leaves=tuple(static_leaves), module_leaves=tuple(module_leaves),
+    mutable=_hashable(inner_mutable), outer_mutable=_hashable(outer.mutable),
+    flags=tuple(sorted(outer.flags.items())), groups=tuple(spec.variable_groups),
+    name=spec.name, why=spec.why)
+  variables = _snapshot_variables(scopes, spec)
+  rngs = _snapshot_rngs(scopes, spec)
+  dyn_args, dyn_kwargs = jax.tree.unflatten(treedef, dyn)
+  roots = {id(s.root): s.root for s in scopes}.values()
+  previous = [r.lifted for r in roots]
+  for r in roots:
+    r.lifted = spec.name
+  try:
+    y, mutated = spec.transform(lambda *a, **kw: body(static, *a, **kw), static, variables,
+                                rngs, dyn_args, dyn_kwargs)
+  finally:
+    for r, p in zip(roots, previous, strict=True):
+      r.lifted = p
+  for group in mutated:
+    for col, trees in group.items():
+      for s, tree in zip(scopes, trees, strict=True):
+        if tree:
+          s.put_variables({col: tree})
+  return y
+
+
+def _static_positions(args: tuple[Any, ...], kwargs: dict[str, Any], spec: Lift) -> set[int]:
+  """Leaf positions (None counted as a leaf) of the arguments marked static as a whole."""
+  if not spec.static_argnums and not spec.static_argnames:
+    return set()
+  count = lambda t: len(jax.tree.leaves(t, is_leaf=lambda x: x is None))
+  parts = [(i + 1 in spec.static_argnums, count(a)) for i, a in enumerate(args)]
+  parts += [(n in spec.static_argnames, count(kwargs[n])) for n in sorted(kwargs)]
+  out, start = set(), 0
+  for static, n in parts:
+    if static:
+      out.update(range(start, start + n))
+    start += n
+  return out
+
+
+def _snapshot_variables(scopes: list[Scope], spec: Lift) -> Groups:
+  out: list[dict[str, tuple[Any, ...]]] = [{} for _ in range(len(spec.variable_groups) + 1)]
+  cols = [c for c in scopes[0].root.store if in_filter(spec.variables, c)]
+  for col in cols:
+    trees = tuple(s.variables().get(col, {}) for s in scopes)
+    out[group_index(spec.variable_groups, col)][col] = trees
+  return tuple(out)
+
+
+def _snapshot_rngs(scopes: list[Scope], spec: Lift) -> Groups:
+  out: list[dict[str, tuple[Any, ...]]] = [{} for _ in range(len(spec.rng_groups) + 1)]
+  for stream in scopes[0].root.rngs:
+    if in_filter(spec.rngs, stream):
+      keys = tuple(s.make_rng(stream) for s in scopes)
+      out[group_index(spec.rng_groups, stream)][stream] = keys
+  return tuple(out)
+
+
+def body(static: Static, variables: Groups, rngs: Groups, args: Any, kwargs: Any,
+         mutable: CollectionFilter | None = None,
+         fn: Callable[..., Any] | None = None) -> tuple[Any, Groups]:
+  """The pure function a transform runs: rebuild, call, return ``(y, mutated groups)``.
+
+  ``mutable`` overrides the inner mutability (scan's init pass makes broadcast collections
+  mutable for one call); ``fn`` replaces the called function (custom_vjp's forward pass).
+  """
+  mutable = static.mutable if mutable is None else mutable
+  inner = []
+  for i, path in enumerate(static.paths):
+    vs = {col: trees[i] for group in variables for col, trees in group.items()}
+    rs = {s: keys[i] for group in rngs for s, keys in group.items()}
+    inner.append(core_scope.bind(vs, rs, mutable, dict(static.flags), path))
+  mods = [m.clone(parent=_descend(inner[i], rel)) for m, i, rel in static.modules]
+  leaves = jax.tree.leaves((args, kwargs), is_leaf=lambda x: x is None)
+  for i, value in static.static_leaves:
+    leaves[i] = value
+  for i, m in zip(static.module_leaves, mods[1:], strict=True):
+    leaves[i] = m
+  args, kwargs = jax.tree.unflatten(static.treedef, leaves)
+  try:
+    y = (fn or static.fn)(mods[0], *args, **kwargs)
+  except errors.ModifyScopeVariableError as e:
+    if in_filter(static.outer_mutable, e.col):
+      raise errors.TransformImmutableCollectionError(static.name, e.col, static.why,
+                                                     str(e)) from e
+    raise
+  finally:
+    for s in inner:
+      s.invalidate()
+  out: list[dict[str, tuple[Any, ...]]] = [{} for _ in range(len(static.groups) + 1)]
+  for k, s in enumerate(inner):
+    for col, tree in s.mutable_variables().items():
+      trees = out[group_index(static.groups, col)].setdefault(col, [{}] * len(inner))
+      trees[k] = tree
+  return y, tuple({c: tuple(t) for c, t in g.items()} for g in out)
+
+
+def lift_target(target: Any, spec: Lift, methods: Any = None, prefix: str | None = None) -> Any:
+  """Apply ``spec`` to a Module class (its ``methods``, default ``__call__``) or a function.
+
+  A class gives a subclass named ``{Prefix}{Class}`` (so instances auto-name as
+  ``VmapDense_0``) whose methods run lifted; a function ``fn(module, *args)`` gives a function
+  with the same signature.
+  """
+  if isinstance(target, type) and issubclass(target, Module):
+    attrs: dict[str, Any] = {}
+    for name in methods or ("__call__",):
+      attrs[name] = _lifted_method(spec, getattr(target, name))
+    prefix = prefix or spec.name.capitalize()
+    cls = type(f"{prefix}{target.__name__}", (target,), attrs)
+    cls.__module__ = target.__module__
+    return cls
+  if not callable(target):
+    raise errors.TransformTargetError(spec.name, target)
+
+  @functools.wraps(target)
+  def wrapper(module: Any, *args: Any, **kwargs: Any) -> Any:
+    return lift_call(spec, target, module, args, kwargs)
+
+  return wrapper
+
+
+def _lifted_method(spec: Lift, fn: Callable[..., Any]) -> Callable[..., Any]:
+  @functools.wraps(fn)
+  def lifted(self: Module, *args: Any, **kwargs: Any) -> Any:
+    return lift_call(spec, fn, self, args, kwargs)
+
+  lifted._flaxen_wrapped = True  # type: ignore[attr-defined]  # runs setup inside, not here
+  return lifted
+
+
+def box_axes(groups: Groups, axes: Sequence[int | None], params: dict[str, Any],
+             add: bool) -> Groups:
+  """Add (or remove) each group's mapped axis in the metadata of its boxed variables."""
+  fn = meta.add_axis if add else meta.remove_axis
+  return tuple(g if ax is None or not g else fn(g, ax, params)
+               for g, ax in zip(groups, axes, strict=True))
