@@ -153,3 +153,16 @@ def test_conv_local_params_and_output():
   np.testing.assert_allclose(layer.apply(v, x), ref, rtol=1e-4, atol=1e-5)
   np.testing.assert_allclose(conv_local(x, p["kernel"], p["bias"], kernel_size=(3,),
                                         padding="VALID"), ref, rtol=1e-4, atol=1e-5)
+
+
+def test_partitioned_kernels_keep_their_box():
+  init = nn.with_partitioning(nn.initializers.lecun_normal(), ("in", "heads", "depth"))
+  layer = nn.DenseGeneral((2, 3), kernel_init=init)
+  v = layer.init(K[0], jnp.ones((2, 4)))
+  assert nn.get_partition_spec(v)["params"]["kernel"] == jax.sharding.PartitionSpec(
+    "in", "heads", "depth")
+  kernel = v["params"]["kernel"].unbox()
+  assert kernel.shape == (4, 2, 3)
+  np.testing.assert_allclose(layer.apply(v, jnp.ones((1, 4)))[0], kernel.sum(0), rtol=1e-5)
+  with pytest.raises(errors.FeatureSizeError):
+    layer.apply(v, jnp.ones((1, 5)))

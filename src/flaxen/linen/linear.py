@@ -20,7 +20,7 @@ import numpy as np
 from jax import lax
 
 from flaxen import initializers
-from flaxen.core.meta import AxisMetadata, replace_boxed
+from flaxen.core.meta import AxisMetadata
 from flaxen.errors.layers import InputShapeError
 from flaxen.linen.module import Module, compact, merge_param
 from flaxen.linen.param_checks import check_in_features, layer_name
@@ -59,7 +59,7 @@ def _reshaped_init(init: Initializer, flat_shape: tuple[int, ...]) -> Initialize
   def wrapped(key: Any, shape: Sequence[int], dtype: Dtype = jnp.float32) -> Any:
     value = init(key, flat_shape, dtype)
     if isinstance(value, AxisMetadata):
-      return replace_boxed(value, jnp.reshape(value.unbox(), shape))
+      return value.replace_boxed(jnp.reshape(value.unbox(), shape))
     return jnp.reshape(value, shape)
 
   return wrapped
