@@ -270,3 +270,12 @@ def test_filter_and_its_negation_partition_the_state(root, filt):
   _, first, second = nnx.split(root, filt, ...)
   assert {p for p, _ in first.flat_state()} == chosen
   assert {p for p, _ in second.flat_state()} == rest
+
+
+def test_variables_returns_the_graph_own_variables():
+  m = Pair(nnx.Rngs(0))
+  params = nnx.variables(m, nnx.Param)
+  assert params["a"]["kernel"] is m.a.kernel
+  params["a"]["kernel"].value = jnp.zeros((2, 3))
+  assert not m.a.kernel.value.any()
+  assert [n for n, _ in nnx.iter_children(m)] == ["a", "b"]
