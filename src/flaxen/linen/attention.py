@@ -164,11 +164,12 @@ class MultiHeadDotProductAttention(Module):
         dropout_rng = self.make_rng("dropout")
     else:
       deterministic = True
+    # `module` only when sowing, so custom attention_fns without that argument keep working.
+    extra = {"module": self} if sow_weights else {}
     x = self.attention_fn(
       query, key, value, mask=mask, dropout_rng=dropout_rng, dropout_rate=self.dropout_rate,
       broadcast_dropout=self.broadcast_dropout, deterministic=deterministic, dtype=self.dtype,
-      precision=self.precision, force_fp32_for_softmax=self.force_fp32_for_softmax,
-      module=self if sow_weights else None,
+      precision=self.precision, force_fp32_for_softmax=self.force_fp32_for_softmax, **extra,
     )
     return DenseGeneral(
       features=features, axis=(-2, -1), kernel_init=self.out_kernel_init or self.kernel_init,
