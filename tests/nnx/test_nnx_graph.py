@@ -278,4 +278,4 @@ def test_variables_returns_the_graph_own_variables():
   assert params["a"]["kernel"] is m.a.kernel
   params["a"]["kernel"].value = jnp.zeros((2, 3))
   assert not m.a.kernel.value.any()
-  assert [n for n, _ in nnx.iter_children(m)] == ["a", "b"]
+  assert [n for n, _ in nnx.iter_children(m)] == ["a", "b", "tied"]
