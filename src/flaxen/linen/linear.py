@@ -39,9 +39,10 @@ from flaxen.typing import (
 
 __all__ = [
   "Conv", "ConvLocal", "ConvTranspose", "Dense", "DenseGeneral", "Einsum", "Embed",
-  "default_kernel_init",
+  "canonicalize_padding", "default_kernel_init",
 ]
 
+canonicalize_padding = conv_ops.canonicalize_padding
 default_kernel_init = initializers.lecun_normal()
 default_embed_init = initializers.variance_scaling(1.0, "fan_in", "normal", out_axis=0)
 
