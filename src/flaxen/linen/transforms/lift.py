@@ -104,7 +104,7 @@ def _names(f: Any) -> set[str]:
   return {f} if isinstance(f, str) else set(f)
 
 
-def _intersect(a: CollectionFilter, b: CollectionFilter) -> CollectionFilter:
+def intersect(a: CollectionFilter, b: CollectionFilter) -> CollectionFilter:
   """A filter matching what both ``a`` and ``b`` match (names, True/False or DenyList)."""
   if a is False or b is False:
     return False
@@ -170,7 +170,7 @@ def lift_call(spec: Lift, fn: Callable[..., Any], module: Any, args: tuple[Any, 
   mods = [module, *arg_modules]
   scopes, where = _cover([m.scope for m in mods])
   outer = scopes[0].root
-  inner_mutable = _intersect(outer.mutable, spec.mutable)
+  inner_mutable = intersect(outer.mutable, spec.mutable)
   static = Static(
     fn=fn, paths=tuple(s.path for s in scopes),
     modules=tuple((m, i, rel) for m, (i, rel) in zip(mods, where, strict=True)),
