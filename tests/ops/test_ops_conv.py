@@ -33,8 +33,8 @@ def ref_conv1d(x, w, stride=1, pad=(0, 0), dilation=1):
 
 def test_canonicalize_padding():
   assert canonicalize_padding("same", 2) == "SAME"
-  assert canonicalize_padding(2, 2) == ((2, 2), (2, 2))
-  assert canonicalize_padding([1, (0, 2)], 2) == ((1, 1), (0, 2))
+  assert canonicalize_padding(2, 2) == [(2, 2), (2, 2)]
+  assert canonicalize_padding([1, (0, 2)], 2) == [(1, 1), (0, 2)]
   for bad in ("NOPE", [1, 2, 3], [(1, 2, 3), 1]):
     with pytest.raises(errors.InvalidPaddingError):
       canonicalize_padding(bad, 2)

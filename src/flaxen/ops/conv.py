@@ -8,7 +8,7 @@ none (an unbatched input). Kernels have shape ``(*kernel_size, in, out)``.
 >>> conv(jnp.ones((1, 5, 2)), jnp.ones((3, 2, 4)), padding='SAME').shape
 (1, 5, 4)
 >>> canonicalize_padding(1, 2)
-((1, 1), (1, 1))
+[(1, 1), (1, 1)]
 """
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ def normalize_tuple(value: int | Sequence[int] | None, rank: int, name: str) -> 
 
 
 def canonicalize_padding(padding: PaddingLike, rank: int) -> LaxPadding:
-  """A padding name as is, or ``rank`` explicit ``(low, high)`` pairs.
+  """A padding name (upper-cased), or a list of ``rank`` explicit ``(low, high)`` pairs.
 
   Raises:
     InvalidPaddingError: an unknown name, or a sequence of the wrong length or kind.
@@ -68,7 +68,7 @@ def canonicalize_padding(padding: PaddingLike, rank: int) -> LaxPadding:
       raise InvalidPaddingError(padding, rank, "unknown padding name")
     return padding.upper()
   if isinstance(padding, int | np.integer):
-    return ((int(padding),) * 2,) * rank
+    return [(int(padding), int(padding))] * rank
   if not isinstance(padding, Sequence) or len(padding) != rank:
     raise InvalidPaddingError(padding, rank, f"expected {rank} entries")
   pairs = []
@@ -79,7 +79,7 @@ def canonicalize_padding(padding: PaddingLike, rank: int) -> LaxPadding:
       pairs.append((int(p[0]), int(p[1])))
     else:
       raise InvalidPaddingError(padding, rank, f"entry {p!r} is neither an int nor a pair")
-  return tuple(pairs)
+  return pairs
 
 
 def _dimension_numbers(ndim: int) -> lax.ConvDimensionNumbers:
