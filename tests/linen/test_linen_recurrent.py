@@ -192,3 +192,145 @@ def test_cell_gradients_match_reference():
   loss = lambda p: jnp.sum(cell.apply({"params": p}, carry, x)[1] ** 2)  # noqa: E731
   ref_loss = lambda p: jnp.sum(_lstm_ref(p, carry, x)[1] ** 2)  # noqa: E731
   _close(jax.grad(loss)(params), jax.grad(ref_loss)(params))
+
+
+# ------------------------------------------------------------------------ RNN over sequences
+
+
+def _loop(cell, params, x, carry=None):
+  """The reference: the cell applied step by step over axis 1 in a Python loop."""
+  if carry is None:
+    carry = cell.initialize_carry(KEY, x[:, 0].shape)
+  ys, carries = [], []
+  for t in range(x.shape[1]):
+    carry, y = cell.apply({"params": params}, carry, x[:, t])
+    ys.append(y)
+    carries.append(carry)
+  return carries, jnp.stack(ys, axis=1)
+
+
+def test_rnn_matches_loop_values_and_gradients():
+  cell = nn.LSTMCell(F)
+  rnn = nn.RNN(cell)
+  x = _x((B, T, IN))
+  variables = rnn.init(KEY, x)
+  assert set(variables["params"]) == {"cell"}
+  params = variables["params"]["cell"]
+  carries, ys = _loop(cell, params, x)
+  carry, outputs = rnn.apply(variables, x, return_carry=True)
+  _close(outputs, ys)
+  _close(carry, carries[-1])
+
+  loss = lambda p: jnp.sum(rnn.apply({"params": {"cell": p}}, x) ** 2)  # noqa: E731
+  ref_loss = lambda p: jnp.sum(_loop(cell, p, x)[1] ** 2)  # noqa: E731
+  _close(jax.grad(loss)(params), jax.grad(ref_loss)(params))
+
+
+def test_rnn_time_major_initial_carry_and_jit():
+  cell = nn.GRUCell(F)
+  x = _x((B, T, IN))
+  h0 = jax.random.normal(jax.random.key(5), (B, F))
+  rnn = nn.RNN(cell, time_major=True, return_carry=True)
+  x_tm = jnp.swapaxes(x, 0, 1)
+  variables = rnn.init(KEY, x_tm, initial_carry=h0)
+  carry, ys = jax.jit(lambda v, x: rnn.apply(v, x, initial_carry=h0))(variables, x_tm)
+  carries, ref = _loop(cell, variables["params"]["cell"], x, h0)
+  _close(jnp.swapaxes(ys, 0, 1), ref)
+  _close(carry, carries[-1])
+
+
+def test_rnn_seq_lengths_returns_last_valid_carry():
+  cell = nn.SimpleCell(F)
+  rnn = nn.RNN(cell, return_carry=True)
+  x = _x((B, T, IN))
+  lengths = jnp.array([2, T])
+  variables = rnn.init(KEY, x)
+  carries, ref = _loop(cell, variables["params"]["cell"], x)
+  carry, ys = rnn.apply(variables, x, seq_lengths=lengths)
+  _close(ys, ref)  # padding steps are computed too (not zeroed)
+  _close(carry, jnp.stack([carries[1][0], carries[T - 1][1]]))
+
+
+def test_rnn_reverse_with_seq_lengths_and_keep_order():
+  cell = nn.LSTMCell(F)
+  x = _x((B, T, IN))
+  lengths = jnp.array([3, T])
+  variables = nn.RNN(cell).init(KEY, x)
+  params = variables["params"]["cell"]
+  carry, ys = nn.RNN(cell, reverse=True, return_carry=True).apply(
+    variables, x, seq_lengths=lengths)
+  kept = nn.RNN(cell, reverse=True, keep_order=True).apply(variables, x, seq_lengths=lengths)
+  for b, n in enumerate(lengths.tolist()):
+    xb = x[b:b + 1, :n][:, ::-1]  # the valid steps, last first
+    carries, ref = _loop(cell, params, xb)
+    _close(ys[b:b + 1, :n], ref)
+    _close(kept[b:b + 1, :n], ref[:, ::-1])
+    _close(tuple(c[b:b + 1] for c in carry), carries[-1])
+
+
+def test_flip_sequences_twice_restores():
+  from flaxen.linen.recurrent import flip_sequences
+
+  x = _x((T, B, IN))
+  lengths = jnp.array([1, 4])
+  once = flip_sequences(x, lengths, num_batch_dims=1, time_major=True)
+  np.testing.assert_array_equal(once[:4, 1], x[:4, 1][::-1])
+  np.testing.assert_array_equal(flip_sequences(once, lengths, 1, True), x)
+  np.testing.assert_array_equal(flip_sequences(x, None, 1, True), x[::-1])
+
+
+def test_bidirectional_concatenates_forward_and_backward():
+  x = _x((B, T, IN))
+  lengths = jnp.array([T, 2])
+  bi = nn.Bidirectional(nn.RNN(nn.GRUCell(F)), nn.RNN(nn.GRUCell(F)), return_carry=True)
+  variables = bi.init(KEY, x, seq_lengths=lengths)
+  assert set(variables["params"]) == {"forward_rnn", "backward_rnn"}
+  (carry_f, carry_b), ys = bi.apply(variables, x, seq_lengths=lengths)
+  assert ys.shape == (B, T, 2 * F)
+  p = variables["params"]
+  fwd = nn.RNN(nn.GRUCell(F), return_carry=True).apply(
+    {"params": p["forward_rnn"]}, x, seq_lengths=lengths)
+  bwd = nn.RNN(nn.GRUCell(F), reverse=True, keep_order=True, return_carry=True).apply(
+    {"params": p["backward_rnn"]}, x, seq_lengths=lengths)
+  _close(ys, jnp.concatenate([fwd[1], bwd[1]], axis=-1))
+  _close((carry_f, carry_b), (fwd[0], bwd[0]))
+  summed = nn.Bidirectional(nn.RNN(nn.GRUCell(F)), nn.RNN(nn.GRUCell(F)), merge_fn=jnp.add)
+  _close(summed.apply(variables, x, seq_lengths=lengths), fwd[1] + bwd[1])
+
+
+def test_rnn_over_conv_lstm_cell():
+  rnn = nn.RNN(nn.ConvLSTMCell(F, kernel_size=(3,)))
+  x = _x((B, T, 6, IN))  # (batch, time, width, features)
+  y, variables = rnn.init_with_output(KEY, x)
+  assert y.shape == (B, T, 6, F)
+
+
+def test_rnn_errors_name_the_layer():
+  rnn = nn.RNN(nn.LSTMCell(F))
+  x = _x((B, T, IN))
+  variables = rnn.init(KEY, x)
+  with pytest.raises(errors.SeqLengthsError, match=r"RNN.*\(2,\).*\(3,\)"):
+    rnn.apply(variables, x, seq_lengths=jnp.array([1, 2, 3]))
+  with pytest.raises(errors.SeqLengthsError, match="float32"):
+    rnn.apply(variables, x, seq_lengths=jnp.array([1.0, 2.0]))
+  with pytest.raises(errors.InputShapeError, match="time axis"):
+    rnn.apply(variables, _x((IN,)))
+  with pytest.raises(errors.CarryShapeError, match="LSTMCell"):
+    rnn.apply(variables, x, initial_carry=(jnp.zeros((B, F + 1)),) * 2)
+
+
+def test_rnn_forwards_scan_options():
+  # Per-step params: scanned over axis 0 with a fresh init key per step.
+  cell = nn.SimpleCell(F)
+  rnn = nn.RNN(cell, variable_axes={"params": 0}, variable_broadcast=False,
+               split_rngs={"params": True}, unroll=2)
+  x = _x((B, T, IN))
+  variables = rnn.init(KEY, x)
+  params = variables["params"]["cell"]
+  assert params["i"]["kernel"].shape == (T, IN, F)
+  assert not np.allclose(params["i"]["kernel"][0], params["i"]["kernel"][1])
+  h, ref = cell.initialize_carry(KEY, (B, IN)), []
+  for t in range(T):
+    h, y = cell.apply({"params": jax.tree.map(lambda p, t=t: p[t], params)}, h, x[:, t])
+    ref.append(y)
+  _close(rnn.apply(variables, x), jnp.stack(ref, axis=1))

@@ -39,6 +39,8 @@ from flaxen.linen.pooling import avg_pool as avg_pool
 from flaxen.linen.pooling import max_pool as max_pool
 from flaxen.linen.pooling import min_pool as min_pool
 from flaxen.linen.pooling import pool as pool
+from flaxen.linen.recurrent import RNN as RNN
+from flaxen.linen.recurrent import Bidirectional as Bidirectional
 from flaxen.linen.recurrent_cells import ConvLSTMCell as ConvLSTMCell
 from flaxen.linen.recurrent_cells import GRUCell as GRUCell
 from flaxen.linen.recurrent_cells import LSTMCell as LSTMCell
