@@ -8,7 +8,7 @@ __all__ = [
   "NonFloatingDtypeError", "InvalidPaddingError", "InputShapeError", "FeatureSizeError",
   "FeatureGroupError", "NumGroupsError", "NumHeadsError", "DropoutRngError",
   "InvalidRateError", "DecodeCacheError", "EmptySequentialError", "AttentionInputsError",
-  "CarryShapeError", "SeqLengthsError",
+  "CarryShapeError", "SeqLengthsError", "MetricInputError", "CacheNotInitializedError",
 ]
 
 
@@ -157,4 +157,26 @@ class SeqLengthsError(FlaxenError, ValueError):
       f"{where}: seq_lengths must be an integer array of shape {tuple(batch_shape)} (one "
       f"length per sequence: the batch dims of the inputs), but got {found}. Fix: pass e.g. "
       "jnp.array([3, 5, ...], dtype=jnp.int32) with one entry per sequence of the batch."
+    )
+
+
+class MetricInputError(FlaxenError, ValueError):
+  """A metric's ``update`` got keywords or arrays that do not fit it."""
+
+  def __init__(self, where: str, reason: str):
+    super().__init__(
+      f"{where}.update: {reason}. Fix: pass the values under the metric's argname (e.g. "
+      "update(values=...)); for Accuracy, logits of shape labels.shape + (num_classes,) and "
+      "integer labels, or logits shaped like the labels with a threshold."
+    )
+
+
+class CacheNotInitializedError(FlaxenError, ValueError):
+  """An attention layer was called with ``decode=True`` before its cache was created."""
+
+  def __init__(self, where: str):
+    super().__init__(
+      f"{where}: decode=True needs the cache Variables, which do not exist yet. Fix: call "
+      "layer.init_cache(input_shape) with the full-length input shape "
+      "(batch..., max_length, features) before decoding."
     )

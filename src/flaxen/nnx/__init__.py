@@ -12,7 +12,7 @@
 """
 
 from flaxen import initializers
-from flaxen.nnx import filterlib
+from flaxen.nnx import filterlib, metrics
 from flaxen.nnx.filterlib import All, Any, Everything, Not, Nothing, OfType, PathContains, WithTag
 from flaxen.nnx.graph import GraphDef
 from flaxen.nnx.graphlib import (
@@ -27,8 +27,10 @@ from flaxen.nnx.graphlib import (
   update,
   variables,
 )
+from flaxen.nnx.metrics import MultiMetric
 from flaxen.nnx.module import Module, iter_children, iter_modules
-from flaxen.nnx.nn.linear import Linear
+from flaxen.nnx.nn import *  # noqa: F403
+from flaxen.nnx.nn import __all__ as _layers
 from flaxen.nnx.object import Dict, List, Object, Pytree, is_graph_node
 from flaxen.nnx.rnglib import RngCount, RngKey, Rngs, RngState, RngStream, reseed
 from flaxen.nnx.state import (
@@ -66,7 +68,7 @@ from flaxen.nnx.variables import (
 
 __all__ = [
   "All", "Any", "BatchStat", "Cache", "DiffState", "Dict", "Everything", "FlatState",
-  "GraphDef", "Intermediate", "Linear", "List", "ModelAndOptimizer", "Module", "Not", "Nothing",
+  "GraphDef", "Intermediate", "List", "ModelAndOptimizer", "Module", "Not", "Nothing",
   "Object", "OfType",
   "OptArray", "OptState", "OptVariable", "Optimizer", "Param", "PathContains", "Perturbation",
   "Pytree", "RngCount", "RngKey", "RngState", "RngStream", "Rngs", "State", "Variable",
@@ -77,3 +79,4 @@ __all__ = [
   "restore_int_paths", "split_state", "to_flat_state", "to_pure_dict", "call", "cached_partial",
   "vjp", "jvp",
 ]
+__all__ += [*_layers, "metrics", "MultiMetric"]

@@ -1,1 +1,15 @@
-"""NNX layers (``flaxen.nnx.nn``); each family lives in its own module."""
+"""NNX layers (``flaxen.nnx.nn``); each family lives in its own module and every public
+name is re-exported by ``flaxen.nnx``."""
+
+from flaxen.nnx.nn.activations import *  # noqa: F403
+from flaxen.nnx.nn.activations import __all__ as _activations
+from flaxen.nnx.nn.conv import Conv, ConvTranspose
+from flaxen.nnx.nn.linear import Einsum, Embed, Linear, LinearGeneral
+from flaxen.nnx.nn.normalization import BatchNorm, GroupNorm, InstanceNorm, LayerNorm, RMSNorm
+from flaxen.nnx.nn.sequential import Sequential
+from flaxen.nnx.nn.stochastic import Dropout
+
+__all__ = [
+  *_activations, "BatchNorm", "Conv", "ConvTranspose", "Dropout", "Einsum", "Embed",
+  "GroupNorm", "InstanceNorm", "LayerNorm", "Linear", "LinearGeneral", "RMSNorm", "Sequential",
+]
