@@ -9,7 +9,8 @@ from flaxen.errors.base import FlaxenError, names, short_repr
 __all__ = [
   "UnmatchedFilterError", "MissingStateError", "StatePathError", "NoRngStreamError",
   "AttributeNotFoundError", "OptimizerUpdateError", "VariableMetadataError", "InvalidFilterError",
-  "MissingKeyError",
+  "MissingKeyError", "UnmatchedStateAxesError", "TransformAxesError", "BroadcastStateUpdateError",
+  "LoopStructureError",
 ]
 
 
@@ -116,4 +117,48 @@ class MissingKeyError(FlaxenError, AttributeError):
     super().__init__(
       f"{container} has no key {name!r} (keys: {names(keys)}). Fix: check the spelling; "
       "list indices are ints, reachable with `state[0]`."
+    )
+
+
+class UnmatchedStateAxesError(FlaxenError, ValueError):
+  """A Variable passed through ``nnx.vmap``/``nnx.scan`` matches no filter of its StateAxes."""
+
+  def __init__(self, transform: str, path: tuple, variable: object, filters: Iterable[object]):
+    self.path = path
+    super().__init__(
+      f"nnx.{transform}: {type(variable).__name__} at {_path(path)!r} matches none of the "
+      f"StateAxes filters {names(filters)}. Every Variable of the argument needs an axis. "
+      "Fix: add a catch-all entry, e.g. `nnx.StateAxes({..., ...: None})`."
+    )
+
+
+class TransformAxesError(FlaxenError, ValueError):
+  """The ``in_axes``/``out_axes`` of a stateful transform do not fit its arguments."""
+
+  def __init__(self, transform: str, detail: str, fix: str):
+    super().__init__(f"nnx.{transform}: {detail}. Fix: {fix}.")
+
+
+class BroadcastStateUpdateError(FlaxenError, ValueError):
+  """A loop body replaced the value of a Variable that was broadcast (axis ``None``)."""
+
+  def __init__(self, transform: str, path: tuple, variable: object):
+    self.path = path
+    super().__init__(
+      f"nnx.{transform}: the loop body updated {type(variable).__name__} at {_path(path)!r}, "
+      "which is broadcast (axis None): a broadcast value cannot change between iterations. "
+      "Fix: carry it (`nnx.Carry`, e.g. in `nnx.StateAxes({..., nnx.BatchStat: nnx.Carry})`) "
+      "or scan it over an axis."
+    )
+
+
+class LoopStructureError(FlaxenError, ValueError):
+  """A loop body or branch changed the structure of the graph or value it carries."""
+
+  def __init__(self, transform: str, detail: str):
+    super().__init__(
+      f"nnx.{transform}: {detail}. Every iteration (every branch) must return the same "
+      "structure it was given: the same graph objects, with the same attributes and Variable "
+      "types. Fix: create attributes and Variables before the loop, and return the carried "
+      "graph objects themselves."
     )

@@ -32,7 +32,17 @@ from flaxen.nnx.module import Module, iter_children, iter_modules
 from flaxen.nnx.nn import *  # noqa: F403
 from flaxen.nnx.nn import __all__ as _layers
 from flaxen.nnx.object import Dict, List, Object, Pytree, is_graph_node
-from flaxen.nnx.rnglib import RngCount, RngKey, Rngs, RngState, RngStream, reseed
+from flaxen.nnx.rnglib import (
+  RngCount,
+  RngKey,
+  Rngs,
+  RngState,
+  RngStream,
+  SplitBackups,
+  reseed,
+  restore_rngs,
+  split_rngs,
+)
 from flaxen.nnx.state import (
   FlatState,
   State,
@@ -54,8 +64,13 @@ from flaxen.nnx.training.optimizer import (
   OptVariable,
 )
 from flaxen.nnx.transforms.autodiff import DiffState, grad, jvp, value_and_grad, vjp
+from flaxen.nnx.transforms.axes import Carry, StateAxes
+from flaxen.nnx.transforms.control_flow import cond, fori_loop, switch, while_loop
 from flaxen.nnx.transforms.eval_shape import eval_shape
 from flaxen.nnx.transforms.jit import cached_partial, jit
+from flaxen.nnx.transforms.remat import remat
+from flaxen.nnx.transforms.scan import scan
+from flaxen.nnx.transforms.vmap import vmap
 from flaxen.nnx.variables import (
   BatchStat,
   Cache,
@@ -78,5 +93,7 @@ __all__ = [
   "filter_state", "from_flat_state", "map_state", "merge_state", "replace_by_pure_dict",
   "restore_int_paths", "split_state", "to_flat_state", "to_pure_dict", "call", "cached_partial",
   "vjp", "jvp",
+  "Carry", "SplitBackups", "StateAxes", "restore_rngs", "scan", "split_rngs", "vmap",
+  "cond", "fori_loop", "remat", "switch", "while_loop",
 ]
 __all__ += [*_layers, "metrics", "MultiMetric"]

@@ -17,18 +17,21 @@ True
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+import functools
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 
 from flaxen.errors.nnx import NoRngStreamError
+from flaxen.nnx import filterlib
 from flaxen.nnx.graphlib import iter_graph
 from flaxen.nnx.object import Object
 from flaxen.nnx.variables import Variable
 
-__all__ = ["Rngs", "RngStream", "RngState", "RngKey", "RngCount", "reseed"]
+__all__ = ["Rngs", "RngStream", "RngState", "RngKey", "RngCount", "reseed", "split_rngs",
+           "restore_rngs", "SplitBackups"]
 
 
 class RngState(Variable):
@@ -153,3 +156,76 @@ def reseed(node: Any, /, **stream_seeds: Any) -> None:
       value.key.value = _as_key(stream_seeds[value.tag])
       value.count.value = jnp.zeros(value.key.value.shape, jnp.uint32)
 
+
+
+class SplitBackups:
+  """The streams ``split_rngs`` changed and their old key and count; a context manager that
+  restores them on exit."""
+
+  def __init__(self, backups: list[tuple[RngStream, Any, Any]]):
+    self.backups = backups
+
+  def __enter__(self) -> SplitBackups:
+    return self
+
+  def __exit__(self, *exc: Any) -> None:
+    restore_rngs(self)
+
+
+def restore_rngs(backups: SplitBackups) -> None:
+  """Puts back the keys and counts that ``split_rngs`` replaced."""
+  for stream, key, count in backups.backups:
+    stream.key.value = key
+    stream.count.value = count
+
+
+_MISSING: Any = object()
+
+
+def split_rngs(node: Any = _MISSING, /, *, splits: int | tuple[int, ...], only: Any = ...,
+               squeeze: bool = False) -> Any:
+  """Replaces the key of every Rng stream in ``node`` by ``splits`` keys split from it.
+
+  Meant for ``nnx.vmap``/``nnx.scan`` over an axis of that size: each slice then draws from
+  its own key. Each stream advances by one draw; its old key and count are kept in the
+  returned ``SplitBackups`` (a context manager restoring them on exit, also done by
+  ``restore_rngs``). Without ``node``, a decorator that splits the streams found in the
+  function's arguments for the duration of each call.
+
+  Args:
+    node: a graph object (or pytree of them) holding ``Rngs``.
+    splits: the number (or shape) of keys.
+    only: a filter selecting the streams (e.g. ``'dropout'``); all by default.
+    squeeze: keep a single split key, without the new axis.
+
+  >>> import jax
+  >>> from flaxen import nnx
+  >>> rngs = nnx.Rngs(0)
+  >>> with nnx.split_rngs(rngs, splits=4):
+  ...   rngs.default.key.value.shape
+  (4,)
+  >>> rngs.default.key.value.shape
+  ()
+  """
+  if node is _MISSING:
+    def decorator(f: Callable) -> Callable:
+      @functools.wraps(f)
+      def wrapper(*args: Any, **kwargs: Any) -> Any:
+        with split_rngs((args, kwargs), splits=splits, only=only, squeeze=squeeze):
+          return f(*args, **kwargs)
+      return wrapper
+    return decorator
+  predicate = filterlib.to_predicate(only)
+  backups = []
+  for path, stream in iter_graph(node):
+    if not (isinstance(stream, RngStream) and predicate((*path, "key"), stream.key)
+            and predicate((*path, "count"), stream.count)):
+      continue
+    key = stream()
+    backups.append((stream, stream.key.value, stream.count.value))
+    key = jax.random.split(key, splits)
+    if squeeze:
+      key = key[0]
+    stream.key.value = key
+    stream.count.value = jnp.zeros(key.shape, jnp.uint32)
+  return SplitBackups(backups)

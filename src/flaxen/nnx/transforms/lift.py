@@ -26,7 +26,7 @@ from flaxen.nnx.object import Object, is_graph_node
 from flaxen.nnx.variables import Variable
 
 __all__ = ["GraphUpdate", "find_nodes", "find_arg_nodes", "rebuild", "take_nodes", "capture",
-           "apply", "write_values"]
+           "apply", "write_values", "GraphArgs"]
 
 
 class GraphUpdate:
@@ -125,3 +125,32 @@ def write_values(variables: list, values: list) -> None:
   """The fast path: new values into the same Variables, one dict write each."""
   for var, value in zip(variables, values, strict=True):
     var.__dict__["_raw"] = value
+
+
+class GraphArgs:
+  """A pytree of arguments taken apart for a JAX transform that is not ``jax.jit``.
+
+  ``leaves`` are its leaves with ``None`` where the graph nodes were (what JAX transforms
+  see), ``values`` the raw values of the nodes' state, ``variables[j]``/``paths[j]`` the
+  Variable behind ``values[j]`` and its path (``paths[j][0]`` is the node's index).
+  """
+
+  def __init__(self, tree: Any):
+    leaves, self.treedef, self.positions = find_nodes(tree)
+    self.nodes = [leaves[p] for p in self.positions]
+    for p in self.positions:
+      leaves[p] = None
+    self.leaves = leaves
+    self.graphdef, self.variables, self.paths, _ = flatten(tuple(self.nodes))
+    self.values = [raw(x) for x in self.variables]
+
+  def rebuild(self, leaves: list, values: list) -> tuple[Any, list, list]:
+    """Inside the transform: ``(tree, inner_nodes, refs)``."""
+    return rebuild(self.graphdef, values, leaves, self.treedef, self.positions)
+
+  def write_back(self, update: GraphUpdate, values: list) -> list:
+    """Applies the transform's state changes to the caller's nodes; returns output nodes."""
+    if update.same and all(isinstance(x, Variable) for x in self.variables):
+      write_values(self.variables, values)
+      return []
+    return apply(update, values, self.nodes)

@@ -1,0 +1,130 @@
+"""Axis specifications of ``nnx.vmap`` and ``nnx.scan``: ``StateAxes`` and ``Carry``.
+
+``in_axes``/``out_axes`` are prefixes of the argument (output) pytree, as in ``jax.vmap``,
+with graph objects as leaves. The axis given to a graph object applies to all its Variables,
+unless it is a ``StateAxes``, which gives an axis per filter (the first matching filter
+wins). An axis is an int, ``None`` (broadcast) or, for ``nnx.scan``, ``nnx.Carry``.
+
+>>> from flaxen import nnx
+>>> axes = nnx.StateAxes({nnx.Param: 0, ...: None})
+>>> axes.axis_for("vmap", ("w",), nnx.Param(1.0)), axes.axis_for("vmap", ("n",), nnx.BatchStat(1))
+(0, None)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import jax
+
+from flaxen.errors.nnx import TransformAxesError, UnmatchedStateAxesError
+from flaxen.nnx import filterlib
+from flaxen.nnx.object import is_graph_node
+
+__all__ = ["Carry", "StateAxes", "leaf_axes", "state_axes"]
+
+
+class Carry:
+  """Marks the carried argument / output of ``nnx.scan`` (used as the class itself)."""
+
+
+class StateAxes:
+  """Per-filter axes for the state of a graph object passed through vmap or scan.
+
+  Args:
+    filter_axes: a mapping (or pairs) from filters to an int axis, ``None`` (broadcast) or
+      ``nnx.Carry`` (scan only).
+  """
+
+  def __init__(self, filter_axes: Mapping[Any, Any] | Iterable[tuple[Any, Any]]):
+    items = tuple(filter_axes.items() if isinstance(filter_axes, Mapping) else filter_axes)
+    self._filters = tuple(f for f, _ in items)
+    self._axes = tuple(a for _, a in items)
+    self._predicates = tuple(filterlib.to_predicate(f) for f in self._filters)
+
+  @property
+  def filters(self) -> tuple:
+    return self._filters
+
+  @property
+  def axes(self) -> tuple:
+    return self._axes
+
+  def items(self) -> zip:
+    return zip(self._filters, self._axes, strict=True)
+
+  def axis_for(self, transform: str, path: tuple, variable: Any) -> Any:
+    """The axis of the Variable at ``path`` (within its object)."""
+    for predicate, axis in zip(self._predicates, self._axes, strict=True):
+      if predicate(path, variable):
+        return axis
+    raise UnmatchedStateAxesError(transform, path, variable, self._filters)
+
+  def __eq__(self, other: object) -> bool:
+    return isinstance(other, StateAxes) and (self._filters, self._axes) == (other._filters,
+                                                                            other._axes)
+
+  def __hash__(self) -> int:
+    return hash((self._filters, self._axes))
+
+  def __repr__(self) -> str:
+    return f"StateAxes({dict(self.items())!r})"
+
+
+def _is_axis(x: Any) -> bool:
+  return x is None or x is Carry or isinstance(x, StateAxes)
+
+
+def leaf_axes(transform: str, name: str, prefix: Any, tree: Any) -> list:
+  """The axis of every leaf of ``tree`` (graph objects are leaves), from the prefix tree
+  ``prefix``, in the order ``lift.find_nodes`` lists them."""
+  axes, prefix_def = jax.tree_util.tree_flatten(prefix, is_leaf=_is_axis)
+  try:
+    subtrees = prefix_def.flatten_up_to(tree)
+  except (ValueError, TypeError) as e:
+    raise TransformAxesError(
+      transform, f"{name}={prefix!r} is not a prefix of the structure it applies to "
+      f"({jax.tree_util.tree_structure(tree, is_leaf=is_graph_node)}): {e}",
+      "give one axis per argument (a tuple as long as the arguments), or a single axis "
+      "for all of them") from None
+  out = []
+  for axis, sub in zip(axes, subtrees, strict=True):
+    n = len(jax.tree_util.tree_leaves(sub, is_leaf=is_graph_node))
+    out.extend([axis] * n)
+  return out
+
+
+def state_axes(transform: str, node_axes: list, paths: list, variables: list) -> list:
+  """The axis of every state value: its node's axis, resolved per Variable for StateAxes."""
+  out = []
+  for path, var in zip(paths, variables, strict=True):
+    axis = node_axes[path[0]]
+    out.append(axis.axis_for(transform, path[1:], var) if isinstance(axis, StateAxes)
+               else axis)
+  return out
+
+
+def plain_axes(transform: str, leaves: list, axes: list) -> list:
+  """Axes of the non-graph leaves (``None`` where a graph object was taken out); a
+  StateAxes given for an array is a mistake."""
+  out = []
+  for leaf, axis in zip(leaves, axes, strict=True):
+    if isinstance(axis, StateAxes):
+      if leaf is not None:
+        raise TransformAxesError(
+          transform, f"StateAxes {axis!r} given for {type(leaf).__name__}, which is not a "
+          "graph object", "use an int axis or None for arrays")
+      axis = None
+    out.append(axis)
+  return out
+
+
+def axis_values(*specs: Any) -> list:
+  """Every distinct int/None axis in the given specs (StateAxes included), in order."""
+  found: list = []
+  for axis in jax.tree_util.tree_leaves(specs, is_leaf=_is_axis):
+    for a in axis.axes if isinstance(axis, StateAxes) else (axis,):
+      if a is not Carry and a not in found:
+        found.append(a)
+  return found

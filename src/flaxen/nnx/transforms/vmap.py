@@ -1,0 +1,150 @@
+"""``nnx.vmap``: ``jax.vmap`` for functions that take, mutate and return graph objects.
+
+The graph objects among the arguments are taken apart (``lift.GraphArgs``) and their state
+values are mapped over the axes ``in_axes`` gives them (per filter with ``StateAxes``);
+changed state comes back along the same axes and is written into the caller's Variables.
+Graph objects returned by the function are rebuilt with their state along ``out_axes``
+(e.g. a stack of layers created under ``vmap``).
+
+Which output value goes out along which axis is only known once the function has been
+traced, while ``jax.vmap`` wants ``out_axes`` first: the traced function therefore returns
+its outputs grouped by axis (one list per axis value that appears in the specs), and the
+static ``_Order`` it also returns says how to put them back in order.
+
+>>> import jax.numpy as jnp
+>>> from flaxen import nnx
+>>> @nnx.split_rngs(splits=3)
+... @nnx.vmap(in_axes=0, out_axes=0)
+... def create(rngs):
+...   return nnx.Linear(2, 4, rngs=rngs)
+>>> ensemble = create(nnx.Rngs(0))
+>>> ensemble.kernel.value.shape
+(3, 2, 4)
+>>> nnx.vmap(lambda m, x: m(x), in_axes=(0, None))(ensemble, jnp.ones((5, 2))).shape
+(3, 5, 4)
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import jax
+
+from flaxen.errors.nnx import TransformAxesError
+from flaxen.nnx.graph import flatten
+from flaxen.nnx.transforms import lift
+from flaxen.nnx.transforms.axes import (
+  Carry,
+  axis_values,
+  leaf_axes,
+  plain_axes,
+  state_axes,
+)
+
+__all__ = ["vmap"]
+
+
+class _Order:
+  """Static: where each output value went (``(group, index)``), and the output's shape."""
+
+  __slots__ = ("update", "treedef", "node_positions", "places", "num_leaves")
+
+  def __init__(self, update: lift.GraphUpdate, treedef: Any, node_positions: tuple,
+               places: list, num_leaves: int):
+    self.update = update
+    self.treedef = treedef
+    self.node_positions = node_positions
+    self.places = places
+    self.num_leaves = num_leaves
+
+
+jax.tree_util.register_static(_Order)
+
+
+def _check(axes: list) -> None:
+  if any(a is Carry for a in axes):
+    raise TransformAxesError("vmap", "nnx.Carry is not an axis of vmap",
+                             "use nnx.Carry with nnx.scan; give vmap ints or None")
+
+
+class _Vmapped:
+  def __init__(self, f: Callable, in_axes: Any, out_axes: Any, jax_options: dict):
+    functools.update_wrapper(self, f)
+    self.f, self.in_axes, self.out_axes = f, in_axes, out_axes
+    self.groups = axis_values(in_axes, out_axes)
+    self.jax_options = jax_options
+
+  def __get__(self, obj: Any, objtype: Any = None) -> Callable:
+    return self if obj is None else functools.partial(self, obj)
+
+  def __call__(self, *args: Any) -> Any:
+    g = lift.GraphArgs(args)
+    axes = leaf_axes("vmap", "in_axes", self.in_axes, args)
+    node_axes = [axes[p] for p in g.positions]
+    value_axes = state_axes("vmap", node_axes, g.paths, g.variables)
+    arg_axes = plain_axes("vmap", g.leaves, axes)
+    _check(value_axes + arg_axes)
+    pure = functools.partial(self._pure, g, node_axes, value_axes)
+    out_groups, order = jax.vmap(pure, in_axes=(arg_axes, value_axes),
+                                 out_axes=(self.groups, None), **self.jax_options)(
+                                   g.leaves, g.values)
+    flat = [out_groups[i][k] for i, k in order.places]
+    out_leaves, values = flat[:order.num_leaves], flat[order.num_leaves:]
+    out_nodes = g.write_back(order.update, values)
+    for p, node in zip(order.node_positions, out_nodes, strict=True):
+      out_leaves[p] = node
+    return order.treedef.unflatten(out_leaves)
+
+  def _pure(self, g: lift.GraphArgs, node_axes: list, value_axes: list, leaves: list,
+            values: list) -> tuple:
+    args, inner, refs = g.rebuild(leaves, values)
+    out = self.f(*args)
+    out_leaves, treedef, node_positions, out_nodes = lift.take_nodes(out)
+    new_values, update = lift.capture(inner, refs, g.graphdef, out_nodes)
+    out_axes = leaf_axes("vmap", "out_axes", self.out_axes, out)
+    if not update.same:  # new structure: each value's axis from its object's spec
+      _, variables, paths, _ = flatten((*inner, *out_nodes))
+      owner_axes = node_axes + [out_axes[p] for p in node_positions]
+      value_axes = state_axes("vmap", owner_axes, paths, variables)
+    leaf_out_axes = plain_axes("vmap", out_leaves, out_axes)
+    _check(leaf_out_axes + value_axes)
+    groups: list[list] = [[] for _ in self.groups]
+    places = []
+    for value, axis in zip([*out_leaves, *new_values], leaf_out_axes + value_axes, strict=True):
+      i = self.groups.index(axis) if axis in self.groups else _missing(axis)
+      places.append((i, len(groups[i])))
+      groups[i].append(value)
+    return groups, _Order(update, treedef, node_positions, places, len(out_leaves))
+
+
+def _missing(axis: Any) -> int:
+  raise TransformAxesError("vmap", f"axis {axis!r} is not one of in_axes/out_axes",
+                           "list it in in_axes, out_axes or a StateAxes")
+
+
+def vmap(f: Callable | None = None, *, in_axes: Any = 0, out_axes: Any = 0,
+         axis_name: Any = None, axis_size: int | None = None, spmd_axis_name: Any = None,
+         transform_metadata: Mapping[str, Any] = {}) -> Any:  # noqa: B006 (read only)
+  """Vectorizes ``f`` like ``jax.vmap``; graph objects among its arguments are updated.
+
+  Args:
+    f: the function; omitted, ``vmap`` returns a decorator.
+    in_axes: a prefix of the arguments tuple: an int axis, ``None`` (broadcast) or, for a
+      graph object, a ``StateAxes`` giving an axis per filter.
+    out_axes: a prefix of the output, with the same meaning; graph objects returned by
+      ``f`` get their state stacked along it.
+    axis_name, axis_size, spmd_axis_name: as in ``jax.vmap``.
+    transform_metadata: accepted for compatibility; sharding metadata is not rewritten.
+
+  Returns:
+    The vectorized function. Changes to the state of argument objects come back along the
+    argument's axes (a broadcast Variable may only be given an unbatched value).
+  """
+  if f is None:
+    return functools.partial(vmap, in_axes=in_axes, out_axes=out_axes, axis_name=axis_name,
+                             axis_size=axis_size, spmd_axis_name=spmd_axis_name,
+                             transform_metadata=transform_metadata)
+  options = dict(axis_name=axis_name, axis_size=axis_size, spmd_axis_name=spmd_axis_name)
+  return _Vmapped(f, in_axes, out_axes, options)
