@@ -1,0 +1,186 @@
+"""nnx.scan against jax.lax.scan / Python loops on plain arrays."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from flaxen import errors, nnx
+
+X = jnp.asarray(np.random.RandomState(0).randn(3, 4), jnp.float32)
+
+
+@nnx.split_rngs(splits=5)
+@nnx.vmap(in_axes=(0,), out_axes=0)
+def create_stack(rngs):
+  return nnx.Linear(4, 4, rngs=rngs)
+
+
+@nnx.scan(in_axes=(nnx.Carry, 0), out_axes=nnx.Carry)
+def forward(x, layer):
+  return jnp.tanh(layer(x))
+
+
+def _loop(kernels, biases, x):
+  for k, b in zip(kernels, biases, strict=True):
+    x = jnp.tanh(x @ k + b)
+  return x
+
+
+def test_layer_stack_matches_python_loop_over_slices():
+  stack = create_stack(nnx.Rngs(0))
+  kernel = stack.kernel.value
+  y = forward(X, stack)
+  np.testing.assert_allclose(y, _loop(stack.kernel.value, stack.bias.value, X), rtol=1e-5)
+  np.testing.assert_array_equal(stack.kernel.value, kernel)  # read-only: unchanged
+
+
+def test_gradient_of_scanned_stack_matches_jax():
+  stack = create_stack(nnx.Rngs(0))
+  grads = nnx.grad(lambda m: (forward(X, m) ** 2).sum())(stack)
+  ref = jax.grad(lambda k, b: (_loop(k, b, X) ** 2).sum(), argnums=(0, 1))(
+    stack.kernel.value, stack.bias.value)
+  np.testing.assert_allclose(grads.kernel.value, ref[0], rtol=1e-4, atol=1e-6)
+  np.testing.assert_allclose(grads.bias.value, ref[1], rtol=1e-4, atol=1e-6)
+
+
+def test_scan_inside_jit_with_carry_and_stacked_outputs():
+  stack = create_stack(nnx.Rngs(0))
+
+  @nnx.jit
+  def run(m, x):
+    @nnx.scan(in_axes=(nnx.Carry, 0), out_axes=(nnx.Carry, 0))
+    def body(x, layer):
+      y = layer(x)
+      return y, y.sum()
+    return body(x, m)
+
+  y, sums = run(stack, X)
+
+  def ref_body(x, kb):
+    y = x @ kb[0] + kb[1]
+    return y, y.sum()
+  ref_y, ref_sums = jax.lax.scan(ref_body, X, (stack.kernel.value, stack.bias.value))
+  np.testing.assert_allclose(y, ref_y, rtol=1e-5)
+  np.testing.assert_allclose(sums, ref_sums, rtol=1e-5)
+
+
+class Accumulator(nnx.Module):
+  def __init__(self):
+    self.total = nnx.BatchStat(jnp.zeros(()))
+    self.scale = nnx.Param(jnp.array(2.0))
+
+
+def test_module_as_carry_is_updated_in_place():
+  acc = Accumulator()
+
+  @nnx.scan(in_axes=(nnx.Carry, 0), out_axes=(nnx.Carry, 0))
+  def body(m, x):
+    m.total.value = m.total.value + m.scale.value * x
+    return m, m.total.value
+
+  xs = jnp.arange(1.0, 5.0)
+  out, running = body(acc, xs)
+  assert out is acc
+  ref_total, ref_running = jax.lax.scan(lambda c, x: (c + 2.0 * x, c + 2.0 * x), 0.0, xs)
+  np.testing.assert_allclose(acc.total.value, ref_total)
+  np.testing.assert_allclose(running, ref_running)
+
+
+def test_state_axes_carry_counter_while_scanning_params():
+  stack = create_stack(nnx.Rngs(0))
+  stack.steps = nnx.BatchStat(jnp.array(0))
+  axes = nnx.StateAxes({nnx.BatchStat: nnx.Carry, nnx.Param: 0})
+
+  @nnx.scan(in_axes=(nnx.Carry, axes), out_axes=nnx.Carry)
+  def body(x, layer):
+    layer.steps.value = layer.steps.value + 1
+    return layer(x)
+
+  y = body(X, stack)
+  assert int(stack.steps.value) == 5
+  np.testing.assert_allclose(
+    y, _loop_linear(stack.kernel.value, stack.bias.value, X), rtol=1e-5)
+
+
+def _loop_linear(kernels, biases, x):
+  for k, b in zip(kernels, biases, strict=True):
+    x = x @ k + b
+  return x
+
+
+def test_scanned_state_updates_are_stacked_back():
+  w = nnx.BatchStat(jnp.zeros((4, 2)))
+
+  @nnx.scan(in_axes=(nnx.Carry, 1), out_axes=nnx.Carry)
+  def body(c, w):  # w is a (4,) slice of axis 1
+    w.value = w.value + c
+    return c + 1.0
+
+  c = body(jnp.ones(4), w)
+  np.testing.assert_allclose(c, jnp.full(4, 3.0))
+  np.testing.assert_allclose(w.value, jnp.stack([jnp.ones(4), jnp.full(4, 2.0)], axis=1))
+
+
+def test_reverse_and_length_without_scanned_inputs():
+  counter = nnx.Variable(jnp.array(0.0))
+
+  @nnx.scan(in_axes=(nnx.Carry,), out_axes=(nnx.Carry, 0), length=3, reverse=True)
+  def body(c):
+    c.value = c.value + 1.0
+    return c, c.value
+
+  _, values = body(counter)
+  np.testing.assert_allclose(values, [3.0, 2.0, 1.0])  # reverse stacks from the end
+  assert float(counter.value) == 3.0
+
+
+def test_split_rngs_gives_each_step_its_key_and_is_restored():
+  rngs = nnx.Rngs(dropout=0)
+
+  @nnx.split_rngs(splits=4, only="dropout")
+  @nnx.scan(in_axes=(nnx.Carry, 0), out_axes=(nnx.Carry, 0))
+  def body(c, rngs):
+    u = jax.random.uniform(rngs.dropout())
+    return c + u, u
+
+  total, draws = body(jnp.array(0.0), rngs)
+  keys = jax.random.split(jax.random.fold_in(jax.random.key(0), 0), 4)
+  ref = jnp.stack([jax.random.uniform(jax.random.fold_in(k, 0)) for k in keys])
+  np.testing.assert_allclose(draws, ref)
+  np.testing.assert_allclose(total, ref.sum(), rtol=1e-6)
+  assert rngs.dropout.key.value.shape == () and int(rngs.dropout.count.value) == 1
+
+
+def test_broadcast_state_update_is_an_error():
+  m = Accumulator()
+
+  @nnx.scan(in_axes=(nnx.Carry, None, 0), out_axes=nnx.Carry)
+  def body(c, m, x):
+    m.total.value = m.total.value + x
+    return c
+
+  with pytest.raises(errors.BroadcastStateUpdateError, match="total"):
+    body(jnp.array(0.0), m, jnp.arange(3.0))
+
+
+def test_broadcast_read_only_module():
+  m = Accumulator()
+
+  @nnx.scan(in_axes=(nnx.Carry, None, 0), out_axes=nnx.Carry)
+  def body(c, m, x):
+    return c + m.scale.value * x
+
+  np.testing.assert_allclose(body(jnp.array(0.0), m, jnp.arange(4.0)), 12.0)
+
+
+def test_structure_change_in_body_is_an_error():
+  m = Accumulator()
+
+  @nnx.scan(in_axes=(nnx.Carry, 0), out_axes=nnx.Carry)
+  def body(m, x):
+    m.extra = nnx.Param(x)
+    return m
+
+  with pytest.raises(errors.LoopStructureError, match="structure"):
+    body(m, jnp.arange(3.0))
