@@ -100,3 +100,15 @@ def test_partial_version_gives_params_with_the_batch_axis():
   ref_loss = lambda p: jnp.sum(reference(p, x) ** 2)
   jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4),
                jax.grad(loss)(variables["params"]), jax.grad(ref_loss)(variables["params"]))
+
+
+class ClosesOverSelf(nn.Module):
+  @nn.compact
+  def __call__(self, x):
+    scaled = lambda mdl, x: x * self.param("w", nn.initializers.ones, ())  # self, not mdl
+    return nn.vmap(scaled, variable_axes={"params": 0}, split_rngs={"params": True})(self, x)
+
+
+def test_creating_variables_through_a_closed_over_self_fails():
+  with pytest.raises(errors.TransformedClosureError, match="variables and rngs at '/'"):
+    ClosesOverSelf().init(jax.random.key(0), jnp.ones((2, 3)))

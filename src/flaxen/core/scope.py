@@ -129,8 +129,12 @@ class Scope:
     self.root.valid = False
 
   def _check_valid(self) -> None:
-    if not self.root.valid:
+    root = self.root
+    if not root.valid:
       raise errors.InvalidScopeError(self.path_text)
+    if root.lifted is not None:  # written or drawn from inside a transform that hides it
+      raise errors.TransformedClosureError(f"the variables and rngs at {self.path_text!r}",
+                                           root.lifted)
 
   # --------------------------------------------------------------------- collections
 

@@ -159,11 +159,11 @@ class SetAttributeInModuleSetupError(FlaxenError, AttributeError):
 class TransformedClosureError(FlaxenError, ValueError):
   """A lifted transform's function used a bound Module it did not receive as an argument."""
 
-  def __init__(self, cls: str, method: str, path: str, transform: str):
+  def __init__(self, what: str, transform: str):
     super().__init__(
-      f"{cls}.{method} (the module at {path!r}) was called inside nn.{transform}, but the "
-      f"module was closed over (e.g. by a lambda) instead of passed in: its variables and "
-      f"rngs are invisible to the transform. Fix: pass modules to the transformed function "
+      f"{what} was used inside nn.{transform}, but the module was closed over (e.g. by a "
+      f"lambda) instead of passed in: its variables and rngs are invisible to the "
+      f"transform. Fix: pass modules to the transformed function "
       "as arguments, wrapping a closure in a pytree such as\n"
       "  class Partial(flaxen.struct.PyTreeNode):\n"
       "    fn: Callable = flaxen.struct.field(pytree_node=False)\n"

@@ -134,8 +134,8 @@ def wrap_method(fn: Callable, name: str) -> Callable:
         raise errors.CallCompactUnboundModuleError(type(self).__name__, name)
       return fn(self, *args, **kwargs)
     if self.scope.root.lifted is not None:
-      raise errors.TransformedClosureError(type(self).__name__, name, self.scope.path_text,
-                                           self.scope.root.lifted)
+      what = f"{type(self).__name__}.{name} (the module at {self.scope.path_text!r})"
+      raise errors.TransformedClosureError(what, self.scope.root.lifted)
     state = self._state
     if not state.setup_done:
       self._run_setup()
