@@ -13,10 +13,11 @@ from flaxen.ops import (
   linear,
   normalization,
   pooling,
+  recurrent,
   stochastic,
 )
 
 __all__ = [
   "activations", "attention", "conv", "dtypes", "embed", "linear", "normalization", "pooling",
-  "stochastic",
+  "recurrent", "stochastic",
 ]

@@ -19,14 +19,14 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from flaxen.errors.layers import DropoutRngError, InputShapeError
+from flaxen.errors.layers import DecodeCacheError, DropoutRngError, InputShapeError
 from flaxen.ops.dtypes import promote_dtype
 from flaxen.ops.stochastic import keep_mask
 from flaxen.typing import Array, Dtype, PrecisionLike, PRNGKey
 
 __all__ = [
   "combine_masks", "dot_product_attention", "dot_product_attention_weights",
-  "make_attention_mask", "make_causal_mask",
+  "make_attention_mask", "make_causal_mask", "update_cache",
 ]
 
 
@@ -192,3 +192,47 @@ def combine_masks(*masks: Array | None, dtype: Dtype = jnp.float32) -> Array | N
       present[0].shape, "expand the masks to the same rank before combining them",
     )
   return reduce(jnp.logical_and, present).astype(dtype)
+
+
+def update_cache(
+  cached_key: Array,
+  cached_value: Array,
+  cache_index: Array,
+  key: Array,
+  value: Array,
+  mask: Array | None = None,
+  *,
+  where: str = "attention",
+) -> tuple[Array, Array, Array, Array]:
+  """One autoregressive decode step: writes this step's ``key``/``value`` at ``cache_index``.
+
+  Args:
+    cached_key, cached_value: ``(*batch, max_length, heads, depth)`` caches.
+    cache_index: the scalar position of this step.
+    key, value: this step's ``(*batch, 1, heads, depth)`` projections.
+    mask: the caller's mask, combined with one that hides the positions not yet written.
+    where: the layer named in error messages.
+
+  Returns:
+    ``(new_cached_key, new_cached_value, cache_index + 1, mask)``: attend with the new caches
+    and the mask.
+
+  Raises:
+    DecodeCacheError: ``key`` is not one position of the cache's shape.
+
+  >>> k, v, i, m = update_cache(jnp.zeros((1, 3, 1, 2)), jnp.zeros((1, 3, 1, 2)),
+  ...                           jnp.array(0), jnp.ones((1, 1, 1, 2)), jnp.ones((1, 1, 1, 2)))
+  >>> k[0, :, 0, 0].tolist(), int(i), m[0, 0, 0].tolist()
+  ([1.0, 0.0, 0.0], 1, [1.0, 0.0, 0.0])
+  """
+  *batch, max_length, heads, depth = cached_key.shape
+  expected = (*batch, 1, heads, depth)
+  if tuple(key.shape) != expected:
+    raise DecodeCacheError(where, expected, tuple(key.shape))
+  zero = jnp.zeros((), cache_index.dtype)
+  start = (zero,) * len(batch) + (cache_index, zero, zero)
+  cached_key = jax.lax.dynamic_update_slice(cached_key, key.astype(cached_key.dtype), start)
+  cached_value = jax.lax.dynamic_update_slice(cached_value, value.astype(cached_value.dtype),
+                                              start)
+  written = jnp.broadcast_to(jnp.arange(max_length) <= cache_index, (*batch, 1, 1, max_length))
+  return cached_key, cached_value, cache_index + 1, combine_masks(mask, written)
