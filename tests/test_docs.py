@@ -1,6 +1,8 @@
 """Every ```python block in README.md and docs/*.md runs, so the docs cannot drift."""
 
 import re
+import sys
+import types
 from pathlib import Path
 
 import pytest
@@ -17,9 +19,11 @@ def _blocks():
 
 
 @pytest.mark.parametrize("code", list(_blocks()))
-def test_doc_block_runs(code):
-  namespace = {"__name__": "__doc_block__"}
-  exec(compile(code, "<doc block>", "exec"), namespace)
+def test_doc_block_runs(code, monkeypatch):
+  # A real module in sys.modules, as dataclasses (and so Linen modules) look classes up there.
+  module = types.ModuleType("__doc_block__")
+  monkeypatch.setitem(sys.modules, module.__name__, module)
+  exec(compile(code, "<doc block>", "exec"), module.__dict__)
 
 
 def test_readme_has_a_runnable_block():
