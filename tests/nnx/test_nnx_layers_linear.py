@@ -142,3 +142,15 @@ def test_layers_train_under_jit_and_grad():
   assert losses[2] < losses[0]
   assert set(_shapes(model)) == {"layers/0/kernel", "layers/0/bias", "layers/2/kernel",
                                  "layers/2/bias"}
+
+
+def test_param_metadata_is_attached():
+  layer = nnx.Linear(2, 3, kernel_metadata={"sharding": (None, "model")},
+                     bias_metadata={"sharding": ("model",)}, rngs=nnx.Rngs(0))
+  assert layer.kernel.sharding == (None, "model") and layer.bias.sharding == ("model",)
+  conv = nnx.Conv(2, 3, (3,), kernel_metadata={"tag": 1}, rngs=nnx.Rngs(0))
+  assert conv.kernel.get_metadata() == {"tag": 1}
+  embed = nnx.Embed(4, 2, embedding_metadata={"sharding": ("vocab", None)}, rngs=nnx.Rngs(0))
+  assert embed.embedding.sharding == ("vocab", None)
+  norm = nnx.LayerNorm(3, scale_metadata={"sharding": ("x",)}, rngs=nnx.Rngs(0))
+  assert norm.scale.sharding == ("x",) and norm.bias.get_metadata() == {}

@@ -135,3 +135,25 @@ def test_rnn_trains_under_jit_and_grad():
 
   losses = [float(step(model)) for _ in range(3)]
   assert losses[-1] < losses[0]
+
+
+def test_bidirectional_matches_two_rnns():
+  fw, bw = nnx.GRUCell(3, 4, rngs=nnx.Rngs(0)), nnx.GRUCell(3, 4, rngs=nnx.Rngs(1))
+  bi = nnx.Bidirectional(nnx.RNN(fw), nnx.RNN(bw), return_carry=True)
+  (carry_fw, carry_bw), ys = bi(X)
+  ref_fw_carry, ref_fw = _loop(fw, jnp.zeros((2, 4)), X)
+  ref_bw_carry, ref_bw = _loop(bw, jnp.zeros((2, 4)), X[:, ::-1])
+  np.testing.assert_allclose(ys, jnp.concatenate([ref_fw, ref_bw[:, ::-1]], -1), rtol=1e-5,
+                             atol=1e-6)
+  np.testing.assert_allclose(carry_fw, ref_fw_carry, rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(carry_bw, ref_bw_carry, rtol=1e-5, atol=1e-6)
+
+
+def test_cell_carry_init_keep_rngs_and_metadata():
+  cell = nnx.SimpleCell(3, 4, carry_init=jax.nn.initializers.normal(), keep_rngs=True,
+                        kernel_metadata={"sharding": ("in", "out")}, rngs=nnx.Rngs(0))
+  a, b = cell.initialize_carry((2, 3)), cell.initialize_carry((2, 3))
+  assert a.shape == (2, 4) and not np.array_equal(a, b)  # drawn from the kept rngs
+  assert not cell.initialize_carry((2, 3), carry_init=jax.nn.initializers.zeros).any()
+  assert cell.dense_i.kernel.sharding == ("in", "out")
+  assert cell.dense_h.kernel.get_metadata() == {}

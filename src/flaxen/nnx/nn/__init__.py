@@ -17,6 +17,7 @@ from flaxen.nnx.nn.lora import LoRA, LoRALinear, LoRAParam
 from flaxen.nnx.nn.normalization import BatchNorm, GroupNorm, InstanceNorm, LayerNorm, RMSNorm
 from flaxen.nnx.nn.recurrent import (
   RNN,
+  Bidirectional,
   GRUCell,
   LSTMCell,
   OptimizedLSTMCell,
@@ -31,5 +32,5 @@ __all__ = [
   "GroupNorm", "InstanceNorm", "LayerNorm", "Linear", "LinearGeneral", "RMSNorm", "Sequential",
   "MultiHeadAttention", "combine_masks", "dot_product_attention", "dot_product_attention_weights",
   "make_attention_mask", "make_causal_mask", "LoRA", "LoRALinear", "LoRAParam", "RNN",
-  "GRUCell", "LSTMCell", "OptimizedLSTMCell", "RNNCellBase", "SimpleCell",
+  "Bidirectional", "GRUCell", "LSTMCell", "OptimizedLSTMCell", "RNNCellBase", "SimpleCell",
 ]

@@ -11,14 +11,15 @@ Inputs are ``(*batch, *spatial, features)``; the math is :mod:`flaxen.ops.conv`.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 from jax import lax
 
 from flaxen.nnx.module import Module
-from flaxen.nnx.nn.linear import default_bias_init, default_kernel_init
+from flaxen.nnx.nn.linear import NO_METADATA, default_bias_init, default_kernel_init
 from flaxen.nnx.rnglib import Rngs
 from flaxen.nnx.variables import Param
 from flaxen.ops import conv as conv_ops
@@ -33,13 +34,14 @@ class _ConvBase(Module):
   def _setup(self, in_features: int, out_features: int, kernel_size: int | Sequence[int],
              kernel_shape_tail: tuple[int, int], *, use_bias: bool, mask: jax.Array | None,
              dtype: Dtype | None, param_dtype: Dtype, precision: PrecisionLike,
-             kernel_init: Initializer, bias_init: Initializer, rngs: Rngs) -> None:
+             kernel_init: Initializer, bias_init: Initializer, rngs: Rngs,
+             kernel_metadata: Mapping[str, Any], bias_metadata: Mapping[str, Any]) -> None:
     self.kernel_size = ((kernel_size,) if isinstance(kernel_size, int)
                         else tuple(kernel_size))
     self.kernel = Param(kernel_init(rngs.params(), self.kernel_size + kernel_shape_tail,
-                                    param_dtype))
-    self.bias = (Param(bias_init(rngs.params(), (out_features,), param_dtype)) if use_bias
-                 else None)
+                                    param_dtype), **kernel_metadata)
+    self.bias = (Param(bias_init(rngs.params(), (out_features,), param_dtype), **bias_metadata)
+                 if use_bias else None)
     self.in_features = in_features
     self.out_features = out_features
     self.use_bias = use_bias
@@ -72,7 +74,8 @@ class Conv(_ConvBase):
     feature_group_count: number of feature groups (depthwise when equal to ``in_features``).
     use_bias: whether to add a bias.
     mask: multiplied into the kernel on every call (masked convolutions).
-    dtype, param_dtype, precision, kernel_init, bias_init, rngs: as in :class:`Linear`.
+    dtype, param_dtype, precision, kernel_init, bias_init, rngs, kernel_metadata,
+      bias_metadata: as in :class:`Linear`.
     conv_general_dilated: replaces ``lax.conv_general_dilated``.
 
   The kernel has shape ``(*kernel_size, in_features // feature_group_count, out_features)``.
@@ -87,11 +90,13 @@ class Conv(_ConvBase):
                kernel_init: Initializer = default_kernel_init,
                bias_init: Initializer = default_bias_init,
                conv_general_dilated: ConvGeneralDilatedT = lax.conv_general_dilated,
-               rngs: Rngs):
+               rngs: Rngs, kernel_metadata: Mapping[str, Any] = NO_METADATA,
+               bias_metadata: Mapping[str, Any] = NO_METADATA):
     self._setup(in_features, out_features, kernel_size,
                 (in_features // feature_group_count, out_features), use_bias=use_bias,
                 mask=mask, dtype=dtype, param_dtype=param_dtype, precision=precision,
-                kernel_init=kernel_init, bias_init=bias_init, rngs=rngs)
+                kernel_init=kernel_init, bias_init=bias_init, rngs=rngs,
+                kernel_metadata=kernel_metadata, bias_metadata=bias_metadata)
     self.strides = strides
     self.padding = padding
     self.input_dilation = input_dilation
@@ -114,7 +119,7 @@ class ConvTranspose(_ConvBase):
 
   Args:
     in_features, out_features, kernel_size, use_bias, mask, dtype, param_dtype, precision,
-      kernel_init, bias_init, rngs: as in :class:`Conv`.
+      kernel_init, bias_init, rngs, kernel_metadata, bias_metadata: as in :class:`Conv`.
     strides: upsampling step per spatial dim (``None``: 1).
     padding: as in :class:`Conv` ('CIRCULAR' wraps the output onto
       ``input_size * stride``; 'CAUSAL' is not supported).
@@ -137,11 +142,13 @@ class ConvTranspose(_ConvBase):
                param_dtype: Dtype = jnp.float32, precision: PrecisionLike = None,
                kernel_init: Initializer = default_kernel_init,
                bias_init: Initializer = default_bias_init, transpose_kernel: bool = False,
-               rngs: Rngs):
+               rngs: Rngs, kernel_metadata: Mapping[str, Any] = NO_METADATA,
+               bias_metadata: Mapping[str, Any] = NO_METADATA):
     tail = (out_features, in_features) if transpose_kernel else (in_features, out_features)
     self._setup(in_features, out_features, kernel_size, tail, use_bias=use_bias, mask=mask,
                 dtype=dtype, param_dtype=param_dtype, precision=precision,
-                kernel_init=kernel_init, bias_init=bias_init, rngs=rngs)
+                kernel_init=kernel_init, bias_init=bias_init, rngs=rngs,
+                kernel_metadata=kernel_metadata, bias_metadata=bias_metadata)
     self.strides = strides
     self.padding = padding
     self.kernel_dilation = kernel_dilation

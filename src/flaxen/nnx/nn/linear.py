@@ -13,6 +13,7 @@ Flax) and calls the matching function of :mod:`flaxen.ops`.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from types import MappingProxyType
 from typing import Any
 
 import jax
@@ -33,6 +34,7 @@ __all__ = ["Einsum", "Embed", "Linear", "LinearGeneral"]
 default_kernel_init = initializers.lecun_normal()
 default_bias_init = initializers.zeros_init()
 default_embed_init = initializers.variance_scaling(1.0, "fan_in", "normal", out_axis=0)
+NO_METADATA: Mapping[str, Any] = MappingProxyType({})
 
 
 def _as_tuple(x: int | Sequence[int]) -> tuple[int, ...]:
@@ -53,6 +55,7 @@ class Linear(Module):
     bias_init: initializer of the ``(out_features,)`` bias.
     dot_general: replaces ``lax.dot_general``.
     rngs: random streams; keys are drawn from ``rngs.params()``.
+    kernel_metadata, bias_metadata: metadata of the Params (e.g. ``sharding``).
 
   Raises (on call):
     FeatureSizeError: the input's last axis is not ``in_features``.
@@ -62,10 +65,13 @@ class Linear(Module):
                dtype: Dtype | None = None, param_dtype: Dtype = jnp.float32,
                precision: PrecisionLike = None, kernel_init: Initializer = default_kernel_init,
                bias_init: Initializer = default_bias_init,
-               dot_general: DotGeneralT = lax.dot_general, rngs: Rngs):
-    self.kernel = Param(kernel_init(rngs.params(), (in_features, out_features), param_dtype))
-    self.bias = (Param(bias_init(rngs.params(), (out_features,), param_dtype)) if use_bias
-                 else None)
+               dot_general: DotGeneralT = lax.dot_general, rngs: Rngs,
+               kernel_metadata: Mapping[str, Any] = NO_METADATA,
+               bias_metadata: Mapping[str, Any] = NO_METADATA):
+    self.kernel = Param(kernel_init(rngs.params(), (in_features, out_features), param_dtype),
+                        **kernel_metadata)
+    self.bias = (Param(bias_init(rngs.params(), (out_features,), param_dtype), **bias_metadata)
+                 if use_bias else None)
     self.in_features = in_features
     self.out_features = out_features
     self.use_bias = use_bias
@@ -100,8 +106,8 @@ class LinearGeneral(Module):
     out_features: size(s) of the output feature axes.
     axis: the input axes to contract.
     batch_axis: ``{axis: size}`` of leading input axes with a separate kernel per index.
-    use_bias, dtype, param_dtype, kernel_init, bias_init, precision, dot_general, rngs: as
-      in :class:`Linear`.
+    use_bias, dtype, param_dtype, kernel_init, bias_init, precision, dot_general, rngs,
+      kernel_metadata, bias_metadata: as in :class:`Linear`.
 
   >>> import jax.numpy as jnp
   >>> from flaxen import nnx
@@ -115,7 +121,9 @@ class LinearGeneral(Module):
                use_bias: bool = True, dtype: Dtype | None = None,
                param_dtype: Dtype = jnp.float32, kernel_init: Initializer = default_kernel_init,
                bias_init: Initializer = default_bias_init, precision: PrecisionLike = None,
-               dot_general: DotGeneralT = lax.dot_general, rngs: Rngs):
+               dot_general: DotGeneralT = lax.dot_general, rngs: Rngs,
+               kernel_metadata: Mapping[str, Any] = NO_METADATA,
+               bias_metadata: Mapping[str, Any] = NO_METADATA):
     self.in_features = _as_tuple(in_features)
     self.out_features = _as_tuple(out_features)
     self.axis = _as_tuple(axis)
@@ -136,12 +144,13 @@ class LinearGeneral(Module):
     prod = lambda s: int(np.prod(s))  # noqa: E731
     kernel_shape = batch_shape + self.in_features + self.out_features
     flat = (prod(batch_shape + self.in_features), prod(self.out_features))
-    self.kernel = Param(_flat_init(kernel_init, flat)(rngs.params(), kernel_shape, param_dtype))
+    self.kernel = Param(_flat_init(kernel_init, flat)(rngs.params(), kernel_shape, param_dtype),
+                        **kernel_metadata)
     self.bias = None
     if use_bias:
       bias_shape = batch_shape + self.out_features
-      self.bias = Param(_flat_init(bias_init, (prod(bias_shape),))(rngs.params(), bias_shape,
-                                                                   param_dtype))
+      init = _flat_init(bias_init, (prod(bias_shape),))
+      self.bias = Param(init(rngs.params(), bias_shape, param_dtype), **bias_metadata)
 
   def __call__(self, inputs: jax.Array) -> jax.Array:
     bias = self.bias.value if self.bias is not None else None
@@ -161,7 +170,8 @@ class Einsum(Module):
     kernel_shape: the kernel's shape.
     bias_shape: the bias's shape (the kernel's dims that appear in the output), or ``None``
       for no bias.
-    dtype, param_dtype, precision, kernel_init, bias_init, rngs: as in :class:`Linear`.
+    dtype, param_dtype, precision, kernel_init, bias_init, rngs, kernel_metadata,
+      bias_metadata: as in :class:`Linear`.
     einsum_op: replaces ``jnp.einsum``.
 
   >>> import jax.numpy as jnp
@@ -176,9 +186,11 @@ class Einsum(Module):
                param_dtype: Dtype = jnp.float32, precision: PrecisionLike = None,
                kernel_init: Initializer = default_kernel_init,
                bias_init: Initializer = default_bias_init, einsum_op: EinsumT = jnp.einsum,
-               rngs: Rngs):
-    self.kernel = Param(kernel_init(rngs.params(), tuple(kernel_shape), param_dtype))
-    self.bias = (Param(bias_init(rngs.params(), tuple(bias_shape), param_dtype))
+               rngs: Rngs, kernel_metadata: Mapping[str, Any] = NO_METADATA,
+               bias_metadata: Mapping[str, Any] = NO_METADATA):
+    self.kernel = Param(kernel_init(rngs.params(), tuple(kernel_shape), param_dtype),
+                        **kernel_metadata)
+    self.bias = (Param(bias_init(rngs.params(), tuple(bias_shape), param_dtype), **bias_metadata)
                  if bias_shape is not None else None)
     self.einsum_str = einsum_str
     self.kernel_shape = tuple(kernel_shape)
@@ -207,6 +219,7 @@ class Embed(Module):
     param_dtype: dtype of the table.
     embedding_init: initializer of the ``(num_embeddings, features)`` table.
     rngs: random streams (``params``).
+    embedding_metadata: metadata of the table's Param (e.g. ``sharding``).
 
   >>> import jax.numpy as jnp
   >>> from flaxen import nnx
@@ -217,9 +230,9 @@ class Embed(Module):
 
   def __init__(self, num_embeddings: int, features: int, *, dtype: Dtype | None = None,
                param_dtype: Dtype = jnp.float32, embedding_init: Initializer = default_embed_init,
-               rngs: Rngs):
+               rngs: Rngs, embedding_metadata: Mapping[str, Any] = NO_METADATA):
     self.embedding = Param(embedding_init(rngs.params(), (num_embeddings, features),
-                                          param_dtype))
+                                          param_dtype), **embedding_metadata)
     self.num_embeddings = num_embeddings
     self.features = features
     self.dtype = dtype

@@ -15,6 +15,7 @@ statistics in the BatchStats ``mean`` and ``var``. The math is
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import jax
@@ -23,6 +24,7 @@ import jax.numpy as jnp
 from flaxen import initializers
 from flaxen.errors.layers import InputShapeError
 from flaxen.nnx.module import Module
+from flaxen.nnx.nn.linear import NO_METADATA
 from flaxen.nnx.rnglib import Rngs
 from flaxen.nnx.variables import BatchStat, Param
 from flaxen.ops import normalization as norm_ops
@@ -38,10 +40,13 @@ class _Norm(Module):
   def _setup(self, num_features: int, *, epsilon: float, dtype: Dtype | None,
              param_dtype: Dtype, use_bias: bool, use_scale: bool, bias_init: Initializer,
              scale_init: Initializer, axis_name: str | None, axis_index_groups: Any,
-             use_fast_variance: bool, rngs: Rngs) -> None:
+             use_fast_variance: bool, rngs: Rngs, scale_metadata: Mapping[str, Any],
+             bias_metadata: Mapping[str, Any]) -> None:
     shape = (num_features,)
-    self.scale = Param(scale_init(rngs.params(), shape, param_dtype)) if use_scale else None
-    self.bias = Param(bias_init(rngs.params(), shape, param_dtype)) if use_bias else None
+    self.scale = (Param(scale_init(rngs.params(), shape, param_dtype), **scale_metadata)
+                  if use_scale else None)
+    self.bias = (Param(bias_init(rngs.params(), shape, param_dtype), **bias_metadata)
+                 if use_bias else None)
     self.num_features = num_features
     self.epsilon = epsilon
     self.dtype = dtype
@@ -81,6 +86,7 @@ class BatchNorm(_Norm):
     axis_index_groups: device groups of ``axis_name`` to average within.
     use_fast_variance: one-pass ``E[x^2] - E[x]^2`` variance.
     rngs: random streams (``params``).
+    scale_metadata, bias_metadata: metadata of the Params (e.g. ``sharding``).
   """
 
   def __init__(self, num_features: int, *, use_running_average: bool = False, axis: int = -1,
@@ -88,13 +94,16 @@ class BatchNorm(_Norm):
                param_dtype: Dtype = jnp.float32, use_bias: bool = True, use_scale: bool = True,
                bias_init: Initializer = _zeros, scale_init: Initializer = _ones,
                axis_name: str | None = None, axis_index_groups: Any = None,
-               use_fast_variance: bool = True, rngs: Rngs):
+               use_fast_variance: bool = True, rngs: Rngs,
+               scale_metadata: Mapping[str, Any] = NO_METADATA,
+               bias_metadata: Mapping[str, Any] = NO_METADATA):
     self.mean = BatchStat(jnp.zeros((num_features,), jnp.float32))
     self.var = BatchStat(jnp.ones((num_features,), jnp.float32))
     self._setup(num_features, epsilon=epsilon, dtype=dtype, param_dtype=param_dtype,
                 use_bias=use_bias, use_scale=use_scale, bias_init=bias_init,
                 scale_init=scale_init, axis_name=axis_name, axis_index_groups=axis_index_groups,
-                use_fast_variance=use_fast_variance, rngs=rngs)
+                use_fast_variance=use_fast_variance, rngs=rngs, scale_metadata=scale_metadata,
+                bias_metadata=bias_metadata)
     self.use_running_average = use_running_average
     self.axis = axis
     self.momentum = momentum
@@ -137,7 +146,8 @@ class LayerNorm(_Norm):
     reduction_axes: axes of the statistics.
     feature_axes: axes ``scale`` and ``bias`` run along.
     dtype, param_dtype, use_bias, use_scale, bias_init, scale_init, axis_name,
-      axis_index_groups, use_fast_variance, rngs: as in :class:`BatchNorm`.
+      axis_index_groups, use_fast_variance, rngs, scale_metadata, bias_metadata: as in
+      :class:`BatchNorm`.
 
   >>> import jax.numpy as jnp
   >>> from flaxen import nnx
@@ -150,11 +160,14 @@ class LayerNorm(_Norm):
                bias_init: Initializer = _zeros, scale_init: Initializer = _ones,
                reduction_axes: Axes = -1, feature_axes: Axes = -1,
                axis_name: str | None = None, axis_index_groups: Any = None,
-               use_fast_variance: bool = True, rngs: Rngs):
+               use_fast_variance: bool = True, rngs: Rngs,
+               scale_metadata: Mapping[str, Any] = NO_METADATA,
+               bias_metadata: Mapping[str, Any] = NO_METADATA):
     self._setup(num_features, epsilon=epsilon, dtype=dtype, param_dtype=param_dtype,
                 use_bias=use_bias, use_scale=use_scale, bias_init=bias_init,
                 scale_init=scale_init, axis_name=axis_name, axis_index_groups=axis_index_groups,
-                use_fast_variance=use_fast_variance, rngs=rngs)
+                use_fast_variance=use_fast_variance, rngs=rngs, scale_metadata=scale_metadata,
+                bias_metadata=bias_metadata)
     self.reduction_axes = reduction_axes
     self.feature_axes = feature_axes
 
@@ -180,11 +193,14 @@ class RMSNorm(_Norm):
                param_dtype: Dtype = jnp.float32, use_scale: bool = True,
                scale_init: Initializer = _ones, reduction_axes: Axes = -1,
                feature_axes: Axes = -1, axis_name: str | None = None,
-               axis_index_groups: Any = None, use_fast_variance: bool = True, rngs: Rngs):
+               axis_index_groups: Any = None, use_fast_variance: bool = True, rngs: Rngs,
+               scale_metadata: Mapping[str, Any] = NO_METADATA,
+               bias_metadata: Mapping[str, Any] = NO_METADATA):
     self._setup(num_features, epsilon=epsilon, dtype=dtype, param_dtype=param_dtype,
                 use_bias=False, use_scale=use_scale, bias_init=_zeros, scale_init=scale_init,
                 axis_name=axis_name, axis_index_groups=axis_index_groups,
-                use_fast_variance=use_fast_variance, rngs=rngs)
+                use_fast_variance=use_fast_variance, rngs=rngs, scale_metadata=scale_metadata,
+                bias_metadata=bias_metadata)
     self.reduction_axes = reduction_axes
     self.feature_axes = feature_axes
 
@@ -220,13 +236,16 @@ class GroupNorm(_Norm):
                use_bias: bool = True, use_scale: bool = True, bias_init: Initializer = _zeros,
                scale_init: Initializer = _ones, reduction_axes: Axes | None = None,
                axis_name: str | None = None, axis_index_groups: Any = None,
-               use_fast_variance: bool = True, rngs: Rngs):
+               use_fast_variance: bool = True, rngs: Rngs,
+               scale_metadata: Mapping[str, Any] = NO_METADATA,
+               bias_metadata: Mapping[str, Any] = NO_METADATA):
     self.num_groups = norm_ops.resolve_groups(num_features, num_groups, group_size)
     self.group_size = num_features // self.num_groups
     self._setup(num_features, epsilon=epsilon, dtype=dtype, param_dtype=param_dtype,
                 use_bias=use_bias, use_scale=use_scale, bias_init=bias_init,
                 scale_init=scale_init, axis_name=axis_name, axis_index_groups=axis_index_groups,
-                use_fast_variance=use_fast_variance, rngs=rngs)
+                use_fast_variance=use_fast_variance, rngs=rngs, scale_metadata=scale_metadata,
+                bias_metadata=bias_metadata)
     self.reduction_axes = reduction_axes
 
   def __call__(self, x: jax.Array, *, mask: jax.Array | None = None) -> jax.Array:
@@ -252,11 +271,14 @@ class InstanceNorm(_Norm):
                param_dtype: Dtype = jnp.float32, use_bias: bool = True, use_scale: bool = True,
                bias_init: Initializer = _zeros, scale_init: Initializer = _ones,
                feature_axes: Axes = -1, axis_name: str | None = None,
-               axis_index_groups: Any = None, use_fast_variance: bool = True, rngs: Rngs):
+               axis_index_groups: Any = None, use_fast_variance: bool = True, rngs: Rngs,
+               scale_metadata: Mapping[str, Any] = NO_METADATA,
+               bias_metadata: Mapping[str, Any] = NO_METADATA):
     self._setup(num_features, epsilon=epsilon, dtype=dtype, param_dtype=param_dtype,
                 use_bias=use_bias, use_scale=use_scale, bias_init=bias_init,
                 scale_init=scale_init, axis_name=axis_name, axis_index_groups=axis_index_groups,
-                use_fast_variance=use_fast_variance, rngs=rngs)
+                use_fast_variance=use_fast_variance, rngs=rngs, scale_metadata=scale_metadata,
+                bias_metadata=bias_metadata)
     self.feature_axes = feature_axes
 
   def __call__(self, x: jax.Array, *, mask: jax.Array | None = None) -> jax.Array:

@@ -15,7 +15,7 @@ with the cell's state (``nnx.split``) threaded through the loop and written back
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import jax
@@ -25,12 +25,15 @@ from flaxen import initializers
 from flaxen.errors.layers import InputShapeError, SeqLengthsError
 from flaxen.nnx.graphlib import merge, split, update
 from flaxen.nnx.module import Module
-from flaxen.nnx.nn.linear import Linear, default_bias_init, default_kernel_init
+from flaxen.nnx.nn.linear import NO_METADATA, Linear, default_bias_init, default_kernel_init
 from flaxen.nnx.rnglib import Rngs
 from flaxen.ops.recurrent import flip_sequences, last_valid
 from flaxen.typing import Dtype, Initializer
 
-__all__ = ["GRUCell", "LSTMCell", "OptimizedLSTMCell", "RNN", "RNNCellBase", "SimpleCell"]
+__all__ = [
+  "Bidirectional", "GRUCell", "LSTMCell", "OptimizedLSTMCell", "RNN", "RNNCellBase",
+  "SimpleCell", "flip_sequences",
+]
 
 Carry = Any
 default_recurrent_kernel_init = initializers.orthogonal()
@@ -46,21 +49,25 @@ class RNNCellBase(Module):
   param_dtype: Dtype
   _two_states = False
 
-  def initialize_carry(self, input_shape: Sequence[int], rngs: Rngs | None = None) -> Carry:
+  def initialize_carry(self, input_shape: Sequence[int], rngs: Rngs | None = None,
+                       carry_init: Initializer | None = None) -> Carry:
     """The carry before the first step, for one step's ``input_shape`` ``(*batch, in)``:
     ``(*batch, hidden_features)`` arrays made by ``carry_init`` (LSTMs: ``(c, h)``).
 
     Args:
       input_shape: the shape of one step's inputs.
-      rngs: where to draw keys for a random ``carry_init`` (``carry`` stream).
+      rngs: where to draw keys for a random ``carry_init`` (its ``carry`` stream; default:
+        the rngs the cell kept with ``keep_rngs``, else a fixed key).
+      carry_init: overrides the cell's ``carry_init``.
     """
+    init = self.carry_init if carry_init is None else carry_init
     shape = (*input_shape[:-1], self.hidden_features)
+    rngs = self.rngs if rngs is None else rngs
     key = rngs.carry() if rngs is not None else jax.random.key(0)
     if self._two_states:
       key_c, key_h = jax.random.split(key)
-      return (self.carry_init(key_c, shape, self.param_dtype),
-              self.carry_init(key_h, shape, self.param_dtype))
-    return self.carry_init(key, shape, self.param_dtype)
+      return init(key_c, shape, self.param_dtype), init(key_h, shape, self.param_dtype)
+    return init(key, shape, self.param_dtype)
 
   @property
   def num_feature_axes(self) -> int:
@@ -69,7 +76,9 @@ class RNNCellBase(Module):
   def _common(self, *, hidden_features: int, kernel_init: Initializer,
               recurrent_kernel_init: Initializer, bias_init: Initializer,
               dtype: Dtype | None, param_dtype: Dtype, carry_init: Initializer | None,
-              rngs: Rngs) -> tuple[Callable[..., Linear], Callable[..., Linear]]:
+              keep_rngs: bool, rngs: Rngs, kernel_metadata: Mapping[str, Any],
+              recurrent_kernel_metadata: Mapping[str, Any], bias_metadata: Mapping[str, Any],
+              ) -> tuple[Callable[..., Linear], Callable[..., Linear]]:
     """Stores the shared attributes; returns factories of input and recurrent Linears."""
     self.hidden_features = hidden_features
     self.kernel_init = kernel_init
@@ -78,15 +87,18 @@ class RNNCellBase(Module):
     self.dtype = dtype
     self.param_dtype = param_dtype
     self.carry_init = default_carry_init if carry_init is None else carry_init
-    common = dict(dtype=dtype, param_dtype=param_dtype, bias_init=bias_init, rngs=rngs)
+    self.rngs = rngs if keep_rngs else None
+    common = dict(dtype=dtype, param_dtype=param_dtype, bias_init=bias_init, rngs=rngs,
+                  bias_metadata=bias_metadata)
 
     def dense_i(in_features: int, out_features: int, use_bias: bool) -> Linear:
       return Linear(in_features, out_features, use_bias=use_bias, kernel_init=kernel_init,
-                    **common)
+                    kernel_metadata=kernel_metadata, **common)
 
     def dense_h(out_features: int, use_bias: bool) -> Linear:
       return Linear(hidden_features, out_features, use_bias=use_bias,
-                    kernel_init=recurrent_kernel_init, **common)
+                    kernel_init=recurrent_kernel_init,
+                    kernel_metadata=recurrent_kernel_metadata, **common)
 
     return dense_i, dense_h
 
@@ -120,7 +132,9 @@ class LSTMCell(RNNCellBase):
     bias_init: initializer of the biases (default: zeros).
     dtype: computation dtype; param_dtype: dtype of params and carry.
     carry_init: initializer of the carry (default: zeros).
+    keep_rngs: keep ``rngs`` for :meth:`initialize_carry`.
     rngs: random streams (``params``).
+    kernel_metadata, recurrent_kernel_metadata, bias_metadata: metadata of the Params.
   """
 
   _two_states = True
@@ -132,11 +146,16 @@ class LSTMCell(RNNCellBase):
                recurrent_kernel_init: Initializer = default_recurrent_kernel_init,
                bias_init: Initializer = default_bias_init, dtype: Dtype | None = None,
                param_dtype: Dtype = jnp.float32, carry_init: Initializer | None = None,
-               rngs: Rngs):
+               keep_rngs: bool = False, rngs: Rngs,
+               kernel_metadata: Mapping[str, Any] = NO_METADATA,
+               recurrent_kernel_metadata: Mapping[str, Any] = NO_METADATA,
+               bias_metadata: Mapping[str, Any] = NO_METADATA):
     dense_i, dense_h = self._common(
       hidden_features=hidden_features, kernel_init=kernel_init,
       recurrent_kernel_init=recurrent_kernel_init, bias_init=bias_init, dtype=dtype,
-      param_dtype=param_dtype, carry_init=carry_init, rngs=rngs)
+      param_dtype=param_dtype, carry_init=carry_init, keep_rngs=keep_rngs, rngs=rngs,
+      kernel_metadata=kernel_metadata, recurrent_kernel_metadata=recurrent_kernel_metadata,
+      bias_metadata=bias_metadata)
     self.in_features = in_features
     self.gate_fn = gate_fn
     self.activation_fn = activation_fn
@@ -169,11 +188,16 @@ class OptimizedLSTMCell(RNNCellBase):
                recurrent_kernel_init: Initializer = default_recurrent_kernel_init,
                bias_init: Initializer = default_bias_init, dtype: Dtype | None = None,
                param_dtype: Dtype = jnp.float32, carry_init: Initializer | None = None,
-               rngs: Rngs):
+               keep_rngs: bool = False, rngs: Rngs,
+               kernel_metadata: Mapping[str, Any] = NO_METADATA,
+               recurrent_kernel_metadata: Mapping[str, Any] = NO_METADATA,
+               bias_metadata: Mapping[str, Any] = NO_METADATA):
     dense_i, dense_h = self._common(
       hidden_features=hidden_features, kernel_init=kernel_init,
       recurrent_kernel_init=recurrent_kernel_init, bias_init=bias_init, dtype=dtype,
-      param_dtype=param_dtype, carry_init=carry_init, rngs=rngs)
+      param_dtype=param_dtype, carry_init=carry_init, keep_rngs=keep_rngs, rngs=rngs,
+      kernel_metadata=kernel_metadata, recurrent_kernel_metadata=recurrent_kernel_metadata,
+      bias_metadata=bias_metadata)
     self.in_features = in_features
     self.gate_fn = gate_fn
     self.activation_fn = activation_fn
@@ -207,11 +231,16 @@ class GRUCell(RNNCellBase):
                recurrent_kernel_init: Initializer = default_recurrent_kernel_init,
                bias_init: Initializer = default_bias_init, dtype: Dtype | None = None,
                param_dtype: Dtype = jnp.float32, carry_init: Initializer | None = None,
-               rngs: Rngs):
+               keep_rngs: bool = False, rngs: Rngs,
+               kernel_metadata: Mapping[str, Any] = NO_METADATA,
+               recurrent_kernel_metadata: Mapping[str, Any] = NO_METADATA,
+               bias_metadata: Mapping[str, Any] = NO_METADATA):
     dense_i, dense_h = self._common(
       hidden_features=hidden_features, kernel_init=kernel_init,
       recurrent_kernel_init=recurrent_kernel_init, bias_init=bias_init, dtype=dtype,
-      param_dtype=param_dtype, carry_init=carry_init, rngs=rngs)
+      param_dtype=param_dtype, carry_init=carry_init, keep_rngs=keep_rngs, rngs=rngs,
+      kernel_metadata=kernel_metadata, recurrent_kernel_metadata=recurrent_kernel_metadata,
+      bias_metadata=bias_metadata)
     self.in_features = in_features
     self.gate_fn = gate_fn
     self.activation_fn = activation_fn
@@ -237,7 +266,8 @@ class SimpleCell(RNNCellBase):
 
   Args:
     in_features, hidden_features, kernel_init, recurrent_kernel_init, bias_init, dtype,
-      param_dtype, carry_init, rngs: as in :class:`LSTMCell`.
+      param_dtype, carry_init, keep_rngs, rngs, kernel_metadata, recurrent_kernel_metadata,
+      bias_metadata: as in :class:`LSTMCell`.
     residual: add ``h`` before the activation.
     activation_fn: the activation (default: tanh).
   """
@@ -247,11 +277,16 @@ class SimpleCell(RNNCellBase):
                residual: bool = False, activation_fn: Callable[..., Any] = jnp.tanh,
                kernel_init: Initializer = default_kernel_init,
                recurrent_kernel_init: Initializer = default_recurrent_kernel_init,
-               bias_init: Initializer = default_bias_init, rngs: Rngs):
+               bias_init: Initializer = default_bias_init, keep_rngs: bool = False,
+               rngs: Rngs, kernel_metadata: Mapping[str, Any] = NO_METADATA,
+               recurrent_kernel_metadata: Mapping[str, Any] = NO_METADATA,
+               bias_metadata: Mapping[str, Any] = NO_METADATA):
     dense_i, dense_h = self._common(
       hidden_features=hidden_features, kernel_init=kernel_init,
       recurrent_kernel_init=recurrent_kernel_init, bias_init=bias_init, dtype=dtype,
-      param_dtype=param_dtype, carry_init=carry_init, rngs=rngs)
+      param_dtype=param_dtype, carry_init=carry_init, keep_rngs=keep_rngs, rngs=rngs,
+      kernel_metadata=kernel_metadata, recurrent_kernel_metadata=recurrent_kernel_metadata,
+      bias_metadata=bias_metadata)
     self.in_features = in_features
     self.residual = residual
     self.activation_fn = activation_fn
@@ -357,3 +392,53 @@ class RNN(Module):
     if reverse and keep_order:
       outputs = flip(outputs)
     return (carry, outputs) if return_carry else outputs
+
+
+def _concatenate(a: jax.Array, b: jax.Array) -> jax.Array:
+  return jnp.concatenate([a, b], axis=-1)
+
+
+class Bidirectional(Module):
+  """Runs one RNN forwards and another backwards over the same inputs and merges their
+  outputs (the backward outputs in input order).
+
+  Args:
+    forward_rnn, backward_rnn: :class:`RNN` modules.
+    merge_fn: combines the two outputs (default: concatenation along the last axis).
+    time_major: inputs are ``(time, *batch, features)``.
+    return_carry: return ``((forward_carry, backward_carry), outputs)``.
+
+  >>> import jax.numpy as jnp
+  >>> from flaxen import nnx
+  >>> cell = lambda seed: nnx.GRUCell(3, 4, rngs=nnx.Rngs(seed))
+  >>> bi = nnx.Bidirectional(nnx.RNN(cell(0)), nnx.RNN(cell(1)))
+  >>> bi(jnp.ones((2, 5, 3))).shape
+  (2, 5, 8)
+  """
+
+  def __init__(self, forward_rnn: RNN, backward_rnn: RNN, *,
+               merge_fn: Callable[[Any, Any], Any] = _concatenate, time_major: bool = False,
+               return_carry: bool = False):
+    self.forward_rnn = forward_rnn
+    self.backward_rnn = backward_rnn
+    self.merge_fn = merge_fn
+    self.time_major = time_major
+    self.return_carry = return_carry
+
+  def __call__(self, inputs: jax.Array, *, initial_carry: tuple[Carry, Carry] | None = None,
+               rngs: Rngs | None = None, seq_lengths: jax.Array | None = None,
+               return_carry: bool | None = None, time_major: bool | None = None,
+               reverse: bool | None = None, keep_order: bool | None = None) -> Any:
+    """Runs both RNNs; ``reverse`` and ``keep_order`` are accepted for signature
+    compatibility and ignored (the directions are fixed)."""
+    del reverse, keep_order
+    return_carry = self.return_carry if return_carry is None else return_carry
+    time_major = self.time_major if time_major is None else time_major
+    carry_fw, carry_bw = (None, None) if initial_carry is None else initial_carry
+    common = dict(rngs=rngs, seq_lengths=seq_lengths, return_carry=True, time_major=time_major)
+    carry_fw, out_fw = self.forward_rnn(inputs, initial_carry=carry_fw, reverse=False,
+                                        **common)
+    carry_bw, out_bw = self.backward_rnn(inputs, initial_carry=carry_bw, reverse=True,
+                                         keep_order=True, **common)
+    outputs = jax.tree.map(self.merge_fn, out_fw, out_bw)
+    return ((carry_fw, carry_bw), outputs) if return_carry else outputs
