@@ -4,7 +4,11 @@
 24-layer Transformer stack built with ``nn.scan`` (layer stacking, ``variable_axes={'params':
 0}``) with :func:`jax.make_jaxpr` each sample, so it measures the Python that runs while
 tracing: lifting (snapshot, rebuild, write back), module binding and the layers' own argument
-handling in flaxen; only the math in the reference. "remat memory" compiles the gradient of a
+handling in flaxen; only the math in the reference. "remat loop" traces the gradient of 24
+``nn.remat`` blocks applied in a Python loop, against ``jax.checkpoint`` of one block
+function (whose traced and transposed jaxpr JAX caches and reuses for every layer) and
+against a fresh ``jax.checkpoint`` closure per layer (what every lifted call does, in flaxen
+as in Flax: it isolates the lifting machinery's own cost). "remat memory" compiles the gradient of a
 deep scanned MLP with and without ``nn.remat`` around the scanned layer and reports XLA's
 temporary buffer size for both (a figure, not a claim), timing the two compiled gradients.
 """
@@ -100,6 +104,41 @@ def trace_rows() -> list[Result]:
                   min_sample_s=0.05)]
 
 
+class RematLoop(nn.Module):
+  @nn.compact
+  def __call__(self, x):
+    for i in range(LAYERS):
+      x = nn.remat(Block)(name=f"block{i}")(x, None)[0]
+    return x
+
+
+def remat_loop_rows() -> list[Result]:
+  x = jax.random.normal(jax.random.key(1), (BATCH, SEQ, WIDTH))
+  params = RematLoop().init(jax.random.key(0), x)["params"]
+  shared = jax.checkpoint(block_ref)
+
+  def grad_jaxpr(model):
+    return jax.make_jaxpr(jax.grad(lambda p: jnp.mean(model(p, x) ** 2)))(params)
+
+  def layers(checkpointed):
+    def model(p, x):
+      for i in range(LAYERS):
+        x = checkpointed()(p[f"block{i}"], x)
+      return x
+    return model
+
+  flaxen = lambda: grad_jaxpr(lambda p, x: RematLoop().apply({"params": p}, x))
+  one_fn = lambda: grad_jaxpr(layers(lambda: shared))
+  fresh = lambda: grad_jaxpr(layers(lambda: jax.checkpoint(lambda p, x: block_ref(p, x))))
+  options = {"unit": "per trace", "repeats": 5, "warmup": 1, "min_sample_s": 0.05}
+  return [
+    compare(f"trace grad, {LAYERS} nn.remat blocks in a loop vs one jax.checkpoint fn",
+            flaxen, one_fn, target=None, **options),
+    compare(f"trace grad, {LAYERS} nn.remat blocks in a loop vs fresh checkpoint per layer",
+            flaxen, fresh, target=None, **options),
+  ]
+
+
 class MLPLayer(nn.Module):
   @nn.compact
   def __call__(self, x, _):
@@ -134,4 +173,4 @@ def memory_rows() -> list[Result]:
 
 
 def run() -> list[Result]:
-  return trace_rows() + memory_rows()
+  return trace_rows() + remat_loop_rows() + memory_rows()
