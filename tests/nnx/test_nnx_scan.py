@@ -184,3 +184,35 @@ def test_structure_change_in_body_is_an_error():
 
   with pytest.raises(errors.LoopStructureError, match="structure"):
     body(m, jnp.arange(3.0))
+
+
+def test_ensemble_of_stacks_vmap_over_remat_scan_matches_loops():
+  @nnx.split_rngs(splits=2)
+  @nnx.vmap(in_axes=0, out_axes=0)
+  def make_ensemble(rngs):
+    return create_stack(rngs)
+
+  ens = make_ensemble(nnx.Rngs(0))
+  assert ens.kernel.value.shape == (2, 5, 4, 4)
+
+  @nnx.vmap(in_axes=(0, None))
+  def apply(stack, x):
+    return nnx.remat(forward)(x, stack)
+
+  y = nnx.jit(apply)(ens, X)
+  ref = jnp.stack([_loop(ens.kernel.value[e], ens.bias.value[e], X) for e in range(2)])
+  np.testing.assert_allclose(y, ref, rtol=1e-5)
+
+
+def test_transform_metadata_removes_scanned_axis_inside():
+  w = nnx.Param(jnp.zeros((3, 2)), sharding_names=("layers", "x"))
+  seen = []
+
+  @nnx.scan(in_axes=(nnx.Carry, 0), out_axes=nnx.Carry,
+            transform_metadata={nnx.PARTITION_NAME: "layers"})
+  def body(c, w):
+    seen.append(w.sharding_names)
+    return c + w.value.sum()
+
+  body(jnp.array(0.0), w)
+  assert seen == [("x",)] and w.sharding_names == ("layers", "x")

@@ -204,3 +204,39 @@ def test_method_decorator_and_kwless_partial():
 
   b = Block()
   np.testing.assert_allclose(b.scaled(jnp.ones(3) * 2), jnp.arange(3.0) * 2)
+
+
+def test_returning_the_argument_and_keyword_arguments():
+  m = Counter(4)
+  axes = nnx.StateAxes({nnx.BatchStat: 0, ...: None})
+
+  def f(m, x, *, y):
+    m.total.value = m.total.value + y
+    return m, x * y
+
+  out, z = nnx.vmap(f, in_axes=(axes, 0), out_axes=(axes, 0))(m, jnp.ones(4),
+                                                              y=jnp.arange(4.0))
+  assert out is m
+  np.testing.assert_allclose(m.total.value, jnp.arange(4.0))
+  np.testing.assert_allclose(z, jnp.arange(4.0))
+
+
+class Sharded(nnx.Module):
+  def __init__(self, rngs):
+    self.w = nnx.Param(jax.random.normal(rngs.params(), (2, 3)), sharding_names=("a", "b"))
+
+
+def test_transform_metadata_names_the_mapped_axis():
+  meta = {nnx.PARTITION_NAME: "layers"}
+
+  @nnx.split_rngs(splits=4)
+  @nnx.vmap(in_axes=0, out_axes=0, transform_metadata=meta)
+  def make(rngs):
+    return Sharded(rngs)
+
+  m = make(nnx.Rngs(0))
+  assert m.w.sharding_names == ("layers", "a", "b")
+  seen = []
+  nnx.vmap(lambda m: seen.append(m.w.sharding_names), in_axes=0, transform_metadata=meta)(m)
+  assert seen == [("a", "b")]
+  assert m.w.sharding_names == ("layers", "a", "b")

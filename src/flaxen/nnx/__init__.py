@@ -64,7 +64,7 @@ from flaxen.nnx.training.optimizer import (
   OptVariable,
 )
 from flaxen.nnx.transforms.autodiff import DiffState, grad, jvp, value_and_grad, vjp
-from flaxen.nnx.transforms.axes import Carry, StateAxes
+from flaxen.nnx.transforms.axes import PARTITION_NAME, Carry, StateAxes
 from flaxen.nnx.transforms.control_flow import cond, fori_loop, switch, while_loop
 from flaxen.nnx.transforms.eval_shape import eval_shape
 from flaxen.nnx.transforms.jit import cached_partial, jit
@@ -94,6 +94,6 @@ __all__ = [
   "restore_int_paths", "split_state", "to_flat_state", "to_pure_dict", "call", "cached_partial",
   "vjp", "jvp",
   "Carry", "SplitBackups", "StateAxes", "restore_rngs", "scan", "split_rngs", "vmap",
-  "cond", "fori_loop", "remat", "switch", "while_loop",
+  "PARTITION_NAME", "cond", "fori_loop", "remat", "switch", "while_loop",
 ]
 __all__ += [*_layers, "metrics", "MultiMetric"]

@@ -22,7 +22,11 @@ from flaxen.errors.nnx import TransformAxesError, UnmatchedStateAxesError
 from flaxen.nnx import filterlib
 from flaxen.nnx.object import is_graph_node
 
-__all__ = ["Carry", "StateAxes", "leaf_axes", "state_axes"]
+__all__ = ["Carry", "StateAxes", "PARTITION_NAME", "leaf_axes", "state_axes", "plain_axes",
+           "axis_values", "remove_axis", "add_axis"]
+
+PARTITION_NAME = "partition_name"  # transform_metadata key: the mapped axis' sharding name
+_SHARDING_KEYS = ("sharding_names", "sharding")
 
 
 class Carry:
@@ -128,3 +132,35 @@ def axis_values(*specs: Any) -> list:
       if a is not Carry and a not in found:
         found.append(a)
   return found
+
+
+def _sharding(var: Any) -> tuple[str, tuple] | None:
+  meta = getattr(var, "_meta", None) or {}
+  for key in _SHARDING_KEYS:
+    if isinstance(meta.get(key), tuple | list):
+      return key, tuple(meta[key])
+  return None
+
+
+def remove_axis(variables: list, axes: list, metadata: Mapping[str, Any]) -> None:
+  """Inside a transform: drops the mapped axis from each Variable's sharding names (without
+  a structural bump: ``add_axis`` puts it back before the graph is captured)."""
+  if PARTITION_NAME not in metadata:
+    return
+  for var, axis in zip(variables, axes, strict=True):
+    found = _sharding(var)
+    if found is not None and isinstance(axis, int) and axis is not Carry:
+      key, names = found
+      var._meta[key] = names[:axis] + names[axis + 1:] if axis != -1 else names[:-1]
+
+
+def add_axis(variables: list, axes: list, metadata: Mapping[str, Any]) -> None:
+  """Inserts ``metadata[PARTITION_NAME]`` at each Variable's mapped axis in its sharding."""
+  if PARTITION_NAME not in metadata:
+    return
+  for var, axis in zip(variables, axes, strict=True):
+    found = _sharding(var)
+    if found is not None and isinstance(axis, int) and axis is not Carry:
+      key, names = found
+      at = axis if axis >= 0 else len(names) + axis + 1
+      var._meta[key] = (*names[:at], metadata[PARTITION_NAME], *names[at:])

@@ -31,8 +31,16 @@ import jax
 import jax.numpy as jnp
 
 from flaxen.errors.nnx import BroadcastStateUpdateError, LoopStructureError, TransformAxesError
+from flaxen.nnx.graph import flatten
 from flaxen.nnx.transforms import lift
-from flaxen.nnx.transforms.axes import Carry, leaf_axes, plain_axes, state_axes
+from flaxen.nnx.transforms.axes import (
+  Carry,
+  add_axis,
+  leaf_axes,
+  plain_axes,
+  remove_axis,
+  state_axes,
+)
 
 __all__ = ["scan"]
 
@@ -63,9 +71,10 @@ def _from_front(x: Any, axis: int) -> Any:
 
 
 class _Scanned:
-  def __init__(self, f: Callable, in_axes: Any, out_axes: Any, scan_options: dict):
+  def __init__(self, f: Callable, in_axes: Any, out_axes: Any, metadata: Mapping[str, Any],
+               scan_options: dict):
     functools.update_wrapper(self, f)
-    self.f, self.in_axes, self.out_axes = f, in_axes, out_axes
+    self.f, self.in_axes, self.out_axes, self.metadata = f, in_axes, out_axes, metadata
     self.scan_options = scan_options
 
   def __get__(self, obj: Any, objtype: Any = None) -> Callable:
@@ -83,7 +92,7 @@ class _Scanned:
     xs = ([_to_front(g.leaves[i], arg_axes[i]) for i in leaf_groups[1]],
           [_to_front(g.values[j], value_axes[j]) for j in value_groups[1]])
     info = _Body()
-    body = functools.partial(self._body, g, leaf_groups, value_groups, info)
+    body = functools.partial(self._body, g, leaf_groups, value_groups, value_axes, info)
     (carry_leaves, carry_values), (ys_leaves, ys_values) = jax.lax.scan(
       body, carry, xs, **self.scan_options)
     values = list(g.values)
@@ -101,15 +110,18 @@ class _Scanned:
       out[p] = g.nodes[k]
     return info.treedef.unflatten(out)
 
-  def _body(self, g: lift.GraphArgs, leaf_groups: tuple, value_groups: tuple, info: _Body,
-            carry: tuple, xs: tuple) -> tuple:
+  def _body(self, g: lift.GraphArgs, leaf_groups: tuple, value_groups: tuple,
+            value_axes: list, info: _Body, carry: tuple, xs: tuple) -> tuple:
     leaves, values = list(g.leaves), list(g.values)
     for i, v in zip(leaf_groups[0] + leaf_groups[1], carry[0] + xs[0], strict=True):
       leaves[i] = v
     for j, v in zip(value_groups[0] + value_groups[1], carry[1] + xs[1], strict=True):
       values[j] = v
     args, inner, refs = g.rebuild(leaves, values)
+    inner_vars = flatten(tuple(inner))[1] if self.metadata else []
+    remove_axis(inner_vars, value_axes, self.metadata)
     out = self.f(*args)
+    add_axis(inner_vars, value_axes, self.metadata)
     out_leaves, info.treedef, info.node_positions, out_nodes = lift.take_nodes(out)
     info.node_sources = tuple(_source(inner, n) for n in out_nodes)
     new_values, info.update = lift.capture(inner, refs, g.graphdef, [])
@@ -153,7 +165,8 @@ def scan(f: Callable | None = None, *, length: int | None = None, reverse: bool 
     out_axes: a prefix of the body's output: ``nnx.Carry`` marks the new carry, which must
       have the carried input's structure (graph objects in it must be the carried objects);
       ints mark outputs stacked along that axis.
-    transform_metadata: accepted for compatibility; sharding metadata is not rewritten.
+    transform_metadata: with ``{nnx.PARTITION_NAME: name}``, the scanned axis is removed
+      from the scanned Variables' sharding metadata inside the body.
 
   Returns:
     The looped function, returning the output with the final carry and stacked outputs.
@@ -165,4 +178,4 @@ def scan(f: Callable | None = None, *, length: int | None = None, reverse: bool 
                              out_axes=out_axes, transform_metadata=transform_metadata)
   options = dict(length=length, reverse=reverse, unroll=unroll,
                  _split_transpose=_split_transpose)
-  return _Scanned(f, in_axes, out_axes, options)
+  return _Scanned(f, in_axes, out_axes, transform_metadata, options)

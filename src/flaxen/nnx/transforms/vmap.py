@@ -37,9 +37,11 @@ from flaxen.nnx.graph import flatten
 from flaxen.nnx.transforms import lift
 from flaxen.nnx.transforms.axes import (
   Carry,
+  add_axis,
   axis_values,
   leaf_axes,
   plain_axes,
+  remove_axis,
   state_axes,
 )
 
@@ -70,18 +72,19 @@ def _check(axes: list) -> None:
 
 
 class _Vmapped:
-  def __init__(self, f: Callable, in_axes: Any, out_axes: Any, jax_options: dict):
+  def __init__(self, f: Callable, in_axes: Any, out_axes: Any, metadata: Mapping[str, Any],
+               jax_options: dict):
     functools.update_wrapper(self, f)
-    self.f, self.in_axes, self.out_axes = f, in_axes, out_axes
+    self.f, self.in_axes, self.out_axes, self.metadata = f, in_axes, out_axes, metadata
     self.groups = axis_values(in_axes, out_axes)
     self.jax_options = jax_options
 
   def __get__(self, obj: Any, objtype: Any = None) -> Callable:
     return self if obj is None else functools.partial(self, obj)
 
-  def __call__(self, *args: Any) -> Any:
-    g = lift.GraphArgs(args)
-    axes = leaf_axes("vmap", "in_axes", self.in_axes, args)
+  def __call__(self, *args: Any, **kwargs: Any) -> Any:
+    g = lift.GraphArgs((args, kwargs))
+    axes = leaf_axes("vmap", "in_axes", (self.in_axes, 0), (args, kwargs))  # kwargs: axis 0
     node_axes = [axes[p] for p in g.positions]
     value_axes = state_axes("vmap", node_axes, g.paths, g.variables)
     arg_axes = plain_axes("vmap", g.leaves, axes)
@@ -99,11 +102,19 @@ class _Vmapped:
 
   def _pure(self, g: lift.GraphArgs, node_axes: list, value_axes: list, leaves: list,
             values: list) -> tuple:
-    args, inner, refs = g.rebuild(leaves, values)
-    out = self.f(*args)
+    (args, kwargs), inner, refs = g.rebuild(leaves, values)
+    inner_vars = flatten(tuple(inner))[1] if self.metadata else []
+    remove_axis(inner_vars, value_axes, self.metadata)
+    out = self.f(*args, **kwargs)
+    add_axis(inner_vars, value_axes, self.metadata)
     out_leaves, treedef, node_positions, out_nodes = lift.take_nodes(out)
-    new_values, update = lift.capture(inner, refs, g.graphdef, out_nodes)
     out_axes = leaf_axes("vmap", "out_axes", self.out_axes, out)
+    if self.metadata and out_nodes:  # objects created inside get the new axis' name
+      _, out_vars, paths, _ = flatten(tuple(out_nodes))
+      fresh = [k for k, v in enumerate(out_vars) if all(v is not w for w in inner_vars)]
+      new_axes = state_axes("vmap", [out_axes[p] for p in node_positions], paths, out_vars)
+      add_axis([out_vars[k] for k in fresh], [new_axes[k] for k in fresh], self.metadata)
+    new_values, update = lift.capture(inner, refs, g.graphdef, out_nodes)
     if not update.same:  # new structure: each value's axis from its object's spec
       _, variables, paths, _ = flatten((*inner, *out_nodes))
       owner_axes = node_axes + [out_axes[p] for p in node_positions]
@@ -132,11 +143,14 @@ def vmap(f: Callable | None = None, *, in_axes: Any = 0, out_axes: Any = 0,
   Args:
     f: the function; omitted, ``vmap`` returns a decorator.
     in_axes: a prefix of the arguments tuple: an int axis, ``None`` (broadcast) or, for a
-      graph object, a ``StateAxes`` giving an axis per filter.
+      graph object, a ``StateAxes`` giving an axis per filter. Keyword arguments are mapped
+      over axis 0, as in ``jax.vmap``.
     out_axes: a prefix of the output, with the same meaning; graph objects returned by
       ``f`` get their state stacked along it.
     axis_name, axis_size, spmd_axis_name: as in ``jax.vmap``.
-    transform_metadata: accepted for compatibility; sharding metadata is not rewritten.
+    transform_metadata: with ``{nnx.PARTITION_NAME: name}``, the mapped axis is named
+      ``name`` in the Variables' sharding metadata (``sharding_names`` or ``sharding``):
+      removed inside ``f``, inserted at the axis outside.
 
   Returns:
     The vectorized function. Changes to the state of argument objects come back along the
@@ -147,4 +161,4 @@ def vmap(f: Callable | None = None, *, in_axes: Any = 0, out_axes: Any = 0,
                              axis_size=axis_size, spmd_axis_name=spmd_axis_name,
                              transform_metadata=transform_metadata)
   options = dict(axis_name=axis_name, axis_size=axis_size, spmd_axis_name=spmd_axis_name)
-  return _Vmapped(f, in_axes, out_axes, options)
+  return _Vmapped(f, in_axes, out_axes, transform_metadata, options)
