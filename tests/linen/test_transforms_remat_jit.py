@@ -99,3 +99,26 @@ def test_jit_matches_plain_apply_updates_state_and_traces_once():
   ref = jax.grad(lambda p: jnp.sum(x @ p["Dense_0"]["kernel"] + p["Dense_0"]["bias"]))(
     variables["params"])
   jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5), grads, ref)
+
+
+def test_jit_static_argnums_and_methods():
+  class Model(nn.Module):
+    @nn.compact
+    def __call__(self, x, deterministic):
+      return Dropout()(x, deterministic)
+
+    def double(self, x):
+      return 2 * x
+
+  Jit = nn.jit(Model, static_argnums=(2,), methods=["__call__", "double"])
+  x = jnp.ones((2, 3))
+  variables = Jit().init(jax.random.key(0), x, True)
+  np.testing.assert_allclose(Jit().apply(variables, x, True), Model().apply(variables, x, True))
+  np.testing.assert_allclose(Jit().apply(variables, x, method="double"), 2 * x)
+
+
+def test_transform_of_a_function_needs_a_bound_module():
+  from flaxen import errors
+
+  with pytest.raises(errors.TransformTargetError, match="bound Module"):
+    nn.remat(lambda mdl, x: x)(MLP(), jnp.ones(2))
