@@ -1,9 +1,9 @@
-"""Recurrent NNX layers: the cells LSTMCell, OptimizedLSTMCell, GRUCell, SimpleCell, and
-``RNN``, which scans a cell over the time axis.
+"""Recurrent NNX layers over whole sequences: ``RNN`` and ``Bidirectional`` (the cells live
+in :mod:`flaxen.nnx.nn.recurrent_cells` and are re-exported here, as in Flax).
 
-A cell maps ``(carry, inputs) -> (new_carry, output)`` for one time step; its linear maps
-are :class:`~flaxen.nnx.Linear` submodules. ``RNN`` runs the cell under ``jax.lax.scan``
-with the cell's state (``nnx.split``) threaded through the loop and written back after it.
+``RNN`` runs a cell under ``jax.lax.scan`` with the cell's state (``nnx.split``) threaded
+through the loop and written back after it, so state the cell changes (an rng count)
+survives the loop.
 
 >>> import jax.numpy as jnp
 >>> from flaxen import nnx
@@ -15,20 +15,24 @@ with the cell's state (``nnx.split``) threaded through the loop and written back
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 
-from flaxen import initializers
 from flaxen.errors.layers import InputShapeError, SeqLengthsError
 from flaxen.nnx.graphlib import merge, split, update
 from flaxen.nnx.module import Module
-from flaxen.nnx.nn.linear import NO_METADATA, Linear, default_bias_init, default_kernel_init
+from flaxen.nnx.nn.recurrent_cells import (
+  GRUCell,
+  LSTMCell,
+  OptimizedLSTMCell,
+  RNNCellBase,
+  SimpleCell,
+)
 from flaxen.nnx.rnglib import Rngs
 from flaxen.ops.recurrent import flip_sequences, last_valid
-from flaxen.typing import Dtype, Initializer
 
 __all__ = [
   "Bidirectional", "GRUCell", "LSTMCell", "OptimizedLSTMCell", "RNN", "RNNCellBase",
@@ -36,269 +40,6 @@ __all__ = [
 ]
 
 Carry = Any
-default_recurrent_kernel_init = initializers.orthogonal()
-default_carry_init = initializers.zeros_init()
-
-
-class RNNCellBase(Module):
-  """Base class of cells: ``__call__(carry, inputs) -> (new_carry, output)``,
-  ``initialize_carry(input_shape, rngs=None)`` and ``num_feature_axes``."""
-
-  hidden_features: int
-  carry_init: Initializer
-  param_dtype: Dtype
-  _two_states = False
-
-  def initialize_carry(self, input_shape: Sequence[int], rngs: Rngs | None = None,
-                       carry_init: Initializer | None = None) -> Carry:
-    """The carry before the first step, for one step's ``input_shape`` ``(*batch, in)``:
-    ``(*batch, hidden_features)`` arrays made by ``carry_init`` (LSTMs: ``(c, h)``).
-
-    Args:
-      input_shape: the shape of one step's inputs.
-      rngs: where to draw keys for a random ``carry_init`` (its ``carry`` stream; default:
-        the rngs the cell kept with ``keep_rngs``, else a fixed key).
-      carry_init: overrides the cell's ``carry_init``.
-    """
-    init = self.carry_init if carry_init is None else carry_init
-    shape = (*input_shape[:-1], self.hidden_features)
-    rngs = self.rngs if rngs is None else rngs
-    key = rngs.carry() if rngs is not None else jax.random.key(0)
-    if self._two_states:
-      key_c, key_h = jax.random.split(key)
-      return init(key_c, shape, self.param_dtype), init(key_h, shape, self.param_dtype)
-    return init(key, shape, self.param_dtype)
-
-  @property
-  def num_feature_axes(self) -> int:
-    return 1
-
-  def _common(self, *, hidden_features: int, kernel_init: Initializer,
-              recurrent_kernel_init: Initializer, bias_init: Initializer,
-              dtype: Dtype | None, param_dtype: Dtype, carry_init: Initializer | None,
-              keep_rngs: bool, rngs: Rngs, kernel_metadata: Mapping[str, Any],
-              recurrent_kernel_metadata: Mapping[str, Any], bias_metadata: Mapping[str, Any],
-              ) -> tuple[Callable[..., Linear], Callable[..., Linear]]:
-    """Stores the shared attributes; returns factories of input and recurrent Linears."""
-    self.hidden_features = hidden_features
-    self.kernel_init = kernel_init
-    self.recurrent_kernel_init = recurrent_kernel_init
-    self.bias_init = bias_init
-    self.dtype = dtype
-    self.param_dtype = param_dtype
-    self.carry_init = default_carry_init if carry_init is None else carry_init
-    self.rngs = rngs if keep_rngs else None
-    common = dict(dtype=dtype, param_dtype=param_dtype, bias_init=bias_init, rngs=rngs,
-                  bias_metadata=bias_metadata)
-
-    def dense_i(in_features: int, out_features: int, use_bias: bool) -> Linear:
-      return Linear(in_features, out_features, use_bias=use_bias, kernel_init=kernel_init,
-                    kernel_metadata=kernel_metadata, **common)
-
-    def dense_h(out_features: int, use_bias: bool) -> Linear:
-      return Linear(hidden_features, out_features, use_bias=use_bias,
-                    kernel_init=recurrent_kernel_init,
-                    kernel_metadata=recurrent_kernel_metadata, **common)
-
-    return dense_i, dense_h
-
-
-def _lstm_update(gate_fn: Callable, activation_fn: Callable, c: jax.Array, i: jax.Array,
-                 f: jax.Array, g: jax.Array, o: jax.Array) -> tuple[Carry, jax.Array]:
-  """The LSTM state update from the four pre-activations."""
-  new_c = gate_fn(f) * c + gate_fn(i) * activation_fn(g)
-  new_h = gate_fn(o) * activation_fn(new_c)
-  return (new_c, new_h), new_h
-
-
-class LSTMCell(RNNCellBase):
-  r"""Long short-term memory cell; the carry is ``(c, h)`` and the output ``h'``.
-
-  .. math::
-    i = \sigma(W_{ii} x + W_{hi} h + b_{hi}), \quad f = \sigma(W_{if} x + W_{hf} h + b_{hf}),
-    g = \tanh(W_{ig} x + W_{hg} h + b_{hg}), \quad o = \sigma(W_{io} x + W_{ho} h + b_{ho}),
-    c' = f c + i g, \quad h' = o \tanh(c')
-
-  Submodules: Linear ``ii``, ``if_``, ``ig``, ``io`` (``in -> hidden``, no bias) and ``hi``,
-  ``hf``, ``hg``, ``ho`` (``hidden -> hidden``, with bias).
-
-  Args:
-    in_features: size of the inputs' last axis.
-    hidden_features: size of the carry and output.
-    gate_fn: activation of the gates (default: sigmoid).
-    activation_fn: activation of the candidate and output (default: tanh).
-    kernel_init: initializer of the input kernels (default: lecun_normal).
-    recurrent_kernel_init: initializer of the hidden kernels (default: orthogonal).
-    bias_init: initializer of the biases (default: zeros).
-    dtype: computation dtype; param_dtype: dtype of params and carry.
-    carry_init: initializer of the carry (default: zeros).
-    keep_rngs: keep ``rngs`` for :meth:`initialize_carry`.
-    rngs: random streams (``params``).
-    kernel_metadata, recurrent_kernel_metadata, bias_metadata: metadata of the Params.
-  """
-
-  _two_states = True
-
-  def __init__(self, in_features: int, hidden_features: int, *,
-               gate_fn: Callable[..., Any] = jax.nn.sigmoid,
-               activation_fn: Callable[..., Any] = jnp.tanh,
-               kernel_init: Initializer = default_kernel_init,
-               recurrent_kernel_init: Initializer = default_recurrent_kernel_init,
-               bias_init: Initializer = default_bias_init, dtype: Dtype | None = None,
-               param_dtype: Dtype = jnp.float32, carry_init: Initializer | None = None,
-               keep_rngs: bool = False, rngs: Rngs,
-               kernel_metadata: Mapping[str, Any] = NO_METADATA,
-               recurrent_kernel_metadata: Mapping[str, Any] = NO_METADATA,
-               bias_metadata: Mapping[str, Any] = NO_METADATA):
-    dense_i, dense_h = self._common(
-      hidden_features=hidden_features, kernel_init=kernel_init,
-      recurrent_kernel_init=recurrent_kernel_init, bias_init=bias_init, dtype=dtype,
-      param_dtype=param_dtype, carry_init=carry_init, keep_rngs=keep_rngs, rngs=rngs,
-      kernel_metadata=kernel_metadata, recurrent_kernel_metadata=recurrent_kernel_metadata,
-      bias_metadata=bias_metadata)
-    self.in_features = in_features
-    self.gate_fn = gate_fn
-    self.activation_fn = activation_fn
-    self.ii, self.if_, self.ig, self.io = (dense_i(in_features, hidden_features, False)
-                                           for _ in range(4))
-    self.hi, self.hf, self.hg, self.ho = (dense_h(hidden_features, True) for _ in range(4))
-
-  def __call__(self, carry: tuple[jax.Array, jax.Array],
-               inputs: jax.Array) -> tuple[Carry, jax.Array]:
-    c, h = carry
-    pre = [xi(inputs) + hi(h) for xi, hi in ((self.ii, self.hi), (self.if_, self.hf),
-                                             (self.ig, self.hg), (self.io, self.ho))]
-    return _lstm_update(self.gate_fn, self.activation_fn, c, *pre)
-
-
-class OptimizedLSTMCell(RNNCellBase):
-  """:class:`LSTMCell` with the four gates' kernels fused: one ``in -> 4 * hidden`` matmul
-  of the inputs (``dense_i``, no bias) and one ``hidden -> 4 * hidden`` of the hidden state
-  (``dense_h``, with bias) per step, gates in the order ``i, f, g, o``.
-
-  Args: as in :class:`LSTMCell`.
-  """
-
-  _two_states = True
-
-  def __init__(self, in_features: int, hidden_features: int, *,
-               gate_fn: Callable[..., Any] = jax.nn.sigmoid,
-               activation_fn: Callable[..., Any] = jnp.tanh,
-               kernel_init: Initializer = default_kernel_init,
-               recurrent_kernel_init: Initializer = default_recurrent_kernel_init,
-               bias_init: Initializer = default_bias_init, dtype: Dtype | None = None,
-               param_dtype: Dtype = jnp.float32, carry_init: Initializer | None = None,
-               keep_rngs: bool = False, rngs: Rngs,
-               kernel_metadata: Mapping[str, Any] = NO_METADATA,
-               recurrent_kernel_metadata: Mapping[str, Any] = NO_METADATA,
-               bias_metadata: Mapping[str, Any] = NO_METADATA):
-    dense_i, dense_h = self._common(
-      hidden_features=hidden_features, kernel_init=kernel_init,
-      recurrent_kernel_init=recurrent_kernel_init, bias_init=bias_init, dtype=dtype,
-      param_dtype=param_dtype, carry_init=carry_init, keep_rngs=keep_rngs, rngs=rngs,
-      kernel_metadata=kernel_metadata, recurrent_kernel_metadata=recurrent_kernel_metadata,
-      bias_metadata=bias_metadata)
-    self.in_features = in_features
-    self.gate_fn = gate_fn
-    self.activation_fn = activation_fn
-    self.dense_i = dense_i(in_features, 4 * hidden_features, False)
-    self.dense_h = dense_h(4 * hidden_features, True)
-
-  def __call__(self, carry: tuple[jax.Array, jax.Array],
-               inputs: jax.Array) -> tuple[Carry, jax.Array]:
-    c, h = carry
-    pre = jnp.split(self.dense_i(inputs) + self.dense_h(h), 4, axis=-1)
-    return _lstm_update(self.gate_fn, self.activation_fn, c, *pre)
-
-
-class GRUCell(RNNCellBase):
-  r"""Gated recurrent unit; the carry and output are ``h'``.
-
-  .. math::
-    r = \sigma(W_{ir} x + b_{ir} + W_{hr} h), \quad z = \sigma(W_{iz} x + b_{iz} + W_{hz} h),
-    n = \tanh(W_{in} x + b_{in} + r W_{hn} h), \quad h' = (1 - z) n + z h
-
-  Submodules: ``dense_i`` (``in -> 3 * hidden``, with bias) and ``dense_h``
-  (``hidden -> 3 * hidden``, no bias), gates in the order ``r, z, n``.
-
-  Args: as in :class:`LSTMCell`.
-  """
-
-  def __init__(self, in_features: int, hidden_features: int, *,
-               gate_fn: Callable[..., Any] = jax.nn.sigmoid,
-               activation_fn: Callable[..., Any] = jnp.tanh,
-               kernel_init: Initializer = default_kernel_init,
-               recurrent_kernel_init: Initializer = default_recurrent_kernel_init,
-               bias_init: Initializer = default_bias_init, dtype: Dtype | None = None,
-               param_dtype: Dtype = jnp.float32, carry_init: Initializer | None = None,
-               keep_rngs: bool = False, rngs: Rngs,
-               kernel_metadata: Mapping[str, Any] = NO_METADATA,
-               recurrent_kernel_metadata: Mapping[str, Any] = NO_METADATA,
-               bias_metadata: Mapping[str, Any] = NO_METADATA):
-    dense_i, dense_h = self._common(
-      hidden_features=hidden_features, kernel_init=kernel_init,
-      recurrent_kernel_init=recurrent_kernel_init, bias_init=bias_init, dtype=dtype,
-      param_dtype=param_dtype, carry_init=carry_init, keep_rngs=keep_rngs, rngs=rngs,
-      kernel_metadata=kernel_metadata, recurrent_kernel_metadata=recurrent_kernel_metadata,
-      bias_metadata=bias_metadata)
-    self.in_features = in_features
-    self.gate_fn = gate_fn
-    self.activation_fn = activation_fn
-    self.dense_i = dense_i(in_features, 3 * hidden_features, True)
-    self.dense_h = dense_h(3 * hidden_features, False)
-
-  def __call__(self, carry: jax.Array, inputs: jax.Array) -> tuple[jax.Array, jax.Array]:
-    h = carry
-    x_r, x_z, x_n = jnp.split(self.dense_i(inputs), 3, axis=-1)
-    h_r, h_z, h_n = jnp.split(self.dense_h(h), 3, axis=-1)
-    r, z = self.gate_fn(x_r + h_r), self.gate_fn(x_z + h_z)
-    n = self.activation_fn(x_n + r * h_n)
-    new_h = (1.0 - z) * n + z * h
-    return new_h, new_h
-
-
-class SimpleCell(RNNCellBase):
-  r"""Elman cell: :math:`h' = \tanh(W_i x + W_h h + b_h)` (plus ``h`` inside the activation
-  when ``residual``); the carry and output are ``h'``.
-
-  Submodules: ``dense_i`` (``in -> hidden``, no bias), ``dense_h`` (``hidden -> hidden``,
-  with bias).
-
-  Args:
-    in_features, hidden_features, kernel_init, recurrent_kernel_init, bias_init, dtype,
-      param_dtype, carry_init, keep_rngs, rngs, kernel_metadata, recurrent_kernel_metadata,
-      bias_metadata: as in :class:`LSTMCell`.
-    residual: add ``h`` before the activation.
-    activation_fn: the activation (default: tanh).
-  """
-
-  def __init__(self, in_features: int, hidden_features: int, *, dtype: Dtype | None = None,
-               param_dtype: Dtype = jnp.float32, carry_init: Initializer | None = None,
-               residual: bool = False, activation_fn: Callable[..., Any] = jnp.tanh,
-               kernel_init: Initializer = default_kernel_init,
-               recurrent_kernel_init: Initializer = default_recurrent_kernel_init,
-               bias_init: Initializer = default_bias_init, keep_rngs: bool = False,
-               rngs: Rngs, kernel_metadata: Mapping[str, Any] = NO_METADATA,
-               recurrent_kernel_metadata: Mapping[str, Any] = NO_METADATA,
-               bias_metadata: Mapping[str, Any] = NO_METADATA):
-    dense_i, dense_h = self._common(
-      hidden_features=hidden_features, kernel_init=kernel_init,
-      recurrent_kernel_init=recurrent_kernel_init, bias_init=bias_init, dtype=dtype,
-      param_dtype=param_dtype, carry_init=carry_init, keep_rngs=keep_rngs, rngs=rngs,
-      kernel_metadata=kernel_metadata, recurrent_kernel_metadata=recurrent_kernel_metadata,
-      bias_metadata=bias_metadata)
-    self.in_features = in_features
-    self.residual = residual
-    self.activation_fn = activation_fn
-    self.dense_h = dense_h(hidden_features, True)
-    self.dense_i = dense_i(in_features, hidden_features, False)
-
-  def __call__(self, carry: jax.Array, inputs: jax.Array) -> tuple[jax.Array, jax.Array]:
-    x = self.dense_i(inputs) + self.dense_h(carry)
-    if self.residual:
-      x = x + carry
-    new_h = self.activation_fn(x)
-    return new_h, new_h
 
 
 class RNN(Module):
