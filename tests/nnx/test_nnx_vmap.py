@@ -6,6 +6,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from flaxen import errors, nnx
 
@@ -240,3 +242,32 @@ def test_transform_metadata_names_the_mapped_axis():
   nnx.vmap(lambda m: seen.append(m.w.sharding_names), in_axes=0, transform_metadata=meta)(m)
   assert seen == [("a", "b")]
   assert m.w.sharding_names == ("layers", "a", "b")
+
+
+def test_batched_write_to_broadcast_variable_names_it():
+  m = Counter(3)
+
+  def f(m, x):
+    m.calls.value = x
+
+  with pytest.raises(errors.TransformAxesError, match="calls"):
+    nnx.vmap(f, in_axes=(None, 0))(m, jnp.arange(3))
+
+
+@settings(max_examples=8, deadline=None)
+@given(st.integers(0, 2), st.integers(0, 2), st.integers(1, 3))
+def test_property_param_axes_match_jax_vmap(in_axis, out_axis, size):
+  shape = [2, 3, 2]
+  shape[in_axis] = size
+  value = jnp.arange(np.prod(shape), dtype=jnp.float32).reshape(shape)
+  w = nnx.Param(value)
+
+  def f(w):
+    w.value = w.value * 2
+    return jnp.tanh(w.value).sum(0)
+
+  out = nnx.vmap(f, in_axes=in_axis, out_axes=min(out_axis, 1))(w)
+  ref = jax.vmap(lambda v: jnp.tanh(v * 2).sum(0), in_axes=in_axis, out_axes=min(out_axis, 1))(
+    value)
+  np.testing.assert_allclose(out, ref, rtol=1e-6)
+  np.testing.assert_allclose(w.value, value * 2)  # the update came back along in_axis

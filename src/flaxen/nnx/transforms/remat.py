@@ -22,7 +22,7 @@ import jax
 
 from flaxen.nnx.transforms import lift
 
-__all__ = ["remat", "checkpoint"]
+__all__ = ["remat"]
 
 
 def remat(f: Callable | None = None, *, prevent_cse: bool = True,
@@ -65,6 +65,3 @@ def remat(f: Callable | None = None, *, prevent_cse: bool = True,
     return treedef.unflatten(out_leaves)
 
   return wrapper
-
-
-checkpoint = remat

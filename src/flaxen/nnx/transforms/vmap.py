@@ -89,10 +89,20 @@ class _Vmapped:
     value_axes = state_axes("vmap", node_axes, g.paths, g.variables)
     arg_axes = plain_axes("vmap", g.leaves, axes)
     _check(value_axes + arg_axes)
-    pure = functools.partial(self._pure, g, node_axes, value_axes)
-    out_groups, order = jax.vmap(pure, in_axes=(arg_axes, value_axes),
-                                 out_axes=(self.groups, None), **self.jax_options)(
-                                   g.leaves, g.values)
+    changed: list = []  # paths of broadcast Variables the function wrote
+    pure = functools.partial(self._pure, g, node_axes, value_axes, changed)
+    try:
+      out_groups, order = jax.vmap(pure, in_axes=(arg_axes, value_axes),
+                                   out_axes=(self.groups, None), **self.jax_options)(
+                                     g.leaves, g.values)
+    except ValueError as e:
+      if "axis spec None but output was batched" not in str(e):
+        raise
+      raise TransformAxesError(
+        "vmap", f"a value with axis None (an output, or a broadcast Variable; written: "
+        f"{changed or 'none'}) was given a different value per mapped element",
+        "give it an int axis (in out_axes, or in a StateAxes for the Variable), or write "
+        "only values that do not depend on the mapped inputs") from None
     flat = [out_groups[i][k] for i, k in order.places]
     out_leaves, values = flat[:order.num_leaves], flat[order.num_leaves:]
     out_nodes = g.write_back(order.update, values)
@@ -100,8 +110,8 @@ class _Vmapped:
       out_leaves[p] = node
     return order.treedef.unflatten(out_leaves)
 
-  def _pure(self, g: lift.GraphArgs, node_axes: list, value_axes: list, leaves: list,
-            values: list) -> tuple:
+  def _pure(self, g: lift.GraphArgs, node_axes: list, value_axes: list, changed: list,
+            leaves: list, values: list) -> tuple:
     (args, kwargs), inner, refs = g.rebuild(leaves, values)
     inner_vars = flatten(tuple(inner))[1] if self.metadata else []
     remove_axis(inner_vars, value_axes, self.metadata)
@@ -115,6 +125,9 @@ class _Vmapped:
       new_axes = state_axes("vmap", [out_axes[p] for p in node_positions], paths, out_vars)
       add_axis([out_vars[k] for k in fresh], [new_axes[k] for k in fresh], self.metadata)
     new_values, update = lift.capture(inner, refs, g.graphdef, out_nodes)
+    changed.extend(f"{'/'.join(map(str, g.paths[j][1:]))} of graph argument {g.paths[j][0]}"
+                   for j, axis in enumerate(value_axes)
+                   if axis is None and update.same and new_values[j] is not values[j])
     if not update.same:  # new structure: each value's axis from its object's spec
       _, variables, paths, _ = flatten((*inner, *out_nodes))
       owner_axes = node_axes + [out_axes[p] for p in node_positions]
