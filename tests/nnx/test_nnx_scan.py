@@ -216,3 +216,52 @@ def test_transform_metadata_removes_scanned_axis_inside():
 
   body(jnp.array(0.0), w)
   assert seen == [("x",)] and w.sharding_names == ("layers", "x")
+
+
+class Block(nnx.Module):
+  def __init__(self, rngs):
+    self.linear = nnx.Linear(4, 4, rngs=rngs)
+    self.bn = nnx.BatchNorm(4, rngs=rngs)
+    self.dropout = nnx.Dropout(0.1, rngs=rngs)
+
+  def __call__(self, x):
+    return nnx.gelu(self.dropout(self.bn(self.linear(x))))
+
+
+class MLP(nnx.Module):
+  def __init__(self, rngs):
+    @nnx.split_rngs(splits=3)
+    @nnx.vmap(in_axes=(0,), out_axes=0)
+    def create_block(rngs):
+      return Block(rngs)
+
+    self.blocks = create_block(rngs)
+
+  def __call__(self, x):
+    @nnx.split_rngs(splits=3)
+    @nnx.scan(in_axes=(nnx.Carry, 0), out_axes=nnx.Carry)
+    def forward(x, block):
+      return block(x)
+
+    return forward(x, self.blocks)
+
+
+def test_mlp_of_scanned_blocks_matches_loop_over_merged_slices():
+  model = MLP(nnx.Rngs(0))
+  assert model.blocks.linear.kernel.value.shape == (3, 4, 4)
+  assert model.blocks.dropout.rngs.default.key.value.shape == ()  # restored after creation
+  graphdef, stacked, rest = nnx.split(model.blocks, (nnx.Param, nnx.BatchStat), ...)
+  model.eval()  # no dropout, running statistics: a deterministic reference exists
+  ref = X
+  for i in range(3):
+    layer = nnx.merge(graphdef, jax.tree.map(lambda a, i=i: a[i], stacked), rest)
+    layer.eval()
+    ref = layer(ref)
+  np.testing.assert_allclose(model(X), ref, rtol=1e-5, atol=1e-6)
+
+  model.train()
+  before = model.blocks.bn.mean.value
+  y = nnx.jit(lambda m, x: m(x))(model, X)
+  assert y.shape == X.shape
+  assert not np.allclose(model.blocks.bn.mean.value, before)  # every layer's stats moved
+  assert (np.abs(np.asarray(model.blocks.bn.mean.value - before)).sum(1) > 0).all()
