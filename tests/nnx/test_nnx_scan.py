@@ -265,3 +265,14 @@ def test_mlp_of_scanned_blocks_matches_loop_over_merged_slices():
   assert y.shape == X.shape
   assert not np.allclose(model.blocks.bn.mean.value, before)  # every layer's stats moved
   assert (np.abs(np.asarray(model.blocks.bn.mean.value - before)).sum(1) > 0).all()
+
+
+def test_scanned_length_mismatch_is_reported():
+  stack = create_stack(nnx.Rngs(0))  # 5 layers
+
+  @nnx.scan(in_axes=(nnx.Carry, 0, 0), out_axes=nnx.Carry)
+  def body(x, layer, y):
+    return layer(x)
+
+  with pytest.raises(errors.TransformAxesError, match="sizes differ"):
+    body(X, stack, jnp.ones(4))

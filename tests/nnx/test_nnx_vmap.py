@@ -271,3 +271,13 @@ def test_property_param_axes_match_jax_vmap(in_axis, out_axis, size):
     value)
   np.testing.assert_allclose(out, ref, rtol=1e-6)
   np.testing.assert_allclose(w.value, value * 2)  # the update came back along in_axis
+
+
+def test_unsplit_rngs_error_suggests_split_rngs():
+  with pytest.raises(errors.TransformAxesError, match="split_rngs"):
+    nnx.vmap(lambda r: r(), in_axes=0)(nnx.Rngs(0))
+
+
+def test_axis_size_mismatch_names_both_values():
+  with pytest.raises(errors.TransformAxesError, match="Param at <root>.* 3|4.*Param"):
+    nnx.vmap(lambda a, b: a, in_axes=(0, 0))(nnx.Param(jnp.ones(3)), jnp.ones(4))

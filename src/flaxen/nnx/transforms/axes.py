@@ -21,9 +21,10 @@ import jax
 from flaxen.errors.nnx import TransformAxesError, UnmatchedStateAxesError
 from flaxen.nnx import filterlib
 from flaxen.nnx.object import is_graph_node
+from flaxen.nnx.rnglib import RngState
 
 __all__ = ["Carry", "StateAxes", "PARTITION_NAME", "leaf_axes", "state_axes", "plain_axes",
-           "axis_values", "remove_axis", "add_axis"]
+           "axis_values", "check_sizes", "remove_axis", "add_axis"]
 
 PARTITION_NAME = "partition_name"  # transform_metadata key: the mapped axis' sharding name
 _SHARDING_KEYS = ("sharding_names", "sharding")
@@ -132,6 +133,32 @@ def axis_values(*specs: Any) -> list:
       if a is not Carry and a not in found:
         found.append(a)
   return found
+
+
+def check_sizes(transform: str, g: Any, arg_axes: list, value_axes: list) -> None:
+  """Every mapped value (argument leaf or state value of ``lift.GraphArgs`` ``g``) must have
+  its axis, and all must agree on its size: else an error naming the values involved."""
+  named = [(f"argument leaf {i}", x, a, None)
+           for i, (x, a) in enumerate(zip(g.leaves, arg_axes, strict=True))]
+  named += [(f"{type(v).__name__} at {'/'.join(map(str, p[1:])) or '<root>'} of graph "
+             f"argument {p[0]}", x, a, v)
+            for v, p, x, a in zip(g.variables, g.paths, g.values, value_axes, strict=True)]
+  first = None
+  for name, x, axis, var in named:
+    if not isinstance(axis, int) or not hasattr(x, "ndim"):
+      continue
+    if not -x.ndim <= axis < x.ndim:
+      raise TransformAxesError(
+        transform, f"{name} has shape {tuple(x.shape)}, which has no axis {axis}",
+        "split the Rng streams first: `nnx.split_rngs(splits=n)`, or broadcast them with "
+        "`nnx.StateAxes({..., nnx.RngState: None})`" if isinstance(var, RngState) else
+        "give it axis None to broadcast it, or pass a value with the mapped axis")
+    if first is None:
+      first = (name, x.shape[axis])
+    elif x.shape[axis] != first[1]:
+      raise TransformAxesError(
+        transform, f"mapped axis sizes differ: {first[0]} has {first[1]}, {name} has "
+        f"{x.shape[axis]}", "give every mapped value the same size along its axis")
 
 
 def _sharding(var: Any) -> tuple[str, tuple] | None:

@@ -36,6 +36,7 @@ from flaxen.nnx.transforms import lift
 from flaxen.nnx.transforms.axes import (
   Carry,
   add_axis,
+  check_sizes,
   leaf_axes,
   plain_axes,
   remove_axis,
@@ -86,6 +87,7 @@ class _Scanned:
     node_axes = [axes[p] for p in g.positions]
     value_axes = state_axes("scan", node_axes, g.paths, g.variables)
     arg_axes = plain_axes("scan", g.leaves, axes)
+    check_sizes("scan", g, arg_axes, value_axes)
     leaf_groups = _split(g.leaves, arg_axes)
     value_groups = _split(g.values, value_axes)
     carry = ([g.leaves[i] for i in leaf_groups[0]], [g.values[j] for j in value_groups[0]])

@@ -39,6 +39,7 @@ from flaxen.nnx.transforms.axes import (
   Carry,
   add_axis,
   axis_values,
+  check_sizes,
   leaf_axes,
   plain_axes,
   remove_axis,
@@ -89,6 +90,7 @@ class _Vmapped:
     value_axes = state_axes("vmap", node_axes, g.paths, g.variables)
     arg_axes = plain_axes("vmap", g.leaves, axes)
     _check(value_axes + arg_axes)
+    check_sizes("vmap", g, arg_axes, value_axes)
     changed: list = []  # paths of broadcast Variables the function wrote
     pure = functools.partial(self._pure, g, node_axes, value_axes, changed)
     try:
@@ -137,15 +139,10 @@ class _Vmapped:
     groups: list[list] = [[] for _ in self.groups]
     places = []
     for value, axis in zip([*out_leaves, *new_values], leaf_out_axes + value_axes, strict=True):
-      i = self.groups.index(axis) if axis in self.groups else _missing(axis)
+      i = self.groups.index(axis)
       places.append((i, len(groups[i])))
       groups[i].append(value)
     return groups, _Order(update, treedef, node_positions, places, len(out_leaves))
-
-
-def _missing(axis: Any) -> int:
-  raise TransformAxesError("vmap", f"axis {axis!r} is not one of in_axes/out_axes",
-                           "list it in in_axes, out_axes or a StateAxes")
 
 
 def vmap(f: Callable | None = None, *, in_axes: Any = 0, out_axes: Any = 0,
