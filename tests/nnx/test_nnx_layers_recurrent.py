@@ -157,3 +157,23 @@ def test_cell_carry_init_keep_rngs_and_metadata():
   assert not cell.initialize_carry((2, 3), carry_init=jax.nn.initializers.zeros).any()
   assert cell.dense_i.kernel.sharding == ("in", "out")
   assert cell.dense_h.kernel.get_metadata() == {}
+
+
+class _CountingCell(nnx.SimpleCell):
+  """A cell that also counts its steps in a Variable (state the loop must carry)."""
+
+  def __init__(self, *args, **kwargs):
+    super().__init__(*args, **kwargs)
+    self.steps = nnx.BatchStat(jnp.array(0))
+
+  def __call__(self, carry, inputs):
+    self.steps.value += 1
+    return super().__call__(carry, inputs)
+
+
+def test_rnn_carries_cell_state_through_the_loop():
+  cell = _CountingCell(3, 4, rngs=nnx.Rngs(0))
+  rnn = nnx.RNN(cell)
+  rnn(X)
+  nnx.jit(lambda m, x: m(x))(rnn, X)
+  assert int(cell.steps.value) == 10

@@ -1,9 +1,8 @@
 """Recurrent NNX layers over whole sequences: ``RNN`` and ``Bidirectional`` (the cells live
 in :mod:`flaxen.nnx.nn.recurrent_cells` and are re-exported here, as in Flax).
 
-``RNN`` runs a cell under ``jax.lax.scan`` with the cell's state (``nnx.split``) threaded
-through the loop and written back after it, so state the cell changes (an rng count)
-survives the loop.
+``RNN`` runs a cell under :func:`nnx.scan <flaxen.nnx.scan>`; by default the cell's whole
+state is carried through the loop, so state the cell changes (an rng count) survives it.
 
 >>> import jax.numpy as jnp
 >>> from flaxen import nnx
@@ -22,7 +21,6 @@ import jax
 import jax.numpy as jnp
 
 from flaxen.errors.layers import InputShapeError, SeqLengthsError
-from flaxen.nnx.graphlib import merge, split, update
 from flaxen.nnx.module import Module
 from flaxen.nnx.nn.recurrent_cells import (
   GRUCell,
@@ -32,6 +30,9 @@ from flaxen.nnx.nn.recurrent_cells import (
   SimpleCell,
 )
 from flaxen.nnx.rnglib import Rngs
+from flaxen.nnx.transforms.axes import Carry as CarryAxis
+from flaxen.nnx.transforms.axes import StateAxes
+from flaxen.nnx.transforms.scan import scan
 from flaxen.ops.recurrent import flip_sequences, last_valid
 
 __all__ = [
@@ -53,17 +54,20 @@ class RNN(Module):
       in processing order unless ``keep_order``.
     keep_order: with ``reverse``, flip the outputs back to the input order.
     unroll: scan steps unrolled per loop iteration.
+    state_axes: how ``nnx.scan`` treats the cell's state (default
+      ``nnx.StateAxes({...: nnx.Carry})``: all of it carried from step to step).
   """
 
   def __init__(self, cell: RNNCellBase, *, time_major: bool = False,
                return_carry: bool = False, reverse: bool = False, keep_order: bool = False,
-               unroll: int = 1):
+               unroll: int = 1, state_axes: StateAxes | None = None):
     self.cell = cell
     self.time_major = time_major
     self.return_carry = return_carry
     self.reverse = reverse
     self.keep_order = keep_order
     self.unroll = unroll
+    self.state_axes = state_axes
 
   def __call__(self, inputs: jax.Array, *, initial_carry: Carry | None = None,
                seq_lengths: jax.Array | None = None, return_carry: bool | None = None,
@@ -114,18 +118,15 @@ class RNN(Module):
       initial_carry = self.cell.initialize_carry(step_shape, rngs)
 
     keep_carries = seq_lengths is not None and return_carry
-    graphdef, state = split(self.cell)
 
-    def step(loop: tuple[Carry, Any], x: jax.Array) -> tuple[tuple[Carry, Any], Any]:
-      carry, state = loop
-      cell = merge(graphdef, state)
+    def step(cell: RNNCellBase, carry: Carry, x: jax.Array) -> tuple[Carry, Any]:
       carry, y = cell(carry, x)
-      return (carry, split(cell)[1]), ((carry, y) if keep_carries else y)
+      return carry, ((carry, y) if keep_carries else y)
 
-    (carry, state), outputs = jax.lax.scan(step, (initial_carry, state),
-                                           jnp.moveaxis(inputs, time_axis, 0),
-                                           unroll=self.unroll)
-    update(self.cell, state)
+    state_axes = StateAxes({...: CarryAxis}) if self.state_axes is None else self.state_axes
+    looped = scan(step, in_axes=(state_axes, CarryAxis, time_axis), out_axes=(CarryAxis, 0),
+                  unroll=self.unroll)
+    carry, outputs = looped(self.cell, initial_carry, inputs)
     if keep_carries:
       carries, outputs = outputs
       carry = last_valid(carries, seq_lengths)
