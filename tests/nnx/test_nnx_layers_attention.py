@@ -101,3 +101,24 @@ def test_functional_attention_helpers_are_exported():
   mask = nnx.combine_masks(nnx.make_causal_mask(jnp.ones((1, 3))), None)
   out = nnx.dot_product_attention(q, q, q, mask=mask)
   np.testing.assert_allclose(out, q, rtol=1e-6)
+
+
+def test_grouped_query_attention_shares_kv_heads():
+  layer = nnx.MultiHeadAttention(4, 4, qkv_features=8, num_kv_heads=2, rngs=nnx.Rngs(0))
+  assert _shapes(layer)["key/kernel"] == (4, 2, 2) and _shapes(layer)["query/kernel"] == (4, 4, 2)
+
+  def proj(m, x):
+    return jnp.einsum("...d,dhk->...hk", x, m.kernel.value) + m.bias.value
+  q = proj(layer.query, X)
+  k, v = (jnp.repeat(proj(m, X), 2, axis=-2) for m in (layer.key, layer.value))
+  w = jax.nn.softmax(jnp.einsum("bqhd,bkhd->bhqk", q, k) / np.sqrt(2))
+  expected = jnp.einsum("bqhd,hdo->bqo", jnp.einsum("bhqk,bkhd->bqhd", w, v),
+                        layer.out.kernel.value) + layer.out.bias.value
+  np.testing.assert_allclose(layer(X), expected, rtol=1e-5, atol=1e-6)
+  layer.init_cache(X.shape)
+  assert layer.cached_key.value.shape == (2, 5, 2, 2)
+  full = layer(X, mask=nnx.make_causal_mask(jnp.ones((2, 5))), decode=False)
+  steps = [layer(X[:, t:t + 1], decode=True) for t in range(5)]
+  np.testing.assert_allclose(jnp.concatenate(steps, axis=1), full, rtol=1e-5, atol=1e-6)
+  with pytest.raises(errors.NumHeadsError, match="num_kv_heads"):
+    nnx.MultiHeadAttention(4, 4, num_kv_heads=3, rngs=nnx.Rngs(0))

@@ -78,10 +78,11 @@ class NumGroupsError(FlaxenError, ValueError):
 class NumHeadsError(FlaxenError, ValueError):
   """Attention features do not divide evenly among the heads."""
 
-  def __init__(self, where: str, features: int, num_heads: int):
+  def __init__(self, where: str, features: int, num_heads: int, what: str = "qkv_features",
+               divisor: str = "num_heads"):
     super().__init__(
-      f"{where}: qkv_features={features} is not divisible by num_heads={num_heads}. "
-      "Fix: choose qkv_features as a multiple of num_heads."
+      f"{where}: {what}={features} is not divisible by {divisor}={num_heads}. "
+      f"Fix: choose {what} as a multiple of {divisor}."
     )
 
 

@@ -2,7 +2,9 @@
 
 Shapes follow the multi-head convention: queries ``(*batch, q_len, heads, depth)``,
 keys and values ``(*batch, kv_len, heads, depth)``, weights and masks
-``(*batch, heads, q_len, kv_len)`` (any dim of a mask or bias may be 1 to broadcast).
+``(*batch, heads, q_len, kv_len)`` (any dim of a mask or bias may be 1 to broadcast). Keys
+and values may have fewer heads, dividing the queries' (grouped-query attention: each
+key/value head serves a group of query heads).
 
 >>> import jax.numpy as jnp
 >>> q = k = v = jnp.ones((1, 3, 2, 4))
@@ -28,6 +30,19 @@ __all__ = [
   "combine_masks", "dot_product_attention", "dot_product_attention_weights",
   "make_attention_mask", "make_causal_mask", "update_cache",
 ]
+
+
+def _share_kv_heads(query: Array, *arrays: Array) -> list[Array]:
+  """Grouped-query attention: when the keys/values have fewer heads than the queries (and
+  divide them), each key/value head serves a group of query heads, so it is repeated."""
+  heads = query.shape[-2] if query.ndim >= 3 else 0
+  out = []
+  for a in arrays:
+    kv_heads = a.shape[-2] if a.ndim >= 3 else 0
+    if kv_heads and heads != kv_heads and heads % kv_heads == 0:
+      a = jnp.repeat(a, heads // kv_heads, axis=-2)
+    out.append(a)
+  return out
 
 
 def _check_shapes(query: Array, key: Array, value: Array | None = None) -> None:
@@ -80,6 +95,7 @@ def dot_product_attention_weights(
     einsum: replaces ``jnp.einsum`` (mutually exclusive with ``einsum_dot_general``).
   """
   query, key = promote_dtype(query, key, dtype=dtype)
+  (key,) = _share_kv_heads(query, key)
   _check_shapes(query, key)
   dtype = query.dtype
   if einsum is None:
@@ -133,6 +149,7 @@ def dot_product_attention(
   ``(*batch, kv_len, heads, v_depth)``; the two einsums can be replaced separately.
   """
   query, key, value = promote_dtype(query, key, value, dtype=dtype)
+  key, value = _share_kv_heads(query, key, value)
   _check_shapes(query, key, value)
   weights = dot_product_attention_weights(
     query, key, bias, mask, broadcast_dropout, dropout_rng, dropout_rate, deterministic,

@@ -93,6 +93,8 @@ class MultiHeadAttention(Module):
     in_features: size of the query inputs' last axis.
     qkv_features: total size of queries/keys/values (default: ``in_features``).
     out_features: output size (default: ``in_features``).
+    num_kv_heads: number of key/value heads (default: ``num_heads``); fewer, dividing
+      ``num_heads``, gives grouped-query attention.
     in_kv_features: size of the key/value inputs' last axis (default: ``in_features``).
     dtype, param_dtype, precision: as in :class:`Linear`.
     broadcast_dropout: share the attention dropout mask across batch and heads.
@@ -114,7 +116,8 @@ class MultiHeadAttention(Module):
   """
 
   def __init__(self, num_heads: int, in_features: int, qkv_features: int | None = None,
-               out_features: int | None = None, in_kv_features: int | None = None, *,
+               out_features: int | None = None, num_kv_heads: int | None = None,
+               in_kv_features: int | None = None, *,
                dtype: Dtype | None = None, param_dtype: Dtype = jnp.float32,
                broadcast_dropout: bool = True, dropout_rate: float = 0.0,
                deterministic: bool | None = None, precision: PrecisionLike = None,
@@ -135,6 +138,10 @@ class MultiHeadAttention(Module):
     if self.qkv_features % num_heads:
       raise NumHeadsError(type(self).__name__, self.qkv_features, num_heads)
     self.head_dim = self.qkv_features // num_heads
+    self.num_kv_heads = num_heads if num_kv_heads is None else num_kv_heads
+    if num_heads % self.num_kv_heads:
+      raise NumHeadsError(type(self).__name__, num_heads, self.num_kv_heads, what="num_heads",
+                          divisor="num_kv_heads")
     self.dtype = dtype
     self.param_dtype = param_dtype
     self.broadcast_dropout = broadcast_dropout
@@ -153,11 +160,11 @@ class MultiHeadAttention(Module):
                            bias_init=bias, precision=precision, dot_general=dot_general,
                            rngs=rngs)
 
-    heads = (num_heads, self.head_dim)
+    heads, kv_heads = (num_heads, self.head_dim), (self.num_kv_heads, self.head_dim)
     qkv_dot = _dot_general(qkv_dot_general, qkv_dot_general_cls)
     self.query = projection(in_features, heads, -1, kernel_init, bias_init, qkv_dot)
-    self.key = projection(self.in_kv_features, heads, -1, kernel_init, bias_init, qkv_dot)
-    self.value = projection(self.in_kv_features, heads, -1, kernel_init, bias_init, qkv_dot)
+    self.key = projection(self.in_kv_features, kv_heads, -1, kernel_init, bias_init, qkv_dot)
+    self.value = projection(self.in_kv_features, kv_heads, -1, kernel_init, bias_init, qkv_dot)
     self.query_ln = self.key_ln = None
     if normalize_qk:
       norm = dict(use_bias=False, dtype=dtype, param_dtype=param_dtype, rngs=rngs)
@@ -242,8 +249,8 @@ class MultiHeadAttention(Module):
     return rngs() if isinstance(rngs, RngStream) else rngs
 
   def init_cache(self, input_shape: Sequence[int], dtype: Dtype = jnp.float32) -> None:
-    """Creates zeroed ``cached_key`` / ``cached_value`` (``(*batch, max_length, heads,
-    head_dim)``) and ``cache_index`` Cache Variables for decoding.
+    """Creates zeroed ``cached_key`` / ``cached_value`` (``(*batch, max_length,
+    num_kv_heads, head_dim)``) and ``cache_index`` Cache Variables for decoding.
 
     Args:
       input_shape: the full-length input shape ``(*batch, max_length, features)``.
@@ -256,7 +263,7 @@ class MultiHeadAttention(Module):
     >>> layer(jnp.ones((1, 1, 4))).shape, int(layer.cache_index.value)
     ((1, 1, 4), 1)
     """
-    shape = (*input_shape[:-1], self.num_heads, self.head_dim)
+    shape = (*input_shape[:-1], self.num_kv_heads, self.head_dim)
     self.cached_key = Cache(jnp.zeros(shape, dtype))
     self.cached_value = Cache(jnp.zeros(shape, dtype))
     self.cache_index = Cache(jnp.array(0, jnp.int32))
