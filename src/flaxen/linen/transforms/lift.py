@@ -216,10 +216,11 @@ def _static_positions(args: tuple[Any, ...], kwargs: dict[str, Any], spec: Lift)
 
 def _snapshot_variables(scopes: list[Scope], spec: Lift) -> Groups:
   out: list[dict[str, tuple[Any, ...]]] = [{} for _ in range(len(spec.variable_groups) + 1)]
-  cols = [c for c in scopes[0].root.store if in_filter(spec.variables, c)]
-  for col in cols:
-    trees = tuple(s.variables().get(col, {}) for s in scopes)
-    out[group_index(spec.variable_groups, col)][col] = trees
+  views = [s.variables() for s in scopes]
+  for col in scopes[0].root.store:
+    if in_filter(spec.variables, col):
+      trees = tuple(v.get(col, {}) for v in views)
+      out[group_index(spec.variable_groups, col)][col] = trees
   return tuple(out)
 
 
