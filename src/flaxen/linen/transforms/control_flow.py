@@ -55,6 +55,31 @@ def cond(pred: Any, true_fun: Callable[..., Any], false_fun: Callable[..., Any],
                 *operands, variables=variables, rngs=rngs)
 
 
+def _loop_spec(name: str, transform: Callable[..., Any], carry_variables: CollectionFilter,
+               split_rngs: Mapping[CollectionFilter, bool]) -> Lift:
+  split = tuple(s for s, v in split_rngs.items() if v)
+  return Lift(name, transform, variable_groups=(carry_variables,), rng_groups=split,
+              mutable=carry_variables, why="only carry_variables change in the loop")
+
+
+def _stepper(body: Callable[..., Any], v: Any, r: Any, k: Any) -> Callable[..., Any]:
+  """One loop iteration ``(carried variables, split keys, args) -> (carried, keys, y)``:
+  the carried collections keep their structure, split rng streams draw a fresh key."""
+
+  def step(carried: Any, keys: Any, args: tuple[Any, ...]) -> Any:
+    pairs = jax.tree.map(jax.random.split, keys)
+    now = jax.tree.map(lambda p: p[1], pairs)
+    y, mutated = body((carried, *v[1:]), (*now, r[-1]), args, k)
+    carried = {col: mutated[0].get(col, value) for col, value in carried.items()}
+    return carried, jax.tree.map(lambda p: p[0], pairs), y
+
+  return step
+
+
+def _carried_out(static: Any, carried: Any) -> tuple[dict[str, Any]]:
+  return ({col: t for col, t in carried.items() if in_filter(static.outer_mutable, col)},)
+
+
 def while_loop(cond_fn: Callable[..., Any], body_fn: Callable[..., Any], mdl: Any, init: Any,
                carry_variables: CollectionFilter = False,
                broadcast_variables: CollectionFilter = True,
@@ -68,29 +93,19 @@ def while_loop(cond_fn: Callable[..., Any], body_fn: Callable[..., Any], mdl: An
     split_rngs: ``{stream filter: bool}``; split streams draw a fresh key per iteration.
   """
   del broadcast_variables  # every collection that is not carried is read-only
-  split = tuple(s for s, v in split_rngs.items() if v)
 
   def transform(body: Callable[..., Any], static: Any, v: Any, r: Any, a: Any, k: Any) -> Any:
-    def variables(carried: Any) -> Any:
-      return (carried, *v[1:])
-
     def keep_going(state: Any) -> Any:
       carried, keys, c = state
-      return body(variables(carried), (*keys, r[-1]), (c,), k, fn=cond_fn, mutable=False)[0]
+      variables, rngs = (carried, *v[1:]), (*keys, r[-1])
+      return body(variables, rngs, (c,), k, fn=cond_fn, mutable=False)[0]
 
-    def step(state: Any) -> Any:
-      carried, keys, c = state
-      pairs = jax.tree.map(jax.random.split, keys)
-      now = jax.tree.map(lambda p: p[1], pairs)
-      c, mutated = body(variables(carried), (*now, r[-1]), (c,), k)
-      carried = {col: mutated[0].get(col, value) for col, value in carried.items()}
-      return carried, jax.tree.map(lambda p: p[0], pairs), c
+    step = _stepper(body, v, r, k)
+    carried, _, c = jax.lax.while_loop(keep_going, lambda s: step(*s[:2], s[2:]),
+                                       (v[0], tuple(r[:-1]), a[0]))
+    return c, _carried_out(static, carried)
 
-    carried, _, c = jax.lax.while_loop(keep_going, step, (v[0], tuple(r[:-1]), a[0]))
-    return c, ({col: t for col, t in carried.items() if in_filter(static.outer_mutable, col)},)
-
-  spec = Lift("while_loop", transform, variable_groups=(carry_variables,), rng_groups=split,
-              mutable=carry_variables, why="only carry_variables change in the loop")
+  spec = _loop_spec("while_loop", transform, carry_variables, split_rngs)
   return lift_call(spec, body_fn, mdl, (init,), {})
 
 
@@ -99,15 +114,20 @@ def fori_loop(lower: int, upper: int, body_fun: Callable[..., Any], mdl: Any, in
               broadcast_variables: CollectionFilter = True,
               split_rngs: Mapping[CollectionFilter, bool] = {}) -> Any:  # noqa: B006
   """A lifted ``jax.lax.fori_loop``: ``body_fun(i, mdl, val) -> val`` for ``lower <= i <
-  upper`` (see :func:`while_loop` for the variable arguments)."""
+  upper`` (see :func:`while_loop` for the variable arguments). As with
+  ``jax.lax.fori_loop``, Python int bounds give a scan, which is reverse differentiable."""
+  del broadcast_variables
 
-  def keep_going(mdl: Any, state: Any) -> Any:
-    return state[0] < upper
+  def transform(body: Callable[..., Any], static: Any, v: Any, r: Any, a: Any, k: Any) -> Any:
+    step = _stepper(body, v, r, k)
+    carried, _, val = jax.lax.fori_loop(lower, upper, lambda i, s: step(s[0], s[1], (i, s[2])),
+                                        (v[0], tuple(r[:-1]), a[1]))
+    return val, _carried_out(static, carried)
 
-  def step(mdl: Any, state: Any) -> Any:
-    i, val = state
-    return i + 1, body_fun(i, mdl, val)
+  spec = _loop_spec("fori_loop", transform, carry_variables, split_rngs)
+  # ``lower`` stands in for the index, so the arguments keep their structure in the loop.
+  return lift_call(spec, _index_first, mdl, (lower, init_val), {"body_fun": body_fun})
 
-  start = jax.numpy.asarray(lower)
-  return while_loop(keep_going, step, mdl, (start, init_val), carry_variables=carry_variables,
-                    broadcast_variables=broadcast_variables, split_rngs=split_rngs)[1]
+
+def _index_first(mdl: Any, i: Any, val: Any, body_fun: Callable[..., Any]) -> Any:
+  return body_fun(i, mdl, val)
