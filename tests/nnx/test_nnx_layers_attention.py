@@ -122,3 +122,15 @@ def test_grouped_query_attention_shares_kv_heads():
   np.testing.assert_allclose(jnp.concatenate(steps, axis=1), full, rtol=1e-5, atol=1e-6)
   with pytest.raises(errors.NumHeadsError, match="num_kv_heads"):
     nnx.MultiHeadAttention(4, 4, num_kv_heads=3, rngs=nnx.Rngs(0))
+
+
+def test_param_metadata_and_out_initializers():
+  layer = nnx.MultiHeadAttention(
+    2, 4, normalize_qk=True, out_kernel_init=jax.nn.initializers.ones,
+    kernel_metadata={"sharding": ("embed", "heads", None)},
+    out_kernel_metadata={"sharding": ("heads", None, "embed")},
+    query_ln_scale_metadata={"tag": "q"}, rngs=nnx.Rngs(0))
+  assert layer.query.kernel.sharding == ("embed", "heads", None)
+  assert layer.out.kernel.sharding == ("heads", None, "embed")
+  assert layer.query_ln.scale.tag == "q" and layer.key_ln.scale.get_metadata() == {}
+  assert (layer.out.kernel.value == 1).all() and not (layer.query.kernel.value == 1).all()

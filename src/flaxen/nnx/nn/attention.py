@@ -13,7 +13,7 @@ The math is :mod:`flaxen.ops.attention`; its mask helpers are re-exported here, 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import jax
@@ -27,7 +27,12 @@ from flaxen.errors.layers import (
   NumHeadsError,
 )
 from flaxen.nnx.module import Module
-from flaxen.nnx.nn.linear import LinearGeneral, default_bias_init, default_kernel_init
+from flaxen.nnx.nn.linear import (
+  NO_METADATA,
+  LinearGeneral,
+  default_bias_init,
+  default_kernel_init,
+)
 from flaxen.nnx.nn.normalization import LayerNorm
 from flaxen.nnx.rnglib import Rngs, RngStream
 from flaxen.nnx.variables import Cache, Intermediate
@@ -113,6 +118,9 @@ class MultiHeadAttention(Module):
     rngs: random streams (``params``; ``dropout`` is drawn from them at call time when
       ``dropout_rate > 0``).
     keep_rngs: keep a reference to ``rngs`` for dropout.
+    kernel_metadata, bias_metadata: metadata of the query/key/value Params (e.g.
+      ``sharding``); out_kernel_metadata, out_bias_metadata: of the output projection's;
+      query_ln_scale_metadata, key_ln_scale_metadata: of the qk-norm scales.
   """
 
   def __init__(self, num_heads: int, in_features: int, qkv_features: int | None = None,
@@ -129,7 +137,13 @@ class MultiHeadAttention(Module):
                decode: bool | None = None, normalize_qk: bool = False,
                qkv_dot_general: DotGeneralT | None = None,
                out_dot_general: DotGeneralT | None = None, qkv_dot_general_cls: Any = None,
-               out_dot_general_cls: Any = None, rngs: Rngs, keep_rngs: bool = True):
+               out_dot_general_cls: Any = None, rngs: Rngs, keep_rngs: bool = True,
+               kernel_metadata: Mapping[str, Any] = NO_METADATA,
+               out_kernel_metadata: Mapping[str, Any] = NO_METADATA,
+               bias_metadata: Mapping[str, Any] = NO_METADATA,
+               out_bias_metadata: Mapping[str, Any] = NO_METADATA,
+               query_ln_scale_metadata: Mapping[str, Any] = NO_METADATA,
+               key_ln_scale_metadata: Mapping[str, Any] = NO_METADATA):
     self.num_heads = num_heads
     self.in_features = in_features
     self.qkv_features = qkv_features if qkv_features is not None else in_features
@@ -153,26 +167,28 @@ class MultiHeadAttention(Module):
     self.decode = decode
     self.normalize_qk = normalize_qk
 
-    def projection(in_features: Any, out_features: Any, axis: Any, kernel: Initializer,
-                   bias: Initializer, dot_general: DotGeneralT) -> LinearGeneral:
-      return LinearGeneral(in_features, out_features, axis=axis, use_bias=use_bias,
-                           dtype=dtype, param_dtype=param_dtype, kernel_init=kernel,
-                           bias_init=bias, precision=precision, dot_general=dot_general,
-                           rngs=rngs)
+    def projection(in_features: Any, out_features: Any, axis: Any, dot_general: DotGeneralT,
+                   out: bool = False) -> LinearGeneral:
+      return LinearGeneral(
+        in_features, out_features, axis=axis, use_bias=use_bias, dtype=dtype,
+        param_dtype=param_dtype, kernel_init=(out_kernel_init or kernel_init) if out
+        else kernel_init, bias_init=(out_bias_init or bias_init) if out else bias_init,
+        precision=precision, dot_general=dot_general, rngs=rngs,
+        kernel_metadata=out_kernel_metadata if out else kernel_metadata,
+        bias_metadata=out_bias_metadata if out else bias_metadata)
 
     heads, kv_heads = (num_heads, self.head_dim), (self.num_kv_heads, self.head_dim)
     qkv_dot = _dot_general(qkv_dot_general, qkv_dot_general_cls)
-    self.query = projection(in_features, heads, -1, kernel_init, bias_init, qkv_dot)
-    self.key = projection(self.in_kv_features, kv_heads, -1, kernel_init, bias_init, qkv_dot)
-    self.value = projection(self.in_kv_features, kv_heads, -1, kernel_init, bias_init, qkv_dot)
+    self.query = projection(in_features, heads, -1, qkv_dot)
+    self.key = projection(self.in_kv_features, kv_heads, -1, qkv_dot)
+    self.value = projection(self.in_kv_features, kv_heads, -1, qkv_dot)
     self.query_ln = self.key_ln = None
     if normalize_qk:
       norm = dict(use_bias=False, dtype=dtype, param_dtype=param_dtype, rngs=rngs)
-      self.query_ln = LayerNorm(self.head_dim, **norm)
-      self.key_ln = LayerNorm(self.head_dim, **norm)
-    self.out = projection(heads, self.out_features, (-2, -1), out_kernel_init or kernel_init,
-                          out_bias_init or bias_init,
-                          _dot_general(out_dot_general, out_dot_general_cls))
+      self.query_ln = LayerNorm(self.head_dim, scale_metadata=query_ln_scale_metadata, **norm)
+      self.key_ln = LayerNorm(self.head_dim, scale_metadata=key_ln_scale_metadata, **norm)
+    self.out = projection(heads, self.out_features, (-2, -1),
+                          _dot_general(out_dot_general, out_dot_general_cls), out=True)
     self.rngs = rngs if keep_rngs and dropout_rate > 0 else None
     self.cached_key: Cache | None = None
     self.cached_value: Cache | None = None
