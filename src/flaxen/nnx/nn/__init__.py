@@ -26,6 +26,7 @@ from flaxen.nnx.nn.recurrent import (
 )
 from flaxen.nnx.nn.sequential import Sequential
 from flaxen.nnx.nn.stochastic import Dropout
+from flaxen.ops.pooling import avg_pool, max_pool, min_pool, pool
 
 __all__ = [
   *_activations, "BatchNorm", "Conv", "ConvTranspose", "Dropout", "Einsum", "Embed",
@@ -33,4 +34,5 @@ __all__ = [
   "MultiHeadAttention", "combine_masks", "dot_product_attention", "dot_product_attention_weights",
   "make_attention_mask", "make_causal_mask", "LoRA", "LoRALinear", "LoRAParam", "RNN",
   "Bidirectional", "GRUCell", "LSTMCell", "OptimizedLSTMCell", "RNNCellBase", "SimpleCell",
+  "avg_pool", "max_pool", "min_pool", "pool",
 ]
