@@ -1,5 +1,7 @@
 """nnx.scan against jax.lax.scan / Python loops on plain arrays."""
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -276,3 +278,31 @@ def test_scanned_length_mismatch_is_reported():
 
   with pytest.raises(errors.TransformAxesError, match="sizes differ"):
     body(X, stack, jnp.ones(4))
+
+
+def test_jitted_sgd_through_partial_style_scan_matches_plain_jax():
+  @functools.partial(nnx.scan, in_axes=(nnx.Carry, 0), out_axes=nnx.Carry)
+  def apply(x, layer):
+    return jnp.tanh(layer(x))
+
+  @nnx.jit
+  def step(model, x):
+    grads = nnx.grad(lambda m: (apply(x, m) ** 2).mean())(model)
+    nnx.update(model, jax.tree.map(lambda p, g: p - 0.1 * g, nnx.state(model, nnx.Param),
+                                   grads))
+
+  @jax.jit
+  def ref_step(k, b, x):
+    def loss(k, b):
+      return (jax.lax.scan(lambda h, kb: (jnp.tanh(h @ kb[0] + kb[1]), None), x, (k, b))[0]
+              ** 2).mean()
+    gk, gb = jax.grad(loss, argnums=(0, 1))(k, b)
+    return k - 0.1 * gk, b - 0.1 * gb
+
+  stack = create_stack(nnx.Rngs(0))
+  k, b = stack.kernel.value, stack.bias.value
+  for _ in range(3):
+    step(stack, X)
+    k, b = ref_step(k, b, X)
+  np.testing.assert_allclose(stack.kernel.value, k, rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(stack.bias.value, b, rtol=1e-5, atol=1e-6)
