@@ -4,6 +4,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import flaxen.linen as nn
 from flaxen import errors
@@ -143,3 +145,17 @@ def test_vmap_of_a_method_with_a_mapped_and_a_broadcast_argument():
   assert p["kernel"].shape == (5, 3, 2)
   y = Model().apply(variables, x, 2.0)
   np.testing.assert_allclose(y, jax.vmap(dense_ref)(p, x) * 2.0, rtol=1e-6)
+
+
+@settings(max_examples=5, deadline=None)
+@given(batch=st.integers(1, 4), features=st.integers(1, 3), shared=st.booleans())
+def test_property_vmapped_dense_matches_jax_vmap(batch, features, shared):
+  axes = {} if shared else {"params": 0}
+  V = nn.vmap(nn.Dense, variable_axes=axes, split_rngs={"params": not shared})
+  x = jnp.arange(batch * 2, dtype=jnp.float32).reshape(batch, 2)
+  variables = V(features).init(jax.random.key(0), x)
+  p = variables["params"]
+  expected = (batch,) * (not shared) + (2, features)
+  assert p["kernel"].shape == expected
+  ref = jax.vmap(dense_ref, in_axes=(None if shared else 0, 0))(p, x)
+  np.testing.assert_allclose(V(features).apply(variables, x), ref, rtol=1e-5, atol=1e-5)
