@@ -160,7 +160,8 @@ def custom_vjp(fn: Callable[..., Any], forward_fn: Callable[..., Any],
     f.defvjp(f_fwd, f_bwd)
     return f(v[0], *a), tuple({} for _ in v)
 
-  spec = Lift("custom_vjp", transform, variable_groups=(grad_vars,), static_argnums=static)
+  spec = Lift("custom_vjp", transform, variable_groups=(grad_vars,), static_argnums=static,
+              why="a custom_vjp function updates variables only during init")
 
   @functools.wraps(fn)
   def wrapper(mdl: Any, *args: Any) -> Any:
