@@ -134,3 +134,10 @@ def test_param_metadata_and_out_initializers():
   assert layer.out.kernel.sharding == ("heads", None, "embed")
   assert layer.query_ln.scale.tag == "q" and layer.key_ln.scale.get_metadata() == {}
   assert (layer.out.kernel.value == 1).all() and not (layer.query.kernel.value == 1).all()
+
+
+def test_dropout_without_deterministic_raises():
+  layer = nnx.MultiHeadAttention(2, 4, dropout_rate=0.1, rngs=nnx.Rngs(0))
+  with pytest.raises(errors.MergeParamError, match="deterministic"):
+    layer(X)
+  assert layer.eval()(X).shape == (2, 5, 4)

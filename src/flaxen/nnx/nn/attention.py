@@ -26,6 +26,7 @@ from flaxen.errors.layers import (
   DropoutRngError,
   NumHeadsError,
 )
+from flaxen.errors.linen import MergeParamError
 from flaxen.nnx.module import Module
 from flaxen.nnx.nn.linear import (
   NO_METADATA,
@@ -217,6 +218,8 @@ class MultiHeadAttention(Module):
 
     Raises:
       CacheNotInitializedError: decoding before :meth:`init_cache`.
+      MergeParamError: ``dropout_rate > 0`` and ``deterministic`` is set neither here nor on
+        the layer (``model.train()`` / ``model.eval()`` set it).
       DecodeCacheError: a decode step with more than one position.
     """
     where = type(self).__name__
@@ -244,6 +247,8 @@ class MultiHeadAttention(Module):
     dropout_rng = None
     if self.dropout_rate > 0.0:
       deterministic = self.deterministic if deterministic is None else deterministic
+      if deterministic is None:  # set by model.train() / model.eval(), or pass it per call
+        raise MergeParamError("deterministic", both=False)
       if not deterministic:
         dropout_rng = self._dropout_key(self.rngs if rngs is None else rngs, where)
     else:
