@@ -92,7 +92,8 @@ class DropoutRngError(FlaxenError, ValueError):
   def __init__(self, where: str, collection: str = "dropout"):
     super().__init__(
       f"{where}: dropout is active (deterministic=False and rate > 0) but no random key "
-      f"was provided. Fix: pass rngs={{{collection!r}: key}} to apply (Linen), a "
+      f"was provided. Fix: pass rngs={{{collection!r}: key}} to apply (Linen), build the "
+      f"NNX layer with rngs=nnx.Rngs({collection}=0) or pass rngs= to its call, pass a "
       "dropout_rng (ops), or set deterministic=True for evaluation."
     )
 
