@@ -32,6 +32,9 @@ def test_lora_and_lora_linear():
   expected = X @ layer.kernel.value + layer.bias.value + X @ layer.lora.lora_a.value @ (
     layer.lora.lora_b.value)
   np.testing.assert_allclose(layer(X), expected, rtol=1e-5)
+  tagged = nnx.LoRALinear(3, 4, lora_rank=2, a_metadata={"sharding": ("in", None)},
+                         rngs=nnx.Rngs(0))
+  assert tagged.lora.lora_a.sharding == ("in", None)
   lora_only = nnx.state(layer, nnx.LoRAParam)
   assert {k for k, _ in nnx.to_flat_state(lora_only)} == {("lora", "lora_a"), ("lora", "lora_b")}
 

@@ -10,7 +10,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import jax
@@ -18,7 +18,7 @@ import jax.numpy as jnp
 
 from flaxen import initializers
 from flaxen.nnx.module import Module
-from flaxen.nnx.nn.linear import Linear
+from flaxen.nnx.nn.linear import NO_METADATA, Linear
 from flaxen.nnx.rnglib import Rngs
 from flaxen.nnx.variables import Param
 from flaxen.ops import linear as linear_ops
@@ -49,6 +49,7 @@ class LoRA(Module):
       bypass starts as a no-op).
     lora_param_type: the Variable type of the factors.
     rngs: random streams (``params``).
+    a_metadata, b_metadata: metadata of the factors (e.g. ``sharding``).
   """
 
   def __init__(self, in_features: int, lora_rank: int, out_features: int, *,
@@ -56,7 +57,9 @@ class LoRA(Module):
                param_dtype: Dtype = jnp.float32,
                a_initializer: Initializer = default_a_initializer,
                b_initializer: Initializer = default_b_initializer,
-               lora_param_type: type[Param] = LoRAParam, rngs: Rngs):
+               lora_param_type: type[Param] = LoRAParam, rngs: Rngs,
+               a_metadata: Mapping[str, Any] = NO_METADATA,
+               b_metadata: Mapping[str, Any] = NO_METADATA):
     self.in_features = in_features
     self.out_features = out_features
     self.dtype = dtype
@@ -64,9 +67,9 @@ class LoRA(Module):
     self.lora_param_type = lora_param_type
     self.base_module = base_module
     self.lora_a = lora_param_type(a_initializer(rngs.params(), (in_features, lora_rank),
-                                                param_dtype))
+                                                param_dtype), **a_metadata)
     self.lora_b = lora_param_type(b_initializer(rngs.params(), (lora_rank, out_features),
-                                                param_dtype))
+                                                param_dtype), **b_metadata)
 
   def __call__(self, x: jax.Array) -> jax.Array:
     where = type(self).__name__
@@ -84,7 +87,8 @@ class LoRALinear(Linear):
     in_features, out_features: as in :class:`Linear`.
     lora_rank: the rank of the bypass.
     lora_dtype, lora_param_dtype: ``dtype`` / ``param_dtype`` of the bypass.
-    a_initializer, b_initializer, lora_param_type: as in :class:`LoRA`.
+    a_initializer, b_initializer, lora_param_type, a_metadata, b_metadata: as in
+      :class:`LoRA`.
     rngs: random streams (``params``).
     **kwargs: the other arguments of :class:`Linear`.
   """
@@ -93,11 +97,14 @@ class LoRALinear(Linear):
                lora_dtype: Dtype | None = None, lora_param_dtype: Dtype = jnp.float32,
                a_initializer: Initializer = default_a_initializer,
                b_initializer: Initializer = default_b_initializer,
-               lora_param_type: type[Param] = LoRAParam, rngs: Rngs, **kwargs: Any):
+               lora_param_type: type[Param] = LoRAParam, rngs: Rngs,
+               a_metadata: Mapping[str, Any] = NO_METADATA,
+               b_metadata: Mapping[str, Any] = NO_METADATA, **kwargs: Any):
     super().__init__(in_features, out_features, rngs=rngs, **kwargs)
     self.lora = LoRA(in_features, lora_rank, out_features, dtype=lora_dtype,
                      param_dtype=lora_param_dtype, a_initializer=a_initializer,
-                     b_initializer=b_initializer, lora_param_type=lora_param_type, rngs=rngs)
+                     b_initializer=b_initializer, lora_param_type=lora_param_type, rngs=rngs,
+                     a_metadata=a_metadata, b_metadata=b_metadata)
 
   def __call__(self, x: jax.Array) -> jax.Array:
     return super().__call__(x) + self.lora(x)
