@@ -157,3 +157,11 @@ def test_rnn_carries_cell_state_through_the_loop():
   rnn(X)
   nnx.jit(lambda m, x: m(x))(rnn, X)
   assert int(cell.steps.value) == 10
+
+
+def test_wrong_carry_shape_is_reported():
+  cell = nnx.LSTMCell(3, 4, rngs=nnx.Rngs(0))
+  with pytest.raises(errors.CarryShapeError, match=r"LSTMCell.*\(2, 4\).*\(2, 5\)"):
+    cell((jnp.zeros((2, 5)), jnp.zeros((2, 5))), X[:, 0])
+  with pytest.raises(errors.CarryShapeError):
+    nnx.GRUCell(3, 4, rngs=nnx.Rngs(0))(jnp.zeros((3, 4)), X[:, 0])

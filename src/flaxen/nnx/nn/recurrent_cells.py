@@ -22,6 +22,7 @@ import jax
 import jax.numpy as jnp
 
 from flaxen import initializers
+from flaxen.errors.layers import CarryShapeError
 from flaxen.nnx.module import Module
 from flaxen.nnx.nn.linear import NO_METADATA, Linear, default_bias_init, default_kernel_init
 from flaxen.nnx.rnglib import Rngs
@@ -66,6 +67,13 @@ class RNNCellBase(Module):
   @property
   def num_feature_axes(self) -> int:
     return 1
+
+  def _check_carry(self, carry: Carry, inputs: jax.Array) -> None:
+    """Raises :class:`CarryShapeError` unless every carry array is ``(*batch, hidden)``."""
+    expected = (*jnp.shape(inputs)[:-1], self.hidden_features)
+    for part in jax.tree.leaves(carry):
+      if jnp.shape(part) != expected:
+        raise CarryShapeError(type(self).__name__, expected, jnp.shape(part), jnp.shape(inputs))
 
   def _common(self, *, hidden_features: int, kernel_init: Initializer,
               recurrent_kernel_init: Initializer, bias_init: Initializer,
@@ -159,6 +167,7 @@ class LSTMCell(RNNCellBase):
 
   def __call__(self, carry: tuple[jax.Array, jax.Array],
                inputs: jax.Array) -> tuple[Carry, jax.Array]:
+    self._check_carry(carry, inputs)
     c, h = carry
     pre = [xi(inputs) + hi(h) for xi, hi in ((self.ii, self.hi), (self.if_, self.hf),
                                              (self.ig, self.hg), (self.io, self.ho))]
@@ -200,6 +209,7 @@ class OptimizedLSTMCell(RNNCellBase):
 
   def __call__(self, carry: tuple[jax.Array, jax.Array],
                inputs: jax.Array) -> tuple[Carry, jax.Array]:
+    self._check_carry(carry, inputs)
     c, h = carry
     pre = jnp.split(self.dense_i(inputs) + self.dense_h(h), 4, axis=-1)
     return _lstm_update(self.gate_fn, self.activation_fn, c, *pre)
@@ -242,6 +252,7 @@ class GRUCell(RNNCellBase):
     self.dense_h = dense_h(3 * hidden_features, False)
 
   def __call__(self, carry: jax.Array, inputs: jax.Array) -> tuple[jax.Array, jax.Array]:
+    self._check_carry(carry, inputs)
     h = carry
     x_r, x_z, x_n = jnp.split(self.dense_i(inputs), 3, axis=-1)
     h_r, h_z, h_n = jnp.split(self.dense_h(h), 3, axis=-1)
@@ -288,6 +299,7 @@ class SimpleCell(RNNCellBase):
     self.dense_i = dense_i(in_features, hidden_features, False)
 
   def __call__(self, carry: jax.Array, inputs: jax.Array) -> tuple[jax.Array, jax.Array]:
+    self._check_carry(carry, inputs)
     x = self.dense_i(inputs) + self.dense_h(carry)
     if self.residual:
       x = x + carry
