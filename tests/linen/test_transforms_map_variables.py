@@ -83,3 +83,36 @@ def test_named_call_names_the_operations_of_a_method():
   assert name_stack(lambda x: Named().apply({}, x, method="optional")) == ""
   with nn.override_named_call(True):
     assert "Named.optional" in name_stack(lambda x: Named().apply({}, x, method="optional"))
+
+
+class TiedAutoEncoder(nn.Module):
+  features: int = 3
+  latents: int = 2
+
+  @nn.compact
+  def _dense(self, x, transpose):
+    transposed = lambda vs: jax.tree.map(lambda k: k.T, vs)
+    dense = nn.map_variables(nn.Dense, "params", transposed if transpose else lambda vs: vs,
+                             transposed if transpose else lambda vs: vs, init=not transpose)
+    return dense(self.features if transpose else self.latents, use_bias=False, name="dense")(x)
+
+  def encode(self, x):
+    return self._dense(x, transpose=False)
+
+  def decode(self, z):
+    return self._dense(z, transpose=True)
+
+  def __call__(self, x):
+    return self.decode(self.encode(x))
+
+
+def test_weight_tying_decoder_uses_the_transposed_encoder_kernel():
+  x = jax.random.normal(jax.random.key(1), (4, 3))
+  variables = TiedAutoEncoder().init(jax.random.key(0), x)
+  kernel = variables["params"]["dense"]["kernel"]
+  assert kernel.shape == (3, 2)
+  ref = lambda k: (x @ k) @ k.T
+  close(TiedAutoEncoder().apply(variables, x), ref(kernel))
+  grads = jax.grad(lambda p: jnp.sum(TiedAutoEncoder().apply({"params": p}, x) ** 2))(
+    variables["params"])
+  close(grads["dense"]["kernel"], jax.grad(lambda k: jnp.sum(ref(k) ** 2))(kernel), tol=1e-4)
