@@ -49,6 +49,7 @@ from flaxen.linen.recurrent_cells import OptimizedLSTMCell as OptimizedLSTMCell
 from flaxen.linen.recurrent_cells import RNNCellBase as RNNCellBase
 from flaxen.linen.recurrent_cells import SimpleCell as SimpleCell
 from flaxen.linen.stochastic import Dropout as Dropout
+from flaxen.linen.summary import tabulate as tabulate
 from flaxen.linen.transforms import *  # noqa: F403
 from flaxen.linen.wrapping import InterceptorContext as InterceptorContext
 from flaxen.linen.wrapping import compact as compact

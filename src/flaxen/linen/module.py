@@ -344,6 +344,12 @@ class Module:
       raise errors.CallUnbindOnUnboundModuleError(type(self).__name__)
     return self.clone(_reset_names=True), dict(self.scope.variables())
 
+  def tabulate(self, rngs: Any, *args: Any, **kwargs: Any) -> str:
+    """A summary table of this module's calls and variables (see :func:`nn.tabulate`)."""
+    from flaxen.linen.summary import module_tabulate
+
+    return module_tabulate(self, rngs, *args, **kwargs)
+
   # ------------------------------------------------------------ variables and rngs
 
   def _bound_scope(self, what: str) -> Scope:
