@@ -1,0 +1,1 @@
+"""The pieces of ``examples/demo.py``: data, the two model flavours, the loop and the report."""
