@@ -22,12 +22,13 @@ from collections.abc import Mapping
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import rich.console
 import rich.table
 
 __all__ = ["Row", "render", "shape_repr", "size_and_bytes", "value_repr", "flops_of", "attribute",
-           "split_arrays", "abstract"]
+           "split_arrays", "abstract", "with_backward"]
 
 
 @dataclasses.dataclass
@@ -83,7 +84,7 @@ def value_repr(x: Any, indent: str = "") -> str:
     lines = []
     for k, v in x.items():
       body = value_repr(v, indent + "  ")
-      nested = isinstance(v, Mapping | list | tuple) and bool(v) and "\n" in body
+      nested = isinstance(v, Mapping) and bool(v) or "\n" in body
       lines.append(f"{indent}{k}:\n{body}" if nested else f"{indent}{k}: {body.strip()}")
     return "\n".join(lines)
   if isinstance(x, list | tuple) and not hasattr(x, "_fields"):
@@ -189,6 +190,32 @@ def flops_of(fn: Any, *args: Any) -> float:
   if isinstance(cost, list | tuple):  # older JAX: one dict per computation
     cost = cost[0] if cost else {}
   return float((cost or {}).get("flops", 0.0))
+
+
+def with_backward(forward: Any) -> Any:
+  """``forward`` followed by its backward pass (cotangent: ones) over the float leaves."""
+
+  def run(*primals: Any) -> Any:
+    leaves, treedef = jax.tree.flatten(primals)
+    where = [i for i, x in enumerate(leaves) if _is_array(x) and jnp.issubdtype(x.dtype,
+                                                                                  jnp.inexact)]
+
+    def partial(diff: list) -> Any:
+      new = list(leaves)
+      for i, x in zip(where, diff, strict=True):
+        new[i] = x
+      return forward(*treedef.unflatten(new))
+
+    y, pull = jax.vjp(partial, [leaves[i] for i in where])
+    return pull(jax.tree.map(_ones_like, y))
+
+  return run
+
+
+def _ones_like(y: Any) -> Any:
+  if jnp.issubdtype(y.dtype, jnp.inexact):
+    return jnp.ones(y.shape, y.dtype)
+  return np.zeros(y.shape, jax.dtypes.float0)
 
 
 def render(title: str, rows: list[Row], totals: Mapping[str, tuple[int, int]], *,

@@ -23,8 +23,6 @@ from types import MappingProxyType
 from typing import Any
 
 import jax
-import jax.numpy as jnp
-import numpy as np
 
 from flaxen import summary_table as st
 from flaxen.core.filters import CollectionFilter, DenyList
@@ -169,18 +167,8 @@ def _flops(call: _Call, variables: Mapping[str, Any], rngs: dict, vjp: bool) -> 
                              **kwargs)
     return y
 
-  def backward(variables, rngs, arrays):
-    y, pull = jax.vjp(lambda v, a: forward(v, rngs, a), variables, arrays)
-    return pull(jax.tree.map(_ones_cotangent, y))
-
   try:
-    return st.flops_of(backward if vjp else forward, _subtree(variables, call.path), rngs,
-                       arrays)
+    fn = st.with_backward(forward) if vjp else forward
+    return st.flops_of(fn, _subtree(variables, call.path), rngs, arrays)
   except Exception:  # noqa: BLE001 - e.g. a call that needs its parent's context
     return None
-
-
-def _ones_cotangent(y: Any) -> Any:
-  if jnp.issubdtype(y.dtype, jnp.inexact):
-    return jnp.ones(y.shape, y.dtype)
-  return np.zeros(y.shape, jax.dtypes.float0)

@@ -56,6 +56,7 @@ from flaxen.nnx.state import (
   to_flat_state,
   to_pure_dict,
 )
+from flaxen.nnx.summary import tabulate
 from flaxen.nnx.training.optimizer import (
   ModelAndOptimizer,
   OptArray,
@@ -66,6 +67,7 @@ from flaxen.nnx.training.optimizer import (
 from flaxen.nnx.transforms.autodiff import DiffState, grad, jvp, value_and_grad, vjp
 from flaxen.nnx.transforms.axes import PARTITION_NAME, Carry, StateAxes
 from flaxen.nnx.transforms.control_flow import cond, fori_loop, switch, while_loop
+from flaxen.nnx.transforms.custom_vjp import CustomVjp, custom_vjp
 from flaxen.nnx.transforms.eval_shape import eval_shape
 from flaxen.nnx.transforms.jit import cached_partial, jit
 from flaxen.nnx.transforms.remat import remat
@@ -96,4 +98,5 @@ __all__ = [
   "Carry", "SplitBackups", "StateAxes", "restore_rngs", "scan", "split_rngs", "vmap",
   "PARTITION_NAME", "cond", "fori_loop", "remat", "switch", "while_loop",
 ]
-__all__ += [*_layers, "metrics", "MultiMetric"]
+__all__ += [*_layers, "metrics", "MultiMetric", "tabulate", "CustomVjp",
+            "custom_vjp"]
