@@ -16,6 +16,7 @@ from typing import Any
 import jax.numpy as jnp
 
 from flaxen.errors.layers import NonFloatingDtypeError
+from flaxen.ops._lax import cast, is_inexact, same_dtype
 from flaxen.typing import Dtype
 
 __all__ = ["canonicalize_dtype", "promote_dtype"]
@@ -40,12 +41,16 @@ def canonicalize_dtype(*args: Any, dtype: Dtype | None = None, inexact: bool = T
   dtype('float32')
   """
   if dtype is None:
-    present = [jnp.asarray(a) if isinstance(a, list | tuple) else a for a in args if a is not None]
-    dtype = jnp.result_type(*present)
-    if inexact and not jnp.issubdtype(dtype, jnp.inexact):
+    present = [a for a in args if a is not None]
+    # Arrays of one dtype (the usual layer call) need no promotion lattice.
+    dtype = same_dtype(*present)
+    if dtype is None:
+      present = [jnp.asarray(a) if isinstance(a, list | tuple) else a for a in present]
+      dtype = jnp.result_type(*present)
+    if inexact and not is_inexact(dtype):
       dtype = jnp.promote_types(jnp.float32, dtype)
   dtype = jnp.dtype(dtype)
-  if inexact and not jnp.issubdtype(dtype, jnp.inexact):
+  if inexact and not is_inexact(dtype):
     raise NonFloatingDtypeError(dtype)
   return dtype
 
@@ -60,4 +65,4 @@ def promote_dtype(*args: Any, dtype: Dtype | None = None, inexact: bool = True) 
   [dtype('float16'), dtype('float16')]
   """
   dtype = canonicalize_dtype(*args, dtype=dtype, inexact=inexact)
-  return [None if a is None else jnp.asarray(a, dtype) for a in args]
+  return [None if a is None else cast(a, dtype) for a in args]

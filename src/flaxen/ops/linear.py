@@ -18,6 +18,7 @@ import numpy as np
 from jax import lax
 
 from flaxen.errors.layers import FeatureSizeError, InputShapeError
+from flaxen.ops._lax import same_dtype
 from flaxen.ops.dtypes import promote_dtype
 from flaxen.typing import Array, DotGeneralT, Dtype, EinsumT, PrecisionLike
 
@@ -32,6 +33,14 @@ def canonicalize_axes(ndim: int, axes: int | Sequence[int]) -> tuple[int, ...]:
   """
   axes = (axes,) if isinstance(axes, int | np.integer) else tuple(axes)
   return tuple(int(a) % ndim if ndim else int(a) for a in axes)
+
+
+def _add_bias(y: Array, bias: Array, shape: Sequence[int]) -> Array:
+  """``y + bias.reshape(shape)``; bound as two primitives when no promotion is involved (a
+  custom ``dot_general`` may return another dtype than the bias)."""
+  if same_dtype(y, bias) is None:
+    return y + jnp.reshape(bias, shape)
+  return lax.add(y, lax.reshape(bias, tuple(shape)))
 
 
 def dense(
@@ -65,7 +74,7 @@ def dense(
   inputs, kernel, bias = promote_dtype(inputs, kernel, bias, dtype=dtype)
   y = dot_general(inputs, kernel, (((inputs.ndim - 1,), (0,)), ((), ())), precision=precision)
   if bias is not None:
-    y += jnp.reshape(bias, (1,) * (y.ndim - 1) + (-1,))
+    y = _add_bias(y, bias, (1,) * (y.ndim - 1) + (bias.size,))
   return y
 
 
@@ -115,7 +124,7 @@ def dense_general(
   if bias is not None:
     free = inputs.ndim - n_batch - len(axis)
     features = bias.shape[n_batch:]
-    y += jnp.reshape(bias, bias.shape[:n_batch] + (1,) * free + features)
+    y = _add_bias(y, bias, bias.shape[:n_batch] + (1,) * free + features)
   return y
 
 
@@ -168,5 +177,5 @@ def einsum(
     def sizes(labels: str) -> list[int]:
       return [kernel.shape[rhs.index(c)] if c in rhs else 1 for c in labels]
 
-    y += jnp.reshape(bias, (*sizes(head), *[1] * n_ellipsis, *sizes(tail)))
+    y = _add_bias(y, bias, (*sizes(head), *[1] * n_ellipsis, *sizes(tail)))
   return y

@@ -17,10 +17,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import jax
 import jax.numpy as jnp
 from jax import lax
 
 from flaxen.errors.layers import NumGroupsError
+from flaxen.ops._lax import cast, is_inexact, mean_over, same_dtype
 from flaxen.ops.dtypes import canonicalize_dtype
 from flaxen.ops.linear import canonicalize_axes
 from flaxen.typing import Array, Axes, Dtype
@@ -34,7 +36,7 @@ __all__ = [
 def _abs_sq(x: Array) -> Array:
   """``|x|^2``, real also for complex ``x``."""
   if jnp.iscomplexobj(x):
-    return lax.real(x * lax.conj(x))
+    return lax.real(lax.mul(x, lax.conj(x)))
   return lax.square(x)
 
 
@@ -68,26 +70,33 @@ def compute_stats(
   Returns:
     ``(mean, var)``.
   """
-  dtype = jnp.result_type(x) if dtype is None else dtype
+  if dtype is None:
+    dtype = x.dtype if isinstance(x, jax.Array) else jnp.result_type(x)
   if force_float32_reductions:
     dtype = jnp.promote_types(dtype, jnp.float32)
-  x = jnp.asarray(x, dtype)
+  x = cast(x, dtype)
   axes = canonicalize_axes(x.ndim, axes)
 
   def mean(*values: Array) -> tuple[Array, ...]:
-    means = tuple(v.mean(axes, where=mask) for v in values)
+    if mask is None:
+      means = tuple(mean_over(v, axes) for v in values)
+    else:
+      means = tuple(v.mean(axes, where=mask) for v in values)
     if axis_name is None:
       return means
     return lax.pmean(means, axis_name, axis_index_groups=axis_index_groups)
 
+  # lax arithmetic on operands of one dtype, Python scalars converted as jnp converts them:
+  # the same primitives as the jnp operators.
   if not use_mean:
     (mean_sq,) = mean(_abs_sq(x))
-    return jnp.zeros_like(mean_sq), mean_sq
+    return lax.full_like(mean_sq, 0), mean_sq
   if use_fast_variance:
     mu, mean_sq = mean(x, _abs_sq(x))
-    return mu, jnp.maximum(0.0, mean_sq - _abs_sq(mu))
+    return mu, lax.max(mean_sq.dtype.type(0), lax.sub(mean_sq, _abs_sq(mu)))
   (mu,) = mean(x)
-  (var,) = mean(_abs_sq(x - jnp.expand_dims(mu, axes)))
+  mu_b = lax.expand_dims(mu, sorted(axes))
+  (var,) = mean(_abs_sq(lax.sub(x, mu_b) if mu.dtype == x.dtype else x - mu_b))
   return mu, var
 
 
@@ -118,16 +127,33 @@ def normalize(
   reduction_axes = canonicalize_axes(x.ndim, reduction_axes)
   feature_axes = canonicalize_axes(x.ndim, feature_axes)
   feature_shape = tuple(x.shape[a] if a in feature_axes else 1 for a in range(x.ndim))
-  mean = jnp.expand_dims(mean, reduction_axes)
-  var = jnp.expand_dims(var, reduction_axes)
-  y = x - mean
-  mul = lax.rsqrt(var + epsilon)
+  out_dtype = canonicalize_dtype(x, scale, bias, dtype=dtype)
+  fast = type(epsilon) in (int, float) and same_dtype(
+    x, mean, var, *(a for a in (scale, bias) if a is not None)) is not None
+  if not fast:
+    # Mixed dtypes (or an array epsilon): the jnp operators' promotion at each step.
+    mean = jnp.expand_dims(mean, reduction_axes)
+    var = jnp.expand_dims(var, reduction_axes)
+    y = x - mean
+    mul = lax.rsqrt(var + epsilon)
+    if scale is not None:
+      mul = mul * scale.reshape(feature_shape)
+    y = y * mul
+    if bias is not None:
+      y = y + bias.reshape(feature_shape)
+    return jnp.asarray(y, out_dtype)
+  # One dtype: the same primitives as above, bound directly (size-1 dims broadcast in lax).
+  reduction_axes = sorted(reduction_axes)
+  mean = lax.expand_dims(mean, reduction_axes)
+  var = lax.expand_dims(var, reduction_axes)
+  y = lax.sub(x, mean)
+  mul = lax.rsqrt(lax.add(var, var.dtype.type(epsilon)))
   if scale is not None:
-    mul = mul * scale.reshape(feature_shape)
-  y = y * mul
+    mul = lax.mul(mul, lax.reshape(scale, feature_shape))
+  y = lax.mul(y, mul)
   if bias is not None:
-    y = y + bias.reshape(feature_shape)
-  return jnp.asarray(y, canonicalize_dtype(x, scale, bias, dtype=dtype))
+    y = lax.add(y, lax.reshape(bias, feature_shape))
+  return cast(y, out_dtype)
 
 
 def layer_norm(
@@ -280,4 +306,8 @@ def ema(average: Array, value: Array, momentum: float) -> Array:
   >>> float(ema(jnp.array(1.), jnp.array(0.), 0.99))
   0.99
   """
+  dtype = same_dtype(average, value)
+  if type(momentum) in (int, float) and dtype is not None and is_inexact(dtype):
+    m = dtype.type
+    return lax.add(lax.mul(m(momentum), average), lax.mul(m(1.0 - momentum), value))
   return momentum * average + (1.0 - momentum) * value
