@@ -13,6 +13,7 @@
 
 from flaxen import initializers
 from flaxen.nnx import filterlib, metrics
+from flaxen.nnx.display import display
 from flaxen.nnx.filterlib import All, Any, Everything, Not, Nothing, OfType, PathContains, WithTag
 from flaxen.nnx.graph import GraphDef
 from flaxen.nnx.graphlib import (
@@ -98,5 +99,5 @@ __all__ = [
   "Carry", "SplitBackups", "StateAxes", "restore_rngs", "scan", "split_rngs", "vmap",
   "PARTITION_NAME", "cond", "fori_loop", "remat", "switch", "while_loop",
 ]
-__all__ += [*_layers, "metrics", "MultiMetric", "tabulate", "CustomVjp",
+__all__ += [*_layers, "metrics", "MultiMetric", "tabulate", "display", "CustomVjp",
             "custom_vjp"]

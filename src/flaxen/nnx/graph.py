@@ -67,7 +67,7 @@ class GraphDef:
                              and self.root == other.root)
 
   def __repr__(self) -> str:
-    return f"GraphDef({_describe(self.root)}, leaves={len(self.leaf_paths)})"
+    return f"GraphDef(leaves={len(self.leaf_paths)}, root={_tree_repr(self.root, 0)})"
 
 
 jax.tree_util.register_static(GraphDef)
@@ -215,10 +215,24 @@ def leaves_by_path(graphdef: GraphDef, flat: dict) -> list:
     raise MissingStateError(e.args[0]) from None
 
 
-def _describe(d: tuple) -> str:
+def _tree_repr(d: tuple, depth: int) -> str:
+  """An indented outline of a GraphDef tuple: nodes and Variables with their index."""
   kind = d[0]
-  if kind == "node":
-    return f"{d[2].__name__}#{d[1]}"
+  if kind == "static":
+    text = repr(_unwrap(d[1]))
+    return text if len(text) <= 60 else text[:57] + "..."
   if kind == "var":
     return f"{d[2].__name__}#{d[1]}"
-  return kind
+  if kind == "ref":
+    return f"ref#{d[1]}"
+  if kind == "array":
+    return "array"
+  if kind == "node":
+    head, items = f"{d[2].__name__}#{d[1]}", d[3]
+  else:  # pytree
+    head, items = "pytree", tuple(enumerate(d[2]))
+  if not items:
+    return head + "()"
+  pad = "  " * (depth + 1)
+  lines = [f"{pad}{k}={_tree_repr(v, depth + 1)}," for k, v in items]
+  return head + "(\n" + "\n".join(lines) + "\n" + "  " * depth + ")"

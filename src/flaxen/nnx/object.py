@@ -30,7 +30,7 @@ import numpy as np
 
 from flaxen.errors.nnx import MissingKeyError
 from flaxen.nnx import epoch
-from flaxen.nnx.variables import Variable
+from flaxen.nnx.variables import Variable, _value_repr
 
 __all__ = ["Object", "Pytree", "List", "Dict", "is_graph_node", "ARRAY_TYPES"]
 
@@ -197,7 +197,7 @@ _NODE_TYPES = (Object, Variable)
 
 def _repr(obj: Any, depth: int, seen: set[int]) -> str:
   if not isinstance(obj, Object):
-    return repr(obj)
+    return _value_repr(obj) if isinstance(obj, ARRAY_TYPES) else repr(obj)
   if id(obj) in seen:
     return f"{type(obj).__name__}(...)"
   seen = seen | {id(obj)}

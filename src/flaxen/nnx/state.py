@@ -23,7 +23,7 @@ import jax
 
 from flaxen.errors.nnx import MissingKeyError, StatePathError, UnmatchedFilterError
 from flaxen.nnx import filterlib
-from flaxen.nnx.variables import Variable
+from flaxen.nnx.variables import Variable, _value_repr
 
 __all__ = [
   "State", "FlatState", "filter_state", "from_flat_state", "map_state", "merge_state",
@@ -235,7 +235,7 @@ def _repr(state: State, depth: int) -> str:
   if not state._mapping:
     return "State({})"
   pad = "  " * (depth + 1)
-  lines = [f"{pad}{k!r}: {_repr(v, depth + 1) if isinstance(v, State) else repr(v)},"
+  lines = [f"{pad}{k!r}: {_repr(v, depth + 1) if isinstance(v, State) else _value_repr(v)},"
            for k, v in state._mapping.items()]
   return "State({\n" + "\n".join(lines) + "\n" + "  " * depth + "})"
 

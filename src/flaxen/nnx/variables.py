@@ -196,7 +196,10 @@ VariableState = Variable  # older Flax name of the detached copies that live in 
 
 
 def _value_repr(value: Any) -> str:
-  if isinstance(value, jax.Array | np.ndarray) and value.size > 8:
+  """One line and cheap: arrays that are big, 2-D or more, or PRNG keys by shape and dtype."""
+  if isinstance(value, jax.Array | np.ndarray) and (
+    value.size > 8 or value.ndim > 1 or jax.dtypes.issubdtype(value.dtype, jax.dtypes.prng_key)
+  ):
     return f"Array(shape={value.shape}, dtype={value.dtype})"
   return repr(value)
 
