@@ -10,7 +10,7 @@ __all__ = [
   "UnmatchedFilterError", "MissingStateError", "StatePathError", "NoRngStreamError",
   "AttributeNotFoundError", "OptimizerUpdateError", "VariableMetadataError", "InvalidFilterError",
   "MissingKeyError", "UnmatchedStateAxesError", "TransformAxesError", "BroadcastStateUpdateError",
-  "LoopStructureError",
+  "LoopStructureError", "CustomVjpError", "CustomVjpTangentError",
 ]
 
 
@@ -161,4 +161,28 @@ class LoopStructureError(FlaxenError, ValueError):
       "structure it was given: the same graph objects, with the same attributes and Variable "
       "types. Fix: create attributes and Variables before the loop, and return the carried "
       "graph objects themselves."
+    )
+
+
+class CustomVjpError(FlaxenError, ValueError):
+  """``nnx.custom_vjp`` was set up or called in a way it does not support."""
+
+  def __init__(self, name: str, detail: str, fix: str):
+    super().__init__(f"nnx.custom_vjp({name}): {detail}. Fix: {fix}.")
+
+
+class CustomVjpTangentError(FlaxenError, ValueError):
+  """The ``bwd`` rule of ``nnx.custom_vjp`` returned cotangents that do not fit the arguments."""
+
+  def __init__(self, name: str, argnum: int | None, detail: str):
+    self.argnum = argnum
+    which = "its cotangents" if argnum is None else f"the cotangent of argument {argnum}"
+    super().__init__(
+      f"nnx.custom_vjp({name}): the bwd rule returned {which} with the wrong structure: "
+      f"{detail}. bwd returns a tuple with one cotangent per differentiable argument (int "
+      "nondiff_argnums left out), shaped like the argument, with a State of the "
+      "differentiated Variables in place of each graph object and an array (or None for zero) "
+      "for each array. Fix: start from the argument's entry of `input_updates_g` (the first "
+      "item of bwd's second argument), e.g. `m_g = jax.tree.map(lambda x: x, m_updates_g)`, "
+      "and set its values."
     )

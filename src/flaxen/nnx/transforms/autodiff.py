@@ -93,8 +93,12 @@ class _DiffCall:
       diff_inputs.append(treedef.unflatten(arg_leaves))
     self.diff_inputs = tuple(diff_inputs)
 
+  def base_values(self) -> list:
+    """The values the graph is rebuilt from before the differentiated ones go in."""
+    return list(self.leaves)
+
   def pure(self, diff_inputs: tuple) -> tuple:
-    values = list(self.leaves)
+    values = self.base_values()
     new_args = [list(arg_leaves) for arg_leaves, _, _ in self.per_arg]
     for (a, _), tree in zip(self.specs, diff_inputs, strict=True):
       new_args[a] = self.per_arg[a][1].flatten_up_to(tree)
