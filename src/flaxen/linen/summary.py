@@ -29,7 +29,7 @@ from flaxen.core.filters import CollectionFilter, DenyList
 from flaxen.linen.wrapping import intercept_methods
 from flaxen.traverse_util import flatten_dict
 
-__all__ = ["tabulate", "module_tabulate"]
+__all__ = ["tabulate", "module_tabulate", "summarize"]
 
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
 _NOT_INTERMEDIATES = DenyList("intermediates")
@@ -95,6 +95,20 @@ def module_tabulate(module: Any, rngs: Any, *args: Any, depth: int | None = None
                     compute_vjp_flops: bool = False, **kwargs: Any) -> str:
   """``Module.tabulate``: the summary table of ``module`` called on ``args`` (see
   :func:`tabulate`)."""
+  rows, totals = summarize(module, rngs, *args, depth=depth, show_repeated=show_repeated,
+                           mutable=mutable, compute_flops=compute_flops,
+                           compute_vjp_flops=compute_vjp_flops, **kwargs)
+  return st.render(f"{type(module).__name__} Summary", rows, totals,
+                   show_flops=compute_flops, show_vjp_flops=compute_vjp_flops,
+                   console_kwargs=console_kwargs, table_kwargs=table_kwargs,
+                   column_kwargs=column_kwargs)
+
+
+def summarize(module: Any, rngs: Any, *args: Any, depth: int | None = None,
+              show_repeated: bool = False, mutable: CollectionFilter = _NOT_INTERMEDIATES,
+              compute_flops: bool = False, compute_vjp_flops: bool = False,
+              **kwargs: Any) -> tuple[list[st.Row], dict[str, tuple[int, int]]]:
+  """The table's content: its rows and ``{collection: (elements, bytes)}`` totals."""
   rngs = dict(rngs) if isinstance(rngs, Mapping) else {"params": rngs}
   method = kwargs.pop("method", None)
   calls: list[_Call] = []
@@ -140,11 +154,7 @@ def module_tabulate(module: Any, rngs: Any, *args: Any, depth: int | None = None
       row.vjp_flops = _flops(call, variables, rngs, vjp=True)
     rows.append(row)
   cols = sorted(variables, key=lambda c: c != "params")  # params first, then init's order
-  totals = {col: st.size_and_bytes(variables[col]) for col in cols}
-  return st.render(f"{type(module).__name__} Summary", rows, totals,
-                   show_flops=compute_flops, show_vjp_flops=compute_vjp_flops,
-                   console_kwargs=console_kwargs, table_kwargs=table_kwargs,
-                   column_kwargs=column_kwargs)
+  return rows, {col: st.size_and_bytes(variables[col]) for col in cols}
 
 
 def _subtree(variables: Mapping[str, Any], path: tuple) -> dict:

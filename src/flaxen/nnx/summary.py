@@ -27,7 +27,7 @@ from flaxen import summary_table as st
 from flaxen.nnx.graphlib import merge, split
 from flaxen.nnx.module import iter_modules
 
-__all__ = ["tabulate"]
+__all__ = ["tabulate", "summarize"]
 
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
 
@@ -56,6 +56,19 @@ def tabulate(obj: Any, *input_args: Any, depth: int | None = None, method: str =
   >>> "kernel: float32[4,3]" in table, "Total Parameters: 15 (60 B)" in table
   (True, True)
   """
+  rows, totals = summarize(obj, *input_args, depth=depth, method=method,
+                           compute_flops=compute_flops, compute_vjp_flops=compute_vjp_flops,
+                           **input_kwargs)
+  return st.render(f"{type(obj).__name__} Summary", rows, totals,
+                   show_flops=compute_flops, show_vjp_flops=compute_vjp_flops,
+                   console_kwargs=console_kwargs, table_kwargs=table_kwargs,
+                   column_kwargs=column_kwargs)
+
+
+def summarize(obj: Any, *input_args: Any, depth: int | None = None, method: str = "__call__",
+              compute_flops: bool = False, compute_vjp_flops: bool = False,
+              **input_kwargs: Any) -> tuple[list[st.Row], dict[str, tuple[int, int]]]:
+  """The table's content: its rows and ``{Variable type: (elements, bytes)}`` totals."""
   graphdef, state = split(obj)
   calls: list[dict] = []
   arrays, rebuild = st.split_arrays((state, input_args, input_kwargs))
@@ -86,11 +99,7 @@ def tabulate(obj: Any, *input_args: Any, depth: int | None = None, method: str =
       row.vjp_flops = _flops(modules[path], call, vjp=True)
     rows.append(row)
   cols = sorted(flat, key=lambda c: c != "Param")  # Param first, then graph order
-  totals = {col: st.size_and_bytes(list(flat[col].values())) for col in cols}
-  return st.render(f"{type(obj).__name__} Summary", rows, totals,
-                   show_flops=compute_flops, show_vjp_flops=compute_vjp_flops,
-                   console_kwargs=console_kwargs, table_kwargs=table_kwargs,
-                   column_kwargs=column_kwargs)
+  return rows, {col: st.size_and_bytes(list(flat[col].values())) for col in cols}
 
 
 @contextlib.contextmanager
