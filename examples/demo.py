@@ -6,7 +6,8 @@ nnx.value_and_grad) or Linen (a module template, TrainState, jax.jit). It prints
 parameter table, shows a progress bar with the running loss and accuracy, prints the test
 accuracy, saves a checkpoint with flaxen.checkpoint, restores it into a fresh model and
 checks that model's test accuracy is the same, and writes a plot of the loss and accuracy
-curves. The train/test split (80/20, stratified) is the same for every --seed.
+curves. Training images are shifted by up to one pixel at random; Adam's step decays to 0
+along a cosine. The train/test split (80/20, stratified) is the same for every --seed.
 
     python examples/demo.py                       # NNX, default settings
     python examples/demo.py --api linen --epochs 5
@@ -21,6 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import optax
 from rich.console import Console
 
 from digits import data, report
@@ -44,7 +46,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                       help="which flaxen API trains the model")
   parser.add_argument("--epochs", type=int, default=10, help="passes over the training set")
   parser.add_argument("--batch-size", type=int, default=32, help="examples per optimizer step")
-  parser.add_argument("--learning-rate", type=float, default=3e-3, help="Adam's learning rate")
+  parser.add_argument("--learning-rate", type=float, default=3e-3,
+                      help="Adam's initial learning rate, decayed to 0 along a cosine")
   parser.add_argument("--seed", type=int, default=0,
                       help="seeds the parameter initialization and the batch order")
   parser.add_argument("--output-dir", type=Path, default=Path("out/demo"),
@@ -52,13 +55,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
   return parser.parse_args(argv)
 
 
-def make_trainer(api: str, seed: int, learning_rate: float) -> Trainer:
+def make_trainer(api: str, seed: int, tx: optax.GradientTransformation) -> Trainer:
   # Imported here so that each flavour's module loads only when it is used.
   if api == "nnx":
     from digits.nnx_model import NnxTrainer
-    return NnxTrainer.create(seed, learning_rate)
+    return NnxTrainer.create(seed, tx)
   from digits.linen_model import LinenTrainer
-  return LinenTrainer.create(seed, learning_rate)
+  return LinenTrainer.create(seed, tx)
 
 
 def main(argv: Sequence[str] | None = None, console: Console | None = None) -> Result:
@@ -70,7 +73,10 @@ def main(argv: Sequence[str] | None = None, console: Console | None = None) -> R
   console.print(f"digits: {len(train.y)} train / {len(test.y)} test images of 8x8, "
                 f"API {args.api}, seed {args.seed}")
 
-  trainer = make_trainer(args.api, args.seed, args.learning_rate)
+  # Decaying the step to 0 over the run steadies the last epochs' test accuracy.
+  total_steps = args.epochs * data.steps_per_epoch(train, args.batch_size)
+  tx = optax.adam(optax.cosine_decay_schedule(args.learning_rate, total_steps))
+  trainer = make_trainer(args.api, args.seed, tx)
   console.print(report.param_table(trainer.params(), f"CNN parameters ({args.api})"))
   start = time.perf_counter()
   history = fit(trainer, train, test, epochs=args.epochs, batch_size=args.batch_size,

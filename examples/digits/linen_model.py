@@ -22,10 +22,10 @@ class CNN(nn.Module):
     return nn.Dense(NUM_CLASSES, name="out")(nn.relu(nn.Dense(HIDDEN, name="hidden")(x)))
 
 
-def create_state(seed: int, learning_rate: float) -> TrainState:
+def create_state(seed: int, tx: optax.GradientTransformation) -> TrainState:
   model = CNN()
   params = model.init(jax.random.key(seed), jnp.zeros((1, 8, 8, 1)))["params"]
-  return TrainState.create(apply_fn=model.apply, params=params, tx=optax.adam(learning_rate))
+  return TrainState.create(apply_fn=model.apply, params=params, tx=tx)
 
 
 @jax.jit
@@ -43,12 +43,12 @@ def evaluate(state: TrainState, x, y):
 
 
 class LinenTrainer:
-  def __init__(self, state: TrainState, learning_rate: float):
-    self.state, self.learning_rate = state, learning_rate
+  def __init__(self, state: TrainState):
+    self.state = state
 
   @classmethod
-  def create(cls, seed: int, learning_rate: float) -> LinenTrainer:
-    return cls(create_state(seed, learning_rate), learning_rate)
+  def create(cls, seed: int, tx: optax.GradientTransformation) -> LinenTrainer:
+    return cls(create_state(seed, tx))
 
   def train_step(self, x, y):
     self.state, loss, acc = train_step(self.state, x, y)
@@ -65,5 +65,5 @@ class LinenTrainer:
 
   def restored(self, path: str) -> LinenTrainer:
     # jax.eval_shape gives the TrainState's structure without computing any array.
-    target = jax.eval_shape(lambda: create_state(0, self.learning_rate))
-    return LinenTrainer(checkpoint.restore(path, target), self.learning_rate)
+    target = jax.eval_shape(lambda: create_state(0, self.state.tx))
+    return LinenTrainer(checkpoint.restore(path, target))

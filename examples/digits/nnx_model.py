@@ -38,13 +38,13 @@ def evaluate(model: CNN, x, y):
 
 
 class NnxTrainer:
-  def __init__(self, model: CNN, learning_rate: float):
-    self.model, self.learning_rate = model, learning_rate
-    self.optimizer = nnx.Optimizer(model, optax.adam(learning_rate), wrt=nnx.Param)
+  def __init__(self, model: CNN, tx: optax.GradientTransformation):
+    self.model, self.tx = model, tx
+    self.optimizer = nnx.Optimizer(model, tx, wrt=nnx.Param)
 
   @classmethod
-  def create(cls, seed: int, learning_rate: float) -> NnxTrainer:
-    return cls(CNN(nnx.Rngs(seed)), learning_rate)
+  def create(cls, seed: int, tx: optax.GradientTransformation) -> NnxTrainer:
+    return cls(CNN(nnx.Rngs(seed)), tx)
 
   def train_step(self, x, y):
     return train_step(self.model, self.optimizer, x, y)
@@ -62,4 +62,4 @@ class NnxTrainer:
     # An abstract model allocates no arrays; the checkpoint fills in its state.
     model = nnx.eval_shape(lambda: CNN(nnx.Rngs(0)))
     nnx.update(model, checkpoint.restore(path, nnx.state(model)))
-    return NnxTrainer(model, self.learning_rate)
+    return NnxTrainer(model, self.tx)
