@@ -51,7 +51,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
   parser.add_argument("--seed", type=int, default=0,
                       help="seeds the parameter initialization and the batch order")
   parser.add_argument("--output-dir", type=Path, default=Path("out/demo"),
-                      help="where the checkpoint and the plot go (created if missing)")
+                      help="where the checkpoint and the plot go; created if missing")
   return parser.parse_args(argv)
 
 
