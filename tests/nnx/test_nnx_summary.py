@@ -89,6 +89,8 @@ def test_text_table():
   for column in ("module", "inputs", "outputs", "flops", "Param", "BatchStat"):
     assert column in header
   assert "block/bn" in text and "kernel: float32[9,4]" in text and "mean: float32[4]" in text
+  text = nnx.tabulate(model, X, row_filter=lambda row: row.module_type != "BatchNorm")
+  assert "block/bn" not in text and "block/lin" in text and "Total Parameters: 66" in text
 
 
 def test_rng_state_and_abstract_inputs():

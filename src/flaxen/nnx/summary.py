@@ -17,7 +17,7 @@ Total Parameters: 50 (200 B)
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from types import MappingProxyType
 from typing import Any
 
@@ -33,6 +33,7 @@ _EMPTY: Mapping[str, Any] = MappingProxyType({})
 
 
 def tabulate(obj: Any, *input_args: Any, depth: int | None = None, method: str = "__call__",
+             row_filter: Callable[[st.Row], bool] | None = None,
              console_kwargs: Mapping[str, Any] | None = None,
              table_kwargs: Mapping[str, Any] = _EMPTY, column_kwargs: Mapping[str, Any] = _EMPTY,
              compute_flops: bool = False, compute_vjp_flops: bool = False,
@@ -45,6 +46,7 @@ def tabulate(obj: Any, *input_args: Any, depth: int | None = None, method: str =
     depth: show calls at most this deep (the root is depth 0); the Variables of deeper
       modules are counted on their shown ancestor. None shows all.
     method: the root's method to call.
+    row_filter: keep only the rows (:class:`flaxen.summary_table.Row`) it returns True for.
     console_kwargs: passed to ``rich.console.Console`` (e.g. ``{"width": 120}``).
     table_kwargs, column_kwargs: passed to ``rich.table.Table`` and its columns.
     compute_flops: add a column with XLA's FLOP count of each call.
@@ -59,6 +61,8 @@ def tabulate(obj: Any, *input_args: Any, depth: int | None = None, method: str =
   rows, totals = summarize(obj, *input_args, depth=depth, method=method,
                            compute_flops=compute_flops, compute_vjp_flops=compute_vjp_flops,
                            **input_kwargs)
+  if row_filter is not None:
+    rows = [row for row in rows if row_filter(row)]
   return st.render(f"{type(obj).__name__} Summary", rows, totals,
                    show_flops=compute_flops, show_vjp_flops=compute_vjp_flops,
                    console_kwargs=console_kwargs, table_kwargs=table_kwargs,
