@@ -75,6 +75,10 @@ def shape_repr(x: Any) -> str:
     dtype = x.dtype
     name = getattr(dtype, "name", None) or str(dtype)
     return f"{name}[{','.join(str(d) for d in x.shape)}]"
+  leaves = jax.tree.leaves(x)
+  if leaves and leaves[0] is not x:  # a box such as nn.Partitioned: its arrays by shape
+    names = f", names={x.names}" if hasattr(x, "names") else ""
+    return f"{type(x).__name__}({', '.join(shape_repr(v) for v in leaves)}{names})"
   return repr(x)
 
 

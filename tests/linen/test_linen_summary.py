@@ -153,3 +153,10 @@ def test_no_real_computation_and_values_not_read():
 
   Probe().tabulate(KEY, np.ones((3, 5), np.float32))
   assert calls == [True]
+
+
+def test_boxed_params_show_their_shape():
+  init = nn.with_partitioning(nn.initializers.lecun_normal(), (None, "model"))
+  text = nn.Dense(3, kernel_init=init).tabulate(KEY, jnp.ones((2, 4)))
+  assert "kernel: Partitioned(float32[4,3], names=(None, 'model'))" in text
+  assert "Total Parameters: 15 (60 B)" in text
