@@ -77,7 +77,9 @@ def main(argv: Sequence[str] | None = None, console: Console | None = None) -> R
   total_steps = args.epochs * data.steps_per_epoch(train, args.batch_size)
   tx = optax.adam(optax.cosine_decay_schedule(args.learning_rate, total_steps))
   trainer = make_trainer(args.api, args.seed, tx)
-  console.print(report.param_table(trainer.params(), f"CNN parameters ({args.api})"))
+  # The table comes as text already laid out for our console's width.
+  table = trainer.tabulate(test.x[:1], console.width)
+  console.print(table, markup=False, highlight=False, soft_wrap=True)
   start = time.perf_counter()
   history = fit(trainer, train, test, epochs=args.epochs, batch_size=args.batch_size,
                 seed=args.seed, console=console)

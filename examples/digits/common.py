@@ -27,8 +27,8 @@ class Trainer(Protocol):
   def evaluate(self, x: Any, y: Any) -> tuple[jax.Array, jax.Array]:
     """(loss, accuracy) on a whole split, without training."""
 
-  def params(self) -> dict:
-    """The parameters as a nested dict of arrays."""
+  def tabulate(self, x: Any, width: int) -> str:
+    """The model's summary table (layers, shapes, parameter counts) for inputs like ``x``."""
 
   def save(self, path: str) -> None:
     """Write a checkpoint with flaxen.checkpoint."""

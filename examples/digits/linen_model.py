@@ -57,8 +57,8 @@ class LinenTrainer:
   def evaluate(self, x, y):
     return evaluate(self.state, x, y)
 
-  def params(self) -> dict:
-    return self.state.params
+  def tabulate(self, x, width: int) -> str:
+    return CNN().tabulate(jax.random.key(0), x, console_kwargs={"width": width})
 
   def save(self, path: str) -> None:
     checkpoint.save(path, self.state, force=True)  # params, optimizer state and step

@@ -52,8 +52,8 @@ class NnxTrainer:
   def evaluate(self, x, y):
     return evaluate(self.model, x, y)
 
-  def params(self) -> dict:
-    return nnx.state(self.model, nnx.Param).to_pure_dict()
+  def tabulate(self, x, width: int) -> str:
+    return nnx.tabulate(self.model, x, console_kwargs={"width": width})
 
   def save(self, path: str) -> None:
     checkpoint.save(path, nnx.state(self.model), force=True)
