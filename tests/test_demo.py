@@ -31,7 +31,7 @@ def test_one_epoch_round_trip_and_plot(api, tmp_path):
   assert result.checkpoint.is_dir() and result.checkpoint.parent == tmp_path
   assert result.plot.read_bytes().startswith(b"\x89PNG")
   assert len(result.history.test_accuracy) == 1
-  assert "total" in text and "same test accuracy" in text
+  assert "Total Parameters: 151,306" in text and "same test accuracy" in text
 
 
 @pytest.mark.slow
