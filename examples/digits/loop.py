@@ -28,11 +28,13 @@ def fit(trainer: Trainer, train: data.Split, test: data.Split, *, epochs: int, b
   history = History()
   columns = (
     TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-    TextColumn("loss {task.fields[loss]:.4f}  acc {task.fields[acc]:.3f}"), TimeElapsedColumn(),
+    TextColumn("loss {task.fields[loss]:.4f}  acc {task.fields[acc]:.3f}  "
+               "test acc {task.fields[test_acc]:.3f}"), TimeElapsedColumn(),
   )
   total = epochs * data.steps_per_epoch(train, batch_size)
   with Progress(*columns, console=console) as progress:
-    task = progress.add_task("epoch 1", total=total, loss=float("nan"), acc=float("nan"))
+    nan = float("nan")
+    task = progress.add_task("epoch 1", total=total, loss=nan, acc=nan, test_acc=nan)
     for epoch in range(1, epochs + 1):
       losses, accs = [], []
       for batch in data.batches(train, batch_size, rng):
@@ -47,4 +49,5 @@ def fit(trainer: Trainer, train: data.Split, test: data.Split, *, epochs: int, b
       history.train_accuracy.append(float(np.mean(accs)))
       history.test_loss.append(float(test_loss))
       history.test_accuracy.append(float(test_acc))
+      progress.update(task, test_acc=history.test_accuracy[-1])
   return history
