@@ -160,3 +160,19 @@ def test_boxed_params_show_their_shape():
   text = nn.Dense(3, kernel_init=init).tabulate(KEY, jnp.ones((2, 4)))
   assert "kernel: Partitioned(float32[4,3], names=(None, 'model'))" in text
   assert "Total Parameters: 15 (60 B)" in text
+
+
+def test_private_helper_methods_are_not_rows():
+  import jax
+  import jax.numpy as jnp
+
+  import flaxen.linen as nn
+
+  class Net(nn.Module):
+    @nn.compact
+    def __call__(self, x):
+      return nn.Conv(4, (3, 3))(x)
+
+  table = Net().tabulate(jax.random.key(0), jnp.ones((1, 8, 8, 1)))
+  assert "Conv" in table
+  assert "_kernel_size" not in table and "_params" not in table
