@@ -4,13 +4,19 @@ While tracing, every ``jnp`` function and tracer operator (``x - y``) goes throu
 wrapper that costs around 100 µs of Python; a ``lax`` primitive binds directly for a fraction
 of that. Each helper here emits the same primitives as its ``jnp`` spelling (so the same
 jaxpr, values and gradients) in the common case, and defers to ``jnp`` otherwise.
+
+Under ``grad``, though, each primitive bound outside a jit is linearized on its own (about a
+millisecond of Python), while a jitted call's linearization is cached. So the ops run their
+math as :func:`inline_jit` kernels: traced once per signature, inlined into the caller's
+jaxpr, and differentiated once for all identical layers.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from functools import cache
+from collections.abc import Callable, Sequence
+from functools import cache, wraps
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -19,7 +25,7 @@ from jax import lax
 
 from flaxen.typing import Array, Dtype
 
-__all__ = ["cast", "is_inexact", "mean_over", "same_dtype"]
+__all__ = ["cast", "inline_jit", "is_inexact", "mean_over", "same_dtype"]
 
 _HALF = (np.dtype(jnp.float16), np.dtype(jnp.bfloat16))
 
@@ -59,3 +65,23 @@ def mean_over(x: Array, axes: Sequence[int]) -> Array:
   compute = np.dtype(jnp.float32) if dtype in _HALF else dtype
   total = lax.reduce_sum(cast(x, compute), tuple(axes))
   return cast(lax.div(total, compute.type(math.prod(sizes))), dtype)
+
+
+def inline_jit(*static: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+  """Decorator: ``jax.jit(fun, static_argnames=static, inline=True)``, or ``fun`` itself for
+  a call whose static (keyword) arguments are not hashable."""
+
+  def decorate(fun: Callable[..., Any]) -> Callable[..., Any]:
+    jitted = jax.jit(fun, static_argnames=static, inline=True)
+
+    @wraps(fun)
+    def call(*args: Any, **kwargs: Any) -> Any:
+      try:
+        hash(tuple(kwargs.get(k) for k in static))
+      except TypeError:
+        return fun(*args, **kwargs)
+      return jitted(*args, **kwargs)
+
+    return call
+
+  return decorate

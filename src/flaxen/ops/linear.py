@@ -18,7 +18,7 @@ import numpy as np
 from jax import lax
 
 from flaxen.errors.layers import FeatureSizeError, InputShapeError
-from flaxen.ops._lax import same_dtype
+from flaxen.ops._lax import inline_jit, same_dtype
 from flaxen.ops.dtypes import promote_dtype
 from flaxen.typing import Array, DotGeneralT, Dtype, EinsumT, PrecisionLike
 
@@ -41,6 +41,14 @@ def _add_bias(y: Array, bias: Array, shape: Sequence[int]) -> Array:
   if same_dtype(y, bias) is None:
     return y + jnp.reshape(bias, shape)
   return lax.add(y, lax.reshape(bias, tuple(shape)))
+
+
+@inline_jit("dims", "precision", "bias_shape")
+def _dot_bias(inputs: Array, kernel: Array, bias: Array | None, *, dims: tuple,
+              precision: PrecisionLike, bias_shape: tuple[int, ...]) -> Array:
+  """``lax.dot_general`` plus the bias reshaped to ``bias_shape``, as one inlined jit."""
+  y = lax.dot_general(inputs, kernel, dims, precision=precision)
+  return y if bias is None else _add_bias(y, bias, bias_shape)
 
 
 def dense(
@@ -72,10 +80,12 @@ def dense(
     found = inputs.shape[-1] if inputs.ndim else 0
     raise FeatureSizeError(where, "kernel", kernel.shape[0], found, inputs.shape)
   inputs, kernel, bias = promote_dtype(inputs, kernel, bias, dtype=dtype)
-  y = dot_general(inputs, kernel, (((inputs.ndim - 1,), (0,)), ((), ())), precision=precision)
-  if bias is not None:
-    y = _add_bias(y, bias, (1,) * (y.ndim - 1) + (bias.size,))
-  return y
+  dims = (((inputs.ndim - 1,), (0,)), ((), ()))
+  bias_shape = None if bias is None else (1,) * (inputs.ndim - 1) + (bias.size,)
+  if dot_general is lax.dot_general:
+    return _dot_bias(inputs, kernel, bias, dims=dims, precision=precision, bias_shape=bias_shape)
+  y = dot_general(inputs, kernel, dims, precision=precision)
+  return y if bias is None else _add_bias(y, bias, bias_shape)
 
 
 def dense_general(
@@ -120,12 +130,14 @@ def dense_general(
   inputs, kernel, bias = promote_dtype(inputs, kernel, bias, dtype=dtype)
   contract = tuple(range(n_batch, n_batch + len(axis)))
   dims = ((axis, contract), (batch_dims, tuple(range(n_batch))))
-  y = dot_general(inputs, kernel, dims, precision=precision)
+  bias_shape = None
   if bias is not None:
     free = inputs.ndim - n_batch - len(axis)
-    features = bias.shape[n_batch:]
-    y = _add_bias(y, bias, bias.shape[:n_batch] + (1,) * free + features)
-  return y
+    bias_shape = bias.shape[:n_batch] + (1,) * free + bias.shape[n_batch:]
+  if dot_general is lax.dot_general:
+    return _dot_bias(inputs, kernel, bias, dims=dims, precision=precision, bias_shape=bias_shape)
+  y = dot_general(inputs, kernel, dims, precision=precision)
+  return y if bias is None else _add_bias(y, bias, bias_shape)
 
 
 def _split_einsum(subscripts: str) -> tuple[str, str, str]:

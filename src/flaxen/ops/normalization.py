@@ -22,7 +22,7 @@ import jax.numpy as jnp
 from jax import lax
 
 from flaxen.errors.layers import NumGroupsError
-from flaxen.ops._lax import cast, is_inexact, mean_over, same_dtype
+from flaxen.ops._lax import cast, inline_jit, is_inexact, mean_over, same_dtype
 from flaxen.ops.dtypes import canonicalize_dtype
 from flaxen.ops.linear import canonicalize_axes
 from flaxen.typing import Array, Axes, Dtype
@@ -76,7 +76,16 @@ def compute_stats(
     dtype = jnp.promote_types(dtype, jnp.float32)
   x = cast(x, dtype)
   axes = canonicalize_axes(x.ndim, axes)
+  if axis_index_groups is not None:  # hashable, for the jitted kernel
+    axis_index_groups = tuple(tuple(g) for g in axis_index_groups)
+  return _stats(x, mask, axes=axes, axis_name=axis_name, axis_index_groups=axis_index_groups,
+                use_mean=use_mean, use_fast_variance=use_fast_variance)
 
+
+@inline_jit("axes", "axis_name", "axis_index_groups", "use_mean", "use_fast_variance")
+def _stats(x: Array, mask: Array | None, *, axes: tuple[int, ...], axis_name: Any,
+           axis_index_groups: Any, use_mean: bool, use_fast_variance: bool
+           ) -> tuple[Array, Array]:
   def mean(*values: Array) -> tuple[Array, ...]:
     if mask is None:
       means = tuple(mean_over(v, axes) for v in values)
@@ -128,6 +137,14 @@ def normalize(
   feature_axes = canonicalize_axes(x.ndim, feature_axes)
   feature_shape = tuple(x.shape[a] if a in feature_axes else 1 for a in range(x.ndim))
   out_dtype = canonicalize_dtype(x, scale, bias, dtype=dtype)
+  return _normalize(x, mean, var, scale, bias, reduction_axes=reduction_axes,
+                    feature_shape=feature_shape, epsilon=epsilon, out_dtype=out_dtype)
+
+
+@inline_jit("reduction_axes", "feature_shape", "epsilon", "out_dtype")
+def _normalize(x: Array, mean: Array, var: Array, scale: Array | None, bias: Array | None, *,
+               reduction_axes: tuple[int, ...], feature_shape: tuple[int, ...],
+               epsilon: float, out_dtype: Any) -> Array:
   fast = type(epsilon) in (int, float) and same_dtype(
     x, mean, var, *(a for a in (scale, bias) if a is not None)) is not None
   if not fast:
@@ -306,6 +323,11 @@ def ema(average: Array, value: Array, momentum: float) -> Array:
   >>> float(ema(jnp.array(1.), jnp.array(0.), 0.99))
   0.99
   """
+  return _ema(average, value, momentum=momentum)
+
+
+@inline_jit("momentum")
+def _ema(average: Array, value: Array, *, momentum: float) -> Array:
   dtype = same_dtype(average, value)
   if type(momentum) in (int, float) and dtype is not None and is_inexact(dtype):
     m = dtype.type
