@@ -10,7 +10,8 @@ __all__ = [
   "UnmatchedFilterError", "MissingStateError", "StatePathError", "NoRngStreamError",
   "AttributeNotFoundError", "OptimizerUpdateError", "VariableMetadataError", "InvalidFilterError",
   "MissingKeyError", "UnmatchedStateAxesError", "TransformAxesError", "BroadcastStateUpdateError",
-  "LoopStructureError", "CustomVjpError", "CustomVjpTangentError",
+  "LoopStructureError", "CustomVjpError", "CustomVjpTangentError", "BridgeVariableError",
+  "VariableNameConflictError",
 ]
 
 
@@ -185,4 +186,29 @@ class CustomVjpTangentError(FlaxenError, ValueError):
       "for each array. Fix: start from the argument's entry of `input_updates_g` (the first "
       "item of bwd's second argument), e.g. `m_g = jax.tree.map(lambda x: x, m_updates_g)`, "
       "and set its values."
+    )
+
+
+class BridgeVariableError(FlaxenError, KeyError, ValueError):
+  """``bridge.ToLinen`` was applied to Linen variables that lack state its NNX module has."""
+
+  def __init__(self, cls_name: str, collection: str, path: tuple):
+    self.collection = collection
+    self.path = path
+    super().__init__(
+      f"bridge.ToLinen({cls_name}): the NNX module has a Variable at {_path(path)!r} of "
+      f"collection {collection!r}, but the Linen variables passed to apply have none. Fix: "
+      f"pass every collection that init returned (including {collection!r}) to apply."
+    )
+
+  __str__ = Exception.__str__
+
+
+class VariableNameConflictError(FlaxenError, ValueError):
+  """A collection name or Variable type is already registered with a different partner."""
+
+  def __init__(self, name: str, new: type, old: object):
+    super().__init__(
+      f"Collection name {name!r} cannot be registered for {new.__name__}: it is already "
+      f"paired with {old!r}. Fix: pick another name, or pass overwrite=True."
     )

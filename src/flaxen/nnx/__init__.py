@@ -101,3 +101,11 @@ __all__ = [
 ]
 __all__ += [*_layers, "metrics", "MultiMetric", "tabulate", "display", "CustomVjp",
             "custom_vjp"]
+
+
+def __getattr__(name: str):
+  # `nnx.bridge` imports flaxen.linen, so it is loaded on first use only.
+  if name == "bridge":
+    import importlib
+    return importlib.import_module("flaxen.nnx.bridge")
+  raise AttributeError(f"module 'flaxen.nnx' has no attribute {name!r}")

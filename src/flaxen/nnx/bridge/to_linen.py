@@ -1,0 +1,141 @@
+"""``bridge.ToLinen`` / ``bridge.to_linen``: an NNX module class used as a Linen module.
+
+``init`` builds the NNX module with ``Rngs`` seeded from the Linen rng streams and stores
+its state as Linen variables, each Variable in the collection of its type (``Param`` ->
+``'params'``, ``BatchStat`` -> ``'batch_stats'``...) under its NNX path. ``apply`` rebuilds
+the module from those variables (its structure from ``nnx.eval_shape``, so no initializer
+runs), gives its Rng streams fresh keys from the Linen streams, calls it, and writes the
+Variables of the mutable collections back.
+
+>>> import jax, jax.numpy as jnp
+>>> from flaxen import nnx
+>>> from flaxen.nnx import bridge
+>>> model = bridge.to_linen(nnx.Linear, 3, 4)
+>>> variables = model.init(jax.random.key(0), jnp.ones((1, 3)))
+>>> jax.tree.map(jnp.shape, variables)
+{'params': {'bias': (4,), 'kernel': (3, 4)}}
+>>> model.apply(variables, jnp.ones((2, 3))).shape
+(2, 4)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from flaxen import linen
+from flaxen.core.frozen_dict import FrozenDict
+from flaxen.errors.nnx import BridgeVariableError
+from flaxen.nnx.bridge.variables import variable_name_from_type
+from flaxen.nnx.graphlib import merge, split, state
+from flaxen.nnx.rnglib import RngCount, RngKey, Rngs, RngState
+from flaxen.nnx.state import from_flat_state
+from flaxen.nnx.transforms.eval_shape import eval_shape
+
+__all__ = ["ToLinen", "to_linen"]
+
+
+class ToLinen(linen.Module):
+  """Wraps an NNX module class as a Linen module.
+
+  Attributes:
+    nnx_class: the NNX module class (or any callable returning an NNX module).
+    args: positional arguments of its constructor.
+    kwargs: keyword arguments of its constructor.
+    skip_rng: do not pass ``rngs=`` to the constructor.
+  """
+
+  nnx_class: Callable[..., Any]
+  args: tuple = ()
+  kwargs: Mapping[str, Any] = FrozenDict({})
+  skip_rng: bool = False
+
+  def _construct(self, rngs: Rngs | None) -> Any:
+    kwargs = dict(self.kwargs)
+    if not self.skip_rng:
+      kwargs["rngs"] = rngs
+    return self.nnx_class(*self.args, **kwargs)
+
+  def _rngs(self) -> Rngs:
+    names = list(self.scope.root.rngs)
+    keys = {name: self.make_rng(name) for name in names}
+    if "default" not in keys and "params" in keys:
+      keys["default"] = self.make_rng("params")
+    return Rngs(**keys)
+
+  def __call__(self, *args: Any, **kwargs: Any) -> Any:
+    """Builds (at init) or rebuilds the NNX module and calls it on the inputs."""
+    if self.is_initializing():
+      module = self._construct(self._rngs())
+      self._store(module, initializing=True)
+    else:
+      module = self._rebuild()
+    out = module(*args, **kwargs)
+    if not self.is_initializing():  # init keeps the state from before the call, as built
+      self._store(module, initializing=False)
+    return out
+
+  def _rebuild(self) -> Any:
+    streams = self.scope.root.rngs
+    abstract = eval_shape(lambda: self._construct(Rngs(0, **{n: 0 for n in streams})))
+    graphdef, abstract_state = split(abstract)
+    leaves = []
+    for path, var in abstract_state.flat_state():
+      if isinstance(var, RngKey):
+        usable = var.tag in streams or "params" in streams  # Linen's fallback stream
+        value = self.make_rng(var.tag) if usable else jax.random.key(0)
+        if var.value.shape:
+          value = jax.random.split(value, var.value.shape)
+      elif isinstance(var, RngCount):
+        value = jnp.zeros(var.value.shape, jnp.uint32)
+      else:
+        col = variable_name_from_type(type(var))
+        value = self.get_variable(col, str(path[0]))
+        for k in path[1:]:
+          if not isinstance(value, Mapping) or str(k) not in value:
+            value = None
+            break
+          value = value[str(k)]
+        if value is None:
+          raise BridgeVariableError(getattr(self.nnx_class, "__name__", "?"), col, path)
+      leaves.append((path, var.replace(value)))
+    return merge(graphdef, from_flat_state(leaves))
+
+  def _store(self, module: Any, initializing: bool) -> None:
+    """Writes the module's Variables (but its Rng state) into the Linen collections: all of
+    them at init, those of the mutable collections after a call."""
+    trees: dict[tuple[str, str], Any] = {}
+    for path, var in state(module).flat_state():
+      if isinstance(var, RngState):
+        continue
+      col = variable_name_from_type(type(var))
+      if not initializing and not self.is_mutable_collection(col):
+        continue
+      key = (col, str(path[0]))
+      if len(path) == 1:
+        trees[key] = var.value
+        continue
+      node = trees.setdefault(key, {})
+      for k in path[1:-1]:
+        node = node.setdefault(str(k), {})
+      node[str(path[-1])] = var.value
+    for (col, name), value in trees.items():
+      self.put_variable(col, name, value)
+
+
+def to_linen(nnx_class: Callable[..., Any], *args: Any, name: str | None = None,
+             skip_rng: bool = False, **kwargs: Any) -> ToLinen:
+  """``ToLinen(nnx_class, args=args, kwargs=kwargs)``: the Linen module of an NNX class.
+
+  >>> import jax, jax.numpy as jnp
+  >>> from flaxen import nnx
+  >>> from flaxen.nnx import bridge
+  >>> drop = bridge.to_linen(nnx.Dropout, rate=0.5)
+  >>> y = drop.apply({}, jnp.ones(4), rngs={"dropout": jax.random.key(1)})
+  >>> sorted(set(y.tolist()))
+  [0.0, 2.0]
+  """
+  return ToLinen(nnx_class, args=args, kwargs=FrozenDict(kwargs), skip_rng=skip_rng, name=name)
