@@ -320,3 +320,36 @@ def test_collection_type_mapping():
   assert bridge.variable_name_from_type(Stat) == "bridge_test_stats"
   with pytest.raises(errors.VariableNameConflictError):
     bridge.register_variable_name("params", Stat)
+
+
+def test_partitioning_metadata_crosses_both_ways():
+  dense = nn.Dense(4, kernel_init=nn.with_partitioning(nn.initializers.lecun_normal(),
+                                                       (None, "model")))
+  model = bridge.ToNNX(dense, rngs=nnx.Rngs(0)).lazy_init(X)
+  assert model.kernel.sharding == (None, "model")
+  boxed = model.linen_variables()["params"]["kernel"]
+  assert isinstance(boxed, nn.Partitioned) and boxed.names == (None, "model")
+  _close(model(X), dense.apply(model.linen_variables(), X))
+
+  lin = bridge.to_linen(nnx.Linear, 3, 4, kernel_metadata={"sharding": ("data", None)})
+  variables = lin.init(jax.random.key(0), X)
+  kernel = variables["params"]["kernel"]
+  assert isinstance(kernel, nn.Partitioned) and kernel.names == ("data", None)
+  _close(lin.apply(variables, X), X @ kernel.value + variables["params"]["bias"])
+
+
+def test_to_nnx_sow_intermediates_and_pop():
+  class Sower(nn.Module):
+    @nn.compact
+    def __call__(self, x):
+      y = nn.Dense(2)(x)
+      self.sow("intermediates", "y", y)
+      return y
+
+  model = bridge.ToNNX(Sower(), rngs=nnx.Rngs(0)).lazy_init(X)
+  y = model(X)
+  popped = nnx.pop(model, nnx.Intermediate)
+  (path, var), = popped.flat_state()
+  assert path == ("y",) and type(var) is nnx.Intermediate
+  _close(var.value[0], y)
+  _close(model(X), y)  # still callable once the intermediates are gone

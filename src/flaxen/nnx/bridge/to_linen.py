@@ -27,6 +27,7 @@ import jax
 import jax.numpy as jnp
 
 from flaxen import linen
+from flaxen.core import meta
 from flaxen.core.frozen_dict import FrozenDict
 from flaxen.errors.nnx import BridgeVariableError
 from flaxen.nnx.bridge.variables import variable_name_from_type
@@ -101,6 +102,8 @@ class ToLinen(linen.Module):
           value = value[str(k)]
         if value is None:
           raise BridgeVariableError(getattr(self.nnx_class, "__name__", "?"), col, path)
+        if meta.is_axis_metadata(value):
+          value = value.unbox()
       leaves.append((path, var.replace(value)))
     return merge(graphdef, from_flat_state(leaves))
 
@@ -115,15 +118,25 @@ class ToLinen(linen.Module):
       if not initializing and not self.is_mutable_collection(col):
         continue
       key = (col, str(path[0]))
+      value = _boxed(var)
       if len(path) == 1:
-        trees[key] = var.value
+        trees[key] = value
         continue
       node = trees.setdefault(key, {})
       for k in path[1:-1]:
         node = node.setdefault(str(k), {})
-      node[str(path[-1])] = var.value
+      node[str(path[-1])] = value
     for (col, name), value in trees.items():
       self.put_variable(col, name, value)
+
+
+def _boxed(var: Any) -> Any:
+  """The value, in a ``Partitioned`` box when the Variable has ``sharding`` names."""
+  sharding = var._meta.get("sharding")
+  if isinstance(sharding, tuple | list) and not var._meta.get("linen_box"):
+    return meta.Partitioned(var.value, tuple(sharding))
+  box = var._meta.get("linen_box")
+  return var.value if box is None else box.replace_boxed(var.value)
 
 
 def to_linen(nnx_class: Callable[..., Any], *args: Any, name: str | None = None,

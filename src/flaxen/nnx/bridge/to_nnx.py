@@ -112,7 +112,7 @@ class ToNNX(Module):
     """The wrapped module's variables as Linen collections (``{'params': ..., ...}``)."""
     out: dict[str, Any] = {}
     for name in self.linen_attributes or ():
-      _collect(self.__dict__[name], (name,), out)
+      _collect(self.__dict__.get(name), (name,), out)  # absent once nnx.pop took it
     return out
 
   def __call__(self, *args: Any, rngs: Any = None, method: Any = None, mutable: Any = None,
