@@ -1,5 +1,8 @@
 """flaxen.nnx.bridge: ToNNX (Linen -> NNX), ToLinen / to_linen (NNX -> Linen), collections."""
 
+import subprocess
+import sys
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -32,6 +35,12 @@ class MLP(nn.Module):
 
 
 # ----------------------------------------------------------------------------- ToNNX
+
+
+def test_nnx_import_does_not_import_linen():
+  code = ("import sys; from flaxen import nnx; assert 'flaxen.linen' not in sys.modules; "
+          "nnx.bridge.ToNNX; assert 'flaxen.linen' in sys.modules")
+  subprocess.run([sys.executable, "-c", code], check=True)
 
 
 def test_lazy_bridge_import_and_names():
