@@ -362,3 +362,19 @@ def test_to_nnx_sow_intermediates_and_pop():
   assert path == ("y",) and type(var) is nnx.Intermediate
   _close(var.value[0], y)
   _close(model(X), y)  # still callable once the intermediates are gone
+
+
+def test_to_linen_list_paths_and_metadata_fn():
+  def make(rngs):
+    return nnx.Sequential(nnx.Linear(3, 5, rngs=rngs), nnx.relu, nnx.Linear(5, 2, rngs=rngs))
+
+  model = bridge.to_linen(make)
+  variables = model.init(jax.random.key(0), X)
+  assert set(variables["params"]["layers"]) == {"0", "2"}
+  p = variables["params"]["layers"]
+  h = jax.nn.relu(X @ p["0"]["kernel"] + p["0"]["bias"])
+  _close(model.apply(variables, X), h @ p["2"]["kernel"] + p["2"]["bias"])
+
+  plain = bridge.to_linen(nnx.Linear, 3, 4, kernel_metadata={"sharding": ("a", None)},
+                          metadata_fn=lambda var: var.value)
+  assert not isinstance(plain.init(jax.random.key(0), X)["params"]["kernel"], nn.Partitioned)

@@ -19,6 +19,7 @@ from flaxen.nnx.bridge.to_nnx import ToNNX, lazy_init, linen_rngs
 from flaxen.nnx.bridge.variables import (
   register_variable_name,
   register_variable_name_type_pair,
+  to_linen_var,
   variable_name_from_type,
   variable_type_from_name,
 )
@@ -26,4 +27,5 @@ from flaxen.nnx.bridge.variables import (
 __all__ = [
   "ToNNX", "ToLinen", "to_linen", "lazy_init", "linen_rngs", "register_variable_name",
   "register_variable_name_type_pair", "variable_name_from_type", "variable_type_from_name",
+  "to_linen_var",
 ]

@@ -30,7 +30,7 @@ from flaxen import linen
 from flaxen.core import meta
 from flaxen.core.frozen_dict import FrozenDict
 from flaxen.errors.nnx import BridgeVariableError
-from flaxen.nnx.bridge.variables import variable_name_from_type
+from flaxen.nnx.bridge.variables import to_linen_var, variable_name_from_type
 from flaxen.nnx.graphlib import merge, split, state
 from flaxen.nnx.rnglib import RngCount, RngKey, Rngs, RngState
 from flaxen.nnx.state import from_flat_state
@@ -47,12 +47,15 @@ class ToLinen(linen.Module):
     args: positional arguments of its constructor.
     kwargs: keyword arguments of its constructor.
     skip_rng: do not pass ``rngs=`` to the constructor.
+    metadata_fn: turns each NNX Variable into the value stored in its Linen collection
+      (default: the value, in a ``Partitioned`` box when it has ``sharding`` names).
   """
 
   nnx_class: Callable[..., Any]
   args: tuple = ()
   kwargs: Mapping[str, Any] = FrozenDict({})
   skip_rng: bool = False
+  metadata_fn: Callable[[Any], Any] = to_linen_var
 
   def _construct(self, rngs: Rngs | None) -> Any:
     kwargs = dict(self.kwargs)
@@ -118,7 +121,7 @@ class ToLinen(linen.Module):
       if not initializing and not self.is_mutable_collection(col):
         continue
       key = (col, str(path[0]))
-      value = _boxed(var)
+      value = self.metadata_fn(var)
       if len(path) == 1:
         trees[key] = value
         continue
@@ -130,17 +133,9 @@ class ToLinen(linen.Module):
       self.put_variable(col, name, value)
 
 
-def _boxed(var: Any) -> Any:
-  """The value, in a ``Partitioned`` box when the Variable has ``sharding`` names."""
-  sharding = var._meta.get("sharding")
-  if isinstance(sharding, tuple | list) and not var._meta.get("linen_box"):
-    return meta.Partitioned(var.value, tuple(sharding))
-  box = var._meta.get("linen_box")
-  return var.value if box is None else box.replace_boxed(var.value)
-
-
 def to_linen(nnx_class: Callable[..., Any], *args: Any, name: str | None = None,
-             skip_rng: bool = False, **kwargs: Any) -> ToLinen:
+             skip_rng: bool = False, metadata_fn: Callable[[Any], Any] = to_linen_var,
+             **kwargs: Any) -> ToLinen:
   """``ToLinen(nnx_class, args=args, kwargs=kwargs)``: the Linen module of an NNX class.
 
   >>> import jax, jax.numpy as jnp
@@ -151,4 +146,5 @@ def to_linen(nnx_class: Callable[..., Any], *args: Any, name: str | None = None,
   >>> sorted(set(y.tolist()))
   [0.0, 2.0]
   """
-  return ToLinen(nnx_class, args=args, kwargs=FrozenDict(kwargs), skip_rng=skip_rng, name=name)
+  return ToLinen(nnx_class, args=args, kwargs=FrozenDict(kwargs), skip_rng=skip_rng,
+                 metadata_fn=metadata_fn, name=name)

@@ -25,7 +25,11 @@ from typing import Any
 
 from flaxen.core import meta
 from flaxen.core.filters import DenyList
-from flaxen.nnx.bridge.variables import variable_name_from_type, variable_type_from_name
+from flaxen.nnx.bridge.variables import (
+  to_linen_var,
+  variable_name_from_type,
+  variable_type_from_name,
+)
 from flaxen.nnx.module import Module
 from flaxen.nnx.object import Dict
 from flaxen.nnx.rnglib import Rngs
@@ -56,11 +60,6 @@ def _to_variable(typ: type[Variable], value: Any) -> Variable:
   return typ(value)
 
 
-def _from_variable(var: Variable) -> Any:
-  box = var._meta.get("linen_box")
-  return var.value if box is None else box.replace_boxed(var.value)
-
-
 def _as_variables(typ: type[Variable], tree: Any) -> Any:
   if isinstance(tree, Mapping):
     return {k: _as_variables(typ, v) for k, v in tree.items()}
@@ -72,7 +71,7 @@ def _collect(node: Any, path: tuple, out: dict) -> None:
     col = out.setdefault(variable_name_from_type(type(node)), {})
     for k in path[:-1]:
       col = col.setdefault(k, {})
-    col[path[-1]] = _from_variable(node)
+    col[path[-1]] = to_linen_var(node)
   elif isinstance(node, Mapping):
     for k, v in node.items():
       _collect(v, (*path, k), out)

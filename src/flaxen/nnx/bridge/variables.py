@@ -19,12 +19,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from flaxen.core import meta
 from flaxen.errors.nnx import VariableNameConflictError
 from flaxen.nnx.variables import BatchStat, Cache, Intermediate, Param, Perturbation, Variable
 
 __all__ = [
   "register_variable_name", "register_variable_name_type_pair", "variable_type_from_name",
-  "variable_name_from_type",
+  "variable_name_from_type", "to_linen_var",
 ]
 
 _NAME_TO_TYPE: dict[str, type[Variable]] = {
@@ -82,3 +83,16 @@ def variable_name_from_type(typ: type[Variable], *, allow_register: bool = True)
     if allow_register and name not in _NAME_TO_TYPE:
       register_variable_name(name, typ)
   return name
+
+
+def to_linen_var(var: Variable) -> Any:
+  """The value a Linen collection holds for NNX Variable ``var``: its value, boxed back into
+  the Linen metadata box it came from (``ToNNX``) or in a ``Partitioned`` box when it has
+  ``sharding`` names."""
+  box = var._meta.get("linen_box")
+  if box is not None:
+    return box.replace_boxed(var.value)
+  sharding = var._meta.get("sharding")
+  if isinstance(sharding, tuple | list):
+    return meta.Partitioned(var.value, tuple(sharding))
+  return var.value
