@@ -30,6 +30,7 @@ from flaxen.linen.linear import Conv, Dense, default_kernel_init
 from flaxen.linen.module import Module, compact, nowrap
 from flaxen.linen.param_checks import check_in_features, layer_name
 from flaxen.ops import linear as linear_ops
+from flaxen.ops import recurrent as ops
 from flaxen.ops.activations import sigmoid, tanh
 from flaxen.typing import Array, Dtype, Initializer, PaddingLike, PRNGKey
 
@@ -149,10 +150,8 @@ class LSTMCell(_GatedCell):
     def pre(gate: str) -> Array:  # only the recurrent half needs a bias: they are summed
       return self._dense(f"i{gate}", False, False)(inputs) + self._dense(f"h{gate}", True, True)(h)
 
-    i, f = self.gate_fn(pre("i")), self.gate_fn(pre("f"))
-    g, o = self.activation_fn(pre("g")), self.gate_fn(pre("o"))
-    new_c = f * c + i * g
-    new_h = o * self.activation_fn(new_c)
+    new_c, new_h = ops.lstm_step(*(pre(gate) for gate in "ifgo"), c, gate_fn=self.gate_fn,
+                                 activation_fn=self.activation_fn)
     return (new_c, new_h), new_h
 
 
@@ -203,10 +202,8 @@ class OptimizedLSTMCell(_GatedCell):
     xh = jnp.concatenate([inputs, h], axis=-1)
     y = linear_ops.dense(xh, kernel, jnp.concatenate(biases), dtype=self.dtype,
                          where=layer_name(self))
-    i, f, g, o = jnp.split(y, 4, axis=-1)
-    i, f, g, o = self.gate_fn(i), self.gate_fn(f), self.activation_fn(g), self.gate_fn(o)
-    new_c = f * c + i * g
-    new_h = o * self.activation_fn(new_c)
+    new_c, new_h = ops.lstm_step(*jnp.split(y, 4, axis=-1), c, gate_fn=self.gate_fn,
+                                 activation_fn=self.activation_fn)
     return (new_c, new_h), new_h
 
 
@@ -225,11 +222,12 @@ class GRUCell(_GatedCell):
   def __call__(self, carry: Array, inputs: Array) -> tuple[Array, Array]:
     self._check_carry(carry, inputs)
     h = carry
-    r = self.gate_fn(self._dense("ir", True, False)(inputs) + self._dense("hr", False, True)(h))
-    z = self.gate_fn(self._dense("iz", True, False)(inputs) + self._dense("hz", False, True)(h))
-    n = self.activation_fn(
-      self._dense("in", True, False)(inputs) + r * self._dense("hn", True, True)(h))
-    new_h = (1.0 - z) * n + z * h
+    # params in Flax's order: ir, hr, iz, hz, in, hn
+    x_r, h_r = self._dense("ir", True, False)(inputs), self._dense("hr", False, True)(h)
+    x_z, h_z = self._dense("iz", True, False)(inputs), self._dense("hz", False, True)(h)
+    x_n, h_n = self._dense("in", True, False)(inputs), self._dense("hn", True, True)(h)
+    new_h = ops.gru_step((x_r, x_z, x_n), (h_r, h_z, h_n), h, gate_fn=self.gate_fn,
+                         activation_fn=self.activation_fn)
     return new_h, new_h
 
 
@@ -263,11 +261,10 @@ class SimpleCell(_DenseCell):
     common = dict(dtype=self.dtype, param_dtype=self.param_dtype)
     x = Dense(self.features, kernel_init=self.kernel_init, bias_init=self.bias_init,
               name="i", **common)(inputs)
-    x = x + Dense(self.features, use_bias=False, kernel_init=self.recurrent_kernel_init,
-                  name="h", **common)(carry)
-    if self.residual:
-      x = x + carry
-    new_h = self.activation_fn(x)
+    hp = Dense(self.features, use_bias=False, kernel_init=self.recurrent_kernel_init,
+               name="h", **common)(carry)
+    new_h = ops.simple_step(x, hp, carry, activation_fn=self.activation_fn,
+                            residual=self.residual)
     return new_h, new_h
 
 
@@ -310,16 +307,12 @@ class MGUCell(_DenseCell):
     dense_i = dict(kernel_init=self.kernel_init, **common)
     dense_h = dict(kernel_init=self.recurrent_kernel_init, bias_init=self.activation_bias_init,
                    **common)
-    f = self.gate_fn(
-      Dense(self.features, bias_init=self.forget_bias_init, name="if", **dense_i)(inputs)
-      + Dense(self.features, use_bias=False, name="hf", **dense_h)(h))
-    recurrent = Dense(self.features, use_bias=self.reset_gate, name="hn", **dense_h)(h)
-    if self.reset_gate:
-      recurrent = f * recurrent
-    n = self.activation_fn(
-      Dense(self.features, bias_init=self.activation_bias_init, name="in", **dense_i)(inputs)
-      + recurrent)
-    new_h = (1.0 - f) * n + f * h
+    x_f = Dense(self.features, bias_init=self.forget_bias_init, name="if", **dense_i)(inputs)
+    h_f = Dense(self.features, use_bias=False, name="hf", **dense_h)(h)
+    h_n = Dense(self.features, use_bias=self.reset_gate, name="hn", **dense_h)(h)
+    x_n = Dense(self.features, bias_init=self.activation_bias_init, name="in", **dense_i)(inputs)
+    new_h = ops.mgu_step(x_f, h_f, x_n, h_n, h, gate_fn=self.gate_fn,
+                         activation_fn=self.activation_fn, reset_gate=self.reset_gate)
     return new_h, new_h
 
 
@@ -365,8 +358,7 @@ class ConvLSTMCell(RNNCellBase):
                   param_dtype=self.param_dtype, name=name)
 
     i, g, f, o = jnp.split(conv("ih")(inputs) + conv("hh")(h), 4, axis=-1)
-    new_c = sigmoid(f + 1) * c + sigmoid(i) * tanh(g)
-    new_h = sigmoid(o) * tanh(new_c)
+    new_c, new_h = ops.lstm_step(i, f + 1, g, o, c, gate_fn=sigmoid, activation_fn=tanh)
     return (new_c, new_h), new_h
 
   @nowrap

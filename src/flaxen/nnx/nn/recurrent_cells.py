@@ -26,6 +26,7 @@ from flaxen.errors.layers import CarryShapeError
 from flaxen.nnx.module import Module
 from flaxen.nnx.nn.linear import NO_METADATA, Linear, default_bias_init, default_kernel_init
 from flaxen.nnx.rnglib import Rngs
+from flaxen.ops import recurrent as ops
 from flaxen.typing import Dtype, Initializer
 
 __all__ = ["GRUCell", "LSTMCell", "OptimizedLSTMCell", "RNNCellBase", "SimpleCell"]
@@ -75,7 +76,7 @@ class RNNCellBase(Module):
       if jnp.shape(part) != expected:
         raise CarryShapeError(type(self).__name__, expected, jnp.shape(part), jnp.shape(inputs))
 
-  def _common(self, *, hidden_features: int, kernel_init: Initializer,
+  def _common(self, *, in_features: int, hidden_features: int, kernel_init: Initializer,
               recurrent_kernel_init: Initializer, bias_init: Initializer,
               dtype: Dtype | None, param_dtype: Dtype, carry_init: Initializer | None,
               keep_rngs: bool, rngs: Rngs, kernel_metadata: Mapping[str, Any],
@@ -90,6 +91,7 @@ class RNNCellBase(Module):
     self.param_dtype = param_dtype
     self.carry_init = default_carry_init if carry_init is None else carry_init
     self.rngs = rngs if keep_rngs else None
+    self.in_features = in_features
     common = dict(dtype=dtype, param_dtype=param_dtype, bias_init=bias_init, rngs=rngs,
                   bias_metadata=bias_metadata)
 
@@ -105,15 +107,36 @@ class RNNCellBase(Module):
     return dense_i, dense_h
 
 
-def _lstm_update(gate_fn: Callable, activation_fn: Callable, c: jax.Array, i: jax.Array,
-                 f: jax.Array, g: jax.Array, o: jax.Array) -> tuple[Carry, jax.Array]:
-  """The LSTM state update from the four pre-activations."""
-  new_c = gate_fn(f) * c + gate_fn(i) * activation_fn(g)
-  new_h = gate_fn(o) * activation_fn(new_c)
-  return (new_c, new_h), new_h
+class _GatedCell(RNNCellBase):
+  """The constructor shared by LSTMCell, OptimizedLSTMCell and GRUCell; subclasses create
+  their Linears in ``_build``."""
+
+  def __init__(self, in_features: int, hidden_features: int, *,
+               gate_fn: Callable[..., Any] = jax.nn.sigmoid,
+               activation_fn: Callable[..., Any] = jnp.tanh,
+               kernel_init: Initializer = default_kernel_init,
+               recurrent_kernel_init: Initializer = default_recurrent_kernel_init,
+               bias_init: Initializer = default_bias_init, dtype: Dtype | None = None,
+               param_dtype: Dtype = jnp.float32, carry_init: Initializer | None = None,
+               keep_rngs: bool = False, rngs: Rngs,
+               kernel_metadata: Mapping[str, Any] = NO_METADATA,
+               recurrent_kernel_metadata: Mapping[str, Any] = NO_METADATA,
+               bias_metadata: Mapping[str, Any] = NO_METADATA):
+    dense_i, dense_h = self._common(
+      in_features=in_features, hidden_features=hidden_features, kernel_init=kernel_init,
+      recurrent_kernel_init=recurrent_kernel_init, bias_init=bias_init, dtype=dtype,
+      param_dtype=param_dtype, carry_init=carry_init, keep_rngs=keep_rngs, rngs=rngs,
+      kernel_metadata=kernel_metadata, recurrent_kernel_metadata=recurrent_kernel_metadata,
+      bias_metadata=bias_metadata)
+    self.gate_fn = gate_fn
+    self.activation_fn = activation_fn
+    self._build(dense_i, dense_h)
+
+  def _build(self, dense_i: Callable[..., Linear], dense_h: Callable[..., Linear]) -> None:
+    raise NotImplementedError
 
 
-class LSTMCell(RNNCellBase):
+class LSTMCell(_GatedCell):
   r"""Long short-term memory cell; the carry is ``(c, h)`` and the output ``h'``.
 
   .. math::
@@ -141,29 +164,10 @@ class LSTMCell(RNNCellBase):
 
   _two_states = True
 
-  def __init__(self, in_features: int, hidden_features: int, *,
-               gate_fn: Callable[..., Any] = jax.nn.sigmoid,
-               activation_fn: Callable[..., Any] = jnp.tanh,
-               kernel_init: Initializer = default_kernel_init,
-               recurrent_kernel_init: Initializer = default_recurrent_kernel_init,
-               bias_init: Initializer = default_bias_init, dtype: Dtype | None = None,
-               param_dtype: Dtype = jnp.float32, carry_init: Initializer | None = None,
-               keep_rngs: bool = False, rngs: Rngs,
-               kernel_metadata: Mapping[str, Any] = NO_METADATA,
-               recurrent_kernel_metadata: Mapping[str, Any] = NO_METADATA,
-               bias_metadata: Mapping[str, Any] = NO_METADATA):
-    dense_i, dense_h = self._common(
-      hidden_features=hidden_features, kernel_init=kernel_init,
-      recurrent_kernel_init=recurrent_kernel_init, bias_init=bias_init, dtype=dtype,
-      param_dtype=param_dtype, carry_init=carry_init, keep_rngs=keep_rngs, rngs=rngs,
-      kernel_metadata=kernel_metadata, recurrent_kernel_metadata=recurrent_kernel_metadata,
-      bias_metadata=bias_metadata)
-    self.in_features = in_features
-    self.gate_fn = gate_fn
-    self.activation_fn = activation_fn
-    self.ii, self.if_, self.ig, self.io = (dense_i(in_features, hidden_features, False)
-                                           for _ in range(4))
-    self.hi, self.hf, self.hg, self.ho = (dense_h(hidden_features, True) for _ in range(4))
+  def _build(self, dense_i: Callable[..., Linear], dense_h: Callable[..., Linear]) -> None:
+    n_in, n_h = self.in_features, self.hidden_features
+    self.ii, self.if_, self.ig, self.io = (dense_i(n_in, n_h, False) for _ in range(4))
+    self.hi, self.hf, self.hg, self.ho = (dense_h(n_h, True) for _ in range(4))
 
   def __call__(self, carry: tuple[jax.Array, jax.Array],
                inputs: jax.Array) -> tuple[Carry, jax.Array]:
@@ -171,10 +175,12 @@ class LSTMCell(RNNCellBase):
     c, h = carry
     pre = [xi(inputs) + hi(h) for xi, hi in ((self.ii, self.hi), (self.if_, self.hf),
                                              (self.ig, self.hg), (self.io, self.ho))]
-    return _lstm_update(self.gate_fn, self.activation_fn, c, *pre)
+    new_c, new_h = ops.lstm_step(*pre, c, gate_fn=self.gate_fn,
+                                 activation_fn=self.activation_fn)
+    return (new_c, new_h), new_h
 
 
-class OptimizedLSTMCell(RNNCellBase):
+class OptimizedLSTMCell(_GatedCell):
   """:class:`LSTMCell` with the four gates' kernels fused: one ``in -> 4 * hidden`` matmul
   of the inputs (``dense_i``, no bias) and one ``hidden -> 4 * hidden`` of the hidden state
   (``dense_h``, with bias) per step, gates in the order ``i, f, g, o``.
@@ -184,38 +190,21 @@ class OptimizedLSTMCell(RNNCellBase):
 
   _two_states = True
 
-  def __init__(self, in_features: int, hidden_features: int, *,
-               gate_fn: Callable[..., Any] = jax.nn.sigmoid,
-               activation_fn: Callable[..., Any] = jnp.tanh,
-               kernel_init: Initializer = default_kernel_init,
-               recurrent_kernel_init: Initializer = default_recurrent_kernel_init,
-               bias_init: Initializer = default_bias_init, dtype: Dtype | None = None,
-               param_dtype: Dtype = jnp.float32, carry_init: Initializer | None = None,
-               keep_rngs: bool = False, rngs: Rngs,
-               kernel_metadata: Mapping[str, Any] = NO_METADATA,
-               recurrent_kernel_metadata: Mapping[str, Any] = NO_METADATA,
-               bias_metadata: Mapping[str, Any] = NO_METADATA):
-    dense_i, dense_h = self._common(
-      hidden_features=hidden_features, kernel_init=kernel_init,
-      recurrent_kernel_init=recurrent_kernel_init, bias_init=bias_init, dtype=dtype,
-      param_dtype=param_dtype, carry_init=carry_init, keep_rngs=keep_rngs, rngs=rngs,
-      kernel_metadata=kernel_metadata, recurrent_kernel_metadata=recurrent_kernel_metadata,
-      bias_metadata=bias_metadata)
-    self.in_features = in_features
-    self.gate_fn = gate_fn
-    self.activation_fn = activation_fn
-    self.dense_i = dense_i(in_features, 4 * hidden_features, False)
-    self.dense_h = dense_h(4 * hidden_features, True)
+  def _build(self, dense_i: Callable[..., Linear], dense_h: Callable[..., Linear]) -> None:
+    self.dense_i = dense_i(self.in_features, 4 * self.hidden_features, False)
+    self.dense_h = dense_h(4 * self.hidden_features, True)
 
   def __call__(self, carry: tuple[jax.Array, jax.Array],
                inputs: jax.Array) -> tuple[Carry, jax.Array]:
     self._check_carry(carry, inputs)
     c, h = carry
     pre = jnp.split(self.dense_i(inputs) + self.dense_h(h), 4, axis=-1)
-    return _lstm_update(self.gate_fn, self.activation_fn, c, *pre)
+    new_c, new_h = ops.lstm_step(*pre, c, gate_fn=self.gate_fn,
+                                 activation_fn=self.activation_fn)
+    return (new_c, new_h), new_h
 
 
-class GRUCell(RNNCellBase):
+class GRUCell(_GatedCell):
   r"""Gated recurrent unit; the carry and output are ``h'``.
 
   .. math::
@@ -228,37 +217,16 @@ class GRUCell(RNNCellBase):
   Args: as in :class:`LSTMCell`.
   """
 
-  def __init__(self, in_features: int, hidden_features: int, *,
-               gate_fn: Callable[..., Any] = jax.nn.sigmoid,
-               activation_fn: Callable[..., Any] = jnp.tanh,
-               kernel_init: Initializer = default_kernel_init,
-               recurrent_kernel_init: Initializer = default_recurrent_kernel_init,
-               bias_init: Initializer = default_bias_init, dtype: Dtype | None = None,
-               param_dtype: Dtype = jnp.float32, carry_init: Initializer | None = None,
-               keep_rngs: bool = False, rngs: Rngs,
-               kernel_metadata: Mapping[str, Any] = NO_METADATA,
-               recurrent_kernel_metadata: Mapping[str, Any] = NO_METADATA,
-               bias_metadata: Mapping[str, Any] = NO_METADATA):
-    dense_i, dense_h = self._common(
-      hidden_features=hidden_features, kernel_init=kernel_init,
-      recurrent_kernel_init=recurrent_kernel_init, bias_init=bias_init, dtype=dtype,
-      param_dtype=param_dtype, carry_init=carry_init, keep_rngs=keep_rngs, rngs=rngs,
-      kernel_metadata=kernel_metadata, recurrent_kernel_metadata=recurrent_kernel_metadata,
-      bias_metadata=bias_metadata)
-    self.in_features = in_features
-    self.gate_fn = gate_fn
-    self.activation_fn = activation_fn
-    self.dense_i = dense_i(in_features, 3 * hidden_features, True)
-    self.dense_h = dense_h(3 * hidden_features, False)
+  def _build(self, dense_i: Callable[..., Linear], dense_h: Callable[..., Linear]) -> None:
+    self.dense_i = dense_i(self.in_features, 3 * self.hidden_features, True)
+    self.dense_h = dense_h(3 * self.hidden_features, False)
 
   def __call__(self, carry: jax.Array, inputs: jax.Array) -> tuple[jax.Array, jax.Array]:
     self._check_carry(carry, inputs)
     h = carry
-    x_r, x_z, x_n = jnp.split(self.dense_i(inputs), 3, axis=-1)
-    h_r, h_z, h_n = jnp.split(self.dense_h(h), 3, axis=-1)
-    r, z = self.gate_fn(x_r + h_r), self.gate_fn(x_z + h_z)
-    n = self.activation_fn(x_n + r * h_n)
-    new_h = (1.0 - z) * n + z * h
+    new_h = ops.gru_step(jnp.split(self.dense_i(inputs), 3, axis=-1),
+                         jnp.split(self.dense_h(h), 3, axis=-1), h, gate_fn=self.gate_fn,
+                         activation_fn=self.activation_fn)
     return new_h, new_h
 
 
@@ -287,12 +255,11 @@ class SimpleCell(RNNCellBase):
                recurrent_kernel_metadata: Mapping[str, Any] = NO_METADATA,
                bias_metadata: Mapping[str, Any] = NO_METADATA):
     dense_i, dense_h = self._common(
-      hidden_features=hidden_features, kernel_init=kernel_init,
+      in_features=in_features, hidden_features=hidden_features, kernel_init=kernel_init,
       recurrent_kernel_init=recurrent_kernel_init, bias_init=bias_init, dtype=dtype,
       param_dtype=param_dtype, carry_init=carry_init, keep_rngs=keep_rngs, rngs=rngs,
       kernel_metadata=kernel_metadata, recurrent_kernel_metadata=recurrent_kernel_metadata,
       bias_metadata=bias_metadata)
-    self.in_features = in_features
     self.residual = residual
     self.activation_fn = activation_fn
     self.dense_h = dense_h(hidden_features, True)
@@ -300,8 +267,6 @@ class SimpleCell(RNNCellBase):
 
   def __call__(self, carry: jax.Array, inputs: jax.Array) -> tuple[jax.Array, jax.Array]:
     self._check_carry(carry, inputs)
-    x = self.dense_i(inputs) + self.dense_h(carry)
-    if self.residual:
-      x = x + carry
-    new_h = self.activation_fn(x)
+    new_h = ops.simple_step(self.dense_i(inputs), self.dense_h(carry), carry,
+                            activation_fn=self.activation_fn, residual=self.residual)
     return new_h, new_h
