@@ -39,7 +39,7 @@ def in_filter(filter_like: CollectionFilter, col: str) -> bool:
     return not in_filter(filter_like.deny, col)
   if isinstance(filter_like, list | tuple | set | frozenset):
     return col in filter_like
-  raise errors.InvalidFilterError(filter_like)
+  raise errors.InvalidFilterError(filter_like, collections=True)
 
 
 def check_filter(filter_like: Any) -> CollectionFilter:
@@ -53,7 +53,7 @@ def check_filter(filter_like: Any) -> CollectionFilter:
     isinstance(c, str) for c in filter_like
   ):
     return filter_like
-  raise errors.InvalidFilterError(filter_like)
+  raise errors.InvalidFilterError(filter_like, collections=True)
 
 
 def union_filters(a: CollectionFilter, b: CollectionFilter) -> CollectionFilter:

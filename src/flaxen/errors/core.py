@@ -52,7 +52,9 @@ class ScopeParamShapeError(FlaxenError, ValueError):
       f'Initializer expected to generate shape {init_shape} but got shape {value_shape} '
       f'instead for parameter "{param_name}" in "{_where(scope_path)}" (collection '
       "'params'). The stored variables were created for a different configuration (or by "
-      "a different submodule with the same name)." + _auto_name_hint(scope_path)
+      "a different submodule with the same name)." + (_auto_name_hint(scope_path) or (
+        " Fix: apply the variables that init() returned for a module built with the same "
+        "attributes and input shapes, or re-initialize them."))
     )
 
 
@@ -113,7 +115,8 @@ class InvalidRngError(FlaxenError, TypeError):
   def not_a_key(cls, stream: str, value) -> InvalidRngError:
     return cls(
       f'The rng for stream "{stream}" must be a PRNG key (jax.random.key(n) or '
-      f"jax.random.PRNGKey(n)), got {short_repr(value)}."
+      f"jax.random.PRNGKey(n)), got {short_repr(value)}. Fix: pass "
+      f"rngs={{'{stream}': jax.random.key(0)}}, not a seed or an array of ints."
     )
 
 
@@ -128,12 +131,22 @@ class NameInUseError(FlaxenError, ValueError):
 
 
 class InvalidFilterError(FlaxenError, TypeError):
-  """A collection filter (``mutable=``) is not a bool, str, sequence of str or DenyList."""
+  """A value that is not a filter was used as one.
 
-  def __init__(self, value):
+  Linen's collection filters (``mutable=``, lifted transforms' collections) and NNX's
+  Variable filters (``nnx.split``, ``nnx.state``, transforms) share this class.
+  """
+
+  def __init__(self, value, collections: bool = False):
+    if collections:
+      expected = ("a collection filter: True, False, a collection name, a list/tuple/set of "
+                  "names, or a DenyList. Fix: e.g. mutable=['batch_stats']")
+    else:
+      expected = ("a Variable filter: a Variable type, a tag string, `...`/True, None/False, a "
+                  "tuple (any of) or list (all of) of filters, or a callable (path, value) -> "
+                  "bool. Fix: e.g. `nnx.Param` or `nnx.PathContains('kernel')`")
     super().__init__(
-      f"Invalid collection filter {short_repr(value)}: expected True, False, a collection "
-      "name, a list/tuple/set of names, or a DenyList."
+      f"Invalid filter {short_repr(value)} ({type(value).__name__}): expected {expected}."
     )
 
 
@@ -159,7 +172,8 @@ class ApplyScopeInvalidVariablesStructureError(FlaxenError, TypeError):
     )
     super().__init__(
       "init/apply expect variables shaped {collection: {module path...: {variable: array}}}, "
-      f"but entry {col!r} holds a {type(value).__name__}, not a dict.{hint}"
+      f"but entry {col!r} holds a {type(value).__name__}, not a dict.{hint} Fix: pass "
+      "what init() returned, e.g. model.apply(variables, x)."
     )
 
 
@@ -169,5 +183,6 @@ class ApplyScopeInvalidVariablesTypeError(FlaxenError, TypeError):
   def __init__(self, value):
     super().__init__(
       "The variables passed to apply/bind must be a dict {collection: {...}} (e.g. what "
-      f"init() returned), got a {type(value).__name__}: {short_repr(value)}."
+      f"init() returned), got a {type(value).__name__}: {short_repr(value)}. Fix: pass "
+      "model.init(rng, x) (or {'params': params}) as the first argument."
     )

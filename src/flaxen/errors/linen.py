@@ -77,7 +77,8 @@ class ApplyModuleInvalidMethodError(FlaxenError, AttributeError):
     super().__init__(
       f"Cannot call {short_repr(method)} on {cls}: method= must be the name of a method of "
       "the module, a function taking the module as first argument, or a method of the "
-      "module itself (e.g. model.encode)."
+      "module itself. Fix: e.g. model.apply(variables, x, method='encode') or "
+      "method=model.encode."
     )
 
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from flaxen.errors.base import FlaxenError, names, short_repr
+from flaxen.errors.core import InvalidFilterError  # noqa: F401 (shared with Linen)
 
 __all__ = [
   "UnmatchedFilterError", "MissingStateError", "StatePathError", "NoRngStreamError",
-  "AttributeNotFoundError", "OptimizerUpdateError", "VariableMetadataError", "InvalidFilterError",
+  "AttributeNotFoundError", "OptimizerUpdateError", "OptimizerGradsError",
+  "VariableMetadataError",
   "MissingKeyError", "UnmatchedStateAxesError", "TransformAxesError", "BroadcastStateUpdateError",
   "LoopStructureError", "CustomVjpError", "CustomVjpTangentError", "BridgeVariableError",
   "VariableNameConflictError",
@@ -88,6 +90,19 @@ class OptimizerUpdateError(FlaxenError, TypeError):
     )
 
 
+class OptimizerGradsError(FlaxenError, ValueError):
+  """``Optimizer.update`` got grads whose paths or shapes differ from the model's ``wrt`` state."""
+
+  def __init__(self, path: tuple, expected: str, found: str):
+    self.path = path
+    super().__init__(
+      f"Optimizer.update: at {_path(path)!r} the model's optimized state (wrt) holds "
+      f"{expected}, but the grads hold {found}. Fix: take the grads of this same model, "
+      "e.g. `grads = nnx.grad(loss_fn)(model)`, with the wrt filter the Optimizer was built "
+      "with (`nnx.grad(loss_fn, argnums=nnx.DiffState(0, wrt))`)."
+    )
+
+
 class VariableMetadataError(FlaxenError, AttributeError):
   """A Variable has no metadata field of the requested name."""
 
@@ -96,18 +111,6 @@ class VariableMetadataError(FlaxenError, AttributeError):
       f"{type(variable).__name__} has no attribute or metadata {name!r} (metadata: "
       f"{names(fields)}; value: {short_repr(getattr(variable, 'raw_value', None))}). Fix: "
       "set it with `variable.set_metadata(name=...)` or pass it when creating the Variable."
-    )
-
-
-class InvalidFilterError(FlaxenError, TypeError):
-  """A value that is not a filter was used as one."""
-
-  def __init__(self, filter: object):
-    super().__init__(
-      f"Invalid filter {short_repr(filter)} ({type(filter).__name__}): expected a Variable "
-      "type, a tag string, `...`/True, None/False, a tuple (any of) or list (all of) of "
-      "filters, or a callable (path, value) -> bool. Fix: e.g. `nnx.Param` or "
-      "`nnx.PathContains('kernel')`."
     )
 
 

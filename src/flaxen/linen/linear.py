@@ -94,7 +94,10 @@ class Dense(Module):
   @compact
   def __call__(self, inputs: Array) -> Array:
     inputs = jnp.asarray(inputs)
-    shape = (inputs.shape[-1] if inputs.ndim else 0, self.features)
+    if inputs.ndim == 0:  # no feature axis: the initializer would divide by fan_in = 0
+      raise InputShapeError(layer_name(self), "at least 1 dim (..., features)", inputs.shape,
+                            "give the input a feature axis, e.g. x[None] or x.reshape(-1, 1)")
+    shape = (inputs.shape[-1], self.features)
     check_in_features(self, "kernel", shape, (0,), inputs.shape)
     kernel = self.param("kernel", self.kernel_init, shape, self.param_dtype)
     bias = (self.param("bias", self.bias_init, (self.features,), self.param_dtype)
