@@ -218,8 +218,9 @@ def test_to_linen_batchnorm_batch_stats():
   _close(upd["batch_stats"]["mean"], ref.mean.value)
   _close(upd["batch_stats"]["var"], ref.var.value)
   assert set(upd) == {"batch_stats"}
-  # without mutable, the updates of the stats are dropped and only the output comes back
-  _close(model.apply(variables, X), y)
+  # without mutable, updating the stats is an error (as in a Linen BatchNorm), not a silent drop
+  with pytest.raises(errors.ModifyScopeVariableError, match="batch_stats"):
+    model.apply(variables, X)
 
 
 def test_to_linen_dropout_rngs():

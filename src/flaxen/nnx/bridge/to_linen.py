@@ -5,7 +5,8 @@ its state as Linen variables, each Variable in the collection of its type (``Par
 ``'params'``, ``BatchStat`` -> ``'batch_stats'``...) under its NNX path. ``apply`` rebuilds
 the module from those variables (its structure from ``nnx.eval_shape``, so no initializer
 runs), gives its Rng streams fresh keys from the Linen streams, calls it, and writes the
-Variables of the mutable collections back.
+Variables of the mutable collections back. Changing a Variable of an immutable collection
+raises ``ModifyScopeVariableError``, as it would in a Linen module.
 
 >>> import jax, jax.numpy as jnp
 >>> from flaxen import nnx
@@ -29,6 +30,7 @@ import jax.numpy as jnp
 from flaxen import linen
 from flaxen.core import meta
 from flaxen.core.frozen_dict import FrozenDict
+from flaxen.errors.core import ModifyScopeVariableError
 from flaxen.errors.nnx import BridgeVariableError
 from flaxen.nnx.bridge.variables import to_linen_var, variable_name_from_type
 from flaxen.nnx.graphlib import merge, split, state
@@ -76,13 +78,14 @@ class ToLinen(linen.Module):
       module = self._construct(self._rngs())
       self._store(module, initializing=True)
     else:
-      module = self._rebuild()
+      module, given = self._rebuild()
     out = module(*args, **kwargs)
     if not self.is_initializing():  # init keeps the state from before the call, as built
-      self._store(module, initializing=False)
+      self._store(module, initializing=False, given=given)
     return out
 
-  def _rebuild(self) -> Any:
+  def _rebuild(self) -> tuple[Any, dict[tuple, Any]]:
+    """The module rebuilt from the Linen variables, and the value given to each Variable."""
     streams = self.scope.root.rngs
     abstract = eval_shape(lambda: self._construct(Rngs(0, **{n: 0 for n in streams})))
     graphdef, abstract_state = split(abstract)
@@ -108,17 +111,23 @@ class ToLinen(linen.Module):
         if meta.is_axis_metadata(value):
           value = value.unbox()
       leaves.append((path, var.replace(value)))
-    return merge(graphdef, from_flat_state(leaves))
+    return merge(graphdef, from_flat_state(leaves)), {p: v.value for p, v in leaves}
 
-  def _store(self, module: Any, initializing: bool) -> None:
+  def _store(self, module: Any, initializing: bool, given: dict | None = None) -> None:
     """Writes the module's Variables (but its Rng state) into the Linen collections: all of
-    them at init, those of the mutable collections after a call."""
+    them at init, those of the mutable collections after a call.
+
+    Raises:
+      ModifyScopeVariableError: the call changed a Variable of an immutable collection.
+    """
     trees: dict[tuple[str, str], Any] = {}
     for path, var in state(module).flat_state():
       if isinstance(var, RngState):
         continue
       col = variable_name_from_type(type(var))
       if not initializing and not self.is_mutable_collection(col):
+        if path in given and var.value is not given[path]:  # new ones: dropped, as sow does
+          raise ModifyScopeVariableError(col, "/".join(map(str, path)), self.scope.path_text)
         continue
       key = (col, str(path[0]))
       value = self.metadata_fn(var)
