@@ -29,7 +29,7 @@ class AssignSubModuleError(FlaxenError, AttributeError):
   """A submodule was constructed inside a method that is neither setup nor @compact."""
 
   def __init__(self, cls: str, parent: str = "", method: str = ""):
-    where = f" (inside {parent}.{method})" if parent else ""
+    where = f" (it was created inside {parent}{'.' + method if method else ''})" if parent else ""
     super().__init__(
       f"Submodule {cls} must be defined in setup() or in a method wrapped in @nn.compact"
       f"{where}. Fix: create it in setup() and assign it to an attribute, or decorate the "

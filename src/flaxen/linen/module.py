@@ -140,7 +140,7 @@ class Module:
           name = parent._auto_name(type(self).__name__)
         self._bind_as(parent, name, in_setup=False)
       else:
-        raise errors.AssignSubModuleError(type(self).__name__, type(parent).__name__)
+        raise errors.AssignSubModuleError(type(self).__name__, _describe(parent))
     d["_initialized"] = True
 
   def _run_setup(self) -> None:
