@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.flaxen-installed
 JOBS   ?= 2
 
-.PHONY: demo test test-slow lint bench clean
+.PHONY: demo test test-slow lint bench fuzz clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,11 @@ test: $(STAMP)
 
 test-slow: $(STAMP)
 	$(PY) -m pytest -q -n $(JOBS) -m slow
+
+FUZZ_SECONDS ?= 300
+fuzz: $(STAMP)
+	$(PY) fuzz/fuzz_serialization.py -max_total_time=$(FUZZ_SECONDS) -timeout=10
+	FUZZ_ORBAX=1 $(PY) fuzz/fuzz_checkpoint.py -max_total_time=$(FUZZ_SECONDS) -timeout=30
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -1,0 +1,95 @@
+"""Fuzz target: msgpack bytes into ``msgpack_restore`` and ``serialization.from_bytes``.
+
+Any input must either raise :class:`flaxen.errors.SerializationError` or decode to a value
+that is correct: only plain msgpack values and numeric NumPy arrays/scalars, which encode
+back to the same bytes as the value itself; restored into a target, the target's tree
+structure (a None there takes any subtree) with each array leaf's shape and dtype.
+Anything else (another exception, a crash, a hang past ``-timeout``) is a finding.
+
+Run: ``python fuzz/fuzz_serialization.py -max_total_time=60 -timeout=5``.
+"""
+
+from __future__ import annotations
+
+import _runner
+import atheris
+
+with atheris.instrument_imports(include=["flaxen"]):
+  import jax
+  import numpy as np
+
+  from flaxen import errors, serialization, struct
+  from flaxen.msgpack_codec import msgpack_restore, msgpack_serialize
+
+PLAIN = (dict, list, str, bytes, bool, int, float, complex, type(None))
+
+
+@struct.dataclass
+class Layer:
+  w: np.ndarray
+  b: np.ndarray
+  name: str = struct.field(pytree_node=False, default="dense")
+
+
+TARGETS = [
+  {"params": {"w": np.zeros((2, 3), np.float32), "b": np.zeros((3,), np.int8)}, "step": 0},
+  [Layer(np.zeros((2,), np.float16), np.zeros((), np.uint32)), (np.float32(0), None)],
+  Layer(np.zeros((1, 2, 1), np.complex64), np.zeros((0,), np.bool_)),
+]
+
+
+def _filled(tree, seed: int):
+  rng = np.random.default_rng(seed)
+  fill = lambda x: (rng.integers(0, 2, np.shape(x)) if np.ndim(x) else rng.integers(0, 2)).astype(
+    np.asarray(x).dtype
+  )
+  return jax.tree.map(lambda x: fill(x)[()] if isinstance(x, np.generic) else fill(x), tree)
+
+
+def seeds() -> list[bytes]:
+  out = [serialization.to_bytes(_filled(t, i)) for i, t in enumerate(TARGETS)]
+  out.append(msgpack_serialize({"c": 1 + 2j, "s": "x", "raw": b"\x00", "n": None, "l": [1.5]}))
+  return out
+
+
+def _check_plain(tree) -> None:
+  if isinstance(tree, dict):
+    for k, v in tree.items():
+      _check_plain(k)
+      _check_plain(v)
+  elif isinstance(tree, list):
+    for v in tree:
+      _check_plain(v)
+  elif isinstance(tree, np.ndarray | np.generic):
+    assert tree.dtype.kind in "biufcV" and tree.dtype != object, tree.dtype
+  else:
+    assert type(tree) in PLAIN, type(tree)
+
+
+def _check_restored(target, value) -> None:
+  # A None in the target takes whatever was saved there (as in Flax): a wildcard subtree.
+  leaves, treedef = jax.tree.flatten(target, is_leaf=lambda x: x is None)
+  for t, v in zip(leaves, treedef.flatten_up_to(value), strict=True):
+    if isinstance(t, np.ndarray | np.generic):
+      assert np.shape(v) == t.shape and np.asarray(v).dtype == t.dtype, (t, v)
+
+
+def check_one(data: bytes) -> None:
+  try:
+    state = msgpack_restore(data)
+  except errors.SerializationError:
+    state = None
+  else:
+    _check_plain(state)
+    again = msgpack_serialize(state)
+    assert msgpack_serialize(msgpack_restore(again)) == again
+  for target in TARGETS:
+    try:
+      value = serialization.from_bytes(target, data)
+    except errors.SerializationError:
+      continue
+    _check_restored(target, value)
+
+
+if __name__ == "__main__":
+  _runner.run(check_one, seeds())
