@@ -21,10 +21,11 @@ from typing import Any, Generic, TypeVar
 import jax
 
 from flaxen import struct
+from flaxen.core import spmd
 
 __all__ = [
   "AxisMetadata", "Partitioned", "unbox", "replace_boxed", "add_axis", "remove_axis",
-  "is_axis_metadata", "with_partitioning", "get_partition_spec",
+  "is_axis_metadata", "with_partitioning", "get_partition_spec", "get_sharding",
 ]
 
 T = TypeVar("T")
@@ -90,7 +91,13 @@ class Partitioned(AxisMetadata[T]):
   names: tuple[str | None, ...] = struct.field(pytree_node=False)
   mesh: Any = struct.field(default=None, pytree_node=False)
 
-  def unbox(self) -> Any:
+  def unbox(self, apply_constraint: bool = True) -> Any:
+    """The value; under a mesh (``self.mesh`` or ``jax.set_mesh``) constrained to its spec,
+    so that the value a module computes with is laid out as annotated."""
+    # A rank other than the names' is an initializer's flat intermediate (DenseGeneral
+    # reshapes it); the final param is checked where its sharding is asked for.
+    if apply_constraint and jax.numpy.ndim(self.value) == len(self.names):
+      return spmd.constrain(self.value, self.get_partition_spec(), self.mesh)
     return self.value
 
   def replace_boxed(self, val: Any) -> Partitioned:
@@ -109,22 +116,52 @@ class Partitioned(AxisMetadata[T]):
   def get_partition_spec(self) -> jax.sharding.PartitionSpec:
     return jax.sharding.PartitionSpec(*self.names)
 
+  def get_sharding(self, mesh: Any) -> jax.sharding.NamedSharding:
+    """The ``NamedSharding`` of this value on ``mesh``."""
+    self.check_names()
+    spec = self.get_partition_spec()
+    spmd.check_mesh_axes(spec, mesh)
+    return jax.sharding.NamedSharding(mesh, spec)
+
+  def check_names(self) -> None:
+    """Raise :class:`flaxen.errors.ShardingNamesError` unless there is one name per
+    dimension."""
+    if hasattr(self.value, "shape"):
+      spmd.check_names(self.names, self.value.shape)
+
 
 def with_partitioning(fn, names: tuple[str | None, ...], mesh: Any = None):
   """Wrap initializer ``fn`` so that its result is boxed as :class:`Partitioned`."""
+  names = tuple(names)
 
   def init(*args, **kwargs):
-    return Partitioned(fn(*args, **kwargs), tuple(names), mesh)
+    return Partitioned(fn(*args, **kwargs), names, mesh)
 
   return init
 
 
 def get_partition_spec(tree: Any) -> Any:
-  """The PartitionSpec of every leaf: from its box, or fully replicated for bare arrays."""
+  """The PartitionSpec of every leaf: from its box, fully replicated for bare arrays (None for
+  leaves without a shape)."""
 
   def spec(x):
     if isinstance(x, Partitioned):
+      x.check_names()
       return x.get_partition_spec()
-    return jax.sharding.PartitionSpec()
+    return jax.sharding.PartitionSpec() if hasattr(x, "shape") else None
 
   return jax.tree.map(spec, tree, is_leaf=is_axis_metadata)
+
+
+def get_sharding(tree: Any, mesh: Any) -> Any:
+  """The ``NamedSharding`` on ``mesh`` of every leaf: from its box, replicated for bare arrays
+  (None for leaves without a shape)."""
+
+  def sharding(x):
+    if isinstance(x, Partitioned):
+      return x.get_sharding(mesh)
+    if hasattr(x, "shape"):
+      return jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
+    return None
+
+  return jax.tree.map(sharding, tree, is_leaf=is_axis_metadata)

@@ -6,9 +6,11 @@ variables and rng streams for the duration of one pure call (see :mod:`flaxen.li
 
 from flaxen.core import DenyList as DenyList
 from flaxen.core import FrozenDict as FrozenDict
+from flaxen.core import meta as meta
 from flaxen.core.meta import AxisMetadata as AxisMetadata
 from flaxen.core.meta import Partitioned as Partitioned
 from flaxen.core.meta import get_partition_spec as get_partition_spec
+from flaxen.core.meta import unbox as unbox
 from flaxen.core.meta import with_partitioning as with_partitioning
 from flaxen.linen import activation as activation
 from flaxen.linen import dtypes as dtypes
@@ -48,6 +50,17 @@ from flaxen.linen.recurrent_cells import MGUCell as MGUCell
 from flaxen.linen.recurrent_cells import OptimizedLSTMCell as OptimizedLSTMCell
 from flaxen.linen.recurrent_cells import RNNCellBase as RNNCellBase
 from flaxen.linen.recurrent_cells import SimpleCell as SimpleCell
+from flaxen.linen.spmd import LogicallyPartitioned as LogicallyPartitioned
+from flaxen.linen.spmd import RulesFallback as RulesFallback
+from flaxen.linen.spmd import get_logical_axis_rules as get_logical_axis_rules
+from flaxen.linen.spmd import get_sharding as get_sharding
+from flaxen.linen.spmd import logical_axis_rules as logical_axis_rules
+from flaxen.linen.spmd import logical_to_mesh as logical_to_mesh
+from flaxen.linen.spmd import logical_to_mesh_axes as logical_to_mesh_axes
+from flaxen.linen.spmd import logical_to_mesh_sharding as logical_to_mesh_sharding
+from flaxen.linen.spmd import set_logical_axis_rules as set_logical_axis_rules
+from flaxen.linen.spmd import with_logical_constraint as with_logical_constraint
+from flaxen.linen.spmd import with_logical_partitioning as with_logical_partitioning
 from flaxen.linen.stochastic import Dropout as Dropout
 from flaxen.linen.summary import tabulate as tabulate
 from flaxen.linen.transforms import *  # noqa: F403

@@ -12,6 +12,7 @@
 """
 
 from flaxen import initializers
+from flaxen.core.spmd import get_logical_axis_rules, logical_axis_rules, set_logical_axis_rules
 from flaxen.nnx import filterlib, metrics
 from flaxen.nnx.display import display
 from flaxen.nnx.filterlib import All, Any, Everything, Not, Nothing, OfType, PathContains, WithTag
@@ -43,6 +44,12 @@ from flaxen.nnx.rnglib import (
   reseed,
   restore_rngs,
   split_rngs,
+)
+from flaxen.nnx.spmd import (
+  get_named_sharding,
+  get_partition_spec,
+  with_partitioning,
+  with_sharding_constraint,
 )
 from flaxen.nnx.state import (
   FlatState,
@@ -81,7 +88,9 @@ from flaxen.nnx.variables import (
   Param,
   Perturbation,
   Variable,
+  VariableMetadata,
   VariableState,
+  with_metadata,
 )
 
 __all__ = [
@@ -101,6 +110,9 @@ __all__ = [
 ]
 __all__ += [*_layers, "metrics", "MultiMetric", "tabulate", "display", "CustomVjp",
             "custom_vjp"]
+__all__ += ["get_named_sharding", "get_partition_spec", "with_partitioning",
+            "with_sharding_constraint", "VariableMetadata", "with_metadata",
+            "logical_axis_rules", "get_logical_axis_rules", "set_logical_axis_rules"]
 
 
 def __getattr__(name: str):

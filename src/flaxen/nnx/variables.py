@@ -27,10 +27,12 @@ from flaxen.nnx import epoch
 
 __all__ = [
   "Variable", "VariableState", "Param", "BatchStat", "Cache", "Intermediate", "Perturbation",
+  "VariableMetadata", "with_metadata",
 ]
 
 A = TypeVar("A")
 _HOOKS = ("on_get_value", "on_set_value", "on_create_value", "on_add_axis", "on_remove_axis")
+_SHARDING_KEYS = frozenset(("sharding_names", "sharding", "out_sharding"))
 
 
 class Variable(Generic[A]):
@@ -48,12 +50,18 @@ class Variable(Generic[A]):
   on_create_value = None
 
   def __init__(self, value: A, **metadata: Any):
+    if isinstance(value, VariableMetadata):  # from an initializer wrapped by with_metadata
+      metadata.update(value.metadata)
+      value = value.raw_value
     d = self.__dict__
     d["_meta"] = metadata
     d["_nnx_version"] = 0
     hook = metadata.get("on_create_value") or type(self).on_create_value
     if hook is not None:
       value = _call_hook(self, hook, value)
+    if metadata and not _SHARDING_KEYS.isdisjoint(metadata):  # laid out now under a mesh
+      from flaxen.nnx.spmd import shard_new_value
+      value = shard_new_value(value, metadata)
     d["_raw"] = value
 
   def __init_subclass__(cls, **kwargs: Any):
@@ -144,7 +152,10 @@ class Variable(Generic[A]):
 
   def copy(self) -> Variable[A]:
     """A new Variable with the same value and metadata."""
-    return self._from_raw(self._raw, dict(self._meta))
+    d = self.__dict__
+    var = object.__new__(type(self))
+    var.__dict__.update(_raw=d["_raw"], _meta=dict(d["_meta"]), _nnx_version=0)
+    return var
 
   def replace(self, value: Any = None, **metadata: Any) -> Variable:
     """A copy with a new value and/or updated metadata."""
@@ -193,6 +204,23 @@ class Variable(Generic[A]):
 
 
 VariableState = Variable  # older Flax name of the detached copies that live in a State
+
+
+class VariableMetadata(Generic[A]):
+  """An initializer's result plus metadata for the Variable that will hold it."""
+
+  def __init__(self, raw_value: A, metadata: dict[str, Any]):
+    self.raw_value = raw_value
+    self.metadata = metadata
+
+
+def with_metadata(initializer: Any, **metadata: Any):
+  """Wrap ``initializer`` so that a Variable built from its result gets ``metadata``."""
+
+  def init(*args: Any, **kwargs: Any) -> VariableMetadata:
+    return VariableMetadata(initializer(*args, **kwargs), dict(metadata))
+
+  return init
 
 
 def _value_repr(value: Any) -> str:

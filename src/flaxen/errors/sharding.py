@@ -1,0 +1,80 @@
+"""Errors of sharding annotations: axis names, logical axis rules and meshes."""
+
+from __future__ import annotations
+
+from flaxen.errors.base import FlaxenError, names
+
+__all__ = [
+  "ShardingNamesError", "LogicalAxisRulesError", "UnknownMeshAxisError", "NoMeshError",
+]
+
+
+def _at(where: str) -> str:
+  return f" for {where}" if where else ""
+
+
+class ShardingNamesError(FlaxenError, ValueError):
+  """A value's sharding names do not give exactly one entry per dimension."""
+
+  def __init__(self, names_: tuple, shape: tuple, where: str = ""):
+    super().__init__(
+      f"Sharding names {tuple(names_)!r}{_at(where)} have {len(names_)} entries, but the "
+      f"value has shape {tuple(shape)} ({len(shape)} dimensions). Fix: give one axis name "
+      "(or None for an unsharded dimension) per dimension of the value."
+    )
+
+
+class LogicalAxisRulesError(FlaxenError, ValueError):
+  """Logical axis names could not be mapped to mesh axes with the given rules."""
+
+  @classmethod
+  def no_rules(cls, names_: tuple, where: str = "") -> LogicalAxisRulesError:
+    return cls(
+      f"Logical axis names {tuple(names_)!r}{_at(where)} were converted to mesh axes, but no "
+      "logical axis rules are set. Fix: wrap the call in `with nn.logical_axis_rules(rules):` "
+      "(or nn.set_logical_axis_rules(rules)), or pass rules=..., where rules is a sequence of "
+      "(logical_name, mesh_axis_or_None) pairs."
+    )
+
+  @classmethod
+  def duplicate(cls, names_: tuple, dups: tuple) -> LogicalAxisRulesError:
+    return cls(
+      f"Logical axis names {tuple(names_)!r} use {names(dups)} more than once; a dimension "
+      "name may appear only once per array. Fix: give each dimension its own logical name."
+    )
+
+  @classmethod
+  def bad_rule(cls, rule: object) -> LogicalAxisRulesError:
+    return cls(
+      f"Logical axis rule {rule!r} is not a (logical_name, mesh_axes) pair. Fix: write rules "
+      "as a sequence of pairs such as (('batch', 'data'), ('embed', None))."
+    )
+
+  @classmethod
+  def unassigned(cls, names_: tuple, missing: tuple, rules: tuple) -> LogicalAxisRulesError:
+    return cls(
+      f"No logical axis rule assigns a mesh axis to {names(missing)} (names {tuple(names_)!r}, "
+      f"rules {rules!r}) and fallback=RulesFallback.RAISE_ERROR. Fix: add a rule "
+      "(name, mesh_axis) or (name, None) for it, or use another fallback."
+    )
+
+
+class UnknownMeshAxisError(FlaxenError, ValueError):
+  """A partition spec names an axis that the mesh does not have."""
+
+  def __init__(self, axis: object, spec: object, mesh_axes: tuple, where: str = ""):
+    super().__init__(
+      f"Partition spec {spec}{_at(where)} uses mesh axis {axis!r}, but the mesh has axes "
+      f"{names(mesh_axes)}. Fix: name one of the mesh's axes, or map the logical name "
+      f"{axis!r} to one with a rule in nn.logical_axis_rules / the 'sharding_rules' metadata."
+    )
+
+
+class NoMeshError(FlaxenError, ValueError):
+  """A sharding was requested without a mesh to place it on."""
+
+  def __init__(self, what: str):
+    super().__init__(
+      f"{what} needs a device mesh, but none was given and none is active. Fix: pass "
+      "mesh=jax.sharding.Mesh(...) or run inside `with jax.set_mesh(mesh):`."
+    )
