@@ -99,6 +99,12 @@ class StructSlotsError(FlaxenError, TypeError):
 class SerializationError(FlaxenError, ValueError):
   """Bytes could not be decoded as flaxen msgpack state, or a value cannot be encoded."""
 
+  def __init__(self, message: str):
+    if "Fix:" not in message:  # the decoder's many checks all mean damaged or foreign bytes
+      message += (" Fix: restore bytes written by flaxen.serialization.to_bytes (or Flax's) "
+                  "from an intact copy, or save the state again.")
+    super().__init__(message)
+
 
 class StateMismatchError(SerializationError):
   """A restored state does not have the structure of the target it is restored into.
