@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 import jax
 
 from flaxen import serialization
+from flaxen.errors.core import FrozenDictError
 
 __all__ = ["FrozenDict", "freeze", "unfreeze", "copy", "pop", "pretty_repr"]
 
@@ -53,7 +54,7 @@ class FrozenDict(Mapping[K, V]):
     return self._dict[key]
 
   def __setitem__(self, key, value):
-    raise ValueError("FrozenDict is immutable. Fix: use .copy({key: value}) or unfreeze().")
+    raise FrozenDictError(key)
 
   def __contains__(self, key: object) -> bool:
     return key in self._dict

@@ -8,7 +8,7 @@ __all__ = [
   "ScopeParamNotFoundError", "ScopeParamShapeError", "ScopeVariableNotFoundError",
   "ScopeCollectionNotFound", "ModifyScopeVariableError", "InvalidRngError", "NameInUseError",
   "InvalidFilterError", "InvalidScopeError", "ApplyScopeInvalidVariablesStructureError",
-  "ApplyScopeInvalidVariablesTypeError",
+  "ApplyScopeInvalidVariablesTypeError", "FrozenDictError",
 ]
 
 
@@ -185,4 +185,15 @@ class ApplyScopeInvalidVariablesTypeError(FlaxenError, TypeError):
       "The variables passed to apply/bind must be a dict {collection: {...}} (e.g. what "
       f"init() returned), got a {type(value).__name__}: {short_repr(value)}. Fix: pass "
       "model.init(rng, x) (or {'params': params}) as the first argument."
+    )
+
+
+class FrozenDictError(FlaxenError, ValueError):
+  """An item of a ``FrozenDict`` was assigned: FrozenDicts are immutable."""
+
+  def __init__(self, key):
+    super().__init__(
+      f"Cannot assign key {short_repr(key)} of a FrozenDict: FrozenDicts are immutable. Fix: "
+      f"make an updated copy, `fd = fd.copy({{{short_repr(key)}: value}})`, or get a plain "
+      "dict with flaxen.core.unfreeze(fd)."
     )

@@ -9,6 +9,7 @@ __all__ = [
   "FeatureGroupError", "NumGroupsError", "NumHeadsError", "DropoutRngError",
   "InvalidRateError", "DecodeCacheError", "EmptySequentialError", "AttentionInputsError",
   "CarryShapeError", "SeqLengthsError", "MetricInputError", "CacheNotInitializedError",
+  "KernelSizeError",
 ]
 
 
@@ -181,4 +182,15 @@ class CacheNotInitializedError(FlaxenError, ValueError):
       f"{where}: decode=True needs the cache Variables, which do not exist yet. Fix: call "
       "layer.init_cache(input_shape) with the full-length input shape "
       "(batch..., max_length, features) before decoding."
+    )
+
+
+class KernelSizeError(FlaxenError, TypeError):
+  """A convolution's ``kernel_size`` is a bare int instead of one size per spatial dim."""
+
+  def __init__(self, where: str, kernel_size: object):
+    super().__init__(
+      f"{where}: kernel_size must be a sequence of ints, one per spatial dimension, got "
+      f"{short_repr(kernel_size)}. Fix: e.g. kernel_size=({kernel_size}, {kernel_size}) for "
+      f"2-d inputs or ({kernel_size},) for 1-d."
     )

@@ -21,7 +21,7 @@ from jax import lax
 
 from flaxen import initializers
 from flaxen.core.meta import AxisMetadata
-from flaxen.errors.layers import InputShapeError
+from flaxen.errors.layers import InputShapeError, KernelSizeError
 from flaxen.linen.module import Module, compact, merge_param
 from flaxen.linen.param_checks import check_in_features, layer_name
 from flaxen.ops import conv as conv_ops
@@ -249,10 +249,7 @@ class Conv(_ConvBase):
 
   def _kernel_size(self) -> tuple[int, ...]:
     if isinstance(self.kernel_size, int):
-      raise TypeError(
-        f"{layer_name(self)}: kernel_size must be a sequence of ints, one per spatial dim "
-        f"(e.g. ({self.kernel_size}, {self.kernel_size})), got the int {self.kernel_size}."
-      )
+      raise KernelSizeError(layer_name(self), self.kernel_size)
     return tuple(self.kernel_size)
 
   @compact
