@@ -13,7 +13,7 @@ __all__ = [
   "VariableMetadataError",
   "MissingKeyError", "UnmatchedStateAxesError", "TransformAxesError", "BroadcastStateUpdateError",
   "LoopStructureError", "CustomVjpError", "CustomVjpTangentError", "BridgeVariableError",
-  "VariableNameConflictError",
+  "VariableNameConflictError", "TracerLeakError",
 ]
 
 
@@ -214,4 +214,19 @@ class VariableNameConflictError(FlaxenError, ValueError):
     super().__init__(
       f"Collection name {name!r} cannot be registered for {new.__name__}: it is already "
       f"paired with {old!r}. Fix: pick another name, or pass overwrite=True."
+    )
+
+
+class TracerLeakError(FlaxenError, TypeError):
+  """A traced function left a JAX tracer in a part of the graph that is not state."""
+
+  def __init__(self, transform: str, argument: int, path: tuple, holder: object):
+    self.path = path
+    super().__init__(
+      f"{transform}: after the traced function returned, {_path(path)!r} of graph argument "
+      f"#{argument} (in a {type(holder).__name__}) holds a JAX tracer of that trace. It is "
+      "not a Variable or array attribute, so its value cannot leave the trace and would fail "
+      "on its next use. Fix: store the value in a Variable (e.g. "
+      "`self.x = nnx.Variable(value)` or `nnx.Intermediate`), assign the array directly, or "
+      "return it from the function."
     )

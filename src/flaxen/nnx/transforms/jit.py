@@ -37,6 +37,7 @@ import jax
 from flaxen.nnx import epoch
 from flaxen.nnx.graph import flatten
 from flaxen.nnx.transforms import lift
+from flaxen.nnx.transforms.leaks import check_no_leaks
 from flaxen.nnx.variables import Variable
 
 __all__ = ["jit", "JitWrapped", "cached_partial"]
@@ -63,20 +64,22 @@ jax.tree_util.register_static(_OutInfo)
 class _Entry:
   """One cached graph walk: what the arguments' graph looked like, and its Variables."""
 
-  __slots__ = ("node_refs", "epoch", "versions", "fn", "groups", "slots", "cached")
+  __slots__ = ("node_refs", "epoch", "versions", "fn", "groups", "slots", "cached", "info",
+               "written")
 
   def valid(self, nodes: list) -> bool:
     for ref, node in zip(self.node_refs, nodes, strict=True):
       if ref() is not node:
         return False
-    now = epoch.current()
-    if self.epoch == now:
-      return True
+    return self.epoch == epoch.current() or self.unchanged()
+
+  def unchanged(self) -> bool:
+    """After a structural change somewhere: whether none was made to this entry's objects."""
     for ref, version in self.versions:
       obj = ref()
       if obj is None or obj.__dict__["_nnx_version"] != version:
         return False
-    self.epoch = now
+    self.epoch = epoch.current()
     return True
 
 
@@ -113,6 +116,7 @@ class JitWrapped:
       out = jax.lax.with_sharding_constraint(out, self.out_shardings)
     out_leaves, out_treedef, out_positions, out_nodes = lift.take_nodes(out)
     new_values, update = lift.capture(inner, refs, graphdef, out_nodes)
+    check_no_leaks(update.graphdef, [*values, *leaves], "nnx.jit")
     written = tuple(range(len(new_values)))
     if update.same and self._may_trim and len(values) == sum(isinstance(r, Variable)
                                                               for r in refs):
@@ -140,10 +144,11 @@ class JitWrapped:
     # On the fast path values are read from and written to the Variables' __dict__s
     # directly: a dict lookup is the cheapest attribute access Python has.
     slots = [x.__dict__ for x in leaves] if entry.cached else leaves
-    entry.groups = [[] for _ in nodes]
+    entry.groups = [(p, []) for p in positions]
     for path, slot in zip(paths, slots, strict=True):
-      entry.groups[path[0]].append(slot)
+      entry.groups[path[0]][1].append(slot)
     entry.slots = slots
+    entry.info = entry.written = None
     entry.epoch = epoch.current()
     entry.versions = [(weakref.ref(r), r.__dict__["_nnx_version"]) for r in refs]
     for r in refs:  # from now on their structural changes move the epoch
@@ -157,21 +162,58 @@ class JitWrapped:
     return entry
 
   def __call__(self, *args: Any, **kwargs: Any) -> Any:
+    # The common call (positional graph objects and arrays) is keyed by the identities of
+    # its graph objects alone: an entry lives only while they do (a weakref callback drops
+    # it), so an id in the key can only be the object that made it.
+    if not kwargs:
+      key = []
+      for a in args:
+        if isinstance(a, _NODE_TYPES):
+          key.append(id(a))
+        elif type(a) is _ARRAY_IMPL:
+          key.append(0)
+        else:
+          break
+      else:
+        key = tuple(key)
+        entry = self._entries.get(key)
+        if entry is not None and (entry.epoch == epoch.current() or entry.unchanged()):
+          call_args = list(args)
+          for p, group in entry.groups:
+            call_args[p] = list(map(_raw_of, group))
+          out_leaves, values, info = entry.fn(*call_args)
+          if info is entry.info:  # the same trace as last time: state structure unchanged
+            for slot, value in zip(entry.written, values, strict=True):
+              slot["_raw"] = value
+            return info.treedef.unflatten(out_leaves)
+          nodes = [args[p] for p, _ in entry.groups]
+          return self._finish(entry, key, nodes, out_leaves, values, info)
+        return self._call(key, args, kwargs)
+    return self._call(None, args, kwargs)
+
+  def _call(self, key: tuple | None, args: tuple, kwargs: dict) -> Any:
+    """A call the fast path could not take: a new structure, or arguments it does not key."""
     leaves, treedef, positions = lift.find_arg_nodes(args, kwargs)
     nodes = [leaves[p] for p in positions]
-    key = (treedef, *map(id, nodes))
+    if key is None:
+      key = (treedef, *map(id, nodes))
     entry = self._entries.get(key)
     if entry is None or not entry.valid(nodes):
       entry = self._entry(key, nodes, treedef, positions)
     read = _read_slots if entry.cached else _read_leaves
-    for p, group in zip(positions, entry.groups, strict=True):
+    for p, group in entry.groups:
       leaves[p] = read(group)
     args, kwargs = treedef.unflatten(leaves)
     out_leaves, values, info = entry.fn(*args, **kwargs)
+    return self._finish(entry, key, nodes, out_leaves, values, info)
+
+  def _finish(self, entry: _Entry, key: tuple, nodes: list, out_leaves: list, values: list,
+              info: _OutInfo) -> Any:
+    """Writes a call's results back; a new trace's output facts are kept for the next."""
     if info.update.same and entry.cached:
-      slots = entry.slots
-      for j, value in zip(info.written, values, strict=True):
-        slots[j]["_raw"] = value
+      entry.info, entry.written = info, [entry.slots[j] for j in info.written]
+      for slot, value in zip(entry.written, values, strict=True):
+        slot["_raw"] = value
     else:
       self._entries.pop(key, None)
       out_nodes = lift.apply(info.update, values, nodes)
@@ -181,6 +223,7 @@ class JitWrapped:
 
 
 _raw_of = operator.itemgetter("_raw")
+_ARRAY_IMPL, _NODE_TYPES = lift.ARRAY_IMPL, lift.NODE_TYPES
 
 
 def _read_slots(group: list) -> list:

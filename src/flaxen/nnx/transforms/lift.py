@@ -52,8 +52,8 @@ def find_nodes(tree: Any) -> tuple[list, Any, tuple[int, ...]]:
   return leaves, treedef, positions
 
 
-_ARRAY_IMPL = type(jax.numpy.zeros(()))
-_NODE_TYPES = (Object, Variable)
+ARRAY_IMPL = type(jax.numpy.zeros(()))
+NODE_TYPES = (Object, Variable)
 
 
 @functools.lru_cache(maxsize=32)
@@ -67,9 +67,9 @@ def find_arg_nodes(args: tuple, kwargs: dict) -> tuple[list, Any, tuple[int, ...
   if not kwargs:
     positions = []
     for i, a in enumerate(args):
-      if isinstance(a, _NODE_TYPES):
+      if isinstance(a, NODE_TYPES):
         positions.append(i)
-      elif type(a) is not _ARRAY_IMPL:
+      elif type(a) is not ARRAY_IMPL:
         break
     else:
       return list(args), _flat_args_treedef(len(args)), tuple(positions)
