@@ -38,6 +38,13 @@ def format_time(seconds: float) -> str:
   return f"{seconds / 1e-9:.3g} ns"
 
 
+def format_bytes(n: float) -> str:
+  for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+    if n >= scale:
+      return f"{n / scale:.3g} {unit}"
+  return f"{n:.3g} B"
+
+
 def verdict(result: Result) -> str:
   return {None: "-", True: "[green]PASS[/]", False: "[red]MISS[/]"}[result.passed]
 
@@ -49,8 +56,9 @@ def table(rows: list[tuple[str, Result]]) -> Table:
   for module, r in rows:
     target = "-" if r.target is None else f"≤ {r.target:.2f}x"
     notes = f"{r.unit}; {r.notes}" if r.notes else r.unit
+    fmt = format_bytes if r.quantity == "memory" else format_time
     t.add_row(
-      module, r.name, format_time(r.flaxen_s), format_time(r.reference_s), f"{r.ratio:.2f}x",
+      module, r.name, fmt(r.flaxen_s), fmt(r.reference_s), f"{r.ratio:.2f}x",
       target, verdict(r), notes,
     )
   return t

@@ -29,6 +29,7 @@ class Result:
       when the figure is only reported.
     unit: what one call does, e.g. ``"per tree"``.
     notes: anything a reader needs to interpret the figure.
+    quantity: ``"time"`` (seconds) or ``"memory"`` (bytes in the two figure fields).
   """
 
   name: str
@@ -37,6 +38,7 @@ class Result:
   target: float | None = None
   unit: str = "per call"
   notes: str = ""
+  quantity: str = "time"
 
   @property
   def ratio(self) -> float:
