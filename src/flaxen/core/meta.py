@@ -26,9 +26,11 @@ from flaxen.core import spmd
 __all__ = [
   "AxisMetadata", "Partitioned", "unbox", "replace_boxed", "add_axis", "remove_axis",
   "is_axis_metadata", "with_partitioning", "get_partition_spec", "get_sharding",
+  "PARTITION_NAME",
 ]
 
 T = TypeVar("T")
+PARTITION_NAME = "partition_name"  # metadata_params key: the axis name a transform adds
 
 
 class AxisMetadata(struct.PyTreeNode, Generic[T], metaclass=abc.ABCMeta):
@@ -105,7 +107,7 @@ class Partitioned(AxisMetadata[T]):
 
   def add_axis(self, index: int, params: dict[str, Any]) -> Partitioned:
     names = list(self.names)
-    names.insert(index, params.get("partition_name"))
+    names.insert(index, params.get(PARTITION_NAME))
     return self.replace(names=tuple(names))
 
   def remove_axis(self, index: int, params: dict[str, Any]) -> Partitioned:

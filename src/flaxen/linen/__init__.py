@@ -7,6 +7,7 @@ variables and rng streams for the duration of one pure call (see :mod:`flaxen.li
 from flaxen.core import DenyList as DenyList
 from flaxen.core import FrozenDict as FrozenDict
 from flaxen.core import meta as meta
+from flaxen.core.meta import PARTITION_NAME as PARTITION_NAME
 from flaxen.core.meta import AxisMetadata as AxisMetadata
 from flaxen.core.meta import Partitioned as Partitioned
 from flaxen.core.meta import get_partition_spec as get_partition_spec
