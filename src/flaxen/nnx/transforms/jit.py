@@ -53,7 +53,7 @@ class _OutInfo:
   def __init__(self, update: lift.GraphUpdate, treedef: Any, node_positions: tuple[int, ...],
                written: tuple[int, ...]):
     self.update = update
-    self.treedef = treedef
+    self.treedef = treedef  # None: the output held no graph node and leaves jit as it is
     self.node_positions = node_positions
     self.written = written  # indices of the state values returned (all, unless trimmed)
 
@@ -124,6 +124,8 @@ class JitWrapped:
       # it, in an inference call) costs no output and no write-back.
       written = tuple(j for j in written if new_values[j] is not values[j])
       new_values = [new_values[j] for j in written]
+    if not out_positions:  # jax.jit rebuilds the output itself: no unflatten after the call
+      out_leaves, out_treedef = out, None
     return out_leaves, new_values, _OutInfo(update, out_treedef, out_positions, written)
 
   def _function(self, *ctx: Any) -> Callable:
@@ -185,7 +187,7 @@ class JitWrapped:
           if info is entry.info:  # the same trace as last time: state structure unchanged
             for slot, value in zip(entry.written, values, strict=True):
               slot["_raw"] = value
-            return info.treedef.unflatten(out_leaves)
+            return out_leaves if info.treedef is None else info.treedef.unflatten(out_leaves)
           nodes = [args[p] for p, _ in entry.groups]
           return self._finish(entry, key, nodes, out_leaves, values, info)
         return self._call(key, args, kwargs)
@@ -219,7 +221,7 @@ class JitWrapped:
       out_nodes = lift.apply(info.update, values, nodes)
       for i, node in zip(info.node_positions, out_nodes, strict=True):
         out_leaves[i] = node
-    return info.treedef.unflatten(out_leaves)
+    return out_leaves if info.treedef is None else info.treedef.unflatten(out_leaves)
 
 
 _raw_of = operator.itemgetter("_raw")
