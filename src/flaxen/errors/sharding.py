@@ -5,7 +5,7 @@ from __future__ import annotations
 from flaxen.errors.base import FlaxenError, names
 
 __all__ = [
-  "ShardingNamesError", "LogicalAxisRulesError", "UnknownMeshAxisError", "NoMeshError",
+  "ShardingNamesError", "LogicalAxisRulesError", "UnknownMeshAxisError",
 ]
 
 
@@ -67,14 +67,4 @@ class UnknownMeshAxisError(FlaxenError, ValueError):
       f"Partition spec {spec}{_at(where)} uses mesh axis {axis!r}, but the mesh has axes "
       f"{names(mesh_axes)}. Fix: name one of the mesh's axes, or map the logical name "
       f"{axis!r} to one with a rule in nn.logical_axis_rules / the 'sharding_rules' metadata."
-    )
-
-
-class NoMeshError(FlaxenError, ValueError):
-  """A sharding was requested without a mesh to place it on."""
-
-  def __init__(self, what: str):
-    super().__init__(
-      f"{what} needs a device mesh, but none was given and none is active. Fix: pass "
-      "mesh=jax.sharding.Mesh(...) or run inside `with jax.set_mesh(mesh):`."
     )
