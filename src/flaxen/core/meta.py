@@ -98,7 +98,8 @@ class Partitioned(AxisMetadata[T]):
     so that the value a module computes with is laid out as annotated."""
     # A rank other than the names' is an initializer's flat intermediate (DenseGeneral
     # reshapes it); the final param is checked where its sharding is asked for.
-    if apply_constraint and jax.numpy.ndim(self.value) == len(self.names):
+    if (apply_constraint and spmd.active_mesh(self.mesh) is not None
+        and jax.numpy.ndim(self.value) == len(self.names)):
       return spmd.constrain(self.value, self.get_partition_spec(), self.mesh)
     return self.value
 

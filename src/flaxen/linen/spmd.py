@@ -125,8 +125,8 @@ class LogicallyPartitioned(meta.Partitioned):
   rules: Any = struct.field(default=None, pytree_node=False)
 
   def unbox(self, apply_constraint: bool = True) -> Any:
-    if (apply_constraint and jax.numpy.ndim(self.value) == len(self.names)
-        and spmd.active_mesh(self.mesh) is not None):
+    if (apply_constraint and spmd.active_mesh(self.mesh) is not None
+        and jax.numpy.ndim(self.value) == len(self.names)):
       return with_logical_constraint(self.value, self.get_partition_spec(), self.rules,
                                      self.mesh)
     return self.value

@@ -55,10 +55,10 @@ def variable_spec(value: Any, meta: dict[str, Any], where: str = "") -> Partitio
 
 def shard_new_value(value: Any, meta: dict[str, Any]) -> Any:
   """A new Variable's value, laid out as its annotation says when a mesh is active."""
-  if meta.get("eager_sharding") is False or not isinstance(value, jax.Array):
-    return value
   mesh = spmd.active_mesh(meta.get("mesh"))
-  if mesh is None or sharding_names(meta) is None:
+  if mesh is None or meta.get("eager_sharding") is False or not isinstance(value, jax.Array):
+    return value
+  if sharding_names(meta) is None:
     return value
   return spmd.constrain(value, variable_spec(value, meta), mesh)
 

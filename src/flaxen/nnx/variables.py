@@ -60,7 +60,6 @@ class Variable(Generic[A]):
     if hook is not None:
       value = _call_hook(self, hook, value)
     if metadata and not _SHARDING_KEYS.isdisjoint(metadata):  # laid out now under a mesh
-      from flaxen.nnx.spmd import shard_new_value
       value = shard_new_value(value, metadata)
     d["_raw"] = value
 
@@ -307,3 +306,7 @@ class Intermediate(Variable[A]):
 
 class Perturbation(Intermediate[A]):
   """Zeros added by ``Module.perturb`` so the gradient w.r.t. an intermediate can be taken."""
+
+
+# Last: nnx.spmd needs Variable from this module.
+from flaxen.nnx.spmd import shard_new_value  # noqa: E402
