@@ -9,11 +9,15 @@ axes of a 2x4 device mesh. The default ``--parallel tp`` splits the batch over t
 ``fsdp`` axis. ``jax.jit`` gets the resulting shardings as ``in_shardings`` /
 ``out_shardings``. The model learns to continue arithmetic sequences ``a, a+b, a+2b, ...``
 (mod the vocabulary size); the script prints the mesh, each param's sharding and the loss.
+``--api nnx`` trains the same model written with NNX (``nnx.with_partitioning`` and Param
+metadata): model and optimizer are created inside ``nnx.jit`` under the mesh and the rules,
+so each Param is born in its shards, and the ``nnx.jit`` step follows the inputs' shardings.
 
 Run as a script it simulates 8 CPU devices (it sets ``XLA_FLAGS`` before jax starts):
 
     python examples/sharding/train.py
     python examples/sharding/train.py --parallel fsdp --steps 100
+    python examples/sharding/train.py --api nnx
 """
 
 import os
@@ -37,10 +41,12 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 import optax  # noqa: E402
 from jax.sharding import AxisType, NamedSharding  # noqa: E402
+from jax.sharding import PartitionSpec as P  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
 import flaxen.linen as nn  # noqa: E402
+from flaxen import nnx  # noqa: E402
 from flaxen.core import meta  # noqa: E402
 from flaxen.training.train_state import TrainState  # noqa: E402
 
@@ -116,6 +122,62 @@ class Transformer(nn.Module):
                     bias_init=part(zeros, "vocab"))(x)
 
 
+def sharded(*names):
+  """Param metadata naming the logical axes of a param's dimensions (NNX)."""
+  return {"sharding_names": names}
+
+
+def npart(init, *names):
+  """NNX ``init`` whose Param carries the logical axis names of its dimensions."""
+  return nnx.with_partitioning(init, names)
+
+
+class NnxBlock(nnx.Module):
+  """:class:`Block` in NNX: the same params, names and math."""
+
+  def __init__(self, dim: int, heads: int, rngs: nnx.Rngs):
+    def norm():
+      return nnx.LayerNorm(dim, scale_init=npart(ones, "embed"), bias_init=npart(zeros, "embed"),
+                           rngs=rngs)
+
+    self.ln1, self.ln2 = norm(), norm()
+    self.attn = nnx.MultiHeadAttention(
+      heads, dim, decode=False, rngs=rngs, kernel_metadata=sharded("embed", "heads", "kv"),
+      bias_metadata=sharded("heads", "kv"), out_kernel_metadata=sharded("heads", "kv", "embed"),
+      out_bias_metadata=sharded("embed"))
+    self.up = nnx.Linear(dim, 4 * dim, kernel_init=npart(dense_init, "embed", "mlp"),
+                         bias_init=npart(zeros, "mlp"), rngs=rngs)
+    self.down = nnx.Linear(4 * dim, dim, kernel_init=npart(dense_init, "mlp", "embed"),
+                           bias_init=npart(zeros, "embed"), rngs=rngs)
+
+  def __call__(self, x, mask):
+    x = x + self.attn(self.ln1(x), mask=mask)
+    return x + self.down(nnx.gelu(self.up(self.ln2(x))))
+
+
+class NnxTransformer(nnx.Module):
+  """:class:`Transformer` in NNX."""
+
+  def __init__(self, vocab: int, context: int, *, dim: int = 32, heads: int = 4,
+               layers: int = 2, rngs: nnx.Rngs):
+    self.embed = nnx.Embed(vocab, dim, rngs=rngs,
+                           embedding_init=npart(nnx.initializers.normal(1.0), "vocab", "embed"))
+    pos = nnx.initializers.normal(0.02)(rngs.params(), (context, dim))
+    self.pos = nnx.Param(pos, sharding_names=(None, "embed"))
+    self.blocks = nnx.List([NnxBlock(dim, heads, rngs) for _ in range(layers)])
+    self.ln = nnx.LayerNorm(dim, scale_init=npart(ones, "embed"), bias_init=npart(zeros, "embed"),
+                            rngs=rngs)
+    self.head = nnx.Linear(dim, vocab, kernel_init=npart(dense_init, "embed", "vocab"),
+                           bias_init=npart(zeros, "vocab"), rngs=rngs)
+
+  def __call__(self, ids):
+    x = self.embed(ids) + self.pos[: ids.shape[1]]
+    mask = nnx.make_causal_mask(ids)
+    for block in self.blocks:
+      x = block(x, mask)
+    return self.head(self.ln(x))
+
+
 def batches(vocab: int, length: int, batch_size: int, seed: int):
   """Endless batches of arithmetic sequences ``(a + b * t) % vocab``, ``length + 1`` long."""
   rng = np.random.default_rng(seed)
@@ -159,26 +221,68 @@ def parallelize(model: Transformer, tx: optax.GradientTransformation, key, mesh,
   shardings = nn.logical_to_mesh_sharding(logical, mesh, rules)
   state = jax.jit(init, out_shardings=shardings)(key)
   data = NamedSharding(mesh, nn.logical_to_mesh_axes(("batch", None), rules))
-  replicated = NamedSharding(mesh, jax.sharding.PartitionSpec())
+  replicated = NamedSharding(mesh, P())
   step = jax.jit(train_step, in_shardings=(shardings, data),
                  out_shardings=(shardings, replicated), donate_argnums=0)
   return Parallel(mesh, state, step, shardings, data)
 
 
-def sharding_table(state: TrainState) -> Table:
-  """One row per param: its path, shape and the PartitionSpec of its sharding."""
+def nnx_loss(model: NnxTransformer, seqs):
+  logits = model(seqs[:, :-1])
+  return optax.softmax_cross_entropy_with_integer_labels(logits, seqs[:, 1:]).mean()
+
+
+@nnx.jit
+def nnx_train_step(model: NnxTransformer, optimizer: nnx.Optimizer, seqs):
+  """One optimizer step in place; returns the loss. The shardings come with the inputs."""
+  loss, grads = nnx.value_and_grad(nnx_loss)(model, seqs)
+  optimizer.update(model, grads)
+  return loss
+
+
+@dataclass
+class NnxParallel:
+  mesh: jax.sharding.Mesh
+  rules: tuple
+  model: NnxTransformer
+  optimizer: nnx.Optimizer
+  data_sharding: NamedSharding
+
+  def step(self, seqs):
+    with jax.set_mesh(self.mesh), nnx.logical_axis_rules(self.rules):
+      return nnx_train_step(self.model, self.optimizer, seqs)
+
+
+def nnx_parallelize(make_model, tx: optax.GradientTransformation, mesh, rules) -> NnxParallel:
+  """Create model and optimizer inside nnx.jit under the mesh and rules: each Param is born
+  in the shards its names map to."""
+
+  @nnx.jit
+  def create():
+    model = make_model()
+    return model, nnx.Optimizer(model, tx, wrt=nnx.Param)
+
+  with jax.set_mesh(mesh), nnx.logical_axis_rules(rules):
+    model, optimizer = create()
+  data = NamedSharding(mesh, nn.logical_to_mesh_axes(("batch", None), rules))
+  return NnxParallel(mesh, rules, model, optimizer, data)
+
+
+def sharding_table(params) -> Table:
+  """One row per param array: its path, shape and the PartitionSpec of its sharding."""
   table = Table("param", "shape", "sharding", title="params")
-  flat = jax.tree_util.tree_flatten_with_path(meta.unbox(state.params))[0]
+  flat = jax.tree_util.tree_flatten_with_path(params)[0]
   for path, leaf in flat:
-    name = "/".join(str(getattr(k, "key", k)) for k in path)
-    table.add_row(name, str(tuple(leaf.shape)), str(leaf.sharding.spec))
+    name = "/".join(str(getattr(k, "key", getattr(k, "idx", k))) for k in path)
+    spec = tuple(leaf.sharding.spec)  # padded: jax may drop trailing unsharded dimensions
+    table.add_row(name, str(tuple(leaf.shape)), str(P(*spec, *[None] * (leaf.ndim - len(spec)))))
   return table
 
 
 @dataclass
 class Result:
-  losses: list[tuple[int, float]]
-  state: TrainState
+  losses: list[tuple[int, float]]  # (step, mean loss since the previous report)
+  params: dict  # the trained params, as a pytree of arrays in their shardings
   mesh: jax.sharding.Mesh
   train_seconds: float
 
@@ -186,6 +290,7 @@ class Result:
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
   parser = argparse.ArgumentParser(
     description=__doc__.split("\n\n")[1], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+  parser.add_argument("--api", choices=["linen", "nnx"], default="linen", help="model API")
   parser.add_argument("--parallel", choices=sorted(STYLES), default="tp",
                       help="dp: data; tp: data + tensor (Megatron); fsdp: data + fully sharded")
   parser.add_argument("--mesh", default="2x4", help="mesh shape, rows x columns")
@@ -211,17 +316,33 @@ def main(argv: Sequence[str] | None = None, console: Console | None = None) -> R
   console.print(f"{jax.device_count()} devices; mesh {dict(mesh.shape)}; parallel {args.parallel}")
   console.print(np.vectorize(lambda d: d.id)(mesh.devices))
 
-  model = Transformer(args.vocab, args.length)
-  run = parallelize(model, optax.adam(args.learning_rate), jax.random.key(args.seed), mesh, rules)
-  console.print(sharding_table(run.state))
+  tx = optax.adam(args.learning_rate)
+  if args.api == "linen":
+    run = parallelize(Transformer(args.vocab, args.length), tx, jax.random.key(args.seed), mesh,
+                      rules)
+    state = run.state
 
-  state, losses, window = run.state, [], []
+    def train(seqs):
+      nonlocal state
+      state, loss = run.step(state, seqs)
+      return loss
+
+    def params():
+      return meta.unbox(state.params)
+  else:
+    run = nnx_parallelize(
+      lambda: NnxTransformer(args.vocab, args.length, rngs=nnx.Rngs(args.seed)), tx, mesh, rules)
+    train = run.step
+
+    def params():
+      return nnx.state(run.model, nnx.Param).to_pure_dict()
+  console.print(sharding_table(params()))
+
+  losses, window = [], []
   data = batches(args.vocab, args.length, args.batch_size, args.seed)
   start = time.perf_counter()
   for step in range(1, args.steps + 1):
-    seqs = jax.device_put(next(data), run.data_sharding)
-    state, loss = run.step(state, seqs)
-    window.append(loss)
+    window.append(train(jax.device_put(next(data), run.data_sharding)))
     if step % args.log_every == 0 or step == args.steps:
       mean = float(np.mean(jax.device_get(window)))
       losses.append((step, mean))
@@ -230,7 +351,7 @@ def main(argv: Sequence[str] | None = None, console: Console | None = None) -> R
   seconds = time.perf_counter() - start
   console.print(f"trained {args.steps} steps in {seconds:.1f} s "
                 f"(uniform guess: loss {np.log(args.vocab):.3f})")
-  return Result(losses, state, mesh, seconds)
+  return Result(losses, params(), mesh, seconds)
 
 
 if __name__ == "__main__":

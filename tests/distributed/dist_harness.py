@@ -42,10 +42,15 @@ def run_checks(script: Path, *args: str, devices: int = 8, timeout: float = 240)
                        f"{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}")
 
 
-def report(checks: dict[str, Callable[[], None]]) -> None:
-  """Run each check (in order: later ones may use what earlier ones left) and print results."""
+def report(checks: dict[str, Callable[[], None]], only: list[str] | None = None) -> None:
+  """Run each check (in order: later ones may use what earlier ones left), or those named in
+  ``only``, and print the results."""
   results = {}
+  unknown = set(only or ()) - set(checks)
+  assert not unknown, f"no such checks: {sorted(unknown)}"
   for name, check in checks.items():
+    if only and name not in only:
+      continue
     start = time.perf_counter()
     try:
       check()

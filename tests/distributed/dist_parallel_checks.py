@@ -1,12 +1,17 @@
 """Checks on 8 simulated CPU devices, run as a script by tests/distributed/test_dist_*.py.
 
+Usage: ``python dist_parallel_checks.py [check names]`` (default: all of them).
+
 The example's Transformer (examples/sharding/train.py) takes 3 SGD steps on one device;
 the same steps in data-parallel, tensor-parallel and FSDP layouts on a 2x4 mesh must give
-the same losses and params. Then the tensor-parallel state is checkpointed and restored
-onto a 4x2 mesh and onto one device, and training resumes on the 4x2 mesh.
+the same losses and params; so must the NNX version of the model (tensor parallel and
+FSDP), whose params are also checked to be born in their shards. Then the Linen
+tensor-parallel state is checkpointed and restored onto a 4x2 mesh and onto one device,
+and training resumes on the 4x2 mesh.
 """
 
 import itertools
+import sys
 import tempfile
 from pathlib import Path
 
@@ -14,11 +19,11 @@ import jax
 import numpy as np
 import optax
 from dist_harness import load_example, report  # this folder is sys.path[0] in the script
-from jax.sharding import AxisType, SingleDeviceSharding
+from jax.sharding import AxisType, NamedSharding, SingleDeviceSharding
 from jax.sharding import PartitionSpec as P
 
 import flaxen.linen as nn
-from flaxen import checkpoint
+from flaxen import checkpoint, nnx
 from flaxen.core import meta
 
 ex = load_example("sharding", "train.py")
@@ -124,6 +129,68 @@ def check_fsdp():
     assert (x.sharding.spec, shard_shape(x)) == (spec, shape), (path, x.sharding)
 
 
+def nnx_model():
+  return ex.NnxTransformer(16, 8, dim=16, heads=4, layers=1, rngs=nnx.Rngs(0))
+
+
+def nnx_params(model):
+  return jax.tree.map(np.asarray, nnx.state(model, nnx.Param).to_pure_dict())
+
+
+def nnx_reference():
+  """The NNX model's losses and params after STEPS steps on one device."""
+  model = nnx_model()
+  optimizer = nnx.Optimizer(model, TX, wrt=nnx.Param)
+  losses = [float(ex.nnx_train_step(model, optimizer, seqs)) for seqs in BATCHES[:STEPS]]
+  done["nnx_reference"] = losses, nnx_params(model)
+
+
+def nnx_train(style, expected):
+  """STEPS steps of ``style`` on a 2x4 mesh: params born and kept where ``expected`` says
+  ({path: (spec, shard shape)}), losses and params as on one device."""
+  axes, rules = ex.STYLES[style]
+  run = ex.nnx_parallelize(nnx_model, TX, mesh((2, 4), axes), rules)
+
+  def check_layout(when):
+    for path, (spec, shape) in expected.items():
+      x = nnx_at(run.model, path)
+      want = NamedSharding(run.mesh, spec)
+      assert x.sharding.is_equivalent_to(want, x.ndim), (when, path, x.sharding)
+      assert shard_shape(x) == shape, (when, path, shard_shape(x))
+
+  check_layout("after creation")
+  losses = [float(run.step(jax.device_put(seqs, run.data_sharding))) for seqs in
+            BATCHES[:STEPS]]
+  check_layout("after training")
+  ref_losses, ref_params = done["nnx_reference"]
+  np.testing.assert_allclose(losses, ref_losses, **TOL)
+  assert_params_close(nnx_params(run.model), ref_params)
+
+
+def nnx_at(model, path):
+  for key in path:
+    model = model[key] if isinstance(key, int) else getattr(model, key)
+  return model.value
+
+
+def check_nnx_tensor_parallel():
+  nnx_train("tp", {
+    ("blocks", 0, "attn", "query", "kernel"): (P(None, "model", None), (16, 1, 4)),
+    ("blocks", 0, "attn", "out", "kernel"): (P("model", None, None), (1, 4, 16)),
+    ("blocks", 0, "up", "kernel"): (P(None, "model"), (16, 16)),
+    ("blocks", 0, "down", "kernel"): (P("model", None), (16, 16)),
+    ("embed", "embedding"): (P(), (16, 16)),
+  })
+
+
+def check_nnx_fsdp():
+  nnx_train("fsdp", {
+    ("embed", "embedding"): (P(None, "fsdp"), (16, 4)),
+    ("blocks", 0, "up", "kernel"): (P("fsdp", None), (4, 64)),
+    ("pos",): (P(None, "fsdp"), (8, 4)),
+  })
+
+
 def abstract_state(shardings):
   """The state's shapes and dtypes, each leaf placed as ``shardings`` says."""
   abstract = jax.eval_shape(lambda key: ex.create_state(MODEL, TX, key), KEY)
@@ -183,4 +250,4 @@ def check_manager_across_meshes():
 if __name__ == "__main__":
   assert jax.device_count() == 8, jax.devices()
   checks = [(n, f) for n, f in globals().items() if n.startswith("check_")]
-  report({"reference": reference, **dict(checks)})
+  report({"reference": reference, "nnx_reference": nnx_reference, **dict(checks)}, sys.argv[1:])
