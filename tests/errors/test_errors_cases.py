@@ -112,6 +112,30 @@ def compact_name_collision():
   Twins().init(jax.random.key(0), X)
 
 
+@case(errors.NameInUseError, 'param "w"', "Twice at /")
+def compact_param_name_collision():
+  class Twice(nn.Module):
+    @nn.compact
+    def __call__(self, x):
+      return self.param("w", nn.initializers.ones, (4,)) * self.param("w", nn.initializers.ones,
+                                                                      (4,)) * x
+
+  Twice().init(jax.random.key(0), X)
+
+
+def test_a_submodule_called_twice_reads_its_params_again():
+  class Twice(nn.Module):
+    @nn.compact
+    def __call__(self, x):
+      dense = nn.Dense(4)
+      return dense(dense(x))
+
+  variables = Twice().init(jax.random.key(0), X)
+  kernel, bias = variables["params"]["Dense_0"]["kernel"], variables["params"]["Dense_0"]["bias"]
+  ref = (X @ kernel + bias) @ kernel + bias
+  assert jnp.allclose(Twice().apply(variables, X), ref, atol=1e-6)
+
+
 @case(errors.MultipleMethodsCompactError, "TwoCompact", "'decode', 'encode'")
 def two_compact_methods():
   class TwoCompact(nn.Module):

@@ -384,6 +384,8 @@ class Module:
     scope = self.scope
     if scope is None or not self._state.compact_depth:
       scope = self._creating("param", name)
+    else:
+      self._reserve("param", name)
     return scope.param(name, init_fn, *init_args, unbox=unbox, **init_kwargs)
 
   def variable(self, col: str, name: str, init_fn: Callable[..., Any] | None = None,
@@ -392,7 +394,17 @@ class Module:
     scope = self.scope
     if scope is None or not self._state.compact_depth:
       scope = self._creating("variable", name)
+    else:
+      self._reserve("variable", name)
     return scope.variable(col, name, init_fn, *init_args, unbox=unbox, **init_kwargs)
+
+  def _reserve(self, kind: str, name: str) -> None:
+    """One compact call declares each name once: a second param/variable of the same name
+    (or a submodule's) is a collision, not a read of the first."""
+    taken = self._state.call_names
+    if name in taken:
+      raise errors.NameInUseError(kind, name, _describe(self))
+    taken.add(name)
 
   def has_variable(self, col: str, name: str) -> bool:
     return self._bound_scope("variables").has_variable(col, name)
