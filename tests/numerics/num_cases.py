@@ -1,0 +1,328 @@
+"""The table of layer cases the numerics tests run over (not a test file itself).
+
+A case builds, for a float dtype, a pure function ``fn(*args)`` and its differentiable
+``args``: for a layer ``(params, *float_inputs)``, for a function ``(*float_inputs)``.
+Non-float inputs (ids, masks, rng keys) are closed over, so ``fn`` is deterministic and the
+same under ``jax.jit``, ``jax.grad`` and ``jax.test_util.check_grads``.
+
+``LINEN`` and ``NNX`` map a case name to its builder; the part of the name before the first
+``/`` is the public layer it covers (``Conv/2d`` covers ``Conv``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import partial
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import flaxen.linen as nn
+from flaxen import nnx
+
+Built = tuple[Callable[..., Any], tuple[Any, ...]]
+
+
+def normal(shape: tuple[int, ...], dtype: Any, seed: int = 0, shift: float = 0.0) -> jax.Array:
+  """Reproducible normal inputs of ``dtype`` (drawn in float64 so every dtype sees the same
+  values up to rounding)."""
+  values = np.random.default_rng(seed).standard_normal(shape) + shift
+  return jnp.asarray(values, dtype)
+
+
+# ---------------------------------------------------------------- Linen
+
+
+def linen(module: nn.Module, *xs: Any, closed: tuple = (), mutable: Any = False,
+          rngs: dict | None = None, method: Any = None, init_xs: tuple | None = None,
+          **kw: Any) -> Built:
+  """``fn(params, *xs) = module.apply({'params': params, ...rest}, *xs, *closed, **kw)``.
+
+  ``init_xs`` replaces the inputs for ``init`` (a decode cache is sized by a full-length
+  input); ``mutable`` collections are updated by the call and dropped from its result.
+  """
+  init_rngs = {"params": jax.random.key(0), **(rngs or {})}
+  variables = module.init(init_rngs, *(init_xs or xs), *closed, method=method, **kw)
+  variables = dict(variables)
+  params = variables.pop("params", {})
+
+  def fn(p: Any, *args: Any) -> Any:
+    out = module.apply({"params": p, **variables}, *args, *closed, rngs=rngs,
+                       mutable=mutable, method=method, **kw)
+    return out[0] if mutable else out
+
+  return fn, (params, *xs)
+
+
+def linen_decode(dt: Any) -> Built:
+  """Three autoregressive steps of SelfAttention(decode=True), the cache threaded through."""
+  module = nn.SelfAttention(num_heads=2, qkv_features=4, decode=True, param_dtype=dt)
+  x = normal((1, 3, 4), dt)
+  variables = module.init(jax.random.key(0), x)
+
+  def fn(p: Any, x: Any) -> Any:
+    cache, ys = variables["cache"], []
+    for i in range(x.shape[1]):
+      y, updated = module.apply({"params": p, "cache": cache}, x[:, i:i + 1], mutable=["cache"])
+      cache = updated["cache"]
+      ys.append(y)
+    return jnp.concatenate(ys, axis=1)
+
+  return fn, (variables["params"], x)
+
+
+def linen_cell(cell: nn.Module, carry_shapes: Any, dt: Any, x_shape: tuple = (2, 3)) -> Built:
+  carry = jax.tree.map(lambda s: normal(s, dt, seed=1), carry_shapes,
+                       is_leaf=lambda s: isinstance(s, tuple) and isinstance(s[0], int))
+  return linen(cell, carry, normal(x_shape, dt))
+
+
+# Padding on the last of three key positions (one valid key would make the keys' gradient 0).
+_KV_MASK = jnp.array([True, True, False])[None, None, None, :]
+
+
+def _mask(shape: tuple[int, ...]) -> jax.Array:
+  return jnp.asarray(np.random.default_rng(3).random(shape) > 0.3)
+
+
+LINEN: dict[str, Callable[[Any], Built]] = {
+  "Dense": lambda dt: linen(nn.Dense(3, param_dtype=dt), normal((2, 4), dt)),
+  "DenseGeneral": lambda dt: linen(
+    nn.DenseGeneral((2, 3), axis=(-2, -1), param_dtype=dt), normal((2, 3, 2), dt)),
+  "DenseGeneral/batch_dims": lambda dt: linen(
+    nn.DenseGeneral(3, axis=-1, batch_dims=0, param_dtype=dt), normal((2, 4), dt)),
+  "Einsum": lambda dt: linen(
+    nn.Einsum((3, 4, 5), "abd,cde->abce", param_dtype=dt), normal((2, 2, 4), dt)),
+  "Conv/1d": lambda dt: linen(nn.Conv(3, (3,), param_dtype=dt), normal((2, 5, 2), dt)),
+  "Conv/2d": lambda dt: linen(
+    nn.Conv(3, (2, 2), strides=(2, 1), padding="VALID", kernel_dilation=1, param_dtype=dt),
+    normal((1, 4, 4, 2), dt)),
+  "Conv/3d": lambda dt: linen(nn.Conv(2, (2, 2, 2), param_dtype=dt), normal((1, 3, 3, 3, 2), dt)),
+  "Conv/grouped": lambda dt: linen(
+    nn.Conv(4, (3,), feature_group_count=2, padding="CIRCULAR", param_dtype=dt),
+    normal((2, 5, 4), dt)),
+  "ConvTranspose": lambda dt: linen(
+    nn.ConvTranspose(3, (3,), strides=(2,), param_dtype=dt), normal((2, 4, 2), dt)),
+  "ConvTranspose/transpose_kernel": lambda dt: linen(
+    nn.ConvTranspose(2, (2, 2), transpose_kernel=True, param_dtype=dt), normal((1, 3, 3, 2), dt)),
+  "ConvLocal": lambda dt: linen(nn.ConvLocal(2, (2,), param_dtype=dt), normal((2, 4, 2), dt)),
+  "Embed": lambda dt: linen(
+    nn.Embed(5, 3, param_dtype=dt), closed=(jnp.array([[0, 4], [2, 2]]),)),
+  "Embed/attend": lambda dt: linen(
+    nn.Embed(5, 3, param_dtype=dt), normal((2, 3), dt), method="attend"),
+  "LayerNorm": lambda dt: linen(nn.LayerNorm(param_dtype=dt), normal((2, 5), dt, shift=1.0)),
+  "LayerNorm/exact_variance_mask": lambda dt: linen(
+    nn.LayerNorm(use_fast_variance=False, param_dtype=dt), normal((2, 5), dt),
+    mask=_mask((2, 5)).at[:, 0].set(True)),
+  "RMSNorm": lambda dt: linen(nn.RMSNorm(param_dtype=dt), normal((2, 5), dt)),
+  "GroupNorm": lambda dt: linen(nn.GroupNorm(num_groups=2, param_dtype=dt),
+                                normal((2, 3, 4), dt)),
+  "InstanceNorm": lambda dt: linen(nn.InstanceNorm(param_dtype=dt), normal((2, 4, 3), dt)),
+  "BatchNorm/train": lambda dt: linen(
+    nn.BatchNorm(use_running_average=False, param_dtype=dt), normal((4, 3), dt),
+    mutable=["batch_stats"]),
+  "BatchNorm/eval": lambda dt: linen(
+    nn.BatchNorm(use_running_average=True, param_dtype=dt), normal((4, 3), dt)),
+  "Dropout/deterministic": lambda dt: linen(nn.Dropout(0.5, deterministic=True),
+                                            normal((2, 4), dt)),
+  "Dropout/rng": lambda dt: linen(nn.Dropout(0.5, deterministic=False), normal((2, 4), dt),
+                                  rngs={"dropout": jax.random.key(1)}),
+  "MultiHeadDotProductAttention": lambda dt: linen(
+    nn.MultiHeadDotProductAttention(num_heads=2, qkv_features=4, param_dtype=dt),
+    normal((2, 3, 4), dt), normal((2, 3, 4), dt, seed=1), mask=_KV_MASK),
+  "MultiHeadAttention": lambda dt: linen(
+    nn.MultiHeadAttention(num_heads=2, qkv_features=4, normalize_qk=True, dropout_rate=0.3,
+                          deterministic=False, param_dtype=dt),
+    normal((2, 3, 4), dt), rngs={"dropout": jax.random.key(2)}),
+  "SelfAttention": lambda dt: linen(
+    nn.SelfAttention(num_heads=2, qkv_features=4, param_dtype=dt), normal((2, 3, 4), dt),
+    mask=nn.make_causal_mask(jnp.ones((2, 3)))),
+  "SelfAttention/decode": linen_decode,
+  "PReLU": lambda dt: linen(nn.PReLU(param_dtype=dt, negative_slope_init=0.2),
+                            normal((2, 4), dt)),
+  "Sequential": lambda dt: linen(
+    nn.Sequential([nn.Dense(3, param_dtype=dt), nn.tanh, nn.Dense(2, param_dtype=dt)]),
+    normal((2, 4), dt)),
+  "LSTMCell": lambda dt: linen_cell(nn.LSTMCell(4, param_dtype=dt), ((2, 4), (2, 4)), dt),
+  "OptimizedLSTMCell": lambda dt: linen_cell(
+    nn.OptimizedLSTMCell(4, param_dtype=dt), ((2, 4), (2, 4)), dt),
+  "GRUCell": lambda dt: linen_cell(nn.GRUCell(4, param_dtype=dt), (2, 4), dt),
+  "MGUCell": lambda dt: linen_cell(nn.MGUCell(4, param_dtype=dt), (2, 4), dt),
+  "SimpleCell": lambda dt: linen_cell(nn.SimpleCell(4, param_dtype=dt), (2, 4), dt),
+  "ConvLSTMCell": lambda dt: linen_cell(
+    nn.ConvLSTMCell(2, (3,), param_dtype=dt), ((1, 4, 2), (1, 4, 2)), dt, x_shape=(1, 4, 3)),
+  "RNN": lambda dt: linen(
+    nn.RNN(nn.GRUCell(3, param_dtype=dt)), normal((2, 4, 2), dt),
+    seq_lengths=jnp.array([4, 2])),
+  "Bidirectional": lambda dt: linen(
+    nn.Bidirectional(nn.RNN(nn.LSTMCell(3, param_dtype=dt)),
+                     nn.RNN(nn.SimpleCell(2, param_dtype=dt))),
+    normal((2, 3, 2), dt)),
+}
+
+# Public Linen classes that are not layers with numerics of their own.
+LINEN_EXCLUDED = {
+  "Module": "the base class; every layer here is one",
+  "RNNCellBase": "abstract base of the recurrent cells, which are all in the table",
+  "Variable": "a variable handle, not a layer",
+  "AxisMetadata": "boxed-metadata base class",
+  "Partitioned": "boxed-metadata class (sharding names), not a layer",
+  "FrozenDict": "container", "DenyList": "filter", "InterceptorContext": "method interception",
+}
+
+
+# ---------------------------------------------------------------- NNX
+
+
+def nnx_layer(model: nnx.Module, *xs: Any, closed: tuple = (),
+              call: Callable[..., Any] | None = None, **kw: Any) -> Built:
+  """``fn(params, *xs) = merge(graphdef, params, rest)(*xs, **kw)``: a fresh copy of the
+  model per call, so state the call changes (batch stats, rng counts, caches) never leaks."""
+  graphdef, params, rest = nnx.split(model, nnx.Param, ...)
+
+  def fn(p: Any, *args: Any) -> Any:
+    m = nnx.merge(graphdef, p, rest)
+    return (m if call is None else partial(call, m))(*args, *closed, **kw)
+
+  return fn, (params, *xs)
+
+
+def nnx_decode(dt: Any) -> Built:
+  layer = nnx.MultiHeadAttention(2, 4, qkv_features=4, decode=True, param_dtype=dt,
+                                 rngs=nnx.Rngs(0))
+  layer.init_cache((1, 3, 4), dt)
+
+  def steps(m: Any, x: Any) -> Any:
+    return jnp.concatenate([m(x[:, i:i + 1]) for i in range(x.shape[1])], axis=1)
+
+  return nnx_layer(layer, normal((1, 3, 4), dt), call=steps)
+
+
+def nnx_cell(cell: Any, carry_shapes: Any, dt: Any) -> Built:
+  carry = jax.tree.map(lambda s: normal(s, dt, seed=1), carry_shapes,
+                       is_leaf=lambda s: isinstance(s, tuple) and isinstance(s[0], int))
+  return nnx_layer(cell, carry, normal((2, 3), dt))
+
+
+def _r() -> nnx.Rngs:
+  return nnx.Rngs(0)
+
+
+NNX: dict[str, Callable[[Any], Built]] = {
+  "Linear": lambda dt: nnx_layer(nnx.Linear(4, 3, param_dtype=dt, rngs=_r()), normal((2, 4), dt)),
+  "LinearGeneral": lambda dt: nnx_layer(
+    nnx.LinearGeneral((3, 2), (2, 3), axis=(-2, -1), param_dtype=dt, rngs=_r()),
+    normal((2, 3, 2), dt)),
+  "Einsum": lambda dt: nnx_layer(
+    nnx.Einsum("abd,cde->abce", (3, 4, 5), (3, 5), param_dtype=dt, rngs=_r()),
+    normal((2, 2, 4), dt)),
+  "Conv/1d": lambda dt: nnx_layer(nnx.Conv(2, 3, (3,), param_dtype=dt, rngs=_r()),
+                                  normal((2, 5, 2), dt)),
+  "Conv/2d": lambda dt: nnx_layer(
+    nnx.Conv(2, 3, (2, 2), strides=(2, 1), padding="VALID", param_dtype=dt, rngs=_r()),
+    normal((1, 4, 4, 2), dt)),
+  "Conv/3d": lambda dt: nnx_layer(nnx.Conv(2, 2, (2, 2, 2), param_dtype=dt, rngs=_r()),
+                                  normal((1, 3, 3, 3, 2), dt)),
+  "ConvTranspose": lambda dt: nnx_layer(
+    nnx.ConvTranspose(2, 3, (3,), strides=(2,), param_dtype=dt, rngs=_r()), normal((2, 4, 2), dt)),
+  "Embed": lambda dt: nnx_layer(nnx.Embed(5, 3, param_dtype=dt, rngs=_r()),
+                                closed=(jnp.array([[0, 4], [2, 2]]),)),
+  "Embed/attend": lambda dt: nnx_layer(
+    nnx.Embed(5, 3, param_dtype=dt, rngs=_r()), normal((2, 3), dt),
+    call=lambda m, q: m.attend(q)),
+  "LayerNorm": lambda dt: nnx_layer(nnx.LayerNorm(5, param_dtype=dt, rngs=_r()),
+                                    normal((2, 5), dt, shift=1.0)),
+  "RMSNorm": lambda dt: nnx_layer(nnx.RMSNorm(5, param_dtype=dt, rngs=_r()), normal((2, 5), dt)),
+  "GroupNorm": lambda dt: nnx_layer(nnx.GroupNorm(4, num_groups=2, param_dtype=dt, rngs=_r()),
+                                    normal((2, 3, 4), dt)),
+  "InstanceNorm": lambda dt: nnx_layer(nnx.InstanceNorm(3, param_dtype=dt, rngs=_r()),
+                                       normal((2, 4, 3), dt)),
+  "BatchNorm/train": lambda dt: nnx_layer(nnx.BatchNorm(3, param_dtype=dt, rngs=_r()),
+                                          normal((4, 3), dt)),
+  "BatchNorm/eval": lambda dt: nnx_layer(
+    nnx.BatchNorm(3, use_running_average=True, param_dtype=dt, rngs=_r()), normal((4, 3), dt)),
+  "Dropout/deterministic": lambda dt: nnx_layer(nnx.Dropout(0.5, deterministic=True),
+                                                normal((2, 4), dt)),
+  "Dropout/rng": lambda dt: nnx_layer(nnx.Dropout(0.5, rngs=nnx.Rngs(dropout=1)),
+                                      normal((2, 4), dt)),
+  "MultiHeadAttention": lambda dt: nnx_layer(
+    nnx.MultiHeadAttention(2, 4, qkv_features=4, normalize_qk=True, param_dtype=dt,
+                           decode=False, rngs=_r()),
+    normal((2, 3, 4), dt), normal((2, 3, 4), dt, seed=1), mask=_KV_MASK),
+  "MultiHeadAttention/dropout": lambda dt: nnx_layer(
+    nnx.MultiHeadAttention(2, 4, qkv_features=4, dropout_rate=0.3, deterministic=False,
+                           param_dtype=dt, decode=False, rngs=nnx.Rngs(0, dropout=2)),
+    normal((2, 3, 4), dt)),
+  "MultiHeadAttention/decode": nnx_decode,
+  "LoRA": lambda dt: nnx_layer(
+    nnx.LoRA(4, 2, 3, param_dtype=dt, b_initializer=nnx.initializers.normal(), rngs=_r()),
+    normal((2, 4), dt)),
+  "LoRALinear": lambda dt: nnx_layer(
+    nnx.LoRALinear(4, 3, lora_rank=2, param_dtype=dt, lora_param_dtype=dt,
+                   b_initializer=nnx.initializers.normal(), rngs=_r()),
+    normal((2, 4), dt)),
+  "Sequential": lambda dt: nnx_layer(
+    nnx.Sequential(nnx.Linear(4, 3, param_dtype=dt, rngs=_r()), nnx.tanh,
+                   nnx.Linear(3, 2, param_dtype=dt, rngs=_r())),
+    normal((2, 4), dt)),
+  "LSTMCell": lambda dt: nnx_cell(nnx.LSTMCell(3, 4, param_dtype=dt, rngs=_r()),
+                                  ((2, 4), (2, 4)), dt),
+  "OptimizedLSTMCell": lambda dt: nnx_cell(
+    nnx.OptimizedLSTMCell(3, 4, param_dtype=dt, rngs=_r()), ((2, 4), (2, 4)), dt),
+  "GRUCell": lambda dt: nnx_cell(nnx.GRUCell(3, 4, param_dtype=dt, rngs=_r()), (2, 4), dt),
+  "SimpleCell": lambda dt: nnx_cell(nnx.SimpleCell(3, 4, param_dtype=dt, rngs=_r()), (2, 4), dt),
+  "RNN": lambda dt: nnx_layer(nnx.RNN(nnx.GRUCell(2, 3, param_dtype=dt, rngs=_r())),
+                              normal((2, 4, 2), dt), seq_lengths=jnp.array([4, 2])),
+  "Bidirectional": lambda dt: nnx_layer(
+    nnx.Bidirectional(nnx.RNN(nnx.LSTMCell(2, 3, param_dtype=dt, rngs=_r())),
+                      nnx.RNN(nnx.SimpleCell(2, 2, param_dtype=dt, rngs=_r()))),
+    normal((2, 3, 2), dt)),
+}
+
+NNX_EXCLUDED = {
+  "Module": "the base class; every layer here is one",
+  "RNNCellBase": "abstract base of the recurrent cells, which are all in the table",
+}
+
+
+# ---------------------------------------------------------------- functions
+
+_ATTN_QKV = ((2, 3, 2, 4), (2, 5, 2, 4), (2, 5, 2, 4))
+
+
+def _fn(f: Callable[..., Any], *shapes: tuple[int, ...], **kw: Any) -> Callable[[Any], Built]:
+  def build(dt: Any) -> Built:
+    xs = tuple(normal(s, dt, seed=i) for i, s in enumerate(shapes))
+    return (lambda *args: f(*args, **kw)), xs
+  return build
+
+
+FUNCTIONS: dict[str, Callable[[Any], Built]] = {
+  **{name: _fn(getattr(nn, name), (2, 6)) for name in
+     ["celu", "elu", "gelu", "hard_sigmoid", "hard_silu", "hard_swish", "hard_tanh",
+      "identity", "leaky_relu", "log_sigmoid", "log_softmax", "logsumexp", "relu", "relu6",
+      "selu", "sigmoid", "silu", "soft_sign", "softmax", "softplus", "standardize", "swish",
+      "tanh"]},
+  "glu": _fn(nn.glu, (2, 6)),
+  "avg_pool": _fn(nn.avg_pool, (2, 5, 5, 2), window_shape=(2, 2), strides=(1, 2),
+                  padding="SAME", count_include_pad=False),
+  "max_pool": _fn(nn.max_pool, (2, 5, 2), window_shape=(3,), padding=((1, 1),)),
+  "min_pool": _fn(nn.min_pool, (2, 5, 5, 2), window_shape=(2, 2)),
+  "pool": _fn(lambda x: nn.pool(x, 0.0, jax.lax.add, (2,), (1,), "VALID"), (2, 5, 2)),
+  "dot_product_attention": _fn(nn.dot_product_attention, *_ATTN_QKV),
+  "dot_product_attention_weights": _fn(nn.dot_product_attention_weights, *_ATTN_QKV[:2]),
+}
+
+FUNCTIONS_EXCLUDED = {
+  "one_hot": "integer input, no gradient",
+  "make_attention_mask": "builds a boolean mask from integer inputs",
+  "make_causal_mask": "builds a boolean mask",
+  "combine_masks": "boolean masks",
+}
+
+
+def covers(table: dict[str, Any]) -> set[str]:
+  """The public names a table's cases cover (``Conv/2d`` covers ``Conv``)."""
+  return {name.split("/")[0] for name in table}
