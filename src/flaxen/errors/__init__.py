@@ -5,6 +5,8 @@ collection, the variable) and how to fix it. The classes also derive from the bu
 exception that plain Python or JAX would raise in the same place (``TypeError``,
 ``ValueError``, ...), so existing ``except`` clauses keep working. The catalogue is split
 by area (one file each) and re-exported here, so every class is ``flaxen.errors.<Name>``.
+docs/errors.md lists every class with an example that raises it and the fix; a test runs
+the examples and fails when a class has no entry.
 
 >>> from flaxen import errors, struct
 >>> @struct.dataclass
