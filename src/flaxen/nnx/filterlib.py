@@ -47,8 +47,20 @@ def to_predicate(filter: Filter) -> Predicate:
   raise InvalidFilterError(filter)
 
 
+def by_type(predicate: Predicate) -> bool:
+  """Whether ``predicate``'s answer depends only on the value's class (subclasses of the
+  filter classes may override ``__call__``, so only the classes here are trusted)."""
+  return type(predicate) in _TYPED and predicate._by_type
+
+
 class _Predicate:
-  """Value semantics for the filter classes: equal when their fields are equal."""
+  """Value semantics for the filter classes: equal when their fields are equal.
+
+  ``_by_type`` says that the answer depends only on the class of the value (never on the
+  path or the instance), so a caller may ask once per class.
+  """
+
+  _by_type = False
 
   def _fields(self) -> tuple:
     return tuple(self.__dict__.values())
@@ -65,6 +77,8 @@ class _Predicate:
 
 class OfType(_Predicate):
   """Matches instances of ``type``, or values whose ``.type`` is a subclass of it."""
+
+  _by_type = True
 
   def __init__(self, type: type):
     self.type = type
@@ -105,6 +119,10 @@ class Any(_Predicate):
   def __init__(self, *filters: Filter):
     self.predicates = tuple(to_predicate(f) for f in filters)
 
+  @property
+  def _by_type(self) -> bool:
+    return builtins.all(by_type(p) for p in self.predicates)
+
   def __call__(self, path: tuple, value: _Any) -> bool:
     return builtins.any(p(path, value) for p in self.predicates)
 
@@ -114,6 +132,10 @@ class All(_Predicate):
 
   def __init__(self, *filters: Filter):
     self.predicates = tuple(to_predicate(f) for f in filters)
+
+  @property
+  def _by_type(self) -> bool:
+    return builtins.all(by_type(p) for p in self.predicates)
 
   def __call__(self, path: tuple, value: _Any) -> bool:
     return builtins.all(p(path, value) for p in self.predicates)
@@ -125,12 +147,18 @@ class Not(_Predicate):
   def __init__(self, filter: Filter, /):
     self.predicate = to_predicate(filter)
 
+  @property
+  def _by_type(self) -> bool:
+    return by_type(self.predicate)
+
   def __call__(self, path: tuple, value: _Any) -> bool:
     return not self.predicate(path, value)
 
 
 class Everything(_Predicate):
   """Matches every value."""
+
+  _by_type = True
 
   def __call__(self, path: tuple, value: _Any) -> bool:
     return True
@@ -139,5 +167,10 @@ class Everything(_Predicate):
 class Nothing(_Predicate):
   """Matches no value."""
 
+  _by_type = True
+
   def __call__(self, path: tuple, value: _Any) -> bool:
     return False
+
+
+_TYPED = (OfType, Everything, Nothing, Any, All, Not)

@@ -33,22 +33,80 @@ import jax
 
 from flaxen.errors.nnx import MissingStateError
 from flaxen.nnx.object import ARRAY_TYPES, Object
+from flaxen.nnx.state import State
 from flaxen.nnx.variables import Variable
 
 __all__ = ["GraphDef", "flatten", "unflatten"]
 
 _ARRAY = ("array",)
-_NODES = (Variable, Object)
 _SCALARS = frozenset({int, float, bool, str, complex, bytes, type(None)})
 _SIMPLE = (int, float, bool, str, complex, bytes, type, types.FunctionType,
            types.BuiltinFunctionType, types.MethodType, types.ModuleType, type(Ellipsis))
+_SKIP = ("_nnx_version", "_nnx_tracked", "_nnx_layout")  # bookkeeping, not graph data
+
+# What the walk does with a value, decided once per class (``_kind``): a dict lookup per
+# value instead of a chain of isinstance checks.
+_STATIC, _HASHED, _VAR, _NODE, _CUSTOM, _ARRAY_LEAF, _DICT, _LIST, _TUPLE, _OTHER = range(1, 11)
+_TRACER = jax.core.Tracer
+_KINDS: dict[type, int] = {}
+
+
+def _classify(value: Any) -> int:
+  t = type(value)
+  if t in _SCALARS:
+    return _STATIC
+  if issubclass(t, Variable):
+    return _VAR
+  if issubclass(t, Object):
+    plain = t._graph_items is Object._graph_items and t._graph_set is Object._graph_set
+    return _NODE if plain and t._graph_empty.__func__ is Object._graph_empty.__func__ else (
+      _CUSTOM)
+  if issubclass(t, ARRAY_TYPES):
+    return _ARRAY_LEAF
+  if issubclass(t, _SIMPLE):
+    return _HASHED
+  if t in (dict, list, tuple):
+    return {dict: _DICT, list: _LIST, tuple: _TUPLE}[t]
+  if issubclass(t, _TRACER):  # an array or not, per instance
+    return _OTHER
+  # Pytree or leaf is a property of the class (JAX's registry is keyed by class).
+  nodes = jax.tree_util.tree_structure(value, is_leaf=lambda x: x is not value).num_nodes
+  return _HASHED if nodes == 1 and not isinstance(value, ARRAY_TYPES) else _OTHER
+
+
+def _kind(value: Any) -> int:
+  """The kind of ``value``'s class, classified on first sight."""
+  kind = _KINDS.get(type(value))
+  if kind is None:
+    if len(_KINDS) > 4096:  # classes made on the fly must not pile up
+      _KINDS.clear()
+    kind = _KINDS[type(value)] = _classify(value)
+  return kind
+
+
+def _layout(d: dict) -> tuple:
+  """``(version, static_defs, dynamic_keys)`` of a plain Object's ``__dict__``, sorted by
+  name. Static values change only through ``__setattr__``, which bumps the version, so the
+  walk keeps this in the object and reuses it while the version is the same."""
+  statics, dynamic = [], []
+  for k in sorted(k for k in d if k not in _SKIP):
+    v = d[k]
+    kind = _KINDS.get(type(v)) or _kind(v)
+    if kind == _STATIC:
+      statics.append((k, ("static", v)))
+    elif kind == _HASHED:
+      statics.append((k, ("static", _hashable(v))))
+    else:
+      dynamic.append(k)
+  return d.get("_nnx_version"), tuple(statics), tuple(dynamic)
 
 
 class GraphDef:
   """The static structure of a graph: node types, attribute names, static values, sharing.
 
-  Hashable and comparable by value (cheaply: the hash is computed once), and registered as
-  a static pytree, so it can be passed to and returned from ``jax.jit``.
+  Hashable and comparable by value (cheaply: the hash is computed once, when first asked
+  for), and registered as a static pytree, so it can be passed to and returned from
+  ``jax.jit``.
   """
 
   __slots__ = ("root", "leaf_paths", "num_refs", "_hash")
@@ -57,13 +115,15 @@ class GraphDef:
     self.root = root
     self.leaf_paths = leaf_paths
     self.num_refs = num_refs
-    self._hash = hash(root)
+    self._hash = None
 
   def __hash__(self) -> int:
+    if self._hash is None:
+      self._hash = hash(self.root)
     return self._hash
 
   def __eq__(self, other: object) -> bool:
-    return self is other or (isinstance(other, GraphDef) and self._hash == other._hash
+    return self is other or (isinstance(other, GraphDef) and hash(self) == hash(other)
                              and self.root == other.root)
 
   def __repr__(self) -> str:
@@ -100,6 +160,10 @@ def _unwrap(value: Any) -> Any:
   return value.value if isinstance(value, _ById) else value
 
 
+def _meta_items(meta: dict) -> tuple:
+  return tuple([(k, _hashable(v)) for k, v in meta.items()])
+
+
 def _static(value: Any) -> tuple:
   return ("static", _hashable(value))
 
@@ -117,42 +181,98 @@ def flatten(root: Any) -> tuple[GraphDef, list, list[tuple], list]:
   ``leaves`` are the Variables (the objects themselves) and raw arrays in visiting order,
   ``refs`` every Object and Variable in index order.
   """
+  return walk(root)[:4]
+
+
+def walk(root: Any) -> tuple[GraphDef, list, list[tuple], list, list]:
+  """``flatten`` plus ``parents``: the path of each leaf's container, one tuple object
+  shared by siblings (``None`` for a root leaf), so States can be nested without
+  re-splitting paths."""
   index: dict[int, int] = {}
   refs: list = []
   leaves: list = []
   paths: list[tuple] = []
+  parents: list = []
+  kinds = _KINDS
 
-  def walk(value: Any, path: tuple) -> tuple:
-    if type(value) in _SCALARS:
-      return ("static", value)
-    if isinstance(value, _NODES):
+  def children(pairs: Any, path: tuple) -> tuple:
+    # The common children (static attributes, Variables) are handled here, without a call.
+    out = []
+    append = out.append
+    for k, v in pairs:
+      kind = kinds.get(type(v)) or _kind(v)
+      if kind == _VAR:
+        i = index.get(id(v))
+        if i is None:
+          i = index[id(v)] = len(refs)
+          refs.append(v)
+          leaves.append(v)
+          paths.append(path + (k,))
+          parents.append(path)
+          meta = v._meta
+          append((k, ("var", i, type(v), _meta_items(meta) if meta else ())))
+        else:
+          append((k, ("ref", i)))
+      elif kind == _STATIC:
+        append((k, ("static", v)))
+      elif kind == _HASHED:
+        append((k, ("static", _hashable(v))))
+      elif kind == _ARRAY_LEAF:
+        leaves.append(v)
+        paths.append(path + (k,))
+        parents.append(path)
+        append((k, _ARRAY))
+      else:
+        append((k, container(v, kind, path + (k,))))
+    return tuple(out)
+
+  def container(value: Any, kind: int, path: tuple) -> tuple:
+    if kind == _NODE or kind == _CUSTOM:
       i = index.get(id(value))
       if i is not None:
         return ("ref", i)
       i = index[id(value)] = len(refs)
       refs.append(value)
-      if isinstance(value, Variable):
-        leaves.append(value)
-        paths.append(path)
-        meta = tuple((k, _hashable(v)) for k, v in value._meta.items())
-        return ("var", i, type(value), meta)
-      return ("node", i, type(value),
-              tuple((k, walk(v, path + (k,))) for k, v in value._graph_items()))
-    if isinstance(value, ARRAY_TYPES):
+      if kind == _CUSTOM:
+        return ("node", i, type(value), 0, children(value._graph_items(), path))
+      d = value.__dict__
+      layout = d.get("_nnx_layout")
+      if layout is None or layout[0] != d.get("_nnx_version"):
+        layout = d["_nnx_layout"] = _layout(d)
+      _, statics, dynamic = layout
+      return ("node", i, type(value), len(statics),
+              statics + children(zip(dynamic, map(d.__getitem__, dynamic), strict=True), path))
+    if kind == _DICT:
+      try:
+        keys = sorted(value)
+      except TypeError:  # keys JAX cannot order either: let JAX say so below
+        pass
+      else:
+        return ("dict", children(zip(keys, map(value.__getitem__, keys), strict=True), path))
+    elif kind == _LIST:
+      return ("list", children(enumerate(value), path))
+    elif kind == _TUPLE:
+      return ("tuple", children(enumerate(value), path))
+    if isinstance(value, ARRAY_TYPES):  # a tracer
       leaves.append(value)
       paths.append(path)
+      parents.append(path[:-1] if path else None)
       return _ARRAY
-    if value is None or isinstance(value, _SIMPLE):
+    flat, treedef = jax.tree_util.tree_flatten_with_path(value, is_leaf=lambda x: x
+                                                         is not value)
+    if treedef.num_nodes == 1:  # a non-array tracer
       return _static(value)
-    children, treedef = jax.tree_util.tree_flatten_with_path(value, is_leaf=lambda x: x
-                                                             is not value)
-    if treedef.num_nodes == 1:  # a leaf JAX knows nothing about: static
-      return _static(value)
-    return ("pytree", treedef,
-            tuple(walk(c, path + (_key(p[0]),)) for p, c in children))
+    return ("pytree", treedef, children([(_key(p[0]), c) for p, c in flat], path))
 
-  root_def = walk(root, ())
-  return GraphDef(root_def, tuple(paths), len(refs)), leaves, paths, refs
+  kind = _kind(root)
+  if kind == _STATIC or kind == _HASHED:
+    root_def = _static(root)
+  elif kind == _VAR or kind == _ARRAY_LEAF:  # a lone leaf: the only child of nothing
+    (_, root_def), = children(((None, root),), ())
+    paths[0], parents[0] = (), None
+  else:
+    root_def = container(root, kind, ())
+  return GraphDef(root_def, tuple(paths), len(refs)), leaves, paths, refs, parents
 
 
 def unflatten(graphdef: GraphDef, leaves: list, existing: dict[int, Any] | None = None
@@ -161,50 +281,150 @@ def unflatten(graphdef: GraphDef, leaves: list, existing: dict[int, Any] | None 
 
   Objects and Variables whose index is in ``existing`` are updated in place and reused.
   """
-  refs: list = [None] * graphdef.num_refs
-  leaf_iter = iter(leaves)
-  existing = existing or {}
+  return _rebuild(graphdef, iter(leaves).__next__, existing or {}, None)
 
-  def build(d: tuple) -> Any:
-    kind = d[0]
-    if kind == "static":
-      return _unwrap(d[1])
-    if kind == "array":
-      leaf = next(leaf_iter)
-      return leaf.raw_value if isinstance(leaf, Variable) else leaf
-    if kind == "ref":
-      return refs[d[1]]
-    if kind == "var":
-      _, i, cls, meta = d
-      leaf = next(leaf_iter)
-      if isinstance(leaf, Variable):
-        value, meta = leaf._raw, leaf._meta
+
+def unflatten_state(graphdef: GraphDef, state: Any) -> tuple[Any, list] | None:
+  """``unflatten`` with each leaf looked up in a nested State (or dict) by key as the walk
+  descends, so no path is built; ``None`` when a leaf is missing."""
+  try:
+    return _rebuild(graphdef, None, {}, {"root": state})
+  except _Missing:
+    return None
+
+
+class _Missing(Exception):
+  pass
+
+
+_EMPTY: dict = {}
+
+
+def _mapping(x: Any) -> dict:
+  t = type(x)  # State is an ABC: its isinstance check is slow, so try the exact types first
+  if t is State:
+    return x._mapping
+  if t is dict:
+    return x
+  return x._mapping if isinstance(x, State) else _EMPTY
+
+
+def _rebuild(graphdef: GraphDef, next_leaf: Any, existing: dict, root_src: dict | None
+             ) -> tuple[Any, list]:
+  """Leaves come from ``next_leaf()``, or from ``root_src["root"]`` (a nested mapping)."""
+  refs: list = [None] * graphdef.num_refs
+  kinds = _KINDS
+  new = object.__new__
+
+  def values(items: tuple, src: dict | None) -> list:
+    # Variables and statics (most children) are made here, without a call.
+    out = []
+    append = out.append
+    for k, sub in items:
+      tag = sub[0]
+      if tag == "var" or tag == "array":
+        if src is None:
+          leaf = next_leaf()
+        else:
+          leaf = src.get(k, _EMPTY)
+          if leaf is _EMPTY:
+            raise _Missing
+        if isinstance(leaf, Variable):
+          ld = leaf.__dict__
+          value, meta = ld["_raw"], ld["_meta"]
+        elif src is not None and _mapping(leaf) is not _EMPTY:  # a State where a leaf goes
+          raise _Missing
+        else:
+          value, meta = leaf, {mk: _unwrap(mv) for mk, mv in sub[3]} if tag == "var" else {}
+        if tag == "array":
+          append(value)
+          continue
+        i = sub[1]
+        var = existing.get(i) if existing else None
+        if var is None:
+          var = new(sub[2])
+          var.__dict__.update(_raw=value, _meta=dict(meta), _nnx_version=0)
+        else:
+          var.__dict__["_raw"] = value
+          if var._meta != meta:
+            var.__dict__["_meta"] = dict(meta)
+            var._bump()
+        refs[i] = var
+        append(var)
+      elif tag == "static":
+        v = sub[1]
+        append(v.value if type(v) is _ById else v)
+      elif tag == "ref":
+        append(refs[sub[1]])
       else:
-        value, meta = leaf, {k: _unwrap(v) for k, v in meta}
-      var = existing.get(i)
-      if var is None:
-        var = cls._from_raw(value, dict(meta))
-      else:
-        var.__dict__["_raw"] = value
-        if var._meta != meta:
-          var.__dict__["_meta"] = dict(meta)
-          var._bump()
-      refs[i] = var
-      return var
-    if kind == "node":
-      _, i, cls, attrs = d
+        append(build(sub, None if src is None else _mapping(src.get(k))))
+    return out
+
+  def build(d: tuple, src: dict | None) -> Any:
+    tag = d[0]
+    if tag == "node":
+      _, i, cls, n, items = d
       obj = existing.get(i)
+      if obj is None and kinds.get(cls) == _NODE:  # a fresh plain Object: fill __dict__
+        obj = refs[i] = cls._graph_empty()
+        od = obj.__dict__
+        statics, dynamic = items[:n], items[n:]
+        for k, (_, v) in statics:
+          od[k] = v.value if type(v) is _ById else v
+        for (k, _), v in zip(dynamic, values(dynamic, src), strict=True):
+          od[k] = v
+        od["_nnx_layout"] = (od["_nnx_version"], statics, tuple([k for k, _ in dynamic]))
+        return obj
       fresh = obj is None
       if fresh:
         obj = cls._graph_empty()
       refs[i] = obj
-      obj._graph_set([(k, build(sub)) for k, sub in attrs], bump=not fresh)
+      obj._graph_set(list(zip([k for k, _ in items], values(items, src), strict=True)),
+                     bump=not fresh)
       return obj
-    _, treedef, children = d
-    return treedef.unflatten([build(c) for c in children])
+    if tag == "dict":
+      return {k: v for (k, _), v in zip(d[1], values(d[1], src), strict=True)}
+    if tag == "list":
+      return values(d[1], src)
+    if tag == "tuple":
+      return tuple(values(d[1], src))
+    return d[1].unflatten(values(d[2], src))
 
-  root = build(graphdef.root)
+  root = values((("root", graphdef.root),), root_src)[0]
   return root, refs
+
+
+MISSING = object()
+
+
+def child(node: Any, key: Any) -> Any:
+  """What the walk reaches from ``node`` under ``key`` (``MISSING`` when nothing there, or
+  when ``node`` is a pytree other than a list, tuple, namedtuple or dict)."""
+  kind = _KINDS.get(type(node)) or _kind(node)
+  if kind == _NODE:
+    return MISSING if key in _SKIP else node.__dict__.get(key, MISSING)
+  if kind == _DICT or kind == _CUSTOM and isinstance(node, dict):
+    return dict.get(node, key, MISSING)
+  if isinstance(node, list | tuple) and kind != _CUSTOM:
+    if isinstance(node, tuple) and hasattr(node, "_fields"):  # a namedtuple: keyed by name
+      return getattr(node, key, MISSING) if key in node._fields else MISSING
+    return node[key] if type(key) is int and -1 < key < len(node) else MISSING
+  if kind == _CUSTOM:
+    try:
+      return node._graph_get(key)
+    except (AttributeError, KeyError, IndexError, TypeError):
+      return MISSING
+  return MISSING
+
+
+def enterable(node: Any) -> bool:
+  """Whether ``child`` can look into ``node``."""
+  kind = _KINDS.get(type(node)) or _kind(node)
+  return kind in _ENTERABLE or (kind == _OTHER and isinstance(node, tuple)
+                                and hasattr(node, "_fields"))
+
+
+_ENTERABLE = frozenset({_NODE, _CUSTOM, _DICT, _LIST, _TUPLE})
 
 
 def leaves_by_path(graphdef: GraphDef, flat: dict) -> list:
@@ -228,9 +448,11 @@ def _tree_repr(d: tuple, depth: int) -> str:
   if kind == "array":
     return "array"
   if kind == "node":
-    head, items = f"{d[2].__name__}#{d[1]}", d[3]
-  else:  # pytree
-    head, items = "pytree", tuple(enumerate(d[2]))
+    head, items = f"{d[2].__name__}#{d[1]}", d[4]
+    if d[3]:  # statics first: show them in name order with the rest
+      items = tuple(sorted(items, key=lambda kv: kv[0]))
+  else:  # dict, list, tuple or another pytree
+    head, items = kind, d[-1]
   if not items:
     return head + "()"
   pad = "  " * (depth + 1)

@@ -18,7 +18,16 @@ from typing import Any, TypeVar
 
 from flaxen.errors.nnx import StatePathError, UnmatchedFilterError
 from flaxen.nnx import filterlib
-from flaxen.nnx.graph import GraphDef, flatten, leaves_by_path, unflatten
+from flaxen.nnx.graph import (
+  GraphDef,
+  child,
+  enterable,
+  flatten,
+  leaves_by_path,
+  unflatten,
+  unflatten_state,
+  walk,
+)
 from flaxen.nnx.object import ARRAY_TYPES, Object
 from flaxen.nnx.state import State
 from flaxen.nnx.variables import Variable
@@ -33,17 +42,79 @@ def _copy(leaf: Any) -> Any:
   return leaf.copy() if isinstance(leaf, Variable) else leaf
 
 
-def _group(leaves: list, paths: list, filters: tuple, exhaustive: bool) -> list[State]:
+def _matcher(filters: tuple) -> Any:
+  """``(path, leaf) -> index of the first matching filter, or -1``, asked once per leaf
+  class when the filters look at nothing but the class; ``None`` when all leaves match
+  the first filter."""
   predicates = [filterlib.to_predicate(f) for f in filters]
-  groups: list[list] = [[] for _ in predicates]
-  for path, leaf in zip(paths, leaves, strict=True):
-    for group, pred in zip(groups, predicates, strict=True):
+  if type(predicates[0]) is filterlib.Everything:
+    return None
+
+  def first(path: tuple, leaf: Any) -> int:
+    for i, pred in enumerate(predicates):
       if pred(path, leaf):
-        group.append((path, _copy(leaf)))
-        break
-    else:
-      if exhaustive:
-        raise UnmatchedFilterError(path, leaf, filters)
+        return i
+    return -1
+
+  if not all(filterlib.by_type(p) for p in predicates):
+    return first
+  per_class: dict[type, int] = {}
+
+  def cached(path: tuple, leaf: Any) -> int:
+    i = per_class.get(type(leaf))
+    if i is None:
+      i = per_class[type(leaf)] = first(path, leaf)
+    return i
+
+  return cached
+
+
+def _states(walked: tuple, filters: tuple, exhaustive: bool, copy: bool = True
+            ) -> list[State]:
+  """One State per filter from ``graph.walk``'s output: each leaf (copied) goes to the
+  first filter it matches, nested under its path."""
+  _, leaves, paths, _, parents = walked
+  if None in parents:  # a lone root leaf has no path to nest it under
+    return _group(leaves, paths, filters, exhaustive)
+  match = _matcher(filters)
+  states = [State._wrap({}) for _ in filters]
+  where: list[dict[int, dict]] = [{} for _ in filters]  # id(parent path) -> its mapping
+  last, last_g, m = None, -1, None  # siblings come one after another: skip the lookup
+  for leaf, path, parent in zip(leaves, paths, parents, strict=True):
+    g = 0 if match is None else match(path, leaf)
+    if parent is not last or g != last_g:
+      if g < 0:
+        if exhaustive:
+          raise UnmatchedFilterError(path, leaf, filters)
+        continue
+      m = where[g].get(id(parent))
+      if m is None:  # parents outlive this loop, so their ids are not reused
+        m = where[g][id(parent)] = _mapping_at(states[g], parent)
+      last, last_g = parent, g
+    m[path[-1]] = leaf.copy() if copy and isinstance(leaf, Variable) else leaf
+  return states
+
+
+def _mapping_at(state: State, keys: tuple) -> dict:
+  """The mapping of the sub-State at ``keys``, made (empty) where missing."""
+  m = state._mapping
+  for k in keys:
+    sub = m.get(k)
+    if sub is None:
+      sub = m[k] = State._wrap({})
+    m = sub._mapping
+  return m
+
+
+def _group(leaves: list, paths: list, filters: tuple, exhaustive: bool) -> list[State]:
+  match = _matcher(filters)
+  groups: list[list] = [[] for _ in filters]
+  for path, leaf in zip(paths, leaves, strict=True):
+    g = match(path, leaf)
+    if g >= 0:
+      groups[g].append((path, _copy(leaf)))
+    elif exhaustive:
+      raise UnmatchedFilterError(path, leaf, filters)
   return [State.from_flat_path(g) for g in groups]
 
 
@@ -66,9 +137,8 @@ def split(node: Any, *filters: Any) -> tuple[Any, ...]:
   >>> list(params.default), list(rest.default)
   (['key'], ['count'])
   """
-  gd, leaves, paths, _ = flatten(node)
-  states = _group(leaves, paths, filters or (..., ), exhaustive=True)
-  return (gd, *states)
+  walked = walk(node)
+  return (walked[0], *_states(walked, filters or (...,), exhaustive=True))
 
 
 def _flat(states: tuple) -> dict:
@@ -90,8 +160,29 @@ def merge(graphdef: GraphDef, state: Any, /, *states: Any) -> Any:
   >>> int(rngs.default.count.value)
   0
   """
-  node, _ = unflatten(graphdef, leaves_by_path(graphdef, _flat((state, *states))))
-  return node
+  built = unflatten_state(graphdef, _merged((state, *states)) if states else state)
+  if built is None:  # a leaf is missing: the flat lookup says which
+    built = unflatten(graphdef, leaves_by_path(graphdef, _flat((state, *states))))
+  return built[0]
+
+
+def _merged(states: tuple) -> dict:
+  """The States (or nested dicts) merged into one nested dict, later ones winning."""
+  out: dict = {}
+  for s in states:
+    _merge_into(out, s)
+  return out
+
+
+def _merge_into(out: dict, state: Any) -> None:
+  for k, v in (state._mapping if isinstance(state, State) else state).items():
+    if isinstance(v, State | dict):
+      sub = out.get(k)
+      if type(sub) is not dict:
+        sub = out[k] = {}
+      _merge_into(sub, v)
+    else:
+      out[k] = v
 
 
 def state(node: Any, *filters: Any) -> Any:
@@ -103,8 +194,7 @@ def state(node: Any, *filters: Any) -> Any:
   >>> [p for p, _ in nnx.state(nnx.Rngs(a=0, b=1), nnx.RngCount).flat_state()]
   [('a', 'count'), ('b', 'count')]
   """
-  _, leaves, paths, _ = flatten(node)
-  states = _group(leaves, paths, filters or (..., ), exhaustive=False)
+  states = _states(walk(node), filters or (...,), exhaustive=False)
   return states[0] if len(states) == 1 else tuple(states)
 
 
@@ -120,10 +210,8 @@ def graphdef(node: Any) -> GraphDef:
 
 def variables(node: Any, *filters: Any) -> Any:
   """Like ``state`` but the State holds the graph's own Variables, not copies."""
-  _, leaves, paths, _ = flatten(node)
-  predicates = [filterlib.to_predicate(f) for f in (filters or (...,))]
-  out = [State.from_flat_path([(p, v) for p, v in zip(paths, leaves, strict=True)
-                               if pred(p, v)]) for pred in predicates]
+  walked = walk(node)
+  out = [_states(walked, (f,), exhaustive=False, copy=False)[0] for f in (filters or (...,))]
   return out[0] if len(out) == 1 else tuple(out)
 
 
@@ -141,7 +229,42 @@ def update(node: Any, state: Any, /, *states: Any) -> None:
   >>> int(rngs.default.count.value)
   5
   """
-  flat = _flat((state, *states))
+  rest: list = []
+  _write(node, _merged((state, *states)) if states else state, (), rest)
+  if rest:
+    _update_flat(node, dict(rest))
+
+
+def _write(node: Any, state: Any, path: tuple, rest: list) -> None:
+  """Walks ``state`` down the graph, writing into the Variables it reaches; the other
+  leaves (raw arrays, new paths, what cannot be entered) go to ``rest`` with their paths,
+  for the general (slower) update."""
+  mapping = state._mapping if type(state) is State else state
+  if type(mapping) is not dict:
+    mapping = State(mapping)._mapping
+  for k, new in mapping.items():
+    target = child(node, k)
+    if type(new) is State or type(new) is dict or isinstance(new, State):
+      if enterable(target):
+        _write(target, new, (*path, k), rest)
+      else:
+        rest += [((*path, k, *p), v) for p, v in State(new).flat_state()]
+    elif isinstance(target, Variable):
+      if new is not target:
+        d = target.__dict__
+        if isinstance(new, Variable):
+          d["_raw"] = new._raw
+          if new._meta != d["_meta"]:
+            target.set_metadata(new._meta)
+        else:
+          d["_raw"] = new
+    else:
+      rest.append(((*path, k), new))
+
+
+def _update_flat(node: Any, flat: dict) -> None:
+  """The general update from ``{path: leaf}``: raw arrays and pytrees through a rebuild,
+  new paths added as attributes."""
   gd, leaves, paths, refs = flatten(node)
   raw_changed = False
   new_leaves = []
@@ -185,8 +308,7 @@ def clone(node: N) -> N:
 
 def pop(node: Any, *filters: Any) -> Any:
   """Removes the Variables matching ``filters`` from the graph and returns them as State(s)."""
-  _, leaves, paths, _ = flatten(node)
-  states = _group(leaves, paths, filters, exhaustive=False)
+  states = _states(walk(node), filters, exhaustive=False)
   for s in states:
     for path, _leaf in s.flat_state():
       _at(node, path[:-1], path)._graph_del(path[-1])

@@ -35,7 +35,8 @@ from flaxen.nnx.variables import Variable, _value_repr
 __all__ = ["Object", "Pytree", "List", "Dict", "is_graph_node", "ARRAY_TYPES"]
 
 ARRAY_TYPES = (jax.Array, np.ndarray)  # numpy scalars stay static config
-_RESERVED = frozenset({"_nnx_version", "_nnx_tracked"})
+_KEPT = ("_nnx_version", "_nnx_tracked")  # bookkeeping that survives _graph_set
+_RESERVED = frozenset({*_KEPT, "_nnx_layout"})  # bookkeeping, not graph data
 _MISSING = object()
 
 
@@ -129,7 +130,7 @@ class Object:
   def _graph_set(self, items: list[tuple[Any, Any]], bump: bool = True) -> None:
     """Replaces all children with ``items`` (``bump=False`` for a node nobody has seen)."""
     d = self.__dict__
-    reserved = [(k, d[k]) for k in _RESERVED if k in d]
+    reserved = [(k, d[k]) for k in _KEPT if k in d]  # not the walk's cached layout
     d.clear()
     d.update(items)
     d.update(reserved)
