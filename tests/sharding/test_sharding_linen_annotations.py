@@ -197,3 +197,11 @@ def test_param_with_axes_records_axes_in_a_side_collection():
   with jax.set_mesh(MESH), nn.logical_axis_rules(RULES):
     y, _ = jax.jit(lambda v, x: WithAxes().apply(v, x, mutable=["stats"]))(v, jnp.ones((1, 3)))
   np.testing.assert_allclose(y, np.full((1, 2), 3.0))
+
+
+def test_a_box_with_its_own_mesh_is_constrained_without_set_mesh():
+  init = nn.with_partitioning(nn.initializers.ones, (None, "model"), mesh=MESH)
+  layer = nn.Dense(3, kernel_init=init)
+  v = layer.init(jax.random.key(0), jnp.ones((1, 2)))
+  assert list(dict.fromkeys(constraint_specs(layer.apply, v, jnp.ones((1, 2))))) == [
+    P(None, "model")]

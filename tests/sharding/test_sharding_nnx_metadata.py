@@ -112,3 +112,8 @@ def test_guide_recipe_inside_nnx_jit_keeps_values():
   np.testing.assert_allclose(model.up.kernel.value, want.up.kernel.value, rtol=1e-6)
   assert model.up.kernel.value.sharding.mesh.axis_names == ("data", "model")
   assert model.tag == 3 and model.down.kernel.sharding_names == ("model", None)
+
+
+def test_a_variable_with_its_own_mesh_is_laid_out_on_creation():
+  var = nnx.Param(jnp.ones((2, 3)), sharding_names=("data", None), mesh=MESH)
+  assert var.value.sharding == NamedSharding(MESH, P("data", None))
