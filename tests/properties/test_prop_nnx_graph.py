@@ -1,0 +1,219 @@
+"""Random NNX graphs with shared references and cycles through split/merge, clone, state
+and nnx.jit, checked against a walk of the graph written here.
+
+A graph is up to four Modules and four Variables; each Module attribute holds a Variable,
+a Module (itself, its parent, any other: cycles), a list of those, or a static value. The
+reference walk visits attributes sorted by name and list items by index, depth first,
+expanding each node at its first visit, which is the order NNX documents for paths.
+"""
+
+import functools
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from flaxen import nnx
+
+CI, SLOW = settings.get_profile("ci"), settings.get_profile("slow")
+NAMES = ["a", "b", "c", "d"]
+
+
+class Bag(nnx.Module):
+  pass
+
+
+def is_node(x) -> bool:
+  return isinstance(x, nnx.Object) and not isinstance(x, nnx.Variable)
+
+
+def edges(root) -> list[tuple[tuple, object]]:
+  """Every (path, value) reached from ``root``; a node's children only at its first visit."""
+  out, seen = [], set()
+
+  def visit(value, path):
+    out.append((path, value))
+    if not is_node(value) or id(value) in seen:
+      return
+    seen.add(id(value))
+    if isinstance(value, list):
+      items = list(enumerate(value))
+    else:
+      items = sorted(((k, v) for k, v in vars(value).items() if not k.startswith("_")),
+                     key=lambda kv: kv[0])
+    for k, v in items:
+      visit(v, (*path, k))
+
+  visit(root, ())
+  return out
+
+
+def unique_variables(root) -> dict[tuple, nnx.Variable]:
+  """Each Variable reached from ``root`` once, keyed by the path of its first visit."""
+  found, seen = {}, set()
+  for path, v in edges(root):
+    if isinstance(v, nnx.Variable) and id(v) not in seen:
+      seen.add(id(v))
+      found[path] = v
+  return found
+
+
+def assert_isomorphic(a, b, *, copies: bool):
+  """Same shape, same sharing, same types and values; with ``copies`` no object shared."""
+  ea, eb = edges(a), edges(b)
+  assert [p for p, _ in ea] == [p for p, _ in eb]
+  forward, backward = {}, {}
+  for (path, x), (_, y) in zip(ea, eb, strict=True):
+    assert type(x) is type(y), path
+    if is_node(x) or isinstance(x, nnx.Variable):
+      assert forward.setdefault(id(x), id(y)) == id(y), f"sharing differs at {path}"
+      assert backward.setdefault(id(y), id(x)) == id(x), f"extra sharing at {path}"
+      assert (x is not y) if copies else (x is y), path
+    if isinstance(x, nnx.Variable):
+      np.testing.assert_array_equal(x.value, y.value)
+    elif not is_node(x):
+      assert x == y, path
+
+
+# ------------------------------------------------------------------------ graphs
+
+
+@functools.cache  # building strategies is costly: once per size
+def refs(n_nodes, n_vars):
+  one = st.tuples(st.just("var"), st.integers(0, n_vars - 1)) | st.tuples(
+    st.just("node"), st.integers(0, n_nodes - 1))
+  return (one | one | st.tuples(st.just("list"), st.lists(one, min_size=1, max_size=2))
+          | st.tuples(st.just("static"), st.sampled_from([0, 1, "s"])))
+
+
+@st.composite
+def graphs(draw, shapes=((), (2,))):
+  n_nodes, n_vars = draw(st.integers(1, 4)), draw(st.integers(1, 4))
+  nodes = [Bag() for _ in range(n_nodes)]
+  variables = []
+  for _ in range(n_vars):
+    kind = draw(st.sampled_from([nnx.Param, nnx.BatchStat]))
+    shape = draw(st.sampled_from(shapes))
+    values = draw(st.lists(st.integers(-9, 9), min_size=int(np.prod(shape)),
+                           max_size=int(np.prod(shape))))
+    variables.append(kind(np.array(values, np.float32).reshape(shape)))
+
+  def resolve(ref):
+    kind, arg = ref
+    if kind == "list":
+      return [resolve(r) for r in arg]
+    return {"var": variables, "node": nodes}[kind][arg] if kind != "static" else arg
+
+  for node in nodes:
+    for name in draw(st.lists(st.sampled_from(NAMES), unique=True, min_size=1, max_size=3)):
+      setattr(node, name, resolve(draw(refs(n_nodes, n_vars))))
+  return nodes[0]
+
+
+@CI
+@given(graphs())
+def test_split_merge_rebuilds_the_same_graph(root):
+  graphdef, state = nnx.split(root)
+  assert_isomorphic(root, nnx.merge(graphdef, state), copies=True)
+  graphdef, params, rest = nnx.split(root, nnx.Param, ...)
+  assert_isomorphic(root, nnx.merge(graphdef, params, rest), copies=True)
+  assert_isomorphic(root, nnx.merge(graphdef, rest, params), copies=True)
+
+
+@CI
+@given(graphs())
+def test_clone_copies_every_node_and_keeps_sharing(root):
+  copy = nnx.clone(root)
+  assert_isomorphic(root, copy, copies=True)
+  before = nnx.clone(root)
+  for v in unique_variables(copy).values():
+    v.value = v.value + 1  # the copy's Variables are its own
+  assert_isomorphic(root, before, copies=True)
+
+
+@CI
+@given(graphs())
+def test_state_holds_each_variable_once_at_its_first_path(root):
+  expected = unique_variables(root)
+  flat = dict(nnx.state(root).flat_state())
+  assert list(flat) == list(expected)
+  for path, v in expected.items():
+    assert type(flat[path]) is type(v) and flat[path] is not v
+    np.testing.assert_array_equal(flat[path].value, v.value)
+
+
+@CI
+@given(graphs())
+def test_update_writes_into_the_shared_variables(root):
+  graphdef, state = nnx.split(root)
+  doubled = nnx.merge(graphdef, state)
+  for v in unique_variables(doubled).values():
+    v.value = v.value * 2 + 1
+  before = {p: np.asarray(v.value) for p, v in unique_variables(root).items()}
+  nnx.update(root, nnx.state(doubled))
+  for path, v in unique_variables(root).items():
+    np.testing.assert_array_equal(v.value, before[path] * 2 + 1)
+
+
+# ------------------------------------------------------------------------- nnx.jit
+
+
+def bump(root):
+  """Add 1 to every Variable once; return the sum of their values before."""
+  total = 0.0
+  for v in unique_variables(root).values():
+    total = total + v.value.sum()
+    v.value = v.value + 1
+  return total
+
+
+jit_bump = nnx.jit(bump)
+
+
+@st.composite
+def mutations(draw, root):
+  """A structural change to apply to the graph at ``root``: a function of the root."""
+  nodes = [v for _, v in edges(root) if isinstance(v, Bag)]
+  variables = list(unique_variables(root).values())
+  node = draw(st.sampled_from(nodes))
+  name = draw(st.sampled_from(NAMES))
+  op = draw(st.sampled_from(["share", "node", "new", "delete", "static", "shape"]))
+  if op == "share":
+    target = draw(st.sampled_from(variables)) if variables else nnx.Param(np.ones(()))
+  elif op == "node":
+    target = draw(st.sampled_from(nodes))
+  elif op == "new":
+    target = [nnx.BatchStat(np.full((2,), 3.0, np.float32))]
+  elif op == "static":
+    target = draw(st.sampled_from([0, 1, "s", "t"]))
+  if op == "shape":
+    if variables:
+      variables[0].value = np.zeros((3,), np.float32)  # not structural, but a retrace
+  elif op == "delete":
+    if name in vars(node) and len([k for k in vars(node) if not k.startswith("_")]) > 1:
+      delattr(node, name)
+  else:
+    setattr(node, name, target)
+
+
+@settings(CI, max_examples=60)  # most graphs are a new structure: one compile each
+@given(graphs(shapes=((),)), st.data())
+def test_jit_matches_eager_across_structural_changes(root, data):
+  for _ in range(3):
+    eager = nnx.clone(root)
+    expected = bump(eager)
+    np.testing.assert_allclose(jit_bump(root), expected)
+    assert_isomorphic(eager, root, copies=True)  # same structure and values after the call
+    data.draw(mutations(root))
+
+
+@pytest.mark.slow
+@SLOW
+@given(graphs(), st.data())
+def test_graph_round_trips_long(root, data):
+  assert_isomorphic(root, nnx.merge(*nnx.split(root)), copies=True)
+  assert_isomorphic(root, nnx.clone(root), copies=True)
+  eager = nnx.clone(root)
+  np.testing.assert_allclose(jit_bump(root), bump(eager))
+  assert_isomorphic(eager, root, copies=True)
