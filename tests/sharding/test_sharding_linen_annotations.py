@@ -205,3 +205,26 @@ def test_a_box_with_its_own_mesh_is_constrained_without_set_mesh():
   v = layer.init(jax.random.key(0), jnp.ones((1, 2)))
   assert list(dict.fromkeys(constraint_specs(layer.apply, v, jnp.ones((1, 2))))) == [
     P(None, "model")]
+
+
+class Block(nn.Module):
+  @nn.compact
+  def __call__(self, x, _):
+    h = nn.Dense(4, kernel_init=logical(nn.initializers.lecun_normal(), ("embed", "mlp")))(x)
+    return nn.with_logical_constraint(x + h, ("batch", "embed")), None
+
+
+def test_scanned_layers_get_a_layers_axis_and_keep_their_layout():
+  stack = nn.scan(Block, variable_axes={"params": 0}, split_rngs={"params": True}, length=3,
+                  metadata_params={nn.PARTITION_NAME: "layers"})()
+  x = jnp.ones((2, 4))
+  init = lambda: stack.init(jax.random.key(0), x, None)  # noqa: E731
+  with jax.set_mesh(MESH), nn.logical_axis_rules((*RULES, ("layers", None))):
+    abstract = jax.eval_shape(init)
+    shardings = nn.get_sharding(abstract, MESH)
+    v = jax.jit(init, out_shardings=shardings)()
+    y, _ = jax.jit(stack.apply)(v, x, None)
+  assert abstract["params"]["Dense_0"]["kernel"].names == ("layers", "embed", "mlp")
+  assert shardings["params"]["Dense_0"]["kernel"].spec == P(None, None, "model")
+  want, _ = stack.apply(v, x, None)  # the same without a mesh
+  np.testing.assert_allclose(y, want, rtol=1e-6)
