@@ -117,3 +117,13 @@ def test_guide_recipe_inside_nnx_jit_keeps_values():
 def test_a_variable_with_its_own_mesh_is_laid_out_on_creation():
   var = nnx.Param(jnp.ones((2, 3)), sharding_names=("data", None), mesh=MESH)
   assert var.value.sharding == NamedSharding(MESH, P("data", None))
+
+
+def test_inside_shard_map_annotations_leave_blocks_alone():
+  def body(x):  # each device's block: Manual axes have no layout to constrain to
+    return nnx.Param(x * 2, sharding_names=("data", None)).value
+
+  with jax.set_mesh(MESH):
+    y = jax.jit(jax.shard_map(body, mesh=MESH, in_specs=P("data"), out_specs=P("data")))(
+      jnp.ones((2, 3)))
+  np.testing.assert_array_equal(y, np.full((2, 3), 2.0))

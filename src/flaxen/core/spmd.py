@@ -173,9 +173,12 @@ def constrain(x: Any, spec: PartitionSpec, mesh: Any = None, where: str = "") ->
   if mesh is None or not isinstance(x, jax.Array):
     return x
   check_mesh_axes(spec, mesh, where)
-  # Explicit axes take reshard (a constraint there only asserts), Auto ones a constraint.
+  # Explicit axes take reshard (a constraint there only asserts), Auto ones a constraint;
+  # inside shard_map (Manual axes) each device holds its own block and there is no layout.
   types = dict(zip(mesh.axis_names, mesh.axis_types, strict=True))
   used = [types[a] for a in _spec_axes(spec)] or list(types.values())
+  if any(t == AxisType.Manual for t in used):
+    return x
   explicit = any(t == AxisType.Explicit for t in used)
   target = NamedSharding(mesh, spec) if isinstance(mesh, jax.sharding.Mesh) else spec
   if explicit:
