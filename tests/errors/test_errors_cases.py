@@ -17,6 +17,7 @@ import pytest
 import flaxen.linen as nn
 from flaxen import checkpoint, errors, nnx, struct
 from flaxen.nnx import bridge
+from flaxen.training import train_state
 
 CASES = []
 X = jnp.ones((2, 4))
@@ -230,6 +231,31 @@ def optimizer_grads_missing_a_path():
   diff = nnx.DiffState(0, nnx.All(nnx.Param, nnx.PathContains("linear")))
   grads = nnx.grad(lambda m: m.linear(X).sum(), argnums=diff)(model)
   optimizer.update(model, grads)
+
+
+@case(errors.OptimizerGradsError, "TrainState.apply_gradients", "'layers_0/bias'", "(3,)",
+      "(5,)", "jax.grad")
+def train_state_grads_of_another_structure():
+  model = nn.Sequential([nn.Dense(3)])
+  params = model.init(jax.random.key(0), X)["params"]
+  state = train_state.TrainState.create(apply_fn=model.apply, params=params, tx=optax.sgd(0.1))
+  other = nn.Sequential([nn.Dense(5)]).init(jax.random.key(0), X)["params"]
+  state.apply_gradients(grads=other)
+
+
+@case(errors.TracerLeakError, "'box/kept'", "nnx.jit", "nnx.Variable")
+def tracer_leaking_out_of_nnx_jit():
+  class Box:
+    pass
+
+  model = Net()
+  model.box = Box()
+
+  @nnx.jit
+  def step(m, x):
+    m.box.kept = m.linear(x)
+
+  step(model, X)
 
 
 @case(errors.OptimizerUpdateError, "State", "optimizer.update(model, grads)")

@@ -27,3 +27,4 @@ from flaxen.errors.linen import *  # noqa: F403
 from flaxen.errors.nnx import *  # noqa: F403
 from flaxen.errors.pytree import *  # noqa: F403
 from flaxen.errors.sharding import *  # noqa: F403
+from flaxen.errors.training import *  # noqa: F403

@@ -9,8 +9,7 @@ from flaxen.errors.core import InvalidFilterError  # noqa: F401 (shared with Lin
 
 __all__ = [
   "UnmatchedFilterError", "MissingStateError", "StatePathError", "NoRngStreamError",
-  "AttributeNotFoundError", "OptimizerUpdateError", "OptimizerGradsError",
-  "VariableMetadataError",
+  "AttributeNotFoundError", "OptimizerUpdateError", "VariableMetadataError",
   "MissingKeyError", "UnmatchedStateAxesError", "TransformAxesError", "BroadcastStateUpdateError",
   "LoopStructureError", "CustomVjpError", "CustomVjpTangentError", "BridgeVariableError",
   "VariableNameConflictError", "TracerLeakError",
@@ -87,19 +86,6 @@ class OptimizerUpdateError(FlaxenError, TypeError):
     super().__init__(
       f"Optimizer.update: {detail}. Fix: call `optimizer.update(model, grads)` with the "
       "gradients that nnx.grad returned for the model."
-    )
-
-
-class OptimizerGradsError(FlaxenError, ValueError):
-  """``Optimizer.update`` got grads whose paths or shapes differ from the model's ``wrt`` state."""
-
-  def __init__(self, path: tuple, expected: str, found: str):
-    self.path = path
-    super().__init__(
-      f"Optimizer.update: at {_path(path)!r} the model's optimized state (wrt) holds "
-      f"{expected}, but the grads hold {found}. Fix: take the grads of this same model, "
-      "e.g. `grads = nnx.grad(loss_fn)(model)`, with the wrt filter the Optimizer was built "
-      "with (`nnx.grad(loss_fn, argnums=nnx.DiffState(0, wrt))`)."
     )
 
 

@@ -17,6 +17,7 @@ import jax
 import optax
 
 from flaxen import struct
+from flaxen.training.grads import check_grads
 
 __all__ = ["TrainState"]
 
@@ -47,7 +48,11 @@ class TrainState(struct.PyTreeNode):
     Args:
       grads: gradients with the structure of ``params``.
       **kwargs: other fields to replace at the same time (e.g. ``batch_stats``).
+
+    Raises:
+      OptimizerGradsError: ``grads`` has other paths or shapes than ``params``.
     """
+    check_grads(self.params, grads, "TrainState.apply_gradients")
     updates, opt_state = self.tx.update(grads, self.opt_state, self.params)
     params = optax.apply_updates(self.params, updates)
     return self.replace(step=self.step + 1, params=params, opt_state=opt_state, **kwargs)

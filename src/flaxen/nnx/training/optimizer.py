@@ -23,12 +23,13 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from flaxen.errors.nnx import OptimizerGradsError, OptimizerUpdateError
+from flaxen.errors.nnx import OptimizerUpdateError
 from flaxen.nnx.graphlib import state as graph_state
 from flaxen.nnx.graphlib import update as graph_update
 from flaxen.nnx.object import Object
 from flaxen.nnx.state import State
 from flaxen.nnx.variables import Param, Variable
+from flaxen.training.grads import check_grads
 
 __all__ = ["Optimizer", "ModelAndOptimizer", "OptState", "OptArray", "OptVariable"]
 
@@ -92,7 +93,7 @@ class Optimizer(Object):
     params = graph_state(model, self.wrt).to_pure_dict()
     grads = State.filter(grads, self.wrt).to_pure_dict() if _has_variables(grads) else (
       grads.to_pure_dict())
-    _check_grads(params, grads)
+    check_grads(params, grads, "Optimizer.update")
     opt_vars = jax.tree.leaves(self.opt_state, is_leaf=_is_opt)
     opt_state = jax.tree.map(lambda v: v.value, self.opt_state, is_leaf=_is_opt)
     updates, opt_state = self.tx.update(grads, opt_state, params, **kwargs)
@@ -100,34 +101,6 @@ class Optimizer(Object):
     for var, value in zip(opt_vars, jax.tree.leaves(opt_state), strict=True):
       var.value = value
     self.step.value += 1
-
-
-def _check_grads(params: Any, grads: Any) -> None:
-  """Raises OptimizerGradsError naming the first path whose grad is missing, extra or of
-  another shape; optax would fail later with a bare broadcasting or tree error."""
-  if jax.tree.structure(params) == jax.tree.structure(grads) and all(
-      jnp.shape(p) == jnp.shape(g)
-      for p, g in zip(jax.tree.leaves(params), jax.tree.leaves(grads), strict=True)):
-    return
-  want = _shapes(params)
-  got = _shapes(grads)
-  for path in sorted(want.keys() | got.keys(), key=str):
-    if path not in got:
-      raise OptimizerGradsError(path, f"a value of shape {want[path]}", "no entry")
-    if path not in want:
-      raise OptimizerGradsError(path, "no entry", f"a value of shape {got[path]}")
-    if want[path] != got[path]:
-      raise OptimizerGradsError(path, f"a value of shape {want[path]}",
-                                f"a value of shape {got[path]}")
-
-
-def _shapes(tree: Any) -> dict[tuple, tuple]:
-  leaves = jax.tree_util.tree_flatten_with_path(tree)[0]
-  return {tuple(_key(k) for k in path): jnp.shape(x) for path, x in leaves}
-
-
-def _key(entry: Any) -> Any:
-  return getattr(entry, "key", getattr(entry, "idx", entry))
 
 
 def _has_variables(state: State) -> bool:

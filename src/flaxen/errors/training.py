@@ -1,0 +1,29 @@
+"""Errors of optimizer steps: ``nnx.Optimizer.update`` and ``TrainState.apply_gradients``."""
+
+from __future__ import annotations
+
+from flaxen.errors.base import FlaxenError
+
+__all__ = ["OptimizerGradsError"]
+
+
+class OptimizerGradsError(FlaxenError, ValueError):
+  """An optimizer step got grads whose paths or shapes differ from the params it updates.
+
+  ``path`` is the first differing path (a tuple of keys).
+  """
+
+  def __init__(self, where: str, path: tuple, expected: str, found: str):
+    self.path = path
+    if where.startswith("Optimizer"):
+      fix = ("take the grads of this same model, e.g. `grads = nnx.grad(loss_fn)(model)`, with "
+             "the wrt filter the Optimizer was built with "
+             "(`nnx.grad(loss_fn, argnums=nnx.DiffState(0, wrt))`)")
+    else:
+      fix = ("differentiate with respect to these same params, e.g. "
+             "`grads = jax.grad(loss_fn)(state.params)`, then `state.apply_gradients(grads=grads)`")
+    at = "/".join(str(k) for k in path) or "<root>"
+    super().__init__(
+      f"{where}: at {at!r} the optimized params hold {expected}, but the grads hold {found}. "
+      f"Fix: {fix}."
+    )
