@@ -1,0 +1,68 @@
+"""10,000 stateful ``nnx.jit`` train steps: Python memory must not grow.
+
+Model (a) of bench_nnx (MLP 16-32-32-4, batch 8, SGD) trains with the module and optimizer
+passed to one ``nnx.jit`` function; every 1,000 steps the model and optimizer are replaced
+by fresh ones, as a program that rebuilds its model would. Python allocations are traced
+(``tracemalloc``, started before the model is built); the row compares the traced size
+at the end with the size after a 1,000-step warm-up (target 1.01x: caches bounded,
+nothing per step kept), and its notes count the replaced models still alive (must be 0:
+the jit cache holds them only weakly). Run alone: ``python -m benchmarks.bench_stress``.
+"""
+
+from __future__ import annotations
+
+import gc
+import sys
+import tracemalloc
+import weakref
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from benchmarks.bench_nnx import MLP, nnx_step
+from benchmarks.timing import Result
+from flaxen import nnx
+
+STEPS, WARMUP, REPLACE_EVERY = 10_000, 1_000, 1_000
+
+
+def run(steps: int = STEPS) -> list[Result]:
+  x = jax.random.normal(jax.random.key(1), (8, 16))
+  y = jnp.zeros((8, 4))
+  step = nnx.jit(nnx_step)
+  dead: list[weakref.ref] = []
+  tx = optax.sgd(0.1)  # one transformation: a new one is a new static, hence a new trace
+
+  def fresh(seed: int):
+    model = MLP(nnx.Rngs(seed))
+    return model, nnx.Optimizer(model, tx, wrt=nnx.Param)
+
+  tracemalloc.start()
+  model, optimizer = fresh(0)
+  for _ in range(WARMUP):
+    loss = step(model, optimizer, x, y)
+  jax.block_until_ready(loss)
+  gc.collect()
+  start = tracemalloc.get_traced_memory()[0]
+  for i in range(1, steps + 1):
+    loss = step(model, optimizer, x, y)
+    if i % REPLACE_EVERY == 0 and i < steps:
+      dead.append(weakref.ref(model))
+      model, optimizer = fresh(i)
+  jax.block_until_ready(loss)
+  gc.collect()
+  end = tracemalloc.get_traced_memory()[0]
+  tracemalloc.stop()
+  alive = sum(ref() is not None for ref in dead)
+  return [Result(
+    f"stress: {steps:,} nnx.jit steps (a), Python memory at end vs after warm-up", end,
+    start, target=1.01, unit="tracemalloc bytes",
+    notes=f"{len(dead)} replaced models, {alive} still alive; {len(step._entries)} cache "
+          f"entries", quantity="memory")]
+
+
+if __name__ == "__main__":
+  for r in run(int(sys.argv[1]) if len(sys.argv) > 1 else STEPS):
+    print(f"{r.name}: {r.flaxen_s / 1024:.1f} KiB vs {r.reference_s / 1024:.1f} KiB, "
+          f"{r.ratio:.3f}x (target {r.target}); {r.notes}")
