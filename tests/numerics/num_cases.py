@@ -169,6 +169,8 @@ LINEN_EXCLUDED = {
   "Variable": "a variable handle, not a layer",
   "AxisMetadata": "boxed-metadata base class",
   "Partitioned": "boxed-metadata class (sharding names), not a layer",
+  "LogicallyPartitioned": "boxed-metadata class (logical axis names), not a layer",
+  "RulesFallback": "an enum of partitioning rule fallbacks",
   "FrozenDict": "container", "DenyList": "filter", "InterceptorContext": "method interception",
 }
 
@@ -313,6 +315,10 @@ FUNCTIONS: dict[str, Callable[[Any], Built]] = {
   "pool": _fn(lambda x: nn.pool(x, 0.0, jax.lax.add, (2,), (1,), "VALID"), (2, 5, 2)),
   "dot_product_attention": _fn(nn.dot_product_attention, *_ATTN_QKV),
   "dot_product_attention_weights": _fn(nn.dot_product_attention_weights, *_ATTN_QKV[:2]),
+  # NNX's own wrappers (they sow into an NNX module instead of a Linen one).
+  "nnx.dot_product_attention": _fn(nnx.dot_product_attention, *_ATTN_QKV),
+  "nnx.dot_product_attention_weights": _fn(nnx.dot_product_attention_weights,
+                                           *_ATTN_QKV[:2]),
 }
 
 FUNCTIONS_EXCLUDED = {
