@@ -91,7 +91,7 @@ def nnx_step(model, optimizer, x, y):
   return loss
 
 
-def make_ref_step(tx, with_stats: bool):
+def make_ref_step(tx, with_stats: bool, jit: bool = True):
   def step(params, stats, opt_state, x, y):
     if with_stats:
       def loss_fn(p):
@@ -102,7 +102,7 @@ def make_ref_step(tx, with_stats: bool):
       loss, grads = jax.value_and_grad(lambda p: mse(ref_mlp(p, x), y))(params)
     updates, opt_state = tx.update(grads, opt_state, params)
     return optax.apply_updates(params, updates), stats, opt_state, loss
-  return jax.jit(step)
+  return jax.jit(step) if jit else step
 
 
 def step_rows(label: str, model_cls, tx, with_stats: bool) -> list[Result]:
@@ -138,10 +138,23 @@ def step_rows(label: str, model_cls, tx, with_stats: bool) -> list[Result]:
     loss, holder["state"] = pure_step(holder["state"], x, y)
     return loss
 
+  def pure_trace(state, x, y):
+    model, optimizer = nnx.merge(graphdef, state)
+    loss = nnx_step(model, optimizer, x, y)
+    return loss, nnx.state((model, optimizer))
+
+  raw_ref = make_ref_step(tx, with_stats, jit=False)
+  ref_args = (ref["params"], ref["stats"], ref["opt"], x, y)
   return [
     compare(f"step: {label}, nnx.jit (stateful)", lambda: stateful(model, optimizer, x, y),
             ref_call, target=1.2, unit="per step", notes="perf issue target 1.2x"),
     compare(f"step: {label}, split/merge + jax.jit", pure_call, ref_call, unit="per step"),
+    # A fresh closure per sample, so nothing JAX caches can hit: the Python of one trace.
+    compare(f"trace: {label}, merge + step + state",
+            lambda: jax.make_jaxpr(lambda *a: pure_trace(*a))(holder["state"], x, y),
+            lambda: jax.make_jaxpr(lambda *a: raw_ref(*a))(*ref_args),
+            target=1.3, unit="per trace", notes="perf issue target 1.3x",
+            repeats=7, min_sample_s=0.05),
   ]
 
 
