@@ -58,9 +58,10 @@ def _classify(value: Any) -> int:
   if issubclass(t, Variable):
     return _VAR
   if issubclass(t, Object):
-    plain = t._graph_items is Object._graph_items and t._graph_set is Object._graph_set
-    return _NODE if plain and t._graph_empty.__func__ is Object._graph_empty.__func__ else (
-      _CUSTOM)
+    plain = (t._graph_items is Object._graph_items and t._graph_set is Object._graph_set
+             and t._graph_empty.__func__ is Object._graph_empty.__func__
+             and t.__new__ is Object.__new__ and _plain_new(t))
+    return _NODE if plain else _CUSTOM
   if issubclass(t, ARRAY_TYPES):
     return _ARRAY_LEAF
   if issubclass(t, _SIMPLE):
@@ -72,6 +73,15 @@ def _classify(value: Any) -> int:
   # Pytree or leaf is a property of the class (JAX's registry is keyed by class).
   nodes = jax.tree_util.tree_structure(value, is_leaf=lambda x: x is not value).num_nodes
   return _HASHED if nodes == 1 and not isinstance(value, ARRAY_TYPES) else _OTHER
+
+
+def _plain_new(t: type) -> bool:
+  """Whether ``object.__new__(t)`` works (not for subclasses of builtins like ``list``)."""
+  try:
+    object.__new__(t)
+  except TypeError:
+    return False
+  return True
 
 
 def _kind(value: Any) -> int:
@@ -194,23 +204,26 @@ def walk(root: Any) -> tuple[GraphDef, list, list[tuple], list, list]:
   paths: list[tuple] = []
   parents: list = []
   kinds = _KINDS
+  add_ref, add_leaf, add_path, add_parent = refs.append, leaves.append, paths.append, (
+    parents.append)
 
   def children(pairs: Any, path: tuple) -> tuple:
     # The common children (static attributes, Variables) are handled here, without a call.
     out = []
     append = out.append
     for k, v in pairs:
-      kind = kinds.get(type(v)) or _kind(v)
+      t = type(v)
+      kind = kinds.get(t) or _kind(v)
       if kind == _VAR:
         i = index.get(id(v))
         if i is None:
           i = index[id(v)] = len(refs)
-          refs.append(v)
-          leaves.append(v)
-          paths.append(path + (k,))
-          parents.append(path)
-          meta = v._meta
-          append((k, ("var", i, type(v), _meta_items(meta) if meta else ())))
+          add_ref(v)
+          add_leaf(v)
+          add_path(path + (k,))
+          add_parent(path)
+          meta = v.__dict__["_meta"]
+          append((k, ("var", i, t, _meta_items(meta) if meta else ())))
         else:
           append((k, ("ref", i)))
       elif kind == _STATIC:
@@ -218,9 +231,9 @@ def walk(root: Any) -> tuple[GraphDef, list, list[tuple], list, list]:
       elif kind == _HASHED:
         append((k, ("static", _hashable(v))))
       elif kind == _ARRAY_LEAF:
-        leaves.append(v)
-        paths.append(path + (k,))
-        parents.append(path)
+        add_leaf(v)
+        add_path(path + (k,))
+        add_parent(path)
         append((k, _ARRAY))
       else:
         append((k, container(v, kind, path + (k,))))
@@ -343,7 +356,8 @@ def _rebuild(graphdef: GraphDef, next_leaf: Any, existing: dict, root_src: dict 
         var = existing.get(i) if existing else None
         if var is None:
           var = new(sub[2])
-          var.__dict__.update(_raw=value, _meta=dict(meta), _nnx_version=0)
+          vd = var.__dict__
+          vd["_raw"], vd["_meta"], vd["_nnx_version"] = value, dict(meta), 0
         else:
           var.__dict__["_raw"] = value
           if var._meta != meta:
@@ -366,8 +380,9 @@ def _rebuild(graphdef: GraphDef, next_leaf: Any, existing: dict, root_src: dict 
       _, i, cls, n, items = d
       obj = existing.get(i)
       if obj is None and kinds.get(cls) == _NODE:  # a fresh plain Object: fill __dict__
-        obj = refs[i] = cls._graph_empty()
+        obj = refs[i] = new(cls)  # what Object._graph_empty does, inlined
         od = obj.__dict__
+        od["_nnx_version"] = 0
         statics, dynamic = items[:n], items[n:]
         for k, (_, v) in statics:
           od[k] = v.value if type(v) is _ById else v

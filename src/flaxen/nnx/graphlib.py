@@ -80,6 +80,7 @@ def _states(walked: tuple, filters: tuple, exhaustive: bool, copy: bool = True
   states = [State._wrap({}) for _ in filters]
   where: list[dict[int, dict]] = [{} for _ in filters]  # id(parent path) -> its mapping
   last, last_g, m = None, -1, None  # siblings come one after another: skip the lookup
+  new = object.__new__
   for leaf, path, parent in zip(leaves, paths, parents, strict=True):
     g = 0 if match is None else match(path, leaf)
     if parent is not last or g != last_g:
@@ -91,7 +92,12 @@ def _states(walked: tuple, filters: tuple, exhaustive: bool, copy: bool = True
       if m is None:  # parents outlive this loop, so their ids are not reused
         m = where[g][id(parent)] = _mapping_at(states[g], parent)
       last, last_g = parent, g
-    m[path[-1]] = leaf.copy() if copy and isinstance(leaf, Variable) else leaf
+    if copy and isinstance(leaf, Variable):  # leaf.copy(), inlined: this is the hot loop
+      ld = leaf.__dict__
+      leaf = new(type(leaf))
+      d = leaf.__dict__
+      d["_raw"], d["_meta"], d["_nnx_version"] = ld["_raw"], dict(ld["_meta"]), 0
+    m[path[-1]] = leaf
   return states
 
 

@@ -54,7 +54,7 @@ class State(MutableMapping):
   @classmethod
   def _wrap(cls, mapping: dict) -> State:
     state = object.__new__(cls)
-    object.__setattr__(state, "_mapping", mapping)
+    state.__dict__["_mapping"] = mapping  # not through __setattr__, which sets an item
     return state
 
   # ------------------------------------------------------------------------ mapping
