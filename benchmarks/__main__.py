@@ -55,6 +55,9 @@ def table(rows: list[tuple[str, Result]]) -> Table:
     t.add_column(col, justify="right" if col in ("flaxen", "JAX", "ratio", "target") else "left")
   for module, r in rows:
     target = "-" if r.target is None else f"≤ {r.target:.2f}x"
+    if r.max_s is not None:
+      limit = f"≤ {format_time(r.max_s)}"
+      target = limit if r.target is None else f"{target}, {limit}"
     notes = f"{r.unit}; {r.notes}" if r.notes else r.unit
     fmt = format_bytes if r.quantity == "memory" else format_time
     t.add_row(

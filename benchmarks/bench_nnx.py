@@ -5,10 +5,8 @@ blocks of Linear + BatchNorm (width 32, batch 8) with optax Adam. Each step does
 value_and_grad and the optimizer update; the reference is the same math on lists of
 dicts under ``jax.jit``. "nnx.jit" passes the module and optimizer directly and mutates
 them in place; "split/merge" is the functional form (``nnx.merge`` inside ``jax.jit``,
-``nnx.state`` out). The graph-operation rows time ``split`` / ``merge`` / ``state`` /
-``update`` of (b) with its optimizer against ``jax.tree.flatten`` + ``unflatten`` of the
-same arrays (the least any such operation must do); the performance issue sets 3 ms as
-their target.
+``nnx.state`` out). The graph operations on (b) (``split`` / ``merge`` / ``state`` /
+``update``) are timed in ``bench_nnx_graph.py``.
 """
 
 from __future__ import annotations
@@ -158,36 +156,9 @@ def step_rows(label: str, model_cls, tx, with_stats: bool) -> list[Result]:
   ]
 
 
-def graph_rows() -> list[Result]:
-  model = Blocks(nnx.Rngs(0))
-  optimizer = nnx.Optimizer(model, optax.adam(1e-3), wrt=nnx.Param)
-  node = (model, optimizer)
-  graphdef, state = nnx.split(node)
-  leaves, treedef = jax.tree.flatten(state)
-  count = len(leaves)
-
-  def reference():
-    flat, tdef = jax.tree.flatten(state)
-    return jax.tree.unflatten(tdef, flat)
-
-  fast = dict(repeats=9, min_sample_s=0.05)
-  note = f"{count} arrays; perf issue target 3 ms"
-  return [
-    compare("graph: split (b) with optimizer", lambda: nnx.split(node), reference,
-            unit="per call", notes=note, **fast),
-    compare("graph: merge (b) with optimizer", lambda: nnx.merge(graphdef, state), reference,
-            unit="per call", notes=note, **fast),
-    compare("graph: state (b) with optimizer", lambda: nnx.state(node), reference,
-            unit="per call", notes=note, **fast),
-    compare("graph: update (b) with optimizer", lambda: nnx.update(node, state), reference,
-            unit="per call", notes=note, **fast),
-  ]
-
-
 def run() -> list[Result]:
   return [
     *step_rows("(a) MLP 16-32-32-4, SGD", MLP, optax.sgd(0.1), with_stats=False),
     *step_rows(f"(b) {BLOCKS}x(Linear+BatchNorm), Adam", Blocks, optax.adam(1e-3),
                with_stats=True),
-    *graph_rows(),
   ]
