@@ -298,7 +298,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
   parser.add_argument("--batch-size", type=int, default=32, help="sequences per step")
   parser.add_argument("--length", type=int, default=16, help="tokens per sequence")
   parser.add_argument("--vocab", type=int, default=32, help="vocabulary size (the modulus)")
-  parser.add_argument("--learning-rate", type=float, default=3e-3, help="adam's step size")
+  parser.add_argument("--learning-rate", type=float, default=1e-2, help="adam's step size")
   parser.add_argument("--log-every", type=int, default=50, help="steps between loss reports")
   parser.add_argument("--seed", type=int, default=0, help="seeds initialization and batches")
   return parser.parse_args(argv)
