@@ -168,44 +168,57 @@ def bump(root):
   return total
 
 
-jit_bump = nnx.jit(bump)
+OPS = ["share", "node", "new", "delete", "static", "shape"]
+ops = st.tuples(st.sampled_from(OPS), st.integers(0, 7), st.sampled_from(NAMES),
+                st.integers(0, 7))
 
 
-@st.composite
-def mutations(draw, root):
-  """A structural change to apply to the graph at ``root``: a function of the root."""
-  nodes = [v for _, v in edges(root) if isinstance(v, Bag)]
+def apply_op(root, op):
+  """Apply the structural change ``op`` to the graph at ``root``. Nodes and Variables are
+  picked by their index in the walk, so the same op changes two isomorphic graphs alike."""
+  kind, i, name, j = op
+  nodes = list({id(v): v for _, v in edges(root) if isinstance(v, Bag)}.values())
   variables = list(unique_variables(root).values())
-  node = draw(st.sampled_from(nodes))
-  name = draw(st.sampled_from(NAMES))
-  op = draw(st.sampled_from(["share", "node", "new", "delete", "static", "shape"]))
-  if op == "share":
-    target = draw(st.sampled_from(variables)) if variables else nnx.Param(np.ones(()))
-  elif op == "node":
-    target = draw(st.sampled_from(nodes))
-  elif op == "new":
-    target = [nnx.BatchStat(np.full((2,), 3.0, np.float32))]
-  elif op == "static":
-    target = draw(st.sampled_from([0, 1, "s", "t"]))
-  if op == "shape":
-    if variables:
-      variables[0].value = np.zeros((3,), np.float32)  # not structural, but a retrace
-  elif op == "delete":
-    if name in vars(node) and len([k for k in vars(node) if not k.startswith("_")]) > 1:
+  node = nodes[i % len(nodes)]
+  if kind == "share":
+    setattr(node, name, variables[j % len(variables)] if variables else nnx.Param(np.ones(())))
+  elif kind == "node":
+    setattr(node, name, nodes[j % len(nodes)])
+  elif kind == "new":
+    setattr(node, name, [nnx.BatchStat(np.full((2,), 3.0, np.float32))])
+  elif kind == "static":
+    setattr(node, name, ["s", "t", 0, 1][j % 4])
+  elif kind == "shape" and variables:  # a new shape is not structural, but a retrace
+    variables[j % len(variables)].value = np.zeros((3,), np.float32)
+  elif kind == "delete" and name in vars(node):
+    if len([k for k in vars(node) if not k.startswith("_")]) > 1:
       delattr(node, name)
-  else:
-    setattr(node, name, target)
+
+
+def bump_then(root, op):
+  """bump, then (if ``op`` is given) change the graph's structure."""
+  total = bump(root)
+  if op is not None:
+    apply_op(root, op)
+  return total
+
+
+jit_bump_then = nnx.jit(bump_then, static_argnums=1)
 
 
 @settings(CI, max_examples=60)  # most graphs are a new structure: one compile each
 @given(graphs(shapes=((),)), st.data())
 def test_jit_matches_eager_across_structural_changes(root, data):
+  """Changes made inside the jitted function reach the caller's objects; changes made
+  between calls are seen by the next call (the cached graph walk is invalidated)."""
   for _ in range(3):
+    op, inside = data.draw(ops), data.draw(st.booleans())
     eager = nnx.clone(root)
-    expected = bump(eager)
-    np.testing.assert_allclose(jit_bump(root), expected)
+    expected = bump_then(eager, op if inside else None)
+    np.testing.assert_allclose(jit_bump_then(root, op if inside else None), expected)
     assert_isomorphic(eager, root, copies=True)  # same structure and values after the call
-    data.draw(mutations(root))
+    if not inside:
+      apply_op(root, op)
 
 
 @pytest.mark.slow
@@ -215,5 +228,5 @@ def test_graph_round_trips_long(root, data):
   assert_isomorphic(root, nnx.merge(*nnx.split(root)), copies=True)
   assert_isomorphic(root, nnx.clone(root), copies=True)
   eager = nnx.clone(root)
-  np.testing.assert_allclose(jit_bump(root), bump(eager))
+  np.testing.assert_allclose(jit_bump_then(root, None), bump(eager))
   assert_isomorphic(eager, root, copies=True)
