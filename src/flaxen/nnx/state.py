@@ -263,16 +263,24 @@ def _sort_key(k: Any) -> tuple:
   return (False, k) if isinstance(k, int) else (True, str(k))
 
 
+_NATURAL = ({str}, {int}, {int, bool}, {bool}, set())  # key types sorted as _sort_key does
+
+
+def _sorted_keys(m: dict) -> list:
+  # The common cases (all names, or all indices) need no key function: no call per key.
+  return sorted(m) if set(map(type, m)) in _NATURAL else sorted(m, key=_sort_key)
+
+
 def _flatten_with_keys(state: State):
-  keys = sorted(state._mapping, key=_sort_key)
   m = state._mapping
+  keys = _sorted_keys(m)
   return [(jax.tree_util.DictKey(k), m[k]) for k in keys], tuple(keys)
 
 
 def _flatten(state: State):
-  keys = sorted(state._mapping, key=_sort_key)
   m = state._mapping
-  return [m[k] for k in keys], tuple(keys)
+  keys = _sorted_keys(m)
+  return list(map(m.__getitem__, keys)), tuple(keys)
 
 
 def _unflatten(keys: tuple, children: Iterable) -> State:

@@ -270,19 +270,31 @@ for _name in ("neg", "pos", "abs", "invert"):
   setattr(Variable, f"__{_name}__", _unary(getattr(operator, _name)))
 
 
+_VALUE_KEY = jax.tree_util.GetAttrKey("value")
+
+
 def _flatten_with_keys(v: Variable):
-  return ((jax.tree_util.GetAttrKey("value"), v._raw),), tuple(v._meta.items())
+  d = v.__dict__
+  meta = d["_meta"]
+  return ((_VALUE_KEY, d["_raw"]),), tuple(meta.items()) if meta else ()
 
 
 def _flatten(v: Variable):
-  return (v._raw,), tuple(v._meta.items())
+  d = v.__dict__
+  meta = d["_meta"]
+  return (d["_raw"],), tuple(meta.items()) if meta else ()
 
 
 def _register(cls: type) -> None:
-  jax.tree_util.register_pytree_with_keys(
-    cls, _flatten_with_keys, lambda aux, children: cls._from_raw(children[0], dict(aux)),
-    _flatten,
-  )
+  new = object.__new__
+
+  def unflatten(aux: tuple, children: Any) -> Variable:  # cls._from_raw, inlined
+    var = new(cls)
+    d = var.__dict__
+    d["_raw"], d["_meta"], d["_nnx_version"] = children[0], dict(aux), 0
+    return var
+
+  jax.tree_util.register_pytree_with_keys(cls, _flatten_with_keys, unflatten, _flatten)
 
 
 _register(Variable)
