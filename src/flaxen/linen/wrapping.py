@@ -124,6 +124,27 @@ def override_named_call(enable: bool = True) -> Iterator[None]:
     ctx.named_call = previous
 
 
+def enter_frame(module: Any, compact: bool) -> None:
+  """Make ``module`` the current parent of new submodules (running its setup first); in a
+  compact frame it may also create variables and auto-named submodules."""
+  state = module._state
+  if not state.setup_done:
+    module._run_setup()
+  ctx.stack.append(module)
+  if compact:
+    if not state.compact_depth:  # a new top-level call: names start over
+      state.cursor.clear()
+      state.call_names.clear()
+    state.compact_depth += 1
+
+
+def exit_frame(module: Any, compact: bool) -> None:
+  """Undo :func:`enter_frame`."""
+  ctx.stack.pop()
+  if compact:
+    module._state.compact_depth -= 1
+
+
 def wrap_method(fn: Callable, name: str) -> Callable:
   """The wrapper that every user method of a Module class gets (see module docstring)."""
   is_compact = getattr(fn, "compact", False)
@@ -136,16 +157,7 @@ def wrap_method(fn: Callable, name: str) -> Callable:
     if self.scope.root.lifted is not None:
       what = f"{type(self).__name__}.{name} (the module at {self.scope.path_text!r})"
       raise errors.TransformedClosureError(what, self.scope.root.lifted)
-    state = self._state
-    if not state.setup_done:
-      self._run_setup()
-    stack = ctx.stack
-    stack.append(self)
-    if is_compact:
-      if not state.compact_depth:  # a new top-level call: names start over
-        state.cursor.clear()
-        state.call_names.clear()
-      state.compact_depth += 1
+    enter_frame(self, is_compact)
     try:
       if ctx.named_call:
         with jax.named_scope(self.name or type(self).__name__):
@@ -153,9 +165,7 @@ def wrap_method(fn: Callable, name: str) -> Callable:
       else:
         y = fn(self, *args, **kwargs)
     finally:
-      stack.pop()
-      if is_compact:
-        state.compact_depth -= 1
+      exit_frame(self, is_compact)
     capture = self.scope.root.flags.get("capture_intermediates")
     if capture and (name == "__call__" if capture is True else capture(self, name)):
       self.sow("intermediates", name, y)

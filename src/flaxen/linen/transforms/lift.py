@@ -34,6 +34,7 @@ from flaxen.core import scope as core_scope
 from flaxen.core.filters import CollectionFilter, DenyList, in_filter
 from flaxen.core.scope import Scope
 from flaxen.linen.module import Module
+from flaxen.linen.wrapping import enter_frame, exit_frame
 
 __all__ = ["Lift", "lift_call", "lift_target", "group_index", "box_axes"]
 
@@ -254,14 +255,22 @@ def body(static: Static, variables: Groups, rngs: Groups, args: Any, kwargs: Any
   for i, m in zip(static.module_leaves, mods[1:], strict=True):
     leaves[i] = m
   args, kwargs = jax.tree.unflatten(static.treedef, leaves)
+  fn = fn or static.fn
+  # A plain function ``fn(mdl, ...)`` (the function form) runs as if it were a compact method
+  # of ``mdl``: it may create variables and submodules there, as a wrapped method may.
+  frame = not getattr(fn, "_flaxen_wrapped", False)
+  if frame:
+    enter_frame(mods[0], compact=True)
   try:
-    y = (fn or static.fn)(mods[0], *args, **kwargs)
+    y = fn(mods[0], *args, **kwargs)
   except errors.ModifyScopeVariableError as e:
     if in_filter(static.outer_mutable, e.col):
       raise errors.TransformImmutableCollectionError(static.name, e.col, static.why,
                                                      str(e)) from e
     raise
   finally:
+    if frame:
+      exit_frame(mods[0], compact=True)
     for s in inner:
       s.invalidate()
   out: list[dict[str, tuple[Any, ...]]] = [{} for _ in range(len(static.groups) + 1)]
