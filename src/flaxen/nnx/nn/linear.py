@@ -24,7 +24,7 @@ from jax import lax
 from flaxen import initializers
 from flaxen.nnx.module import Module
 from flaxen.nnx.rnglib import Rngs
-from flaxen.nnx.variables import Param
+from flaxen.nnx.variables import Param, VariableMetadata
 from flaxen.ops import embed as embed_ops
 from flaxen.ops import linear as linear_ops
 from flaxen.typing import DotGeneralT, Dtype, EinsumT, Initializer, PrecisionLike
@@ -91,7 +91,14 @@ class Linear(Module):
 
 def _flat_init(init: Initializer, flat_shape: tuple[int, ...]) -> Initializer:
   """Initializes ``flat_shape`` (so fan-in/out see the flattened dims), then reshapes."""
-  return lambda key, shape, dtype: jnp.reshape(init(key, flat_shape, dtype), shape)
+
+  def reshaped(key: jax.Array, shape: tuple[int, ...], dtype: Any) -> Any:
+    value = init(key, flat_shape, dtype)
+    if isinstance(value, VariableMetadata):  # e.g. nnx.with_partitioning: keep the metadata
+      return VariableMetadata(jnp.reshape(value.raw_value, shape), value.metadata)
+    return jnp.reshape(value, shape)
+
+  return reshaped
 
 
 class LinearGeneral(Module):
