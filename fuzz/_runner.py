@@ -15,8 +15,13 @@ from collections.abc import Callable, Iterable
 import atheris
 
 
-def run(check_one: Callable[[bytes], None], seeds: Iterable[bytes]) -> None:
+def run(check_one: Callable[[bytes], None], seeds: Iterable[bytes], defaults=()) -> None:
+  """Fuzz ``check_one`` from ``seeds``; ``defaults`` are libFuzzer flags the command line
+  may override."""
+  seeds = list(seeds)
   argv = list(sys.argv)
+  given = {a.split("=")[0] for a in argv[1:]}
+  argv[1:1] = [d for d in defaults if d.split("=")[0] not in given]
   if not any(not a.startswith("-") for a in argv[1:]):
     corpus = tempfile.mkdtemp(prefix="flaxen-fuzz-corpus-")
     for i, seed in enumerate(seeds):

@@ -2,7 +2,8 @@
 
 libFuzzer exits non-zero on a finding (a Python exception other than the flaxen error
 the target allows, a wrong value, a crash, a hang past -timeout, running out of memory),
-printing the input; here both targets run side by side for FUZZ_SECONDS each.
+printing the input. Both targets run side by side for FUZZ_SECONDS, in one test so that
+pytest-xdist never starts them twice.
 """
 
 import os
@@ -21,36 +22,27 @@ WHEELS = sys.platform == "linux" and platform.machine() == "x86_64" and sys.vers
 if not WHEELS:
   pytest.importorskip("atheris", reason="atheris has wheels for Linux x86_64 only")
 
-TARGETS = {"fuzz_serialization.py": ["-timeout=10"], "fuzz_checkpoint.py": ["-timeout=30"]}
+# target -> (its -timeout per input, the fewest executions a healthy run reaches)
+TARGETS = {"fuzz_serialization.py": (10, 5000), "fuzz_checkpoint.py": (30, 50)}
 
 
-@pytest.fixture(scope="module")
-def runs(tmp_path_factory):
-  """Start every target at once; return {name: (returncode, output)}."""
+def start(name: str, timeout: int, tmp: Path) -> subprocess.Popen:
+  cmd = [sys.executable, str(FUZZ_DIR / name), f"-max_total_time={FUZZ_SECONDS}",
+         f"-timeout={timeout}", f"-artifact_prefix={tmp}/", "-print_final_stats=1"]
+  return subprocess.Popen(cmd, env={**os.environ, "TMPDIR": str(tmp)}, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True, errors="replace")
+
+
+def test_fuzz_targets_run_clean(tmp_path):
   procs = {}
-  for name, flags in TARGETS.items():
-    tmp = tmp_path_factory.mktemp(name.removesuffix(".py"))
-    cmd = [sys.executable, str(FUZZ_DIR / name), f"-max_total_time={FUZZ_SECONDS}",
-           f"-artifact_prefix={tmp}/", "-print_final_stats=1", *flags]
-    env = {**os.environ, "TMPDIR": str(tmp)}
-    procs[name] = subprocess.Popen(
-      cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-      errors="replace",
-    )
-  results = {}
+  for name, (timeout, _) in TARGETS.items():
+    (tmp_path / name).mkdir()
+    procs[name] = start(name, timeout, tmp_path / name)
   for name, proc in procs.items():
-    output, _ = proc.communicate(timeout=FUZZ_SECONDS + 120)
-    results[name] = (proc.returncode, output)
-  return results
-
-
-@pytest.mark.parametrize("name, min_runs", [("fuzz_serialization.py", 5000),
-                                            ("fuzz_checkpoint.py", 50)])
-def test_fuzz_target_runs_clean(runs, name, min_runs):
-  returncode, output = runs[name]
-  assert returncode == 0, output[-6000:]
-  done = re.search(r"Done (\d+) runs in (\d+) second", output)
-  assert done, output[-3000:]
-  executions, seconds = int(done.group(1)), int(done.group(2))
-  print(f"{name}: {executions} executions in {seconds} s")
-  assert executions >= min_runs and seconds >= FUZZ_SECONDS
+    output, _ = proc.communicate(timeout=FUZZ_SECONDS + 180)
+    assert proc.returncode == 0, f"{name} found something:\n{output[-6000:]}"
+    done = re.search(r"Done (\d+) runs in (\d+) second", output)
+    assert done, output[-3000:]
+    executions, seconds = int(done.group(1)), int(done.group(2))
+    print(f"{name}: {executions} executions in {seconds} s")
+    assert executions >= TARGETS[name][1] and seconds >= FUZZ_SECONDS
