@@ -301,13 +301,20 @@ def _fn(f: Callable[..., Any], *shapes: tuple[int, ...], **kw: Any) -> Callable[
   return build
 
 
+ACTIVATIONS = [
+  "celu", "elu", "gelu", "glu", "hard_sigmoid", "hard_silu", "hard_swish", "hard_tanh",
+  "identity", "leaky_relu", "log_sigmoid", "log_softmax", "logsumexp", "relu", "relu6", "selu",
+  "sigmoid", "silu", "soft_sign", "softmax", "softplus", "standardize", "swish", "tanh",
+]
+
+
+def _activations(dt: Any) -> Built:
+  """All activations in one case (a dict of outputs): one build, one compile."""
+  return (lambda x: {name: getattr(nn, name)(x) for name in ACTIVATIONS}), (normal((2, 6), dt),)
+
+
 FUNCTIONS: dict[str, Callable[[Any], Built]] = {
-  **{name: _fn(getattr(nn, name), (2, 6)) for name in
-     ["celu", "elu", "gelu", "hard_sigmoid", "hard_silu", "hard_swish", "hard_tanh",
-      "identity", "leaky_relu", "log_sigmoid", "log_softmax", "logsumexp", "relu", "relu6",
-      "selu", "sigmoid", "silu", "soft_sign", "softmax", "softplus", "standardize", "swish",
-      "tanh"]},
-  "glu": _fn(nn.glu, (2, 6)),
+  "activations": _activations,
   "avg_pool": _fn(nn.avg_pool, (2, 5, 5, 2), window_shape=(2, 2), strides=(1, 2),
                   padding="SAME", count_include_pad=False),
   "max_pool": _fn(nn.max_pool, (2, 5, 2), window_shape=(3,), padding=((1, 1),)),
@@ -329,6 +336,62 @@ FUNCTIONS_EXCLUDED = {
 }
 
 
+# ---------------------------------------------------------------- checks
+
+
+def grads_and_output(fn, n_args):
+  """``(grads wrt every arg, output)`` of ``fn``; the loss weights each output element by a
+  fixed normal, so errors that a plain sum would cancel (e.g. in softmax) show."""
+
+  def loss(*args):
+    out = fn(*args)
+    return sum(jnp.sum(leaf * normal(leaf.shape, leaf.dtype, seed=7 + i))
+               for i, leaf in enumerate(jax.tree.leaves(out))), out
+
+  return jax.grad(loss, argnums=tuple(range(n_args)), has_aux=True)
+
+
+def assert_trees_close(actual, expected, tol):
+  assert jax.tree.structure(actual) == jax.tree.structure(expected)
+  for a, e in zip(jax.tree.leaves(actual), jax.tree.leaves(expected), strict=True):
+    assert a.dtype == e.dtype and a.shape == e.shape
+    np.testing.assert_allclose(np.asarray(a), np.asarray(e), rtol=tol, atol=tol)
+
+
+def assert_nonzero_grads(grads):
+  """Every param tree and input gets a nonzero gradient (so equal gradients are not
+  trivially equal)."""
+  for arg_grads in grads:
+    leaves = jax.tree.leaves(arg_grads)
+    assert not leaves or any(np.any(np.asarray(g) != 0) for g in leaves)
+
+
 def covers(table: dict[str, Any]) -> set[str]:
-  """The public names a table's cases cover (``Conv/2d`` covers ``Conv``)."""
-  return {name.split("/")[0] for name in table}
+  """The public names a table's cases cover (``Conv/2d`` covers ``Conv``, ``activations``
+  covers every name in ``ACTIVATIONS``)."""
+  names = {name.split("/")[0] for name in table}
+  if "activations" in names:
+    names = names - {"activations"} | set(ACTIVATIONS)
+  return names
+
+
+# Variants beyond one case per layer and mode; they run in the slow tier only, to keep the
+# fast tier's compile time down.
+SLOW = {
+  "linen:DenseGeneral/batch_dims", "linen:Conv/grouped", "linen:ConvTranspose/transpose_kernel",
+  "linen:LayerNorm/exact_variance_mask", "nnx:MultiHeadAttention/dropout",
+}
+
+
+def parametrize_cases(tables: dict[str, dict[str, Any]], *, all_slow: bool = False) -> Any:
+  """``pytest.mark.parametrize`` over ``(api, name)`` of every case; ``SLOW`` ones (or all)
+  are marked slow."""
+  import pytest
+
+  params = []
+  for api, table in tables.items():
+    for name in table:
+      slow = all_slow or f"{api}:{name}" in SLOW
+      params.append(pytest.param(api, name, id=f"{api}:{name}",
+                                 marks=[pytest.mark.slow] if slow else []))
+  return pytest.mark.parametrize(("api", "name"), params)
