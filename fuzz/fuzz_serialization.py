@@ -1,9 +1,10 @@
 """Fuzz target: msgpack bytes into ``msgpack_restore`` and ``serialization.from_bytes``.
 
 Any input must either raise :class:`flaxen.errors.SerializationError` or decode to a value
-that is correct: only plain msgpack values and numeric NumPy arrays/scalars, which encode
-back to the same bytes as the value itself; restored into a target, the target's tree
-structure (a None there takes any subtree) with each array leaf's shape and dtype.
+that is correct: only plain msgpack values and numeric NumPy arrays/scalars (bools of
+bytes 0 and 1), which encode back to the same bytes as the value itself; restored into a
+target, the target's tree structure (a None there takes any subtree) with each array
+leaf's shape and dtype.
 Anything else (another exception, a crash, a hang past ``-timeout``) is a finding.
 
 Run: ``python fuzz/fuzz_serialization.py -max_total_time=60 -timeout=5``.
@@ -62,6 +63,8 @@ def _check_plain(tree) -> None:
       _check_plain(v)
   elif isinstance(tree, np.ndarray | np.generic):
     assert tree.dtype.kind in "biufcV" and tree.dtype != object, tree.dtype
+    if tree.dtype == np.bool_:  # only 0 and 1 are bools that JAX handles consistently
+      assert set(np.asarray(tree).tobytes()) <= {0, 1}, tree
   else:
     assert type(tree) in PLAIN, type(tree)
 
@@ -81,6 +84,7 @@ def check_one(data: bytes) -> None:
     state = None
   else:
     _check_plain(state)
+    jax.tree.flatten(state)  # a state JAX can take
     again = msgpack_serialize(state)
     assert msgpack_serialize(msgpack_restore(again)) == again
   for target in TARGETS:

@@ -153,6 +153,17 @@ def _checked_shape(shape: Any) -> tuple[int, ...]:
   return tuple(shape)
 
 
+def _values(buffer: bytes, dtype: np.dtype) -> np.ndarray:
+  """The flat array in ``buffer``. A bool byte other than 0 or 1 is rejected: NumPy would
+  show it as True, but JAX compares it unequal to True."""
+  if dtype == np.bool_ and buffer.translate(None, b"\x00\x01"):
+    raise errors.SerializationError(
+      "Bool data in msgpack data holds bytes other than 0 and 1: it is corrupted or was "
+      "not written by flaxen or Flax."
+    )
+  return np.frombuffer(buffer, dtype=dtype)
+
+
 def _ndarray_from(data: bytes) -> np.ndarray:
   shape, dtype_name, buffer = _unpack(data)
   dtype, shape = _dtype_from_name(dtype_name), _checked_shape(shape)
@@ -162,7 +173,7 @@ def _ndarray_from(data: bytes) -> np.ndarray:
       f"{math.prod(shape) * dtype.itemsize} bytes, found "
       f"{len(buffer) if isinstance(buffer, bytes) else type(buffer).__name__}."
     )
-  return np.frombuffer(buffer, dtype=dtype).reshape(shape).copy()
+  return _values(buffer, dtype).reshape(shape).copy()
 
 
 def _ext_hook(code: int, data: bytes) -> Any:
@@ -174,7 +185,7 @@ def _ext_hook(code: int, data: bytes) -> Any:
       dtype = _dtype_from_name(dtype_name)
       if not isinstance(buffer, bytes) or len(buffer) != dtype.itemsize:
         raise errors.SerializationError("Invalid NumPy scalar in msgpack data.")
-      return np.frombuffer(buffer, dtype=dtype)[0]
+      return _values(buffer, dtype)[0]
     if code == _Ext.native_complex:
       real, imag = _unpack(data)
       return complex(real, imag)
@@ -187,12 +198,27 @@ def _ext_hook(code: int, data: bytes) -> Any:
 
 def _unchunk(tree: Any) -> Any:
   if isinstance(tree, dict):
+    _check_keys_sort(tree)
     if tree.get(_CHUNKED_MARK) is True:
       return _join_chunks(tree)
     return {k: _unchunk(v) for k, v in tree.items()}
   if isinstance(tree, list):
     return [_unchunk(v) for v in tree]
   return tree
+
+
+def _check_keys_sort(node: dict) -> None:
+  """JAX sorts a dict's keys to flatten it: keys that do not compare (str beside a number,
+  say) would make the restored state fail in every jax.tree function."""
+  try:
+    sorted(node)
+  except TypeError:
+    kinds = sorted({type(k).__name__ for k in node})
+    raise errors.SerializationError(
+      f"A map in the msgpack data has keys of types {', '.join(kinds)} that do not sort "
+      "together, so JAX could not flatten it. The bytes are corrupted or were not written "
+      "by flaxen or Flax."
+    ) from None
 
 
 def _join_chunks(node: dict) -> np.ndarray:
