@@ -70,12 +70,12 @@ def register_serialization_state(
     ty_to_state_dict: ``value -> state dict``.
     ty_from_state_dict: ``(target, state dict) -> restored value``.
     override: replace an existing registration instead of raising.
+
+  Raises:
+    flaxen.errors.SerializationHandlerExistsError: ``ty`` has a handler and not ``override``.
   """
   if ty in _REGISTRY and not override:
-    raise ValueError(
-      f"A serialization handler for {ty.__name__} is already registered. "
-      "Pass override=True to replace it."
-    )
+    raise errors.SerializationHandlerExistsError(ty)
   _REGISTRY[ty] = (ty_to_state_dict, ty_from_state_dict)
 
 

@@ -14,6 +14,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from flaxen.errors.nested import FlatKeyError, NotAMappingError, PathConflictError
+
 __all__ = ["empty_node", "flatten_dict", "unflatten_dict", "path_aware_map"]
 
 
@@ -51,7 +53,8 @@ def flatten_dict(
     A flat dict from path (tuple, or string when ``sep`` is given) to leaf.
   """
   if not isinstance(xs, Mapping):
-    raise TypeError(f"flatten_dict expects a mapping, got {type(xs).__name__}.")
+    raise NotAMappingError("flatten_dict", xs, "pass the nested dict itself (e.g. "
+                           "variables['params']); for other pytrees use jax.tree_util")
   if is_leaf and is_leaf((), xs):
     return {_key((), sep): xs}
   flat: dict = {}
@@ -86,31 +89,38 @@ def unflatten_dict(xs: Mapping, sep: str | None = None) -> dict:
     The nested dict; a value :data:`empty_node` becomes an empty dict.
 
   Raises:
-    TypeError: a key is not a tuple and ``sep`` is not given.
-    ValueError: a path is both a leaf and the prefix of another path.
+    NotAMappingError: ``xs`` is not a mapping.
+    FlatKeyError: a key is not a non-empty tuple (``sep=None``) or string (``sep`` given).
+    PathConflictError: a path is both a leaf and the prefix of another path.
   """
+  if not isinstance(xs, Mapping):
+    raise NotAMappingError("unflatten_dict", xs, "pass the flat dict that flatten_dict returned")
   nested: dict = {}
   for key, value in xs.items():
-    if sep is None and not isinstance(key, tuple):
-      raise TypeError(
-        f"unflatten_dict: key {key!r} is not a tuple path. Fix: pass sep= for string keys."
-      )
-    path = tuple(key.split(sep)) if sep is not None else key
+    path = _path(key, sep)
     node = nested
     for depth, part in enumerate(path[:-1]):
       child = node.setdefault(part, {})
       if not isinstance(child, dict):
-        raise ValueError(
-          f"unflatten_dict: {path[: depth + 1]} is a leaf and also the prefix of {path}."
-        )
+        raise PathConflictError(path[: depth + 1], path)
       node = child
     if value is empty_node:
       node.setdefault(path[-1], {})
-    elif isinstance(node.get(path[-1]), dict):
-      raise ValueError(f"unflatten_dict: {path} is a leaf and also the prefix of another path.")
+    elif isinstance(child := node.get(path[-1]), dict):  # name one path below the leaf
+      below = next(iter(flatten_dict(child, keep_empty_nodes=True)), ())
+      raise PathConflictError(path, (*path, *below))
     else:
       node[path[-1]] = value
   return nested
+
+
+def _path(key: Any, sep: str | None) -> Path:
+  """The tuple path of a flat key."""
+  if sep is None and isinstance(key, tuple) and key:
+    return key
+  if sep is not None and isinstance(key, str):
+    return tuple(key.split(sep))
+  raise FlatKeyError(key, sep)
 
 
 def path_aware_map(f: Callable[[Path, Any], Any], nested_dict: Mapping) -> dict:

@@ -21,6 +21,7 @@ import jax
 
 from flaxen import serialization
 from flaxen.errors.core import FrozenDictError
+from flaxen.errors.nested import DictKeyNotFoundError, NotAMappingError
 
 __all__ = ["FrozenDict", "freeze", "unfreeze", "copy", "pop", "pretty_repr"]
 
@@ -87,6 +88,8 @@ class FrozenDict(Mapping[K, V]):
 
   def pop(self, key: K) -> tuple[FrozenDict, V]:
     """``(frozen dict without key, value at key)``."""
+    if key not in self._dict:
+      raise DictKeyNotFoundError("FrozenDict.pop", key, self._dict)
     value = self._dict[key]
     return FrozenDict._trusted({k: v for k, v in self._dict.items() if k != key}), value
 
@@ -128,13 +131,16 @@ def unfreeze(x: Any) -> Any:
   return x
 
 
+_FIX = "pass the variables dict itself (e.g. what init() returned), not a pytree of another kind"
+
+
 def copy(x: Mapping, add_or_replace: Mapping | None = None) -> Mapping:
   """A copy of ``x`` (dict or FrozenDict, same kind out) with entries added or replaced."""
   if isinstance(x, FrozenDict):
     return x.copy(add_or_replace)
   if isinstance(x, dict):
     return {**unfreeze(x), **(add_or_replace or {})}
-  raise TypeError(f"copy() expects a dict or FrozenDict, got {type(x).__name__}.")
+  raise NotAMappingError("flaxen.core.copy", x, _FIX)
 
 
 def pop(x: Mapping, key: Any) -> tuple[Mapping, Any]:
@@ -142,10 +148,12 @@ def pop(x: Mapping, key: Any) -> tuple[Mapping, Any]:
   if isinstance(x, FrozenDict):
     return x.pop(key)
   if isinstance(x, dict):
+    if key not in x:
+      raise DictKeyNotFoundError("flaxen.core.pop", key, x)
     rest = dict(x)
     value = rest.pop(key)
     return rest, value
-  raise TypeError(f"pop() expects a dict or FrozenDict, got {type(x).__name__}.")
+  raise NotAMappingError("flaxen.core.pop", x, _FIX)
 
 
 def pretty_repr(x: Any, num_spaces: int = 4) -> str:

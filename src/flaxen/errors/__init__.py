@@ -24,6 +24,7 @@ from flaxen.errors.checkpoint import *  # noqa: F403
 from flaxen.errors.core import *  # noqa: F403
 from flaxen.errors.layers import *  # noqa: F403
 from flaxen.errors.linen import *  # noqa: F403
+from flaxen.errors.nested import *  # noqa: F403
 from flaxen.errors.nnx import *  # noqa: F403
 from flaxen.errors.pytree import *  # noqa: F403
 from flaxen.errors.sharding import *  # noqa: F403

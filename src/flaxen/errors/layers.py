@@ -9,7 +9,7 @@ __all__ = [
   "FeatureGroupError", "NumGroupsError", "NumHeadsError", "DropoutRngError",
   "InvalidRateError", "DecodeCacheError", "EmptySequentialError", "AttentionInputsError",
   "CarryShapeError", "SeqLengthsError", "MetricInputError", "CacheNotInitializedError",
-  "KernelSizeError",
+  "KernelSizeError", "AxisCountError",
 ]
 
 
@@ -193,4 +193,17 @@ class KernelSizeError(FlaxenError, TypeError):
       f"{where}: kernel_size must be a sequence of ints, one per spatial dimension, got "
       f"{short_repr(kernel_size)}. Fix: e.g. kernel_size=({kernel_size}, {kernel_size}) for "
       f"2-d inputs or ({kernel_size},) for 1-d."
+    )
+
+
+class AxisCountError(FlaxenError, ValueError):
+  """A layer got a different number of contracted ``axis`` than of ``in_features`` sizes."""
+
+  def __init__(self, where: str, axis: tuple, in_features: tuple):
+    super().__init__(
+      f"{where}: axis={axis} names {len(axis)} input axis(es) but in_features={in_features} "
+      f"gives {len(in_features)} size(s); each contracted axis needs its size. Fix: pass as "
+      f"many sizes as axes, e.g. in_features={in_features[:1] * len(axis) or (8,)} with "
+      f"axis={axis}, or axis={tuple(range(-len(in_features), 0))} for in_features="
+      f"{in_features}."
     )

@@ -10,6 +10,7 @@ from flaxen.errors.base import FlaxenError, names, short_repr
 __all__ = [
   "FrozenStructError", "UnknownFieldError", "UnhashableStaticFieldError",
   "StaticArrayFieldError", "StructSlotsError", "StateMismatchError", "SerializationError",
+  "SerializationHandlerExistsError",
 ]
 
 
@@ -119,4 +120,17 @@ class StateMismatchError(SerializationError):
       f"State does not match the target at {path or '<root>'}: expected {expected}, "
       f"found {found}. Fix: restore into a target built the same way as the one that was "
       "saved (same model configuration), or migrate the saved state first."
+    )
+
+
+class SerializationHandlerExistsError(FlaxenError, ValueError):
+  """``register_serialization_state`` was called twice for one type without ``override``."""
+
+  def __init__(self, ty: type):
+    name = f"{ty.__module__}.{ty.__qualname__}"
+    super().__init__(
+      f"A serialization handler for {name} is already registered, and registering another "
+      "one would silently change how saved states of that type are read. Fix: pass "
+      "override=True to replace it on purpose, or register the type once (e.g. at import "
+      "of the module that defines it)."
     )

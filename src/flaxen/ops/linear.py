@@ -73,12 +73,18 @@ def dense(
     where: the layer named in error messages.
 
   Raises:
+    InputShapeError: ``inputs`` is a scalar (it has no feature axis).
     FeatureSizeError: ``inputs.shape[-1]`` differs from ``kernel.shape[0]``.
   """
   inputs = jnp.asarray(inputs)
   if inputs.ndim == 0 or inputs.shape[-1] != kernel.shape[0]:
-    found = inputs.shape[-1] if inputs.ndim else 0
-    raise FeatureSizeError(where, "kernel", kernel.shape[0], found, inputs.shape)
+    n = kernel.shape[0]
+    if inputs.ndim == 0:
+      raise InputShapeError(
+        where, f"shape (..., {n}): a last axis with the kernel's {n} input feature(s)",
+        inputs.shape, f"pass an array of shape (batch..., {n}); a scalar has no feature axis",
+      )
+    raise FeatureSizeError(where, "kernel", n, inputs.shape[-1], inputs.shape)
   inputs, kernel, bias = promote_dtype(inputs, kernel, bias, dtype=dtype)
   dims = (((inputs.ndim - 1,), (0,)), ((), ()))
   bias_shape = None if bias is None else (1,) * (inputs.ndim - 1) + (bias.size,)
@@ -107,13 +113,16 @@ def dense_general(
   dims, then ``features``. ``batch_dims`` must be leading dims ``0..n-1``.
 
   Raises:
-    InputShapeError: ``batch_dims`` are not leading dims, or overlap ``axis``.
+    InputShapeError: ``axis`` names a dim ``inputs`` lacks (or one twice); ``batch_dims``
+      are not leading dims, or overlap ``axis``.
     FeatureSizeError: a contracted dim differs from the kernel's.
 
   >>> dense_general(jnp.ones((2, 3, 4)), jnp.ones((3, 4, 5)), axis=(1, 2)).shape
   (2, 5)
   """
   inputs = jnp.asarray(inputs)
+  n_axes = 1 if isinstance(axis, int | np.integer) else len(axis)
+  _check_axes(inputs.shape, axis, kernel.shape[len(batch_dims):][:n_axes], where)
   axis = canonicalize_axes(inputs.ndim, axis)
   batch_dims = canonicalize_axes(inputs.ndim, batch_dims)
   if set(batch_dims) != set(range(len(batch_dims))) or set(batch_dims) & set(axis):
@@ -140,6 +149,20 @@ def dense_general(
   return y if bias is None else _add_bias(y, bias, bias_shape)
 
 
+def _check_axes(shape: tuple[int, ...], axis: int | Sequence[int], in_sizes: tuple[int, ...],
+                where: str) -> None:
+  """Raises InputShapeError unless ``axis`` names distinct dims of an array of ``shape``."""
+  axes = (axis,) if isinstance(axis, int | np.integer) else tuple(axis)
+  ndim = len(shape)
+  if all(-ndim <= a < ndim for a in axes) and len({a % ndim for a in axes}) == len(axes):
+    return
+  raise InputShapeError(
+    where, f"axis={axes} to name {len(axes)} distinct dim(s) of the input", shape,
+    f"give the input the contracted dims, of sizes {in_sizes} (the kernel's), or pick each "
+    f"axis once within range({-ndim}, {ndim})",
+  )
+
+
 def _split_einsum(subscripts: str) -> tuple[str, str, str]:
   subscripts = subscripts.replace(" ", "")
   operands, arrow, out = subscripts.partition("->")
@@ -150,6 +173,19 @@ def _split_einsum(subscripts: str) -> tuple[str, str, str]:
       "in the inputs and output)", (), f"write the subscripts out, got {subscripts!r}",
     )
   return lhs, rhs, out
+
+
+def _check_rank(where: str, operand: str, labels: str, shape: tuple[int, ...]) -> None:
+  """Raises InputShapeError unless ``shape`` has one dim per label ('...': any number)."""
+  n = len(labels.replace("...", ""))
+  if len(shape) == n or ("..." in labels and len(shape) >= n):
+    return
+  dims = f"at least {n}" if "..." in labels else str(n)
+  raise InputShapeError(
+    f"{where} ({operand} of {labels!r})", f"{dims} dim(s), one per subscript letter", shape,
+    f"pass {operand} with one dim per letter of {labels!r}, or change the subscripts"
+    + (" (or kernel_shape)" if operand == "kernel" else ""),
+  )
 
 
 def einsum_bias_shape(subscripts: str, kernel_shape: Sequence[int]) -> tuple[int, ...]:
@@ -171,15 +207,22 @@ def einsum(
   dtype: Dtype | None = None,
   precision: PrecisionLike = None,
   einsum_fn: EinsumT = jnp.einsum,
+  where: str = "Einsum",
 ) -> Array:
   """``einsum(subscripts, inputs, kernel) + bias``, the bias broadcast in output order.
 
   The bias has the shape :func:`einsum_bias_shape` gives.
 
+  Raises:
+    InputShapeError: ``inputs`` or ``kernel`` has another rank than its subscripts.
+
   >>> einsum('bi,io->bo', jnp.ones((2, 3)), jnp.ones((3, 4)), jnp.ones(4)).tolist()[0]
   [4.0, 4.0, 4.0, 4.0]
   """
-  _, rhs, out = _split_einsum(subscripts)
+  lhs, rhs, out = _split_einsum(subscripts)
+  inputs = jnp.asarray(inputs)
+  _check_rank(where, "inputs", lhs, inputs.shape)
+  _check_rank(where, "kernel", rhs, kernel.shape)
   inputs, kernel, bias = promote_dtype(inputs, kernel, bias, dtype=dtype)
   y = einsum_fn(subscripts, inputs, kernel, precision=precision)
   if bias is not None:

@@ -22,6 +22,7 @@ import numpy as np
 from jax import lax
 
 from flaxen import initializers
+from flaxen.errors.layers import AxisCountError
 from flaxen.nnx.module import Module
 from flaxen.nnx.rnglib import Rngs
 from flaxen.nnx.variables import Param, VariableMetadata
@@ -135,10 +136,7 @@ class LinearGeneral(Module):
     self.out_features = _as_tuple(out_features)
     self.axis = _as_tuple(axis)
     if len(self.axis) != len(self.in_features):
-      raise ValueError(
-        f"LinearGeneral: axis {self.axis} and in_features {self.in_features} must have the "
-        "same length (one size per contracted axis)."
-      )
+      raise AxisCountError(type(self).__name__, self.axis, self.in_features)
     self.batch_axis = dict(batch_axis or {})
     batch_shape = tuple(self.batch_axis[a] for a in sorted(self.batch_axis))
     self.use_bias = use_bias
@@ -213,7 +211,8 @@ class Einsum(Module):
     einsum_str = self.einsum_str if einsum_str is None else einsum_str
     bias = self.bias.value if self.bias is not None else None
     return linear_ops.einsum(einsum_str, inputs, self.kernel.value, bias, dtype=self.dtype,
-                             precision=self.precision, einsum_fn=self.einsum_op)
+                             precision=self.precision, einsum_fn=self.einsum_op,
+                             where=type(self).__name__)
 
 
 class Embed(Module):
