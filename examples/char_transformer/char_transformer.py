@@ -1,8 +1,9 @@
 """flaxen example: a character-level Transformer language model in NNX.
 
 Trains a small decoder-only Transformer (token and position embeddings, pre-LayerNorm blocks
-of causal nnx.MultiHeadAttention and an MLP) on flaxen's own Markdown docs (README.md and
-docs/*.md, read at run time), with nnx.Optimizer (optax adamw) and an nnx.jit train step.
+of causal nnx.MultiHeadAttention and an MLP) on a fixed snapshot of flaxen's own docs
+(flaxen_docs.txt, next to this file; --text picks another file), with nnx.Optimizer (optax
+adamw) and an nnx.jit train step.
 It prints the loss periodically, then samples text from a prompt with a temperature, one
 character at a time through the attention layers' decode cache.
 
@@ -28,7 +29,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from flaxen import nnx
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+# A snapshot of README.md, docs/getting_started.md and docs/design.md, taken once: training
+# on the live docs made the loss (and the slow test's threshold) drift as the docs grew.
+DEFAULT_TEXT = Path(__file__).resolve().parent / "flaxen_docs.txt"
 
 
 @dataclass
@@ -39,10 +42,9 @@ class Result:
   train_seconds: float
 
 
-def load_text(root: Path = REPO_ROOT) -> str:
-  """The project's Markdown docs, concatenated: README.md, then docs/*.md in name order."""
-  files = [root / "README.md", *sorted((root / "docs").glob("*.md"))]
-  return "\n\n".join(f.read_text(encoding="utf-8") for f in files if f.is_file())
+def load_text(path: Path = DEFAULT_TEXT) -> str:
+  """The training text: by default the docs snapshot shipped with the example."""
+  return path.read_text(encoding="utf-8")
 
 
 class Vocab:
@@ -169,6 +171,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
   parser.add_argument("--sample-length", type=int, default=300, help="characters to sample")
   parser.add_argument("--temperature", type=float, default=0.8, help="sampling temperature")
   parser.add_argument("--log-every", type=int, default=100, help="steps between loss reports")
+  parser.add_argument("--text", type=Path, default=DEFAULT_TEXT,
+                      help="UTF-8 text file to train on")
   parser.add_argument("--output-dir", type=Path, default=Path("out/char_transformer"),
                       help="where the sample is written; created if missing")
   return parser.parse_args(argv)
@@ -180,10 +184,10 @@ def main(argv: Sequence[str] | None = None, console: Console | None = None) -> R
   out = args.output_dir.absolute()
   out.mkdir(parents=True, exist_ok=True)
 
-  text = load_text()
+  text = load_text(args.text)
   vocab = Vocab(text)
   data = vocab.encode(text)
-  console.print(f"text: {len(data):,} characters of README.md + docs/*.md, "
+  console.print(f"text: {len(data):,} characters of {args.text.name}, "
                 f"{len(vocab.chars)} distinct")
   model = CharTransformer(len(vocab.chars), args.context, dim=args.dim, layers=args.layers,
                           rngs=nnx.Rngs(args.seed))
