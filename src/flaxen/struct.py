@@ -97,6 +97,11 @@ def dataclass(clz: type[_T] | None = None, **kwargs) -> Any:
       setattr(data_clz, f.name, _SlotStaticField(f.name, f.default, data_clz.__dict__[f.name]))
     else:
       setattr(data_clz, f.name, _StaticField(f.name, f.default))
+  for f in dataclasses.fields(data_clz):
+    inherited = getattr(data_clz, f.name, None)
+    if not _is_static(f) and isinstance(inherited, _StaticField) and not slotted:
+      # a base's static field declared again as data: its hash check must not apply here
+      setattr(data_clz, f.name, _DataField(f.name, f.default))
   if kwargs["frozen"]:
     data_clz.__setattr__ = _frozen_setattr
     data_clz.__delattr__ = _frozen_delattr
@@ -166,6 +171,19 @@ class _StaticField:
 
   def __repr__(self) -> str:
     return f"<static field {self.name!r}>"
+
+
+class _DataField(_StaticField):
+  """Shadows the :class:`_StaticField` of a base class whose static field a subclass
+  declares again as data: stores any value, as a plain dataclass field would."""
+
+  __slots__ = ()
+
+  def __set__(self, obj: Any, value: Any) -> None:
+    obj.__dict__[self.name] = value
+
+  def __repr__(self) -> str:
+    return f"<data field {self.name!r}>"
 
 
 class _SlotStaticField(_StaticField):

@@ -24,17 +24,20 @@ DTYPES = [np.float32, np.int32]
 
 
 @functools.cache
-def make_class(layout: tuple[bool, ...], kw_only: bool, base: bool) -> type:
-  """A struct class with fields f0, f1, ...; layout[i] says whether fi is static."""
+def make_class(layout: tuple[bool, ...], kw_only: bool, base: bool, parent: tuple = ()) -> type:
+  """A struct class with fields f0, f1, ...; layout[i] says whether fi is static. With a
+  ``parent`` layout it subclasses that class, declaring its first fields again (static
+  or data as ``layout`` says) and adding the rest."""
   annotations = {f"f{i}": object for i in range(len(layout))}
   body = {"__annotations__": annotations}
   for i, static in enumerate(layout):
     if static:
       body[f"f{i}"] = struct.field(pytree_node=False)
   name = f"S{''.join('s' if s else 'd' for s in layout)}{'k' if kw_only else ''}"
+  bases = (make_class(parent, kw_only, base),) if parent else ()
   if base:
-    return type(name, (struct.PyTreeNode,), body, kw_only=kw_only)
-  return struct.dataclass(type(name, (), body), kw_only=kw_only)
+    return type(name, bases or (struct.PyTreeNode,), body, kw_only=kw_only)
+  return struct.dataclass(type(name, bases, body), kw_only=kw_only)
 
 
 def data_fields(x) -> list[str]:
@@ -43,6 +46,7 @@ def data_fields(x) -> list[str]:
 
 def static_fields(x) -> list[str]:
   return [f.name for f in dataclasses.fields(x) if not f.metadata.get("pytree_node", True)]
+
 
 
 @st.composite
@@ -57,11 +61,19 @@ def arrays(draw, shapes=SHAPES, dtypes=DTYPES):
 statics = st.none() | st.integers(-3, 3) | st.text("ab", max_size=2) | st.tuples(st.integers(0, 2))
 
 
+@functools.cache  # building strategies is costly: once per size
+def layouts(max_fields: int):
+  return st.lists(st.booleans(), min_size=1, max_size=max_fields).map(tuple)
+
+
 @st.composite
-def structs(draw, children, statics=statics, max_fields=4):
-  layout = tuple(draw(st.lists(st.booleans(), min_size=1, max_size=max_fields)))
-  cls = make_class(layout, draw(st.booleans()), draw(st.booleans()))
-  values = {f"f{i}": draw(statics if s else children) for i, s in enumerate(layout)}
+def structs(draw, children, statics=statics, max_fields=4, subclasses=True):
+  layout = draw(layouts(max_fields))
+  parent = draw(layouts(max_fields)) if subclasses and draw(st.booleans()) else ()
+  cls = make_class(layout, draw(st.booleans()), draw(st.booleans()), parent)
+  static = set(static_fields(cls))
+  values = {f.name: draw(statics if f.name in static else children)
+            for f in dataclasses.fields(cls)}
   return cls(**values)
 
 
@@ -122,7 +134,8 @@ def test_static_fields_are_part_of_the_structure(tree, data):
 # jit compiles once per structure, shapes and dtypes: these trees come from a small space.
 few_arrays = arrays(shapes=[(), (2,)], dtypes=[np.float32])
 few_statics = st.sampled_from([None, "a"])
-jit_trees = structs(few_arrays | structs(few_arrays, few_statics, 2), few_statics, 2)
+jit_trees = structs(few_arrays | structs(few_arrays, few_statics, 2, False), few_statics, 2,
+                    False)
 TRACES = []
 
 
