@@ -2,7 +2,8 @@
 and nnx.jit, checked against a walk of the graph written here.
 
 A graph is up to four Modules and four Variables; each Module attribute holds a Variable,
-a Module (itself, its parent, any other: cycles), a list of those, or a static value. The
+a Module (itself, its parent, any other: cycles), a list or dict of those, or a static
+value. The
 reference walk visits attributes sorted by name and list items by index, depth first,
 expanding each node at its first visit, which is the order NNX documents for paths.
 """
@@ -39,6 +40,8 @@ def edges(root) -> list[tuple[tuple, object]]:
     seen.add(id(value))
     if isinstance(value, list):
       items = list(enumerate(value))
+    elif isinstance(value, dict):
+      items = sorted(value.items(), key=lambda kv: kv[0])
     else:
       items = sorted(((k, v) for k, v in vars(value).items() if not k.startswith("_")),
                      key=lambda kv: kv[0])
@@ -84,6 +87,7 @@ def refs(n_nodes, n_vars):
   one = st.tuples(st.just("var"), st.integers(0, n_vars - 1)) | st.tuples(
     st.just("node"), st.integers(0, n_nodes - 1))
   return (one | one | st.tuples(st.just("list"), st.lists(one, min_size=1, max_size=2))
+          | st.tuples(st.just("dict"), st.dictionaries(st.sampled_from("yx"), one, min_size=1))
           | st.tuples(st.just("static"), st.sampled_from([0, 1, "s"])))
 
 
@@ -103,6 +107,8 @@ def graphs(draw, shapes=((), (2,))):
     kind, arg = ref
     if kind == "list":
       return [resolve(r) for r in arg]
+    if kind == "dict":
+      return {k: resolve(r) for k, r in arg.items()}
     return {"var": variables, "node": nodes}[kind][arg] if kind != "static" else arg
 
   for node in nodes:
@@ -206,7 +212,7 @@ def bump_then(root, op):
 jit_bump_then = nnx.jit(bump_then, static_argnums=1)
 
 
-@settings(CI, max_examples=60)  # most graphs are a new structure: one compile each
+@settings(CI, max_examples=50)  # most graphs are a new structure: one compile each
 @given(graphs(shapes=((),)), st.data())
 def test_jit_matches_eager_across_structural_changes(root, data):
   """Changes made inside the jitted function reach the caller's objects; changes made
