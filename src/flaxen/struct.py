@@ -94,14 +94,15 @@ def dataclass(clz: type[_T] | None = None, **kwargs) -> Any:
   slotted = "__slots__" in data_clz.__dict__
   for f in static:
     if slotted:
-      setattr(data_clz, f.name, _SlotStaticField(f.name, f.default, data_clz.__dict__[f.name]))
+      setattr(data_clz, f.name, _SlotStaticField(f.name, f.default, _slot(data_clz, f.name)))
     else:
       setattr(data_clz, f.name, _StaticField(f.name, f.default))
   for f in dataclasses.fields(data_clz):
     inherited = getattr(data_clz, f.name, None)
-    if not _is_static(f) and isinstance(inherited, _StaticField) and not slotted:
+    if not _is_static(f) and isinstance(inherited, _StaticField):
       # a base's static field declared again as data: its hash check must not apply here
-      setattr(data_clz, f.name, _DataField(f.name, f.default))
+      plain = isinstance(inherited, _SlotStaticField) and slotted
+      setattr(data_clz, f.name, inherited.slot if plain else _DataField(f.name, f.default))
   if kwargs["frozen"]:
     data_clz.__setattr__ = _frozen_setattr
     data_clz.__delattr__ = _frozen_delattr
@@ -116,6 +117,12 @@ def dataclass(clz: type[_T] | None = None, **kwargs) -> Any:
     override=True,
   )
   return data_clz
+
+
+def _slot(clz: type, name: str) -> Any:
+  """The slot descriptor holding field ``name`` (a base class's, if it declared the slot)."""
+  attr = next(k.__dict__[name] for k in clz.__mro__ if name in k.__dict__)
+  return attr.slot if isinstance(attr, _SlotStaticField) else attr
 
 
 def _replace(self, **updates):

@@ -24,8 +24,9 @@ DTYPES = [np.float32, np.int32]
 
 
 @functools.cache
-def make_class(layout: tuple[bool, ...], kw_only: bool, base: bool, parent: tuple = ()) -> type:
-  """A struct class with fields f0, f1, ...; layout[i] says whether fi is static. With a
+def make_class(layout: tuple[bool, ...], kw_only: bool, style: str, parent: tuple = ()) -> type:
+  """A struct class with fields f0, f1, ...; layout[i] says whether fi is static. ``style``
+  is "base" (a PyTreeNode subclass), "decorator" or "slots" (struct.dataclass). With a
   ``parent`` layout it subclasses that class, declaring its first fields again (static
   or data as ``layout`` says) and adding the rest."""
   annotations = {f"f{i}": object for i in range(len(layout))}
@@ -34,10 +35,10 @@ def make_class(layout: tuple[bool, ...], kw_only: bool, base: bool, parent: tupl
     if static:
       body[f"f{i}"] = struct.field(pytree_node=False)
   name = f"S{''.join('s' if s else 'd' for s in layout)}{'k' if kw_only else ''}"
-  bases = (make_class(parent, kw_only, base),) if parent else ()
-  if base:
+  bases = (make_class(parent, kw_only, style),) if parent else ()
+  if style == "base":
     return type(name, bases or (struct.PyTreeNode,), body, kw_only=kw_only)
-  return struct.dataclass(type(name, bases, body), kw_only=kw_only)
+  return struct.dataclass(type(name, bases, body), kw_only=kw_only, slots=style == "slots")
 
 
 def data_fields(x) -> list[str]:
@@ -70,7 +71,8 @@ def layouts(max_fields: int):
 def structs(draw, children, statics=statics, max_fields=4, subclasses=True):
   layout = draw(layouts(max_fields))
   parent = draw(layouts(max_fields)) if subclasses and draw(st.booleans()) else ()
-  cls = make_class(layout, draw(st.booleans()), draw(st.booleans()), parent)
+  style = draw(st.sampled_from(["base", "decorator", "slots"]))
+  cls = make_class(layout, draw(st.booleans()), style, parent)
   static = set(static_fields(cls))
   values = {f.name: draw(statics if f.name in static else children)
             for f in dataclasses.fields(cls)}
