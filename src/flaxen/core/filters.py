@@ -56,20 +56,37 @@ def check_filter(filter_like: Any) -> CollectionFilter:
   raise errors.InvalidFilterError(filter_like, collections=True)
 
 
+def _names(f: CollectionFilter) -> tuple[bool, frozenset]:
+  """``f`` as ``(deny, names)``: it matches ``names``, or with ``deny`` all but ``names``."""
+  if isinstance(f, bool):
+    return f, frozenset()  # True denies nothing, False allows nothing
+  if isinstance(f, str):
+    return False, frozenset((f,))
+  if isinstance(f, DenyList):
+    deny, names = _names(f.deny)
+    return not deny, names
+  return False, frozenset(f)
+
+
 def union_filters(a: CollectionFilter, b: CollectionFilter) -> CollectionFilter:
-  """A filter matching what ``a`` or ``b`` matches (``a`` and ``b`` hold plain names)."""
+  """A filter matching what ``a`` or ``b`` matches.
+
+  Raises:
+    flaxen.errors.InvalidFilterError: ``a`` or ``b`` is not a filter.
+  """
+  check_filter(a)
+  check_filter(b)
   if a is True or b is True:
     return True
   if a is False:
     return b
   if b is False:
     return a
-  names = lambda f: {f} if isinstance(f, str) else set(f)
-  if isinstance(a, DenyList) and isinstance(b, DenyList):
-    return DenyList(tuple(sorted(names(a.deny) & names(b.deny))))
-  if isinstance(b, DenyList):
-    a, b = b, a
-  if isinstance(a, DenyList):
-    denied = names(a.deny) - names(b)
-    return DenyList(tuple(sorted(denied))) if denied else True
-  return tuple(sorted(names(a) | names(b)))
+  (deny_a, names_a), (deny_b, names_b) = _names(a), _names(b)
+  if not (deny_a or deny_b):
+    return tuple(sorted(names_a | names_b))
+  if deny_a and deny_b:
+    denied = names_a & names_b
+  else:
+    denied = names_a - names_b if deny_a else names_b - names_a
+  return DenyList(tuple(sorted(denied))) if denied else True
