@@ -12,7 +12,8 @@ __all__ = [
   "AttributeNotFoundError", "OptimizerUpdateError", "VariableMetadataError",
   "MissingKeyError", "UnmatchedStateAxesError", "TransformAxesError", "BroadcastStateUpdateError",
   "LoopStructureError", "CustomVjpError", "CustomVjpTangentError", "BridgeVariableError",
-  "VariableNameConflictError", "TracerLeakError",
+  "VariableNameConflictError", "TracerLeakError", "TraceContextError",
+  "VariableMetadataValueError", "NotAGraphDefError", "UnexpectedStateError",
 ]
 
 
@@ -215,4 +216,59 @@ class TracerLeakError(FlaxenError, TypeError):
       "on its next use. Fix: store the value in a Variable (e.g. "
       "`self.x = nnx.Variable(value)` or `nnx.Intermediate`), assign the array directly, or "
       "return it from the function."
+    )
+
+
+class TraceContextError(FlaxenError, ValueError):
+  """A traced value was assigned to a Variable created outside the current trace."""
+
+  def __init__(self, variable: object):
+    value = getattr(variable, "raw_value", None)
+    shape = getattr(value, "shape", None)
+    what = short_repr(value) if shape is None else f"shape {tuple(shape)}, {value.dtype}"
+    super().__init__(
+      f"Cannot assign a JAX tracer to this {type(variable).__name__} ({what}): the Variable "
+      "was created "
+      "outside the transform being traced (it was closed over, not passed in), so it would "
+      "keep the tracer after the trace ends. Fix: pass the module or Variable to the "
+      "transform as an argument (e.g. `nnx.jit(lambda model, x: ...)(model, x)`), or return "
+      "the new value and assign it outside."
+    )
+
+
+class VariableMetadataValueError(FlaxenError, TypeError):
+  """A Variable's metadata was given an array or a Variable."""
+
+  def __init__(self, variable: object, key: str, value: object):
+    self.key = key
+    super().__init__(
+      f"{type(variable).__name__} metadata {key!r} was given a {type(value).__name__} "
+      f"({short_repr(value)}). Metadata is static: it is hashed into the GraphDef, where an "
+      "array would compare by identity and never leave a transform as state. Fix: keep "
+      "metadata to hashable Python values (ints, strings, tuples) and put arrays in the "
+      "value, or in a Variable of their own."
+    )
+
+
+class NotAGraphDefError(FlaxenError, TypeError):
+  """``nnx.merge`` was given something other than a GraphDef as its first argument."""
+
+  def __init__(self, found: object):
+    super().__init__(
+      f"nnx.merge expects a GraphDef as its first argument, but got a {type(found).__name__} "
+      f"({short_repr(found)}). Fix: pass the GraphDef that nnx.split returned, e.g. "
+      "`graphdef, state = nnx.split(model); nnx.merge(graphdef, state)`."
+    )
+
+
+class UnexpectedStateError(FlaxenError, ValueError):
+  """``nnx.merge`` was given a State entry that the GraphDef has no place for."""
+
+  def __init__(self, path: tuple):
+    self.path = path
+    super().__init__(
+      f"The state given to nnx.merge holds {_path(path)!r}, which the GraphDef does not "
+      "have: it was split from a different structure. Fix: merge a State with the GraphDef "
+      "split from the same module, or drop the extra entries (e.g. with `state.filter(...)`) "
+      "or use `nnx.update(module, state)` to add them to an existing module."
     )

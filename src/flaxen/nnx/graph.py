@@ -34,7 +34,7 @@ import jax
 from flaxen.errors.nnx import MissingStateError
 from flaxen.nnx.object import ARRAY_TYPES, Object
 from flaxen.nnx.state import State
-from flaxen.nnx.variables import Variable
+from flaxen.nnx.variables import Variable, current_trace
 
 __all__ = ["GraphDef", "flatten", "unflatten"]
 
@@ -328,6 +328,7 @@ def _rebuild(graphdef: GraphDef, next_leaf: Any, existing: dict, root_src: dict 
   refs: list = [None] * graphdef.num_refs
   kinds = _KINDS
   new = object.__new__
+  trace = current_trace()  # where the new Variables are made (see Variable._check_trace)
 
   def values(items: tuple, src: dict | None) -> list:
     # Variables and statics (most children) are made here, without a call.
@@ -357,7 +358,7 @@ def _rebuild(graphdef: GraphDef, next_leaf: Any, existing: dict, root_src: dict 
         if var is None:
           var = new(sub[2])
           vd = var.__dict__
-          vd["_raw"], vd["_meta"], vd["_nnx_version"] = value, dict(meta), 0
+          vd["_raw"], vd["_meta"], vd["_nnx_version"], vd["_trace"] = value, dict(meta), 0, trace
         else:
           var.__dict__["_raw"] = value
           if var._meta != meta:

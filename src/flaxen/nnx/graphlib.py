@@ -16,7 +16,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any, TypeVar
 
-from flaxen.errors.nnx import StatePathError, UnmatchedFilterError
+from flaxen.errors.nnx import (
+  NotAGraphDefError,
+  StatePathError,
+  UnexpectedStateError,
+  UnmatchedFilterError,
+)
 from flaxen.nnx import filterlib
 from flaxen.nnx.graph import (
   GraphDef,
@@ -30,7 +35,7 @@ from flaxen.nnx.graph import (
 )
 from flaxen.nnx.object import ARRAY_TYPES, Object
 from flaxen.nnx.state import State
-from flaxen.nnx.variables import Variable
+from flaxen.nnx.variables import Variable, current_trace
 
 __all__ = ["split", "merge", "state", "update", "graphdef", "clone", "pop", "iter_graph",
            "variables", "call"]
@@ -81,6 +86,7 @@ def _states(walked: tuple, filters: tuple, exhaustive: bool, copy: bool = True
   where: list[dict[int, dict]] = [{} for _ in filters]  # id(parent path) -> its mapping
   last, last_g, m = None, -1, None  # siblings come one after another: skip the lookup
   new = object.__new__
+  trace = current_trace()
   for leaf, path, parent in zip(leaves, paths, parents, strict=True):
     g = 0 if match is None else match(path, leaf)
     if parent is not last or g != last_g:
@@ -97,6 +103,7 @@ def _states(walked: tuple, filters: tuple, exhaustive: bool, copy: bool = True
       leaf = new(type(leaf))
       d = leaf.__dict__
       d["_raw"], d["_meta"], d["_nnx_version"] = ld["_raw"], dict(ld["_meta"]), 0
+      d["_trace"] = trace
     m[path[-1]] = leaf
   return states
 
@@ -116,7 +123,7 @@ def _group(leaves: list, paths: list, filters: tuple, exhaustive: bool) -> list[
   match = _matcher(filters)
   groups: list[list] = [[] for _ in filters]
   for path, leaf in zip(paths, leaves, strict=True):
-    g = match(path, leaf)
+    g = 0 if match is None else match(path, leaf)
     if g >= 0:
       groups[g].append((path, _copy(leaf)))
     elif exhaustive:
@@ -159,17 +166,34 @@ def merge(graphdef: GraphDef, state: Any, /, *states: Any) -> Any:
   """Builds a new graph from a GraphDef and the States that ``split`` returned.
 
   Raises:
+    NotAGraphDefError: ``graphdef`` is not a GraphDef.
     MissingStateError: the States lack a value the GraphDef needs.
+    UnexpectedStateError: the States hold a value the GraphDef has no place for.
 
   >>> from flaxen import nnx
   >>> rngs = nnx.merge(*nnx.split(nnx.Rngs(0)))
   >>> int(rngs.default.count.value)
   0
   """
-  built = unflatten_state(graphdef, _merged((state, *states)) if states else state)
+  if type(graphdef) is not GraphDef:
+    raise NotAGraphDefError(graphdef)
+  nested = _merged((state, *states)) if states else state
+  built = unflatten_state(graphdef, nested)
   if built is None:  # a leaf is missing: the flat lookup says which
     built = unflatten(graphdef, leaves_by_path(graphdef, _flat((state, *states))))
+  elif _count(nested) != len(graphdef.leaf_paths):  # every leaf was found, so some are extra
+    known = set(graphdef.leaf_paths)
+    extra = next(p for p, _ in _flat((state, *states)).items() if p not in known)
+    raise UnexpectedStateError(extra)
   return built[0]
+
+
+def _count(state: Any) -> int:
+  """The number of leaves in a nested State (or dict)."""
+  n = 0
+  for v in (state._mapping if isinstance(state, State) else state).values():
+    n += _count(v) if type(v) is State or type(v) is dict or isinstance(v, State) else 1
+  return n
 
 
 def _merged(states: tuple) -> dict:

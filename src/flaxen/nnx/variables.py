@@ -21,8 +21,14 @@ from typing import Any, Generic, TypeVar
 
 import jax
 import numpy as np
+from jax._src.core import trace_ctx  # private, but the public getter costs 8x more per read
+from jax.core import Tracer
 
-from flaxen.errors.nnx import VariableMetadataError
+from flaxen.errors.nnx import (
+  TraceContextError,
+  VariableMetadataError,
+  VariableMetadataValueError,
+)
 from flaxen.nnx import epoch
 
 __all__ = [
@@ -54,8 +60,11 @@ class Variable(Generic[A]):
       metadata.update(value.metadata)
       value = value.raw_value
     d = self.__dict__
+    if metadata:
+      _check_metadata(self, metadata)
     d["_meta"] = metadata
     d["_nnx_version"] = 0
+    d["_trace"] = current_trace()
     hook = metadata.get("on_create_value") or type(self).on_create_value
     if hook is not None:
       value = _call_hook(self, hook, value)
@@ -81,7 +90,17 @@ class Variable(Generic[A]):
     hook = self._meta.get("on_set_value") or type(self).on_set_value
     if hook is not None:
       value = _call_hook(self, hook, value)
+    if isinstance(value, Tracer):
+      self._check_trace()
     self.__dict__["_raw"] = value
+
+  def _check_trace(self) -> None:
+    """A tracer may only go into a Variable made in the current trace: one made outside
+    (closed over by the traced function, not passed to the transform) would keep it after
+    the trace ends. Variables from a pytree unflatten record no trace and are not checked."""
+    made_in = self.__dict__.get("_trace")
+    if made_in is not None and made_in is not current_trace():
+      raise TraceContextError(self)
 
   @property
   def raw_value(self) -> A:
@@ -90,6 +109,8 @@ class Variable(Generic[A]):
 
   @raw_value.setter
   def raw_value(self, value: A) -> None:
+    if isinstance(value, Tracer):
+      self._check_trace()
     self.__dict__["_raw"] = value
 
   def get_value(self) -> A:
@@ -114,6 +135,7 @@ class Variable(Generic[A]):
       kwargs[args[0]] = args[1]
     elif len(args) == 1:
       kwargs.update(args[0])
+    _check_metadata(self, kwargs)
     self.__dict__["_meta"] = {**self._meta, **kwargs}
     self._bump()
 
@@ -146,18 +168,20 @@ class Variable(Generic[A]):
   def _from_raw(cls, value: Any, meta: dict[str, Any]) -> Variable:
     """A Variable of this class with ``value`` stored as is (no create hooks)."""
     var = object.__new__(cls)
-    var.__dict__.update(_raw=value, _meta=meta, _nnx_version=0)
+    var.__dict__.update(_raw=value, _meta=meta, _nnx_version=0, _trace=current_trace())
     return var
 
   def copy(self) -> Variable[A]:
     """A new Variable with the same value and metadata."""
     d = self.__dict__
     var = object.__new__(type(self))
-    var.__dict__.update(_raw=d["_raw"], _meta=dict(d["_meta"]), _nnx_version=0)
+    var.__dict__.update(_raw=d["_raw"], _meta=dict(d["_meta"]), _nnx_version=0,
+                        _trace=current_trace())
     return var
 
   def replace(self, value: Any = None, **metadata: Any) -> Variable:
     """A copy with a new value and/or updated metadata."""
+    _check_metadata(self, metadata)
     return self._from_raw(self._raw if value is None else value, {**self._meta, **metadata})
 
   def to_state(self) -> Variable[A]:
@@ -165,6 +189,9 @@ class Variable(Generic[A]):
 
   def to_variable(self) -> Variable[A]:
     return self.copy()
+
+  def __getstate__(self) -> dict[str, Any]:  # the trace weakref cannot be pickled
+    return {k: v for k, v in self.__dict__.items() if k != "_trace"}
 
   # ------------------------------------------------------------- array behaviour
 
@@ -220,6 +247,21 @@ def with_metadata(initializer: Any, **metadata: Any):
     return VariableMetadata(initializer(*args, **kwargs), dict(metadata))
 
   return init
+
+
+def current_trace() -> Any:
+  """A weak reference to the innermost JAX trace (the eval trace outside any transform),
+  the same object for the whole trace, so Variables compare it with ``is``."""
+  return trace_ctx.trace._weakref
+
+
+def _check_metadata(var: Variable, metadata: dict[str, Any]) -> None:
+  """Metadata is static (hashed into the GraphDef, by identity when unhashable): arrays and
+  Variables belong in values. Tracers are left to the transforms' leak check, which names
+  the path."""
+  for key, value in metadata.items():
+    if isinstance(value, jax.Array | np.ndarray | Variable) and not isinstance(value, Tracer):
+      raise VariableMetadataValueError(var, key, value)
 
 
 def _value_repr(value: Any) -> str:
