@@ -355,6 +355,8 @@ def assert_trees_close(actual, expected, tol):
   assert jax.tree.structure(actual) == jax.tree.structure(expected)
   for a, e in zip(jax.tree.leaves(actual), jax.tree.leaves(expected), strict=True):
     assert a.dtype == e.dtype and a.shape == e.shape
+    if jnp.issubdtype(a.dtype, jax.dtypes.prng_key):  # rng state: keys compare by their bits
+      a, e = jax.random.key_data(a), jax.random.key_data(e)
     np.testing.assert_allclose(np.asarray(a), np.asarray(e), rtol=tol, atol=tol)
 
 
