@@ -6,7 +6,9 @@ Non-float inputs (ids, masks, rng keys) are closed over, so ``fn`` is determinis
 same under ``jax.jit``, ``jax.grad`` and ``jax.test_util.check_grads``.
 
 ``LINEN`` and ``NNX`` map a case name to its builder; the part of the name before the first
-``/`` is the public layer it covers (``Conv/2d`` covers ``Conv``).
+``/`` is the public layer it covers (``Conv/2d`` covers ``Conv``). A new public layer must
+get a case here (and a dtype rule in test_num_dtypes.py): test_num_coverage.py fails
+otherwise. Cases in ``SLOW`` run only in the slow tier.
 """
 
 from __future__ import annotations
