@@ -125,11 +125,9 @@ def split_arrays(tree: Any) -> tuple[list, Any]:
   return [leaves[i] for i in where], rebuild
 
 
-def _owner(path: tuple, candidates: set) -> tuple | None:
-  for n in range(len(path), -1, -1):
-    if path[:n] in candidates:
-      return path[:n]
-  return None
+def _owner(path: tuple, candidates: set) -> tuple:
+  """The longest prefix of ``path`` in ``candidates``; the root ``()`` is always one."""
+  return next((path[:n] for n in range(len(path), 0, -1) if path[:n] in candidates), ())
 
 
 def _nest(flat: Mapping[tuple, Any]) -> dict:
