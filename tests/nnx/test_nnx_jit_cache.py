@@ -73,3 +73,22 @@ def test_new_trace_on_the_fast_path_writes_back_correctly():
   add(acc, np.ones(2))  # a NumPy argument takes the general path; same result
   add(acc, x=jnp.ones(1))
   assert float(acc.total.value) == sum(sizes) + 3
+
+
+def test_flat_dict_batches_and_no_arguments():
+  class Acc(nnx.Module):
+    def __init__(self):
+      self.total = nnx.BatchStat(jnp.zeros(()))
+
+  @nnx.jit
+  def add(batch, acc):  # the dict comes first: argument and leaf positions differ
+    acc.total.value = acc.total.value + batch["x"].sum() * batch.get("w", 1.0)
+    return batch["x"]
+
+  acc = Acc()
+  add({"x": jnp.ones(2)}, acc)
+  add({"x": jnp.ones(3)}, acc)
+  add({"x": jnp.ones(2), "w": jnp.array(2.0)}, acc)  # other keys: another entry
+  np.testing.assert_array_equal(add({"x": jnp.ones(1)}, acc), jnp.ones(1))
+  assert float(acc.total.value) == 2 + 3 + 4 + 1 and len(add._entries) == 2
+  assert float(nnx.jit(lambda: jnp.ones(()))()) == 1.0

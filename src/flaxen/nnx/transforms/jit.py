@@ -64,8 +64,8 @@ jax.tree_util.register_static(_OutInfo)
 class _Entry:
   """One cached graph walk: what the arguments' graph looked like, and its Variables."""
 
-  __slots__ = ("node_refs", "epoch", "versions", "fn", "groups", "slots", "cached", "info",
-               "written")
+  __slots__ = ("node_refs", "epoch", "versions", "fn", "groups", "arg_groups", "slots",
+               "cached", "info", "written")
 
   def valid(self, nodes: list) -> bool:
     for ref, node in zip(self.node_refs, nodes, strict=True):
@@ -164,9 +164,10 @@ class JitWrapped:
     return entry
 
   def __call__(self, *args: Any, **kwargs: Any) -> Any:
-    # The common call (positional graph objects and arrays) is keyed by the identities of
-    # its graph objects alone: an entry lives only while they do (a weakref callback drops
-    # it), so an id in the key can only be the object that made it.
+    # The common call (positional graph objects, arrays and flat dicts of arrays) is keyed
+    # by the identities of its graph objects (and the dicts' keys): an entry lives only
+    # while those objects do (a weakref callback drops it), so an id in the key can only be
+    # the object that made it.
     if not kwargs:
       key = []
       for a in args:
@@ -174,6 +175,8 @@ class JitWrapped:
           key.append(id(a))
         elif type(a) is _ARRAY_IMPL:
           key.append(0)
+        elif type(a) is dict and _all_arrays(a.values()):
+          key.append(tuple(a))
         else:
           break
       else:
@@ -181,14 +184,14 @@ class JitWrapped:
         entry = self._entries.get(key)
         if entry is not None and (entry.epoch == epoch.current() or entry.unchanged()):
           call_args = list(args)
-          for p, group in entry.groups:
-            call_args[p] = list(map(_raw_of, group))
+          for i, group in entry.arg_groups:
+            call_args[i] = list(map(_raw_of, group))
           out_leaves, values, info = entry.fn(*call_args)
           if info is entry.info:  # the same trace as last time: state structure unchanged
             for slot, value in zip(entry.written, values, strict=True):
               slot["_raw"] = value
             return out_leaves if info.treedef is None else info.treedef.unflatten(out_leaves)
-          nodes = [args[p] for p, _ in entry.groups]
+          nodes = [args[i] for i, _ in entry.arg_groups]
           return self._finish(entry, key, nodes, out_leaves, values, info)
         return self._call(key, args, kwargs)
     return self._call(None, args, kwargs)
@@ -197,11 +200,15 @@ class JitWrapped:
     """A call the fast path could not take: a new structure, or arguments it does not key."""
     leaves, treedef, positions = lift.find_arg_nodes(args, kwargs)
     nodes = [leaves[p] for p in positions]
-    if key is None:
+    fast = key is not None
+    if not fast:
       key = (treedef, *map(id, nodes))
     entry = self._entries.get(key)
     if entry is None or not entry.valid(nodes):
       entry = self._entry(key, nodes, treedef, positions)
+      if fast:  # the key holds an id where each graph argument is
+        indices = [i for i, k in enumerate(key) if type(k) is int and k]
+        entry.arg_groups = [(i, g) for i, (_, g) in zip(indices, entry.groups, strict=True)]
     read = _read_slots if entry.cached else _read_leaves
     for p, group in entry.groups:
       leaves[p] = read(group)
@@ -226,6 +233,13 @@ class JitWrapped:
 
 _raw_of = operator.itemgetter("_raw")
 _ARRAY_IMPL, _NODE_TYPES = lift.ARRAY_IMPL, lift.NODE_TYPES
+
+
+def _all_arrays(values: Any) -> bool:
+  for v in values:
+    if type(v) is not _ARRAY_IMPL:
+      return False
+  return True
 
 
 def _read_slots(group: list) -> list:
