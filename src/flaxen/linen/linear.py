@@ -136,6 +136,7 @@ class DenseGeneral(Module):
   def __call__(self, inputs: Array) -> Array:
     inputs = jnp.asarray(inputs)
     features = linear_ops.canonicalize_axes(0, self.features)
+    linear_ops.check_axes(inputs.shape, self.axis, None, layer_name(self))
     axis = linear_ops.canonicalize_axes(inputs.ndim, self.axis)
     batch_dims = linear_ops.canonicalize_axes(inputs.ndim, self.batch_dims)
     batch_shape = tuple(inputs.shape[a] for a in batch_dims)

@@ -22,7 +22,9 @@ from flaxen.ops._lax import inline_jit, same_dtype
 from flaxen.ops.dtypes import promote_dtype
 from flaxen.typing import Array, DotGeneralT, Dtype, EinsumT, PrecisionLike
 
-__all__ = ["canonicalize_axes", "dense", "dense_general", "einsum", "einsum_bias_shape"]
+__all__ = [
+  "canonicalize_axes", "check_axes", "dense", "dense_general", "einsum", "einsum_bias_shape",
+]
 
 
 def canonicalize_axes(ndim: int, axes: int | Sequence[int]) -> tuple[int, ...]:
@@ -122,7 +124,7 @@ def dense_general(
   """
   inputs = jnp.asarray(inputs)
   n_axes = 1 if isinstance(axis, int | np.integer) else len(axis)
-  _check_axes(inputs.shape, axis, kernel.shape[len(batch_dims):][:n_axes], where)
+  check_axes(inputs.shape, axis, kernel.shape[len(batch_dims):][:n_axes], where)
   axis = canonicalize_axes(inputs.ndim, axis)
   batch_dims = canonicalize_axes(inputs.ndim, batch_dims)
   if set(batch_dims) != set(range(len(batch_dims))) or set(batch_dims) & set(axis):
@@ -149,17 +151,19 @@ def dense_general(
   return y if bias is None else _add_bias(y, bias, bias_shape)
 
 
-def _check_axes(shape: tuple[int, ...], axis: int | Sequence[int], in_sizes: tuple[int, ...],
-                where: str) -> None:
-  """Raises InputShapeError unless ``axis`` names distinct dims of an array of ``shape``."""
+def check_axes(shape: tuple[int, ...], axis: int | Sequence[int],
+               in_sizes: tuple[int, ...] | None, where: str) -> None:
+  """Raises InputShapeError unless ``axis`` names distinct dims of an array of ``shape``
+  (``in_sizes``: the kernel's contracted sizes, None before the kernel exists)."""
   axes = (axis,) if isinstance(axis, int | np.integer) else tuple(axis)
   ndim = len(shape)
   if all(-ndim <= a < ndim for a in axes) and len({a % ndim for a in axes}) == len(axes):
     return
+  sizes = "" if in_sizes is None else f", of sizes {in_sizes} (the kernel's)"
   raise InputShapeError(
     where, f"axis={axes} to name {len(axes)} distinct dim(s) of the input", shape,
-    f"give the input the contracted dims, of sizes {in_sizes} (the kernel's), or pick each "
-    f"axis once within range({-ndim}, {ndim})",
+    f"give the input the contracted dims{sizes}, or pick each axis once within "
+    f"range({-ndim}, {ndim})",
   )
 
 
