@@ -93,3 +93,7 @@ def check_savable(tree: Any, path: str) -> None:
       raise errors.UnsupportedCheckpointLeafError(
         path_str(names), leaf, "jax or numpy arrays and bool/int/float scalars"
       )
+    if np.size(leaf) == 0:  # orbax cannot store an array without elements
+      raise errors.UnsupportedCheckpointLeafError(
+        path_str(names), leaf, "arrays with at least one element and bool/int/float scalars"
+      )
