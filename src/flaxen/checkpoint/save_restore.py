@@ -43,7 +43,7 @@ def save(path: PathLike, tree: Any, *, force: bool = False) -> None:
 
   Raises:
     CheckpointExistsError: ``path`` exists and ``force`` is False.
-    UnsupportedCheckpointLeafError: a leaf is not an array or scalar.
+    UnsupportedCheckpointLeafError: a leaf is not an array or scalar, or has no elements.
     EmptyCheckpointError: the tree has no leaves.
     CheckpointKeyCollisionError: two leaves would be stored under one name.
 
