@@ -141,3 +141,45 @@ def test_array_or_variable_in_variable_metadata():
     v.replace(mask=jnp.zeros(2))
   v.set_metadata(sharding=("x",), scale=2.0)  # static values are fine
   assert v.sharding == ("x",)
+
+
+# ------------------------------------------- in-place changes of static containers
+
+
+class _Config(nnx.Module):
+  def __init__(self):
+    self.sizes = [1, 2]
+    self.cfg = {"widths": [4], "name": "a"}
+    self.w = nnx.Param(jnp.ones(2))
+
+
+@nnx.jit
+def _lengths(m):
+  return m.w.value * 0 + len(m.sizes) + 10 * len(m.cfg["widths"])
+
+
+def test_jit_sees_in_place_changes_of_static_lists_and_dicts():
+  m = _Config()
+  assert float(_lengths(m)[0]) == 12
+  m.sizes.append(3)
+  assert float(_lengths(m)[0]) == 13
+  m.cfg["widths"].extend([5, 6])  # nested
+  assert float(_lengths(m)[0]) == 33
+  m.cfg["extra"] = [1]
+  m.cfg["extra"].append(2)  # added later, tracked too
+  assert float(_lengths(m)[0]) == 33
+  copy = nnx.merge(*nnx.split(m))  # merged copies track theirs
+  copy.sizes.pop()
+  assert float(_lengths(copy)[0]) == 32 and float(_lengths(m)[0]) == 33
+
+
+def test_static_containers_stay_lists_and_dicts():
+  m = _Config()
+  assert m.sizes == [1, 2] and isinstance(m.sizes, list) and m.cfg["name"] == "a"
+  assert jax.tree.leaves(m.sizes) == [1, 2]
+  assert jnp.array(m.sizes).dtype == jnp.array([1, 2]).dtype
+  before = nnx.graphdef(m)
+  m.sizes[0] = 7
+  after = nnx.graphdef(m)
+  assert before != after and after == nnx.graphdef(nnx.merge(*nnx.split(m)))
+  assert type(m.cfg["widths"]) is not list and type(list(m.cfg["widths"])) is list

@@ -34,7 +34,7 @@ class Net(nnx.Module):
 def test_plain_containers_of_graph_data_become_tracked_containers():
   net = Net(nnx.Rngs(0))
   assert isinstance(net.blocks, nnx.List) and isinstance(net.blocks, list)
-  assert type(net.config) is dict  # static: left alone
+  assert isinstance(net.config, dict) and not nnx.is_graph_node(net.config)  # static
   net.extra = {"a": nnx.Param(1.0)}
   assert isinstance(net.extra, nnx.Dict) and net.extra.a.value == 1.0
 

@@ -27,12 +27,13 @@ True
 from __future__ import annotations
 
 import types
+import weakref
 from typing import Any
 
 import jax
 
 from flaxen.errors.nnx import MissingStateError
-from flaxen.nnx.object import ARRAY_TYPES, Object
+from flaxen.nnx.object import ARRAY_TYPES, Object, StaticDict, StaticList, _own
 from flaxen.nnx.state import State
 from flaxen.nnx.variables import Variable, current_trace
 
@@ -48,6 +49,7 @@ _SKIP = ("_nnx_version", "_nnx_tracked", "_nnx_layout")  # bookkeeping, not grap
 # value instead of a chain of isinstance checks.
 _STATIC, _HASHED, _VAR, _NODE, _CUSTOM, _ARRAY_LEAF, _DICT, _LIST, _TUPLE, _OTHER = range(1, 11)
 _TRACER = jax.core.Tracer
+_CONTAINERS = {dict: _DICT, list: _LIST, tuple: _TUPLE, StaticDict: _DICT, StaticList: _LIST}
 _KINDS: dict[type, int] = {}
 
 
@@ -66,8 +68,8 @@ def _classify(value: Any) -> int:
     return _ARRAY_LEAF
   if issubclass(t, _SIMPLE):
     return _HASHED
-  if t in (dict, list, tuple):
-    return {dict: _DICT, list: _LIST, tuple: _TUPLE}[t]
+  if t in _CONTAINERS:
+    return _CONTAINERS[t]
   if issubclass(t, _TRACER):  # an array or not, per instance
     return _OTHER
   # Pytree or leaf is a property of the class (JAX's registry is keyed by class).
@@ -387,7 +389,9 @@ def _rebuild(graphdef: GraphDef, next_leaf: Any, existing: dict, root_src: dict 
         statics, dynamic = items[:n], items[n:]
         for k, (_, v) in statics:
           od[k] = v.value if type(v) is _ById else v
-        for (k, _), v in zip(dynamic, values(dynamic, src), strict=True):
+        for (k, sub), v in zip(dynamic, values(dynamic, src), strict=True):
+          if sub[0] == "list" or sub[0] == "dict":  # static config: tracked, as on assignment
+            v = _own(v, [weakref.ref(obj)])
           od[k] = v
         od["_nnx_layout"] = (od["_nnx_version"], statics, tuple([k for k, _ in dynamic]))
         return obj

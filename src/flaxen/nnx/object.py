@@ -11,7 +11,10 @@ and the containers ``List`` and ``Dict``. It adds two things to a plain object:
   attributes (Variables, arrays, sub-objects) as children and the rest as static.
 
 Plain ``list``/``dict`` values holding graph data are converted to ``List``/``Dict`` (which
-subclass ``list``/``dict``) on assignment, so their mutations are seen too.
+subclass ``list``/``dict``) on assignment, so their mutations are seen too. Plain ones
+holding only static config (``self.sizes = [1, 2]``, nested ones included) become
+``StaticList``/``StaticDict``: still lists and dicts to JAX and to ``==``, but an in-place
+change bumps the version of the objects holding them.
 
 >>> from flaxen import nnx
 >>> class Foo(nnx.Object):
@@ -23,6 +26,7 @@ subclass ``list``/``dict``) on assignment, so their mutations are seen too.
 
 from __future__ import annotations
 
+import weakref
 from typing import Any
 
 import jax
@@ -32,7 +36,8 @@ from flaxen.errors.nnx import MissingKeyError
 from flaxen.nnx import epoch
 from flaxen.nnx.variables import Variable, _value_repr
 
-__all__ = ["Object", "Pytree", "List", "Dict", "is_graph_node", "ARRAY_TYPES"]
+__all__ = ["Object", "Pytree", "List", "Dict", "StaticList", "StaticDict", "is_graph_node",
+           "ARRAY_TYPES"]
 
 ARRAY_TYPES = (jax.Array, np.ndarray)  # numpy scalars stay static config
 _KEPT = ("_nnx_version", "_nnx_tracked")  # bookkeeping that survives _graph_set
@@ -58,13 +63,38 @@ def is_data(value: Any) -> bool:
   return False
 
 
-def _convert(value: Any) -> Any:
-  """Plain lists/dicts holding data become tracked ``List``/``Dict`` containers."""
-  if type(value) is list and is_data(value):
-    return List(value)
-  if type(value) is dict and is_data(value):
-    return Dict(value)
+def _convert(value: Any, owner: Any = None) -> Any:
+  """Plain lists/dicts holding data become tracked ``List``/``Dict`` containers; static
+  ones become ``StaticList``/``StaticDict`` owned by ``owner``."""
+  t = type(value)
+  if t is list or t is dict or t is StaticList or t is StaticDict:
+    if is_data(value):
+      return (List if isinstance(value, list) else Dict)(value) if t in (list, dict) else value
+    if owner is not None:
+      return _own(value, [weakref.ref(owner)])
   return value
+
+
+def _own(value: Any, owners: list) -> Any:
+  """``value`` with its plain (or tracked) static lists/dicts, nested ones too, tracked by
+  ``owners`` (weak references to the Objects to bump)."""
+  t = type(value)
+  if t is list or t is StaticList:
+    out = value if t is StaticList else StaticList(value)
+    list.__setitem__(out, slice(None), [_own(v, owners) for v in out])
+  elif t is dict or t is StaticDict:
+    out = value if t is StaticDict else StaticDict(value)
+    for k, v in dict.items(out):
+      dict.__setitem__(out, k, _own(v, owners))
+  else:
+    return value
+  mine = out._owners
+  for ref in owners:
+    if ref not in mine:  # weakrefs compare by their referents
+      mine.append(ref)
+  if len(mine) > 8:  # drop owners that died
+    mine[:] = [r for r in mine if r() is not None]
+  return out
 
 
 def _first(item: tuple) -> Any:
@@ -100,7 +130,7 @@ class Object:
     return obj
 
   def __setattr__(self, name: str, value: Any) -> None:
-    value = _convert(value)
+    value = _convert(value, self)
     old = self.__dict__.get(name, _MISSING)
     object.__setattr__(self, name, value)
     if _is_structural(old, value):
@@ -233,7 +263,7 @@ class List(Object, list):
   """
 
   def __init__(self, items: Any = ()):
-    list.__init__(self, (_convert(v) for v in items))
+    list.__init__(self, (_convert(v, self) for v in items))
 
   def _graph_items(self) -> list[tuple[Any, Any]]:
     return list(enumerate(self))
@@ -282,7 +312,7 @@ class Dict(Object, dict):
   def __init__(self, *args: Any, **kwargs: Any):
     dict.__init__(self, *args, **kwargs)
     for k, v in dict.items(self):
-      dict.__setitem__(self, k, _convert(v))
+      dict.__setitem__(self, k, _convert(v, self))
 
   def __getattr__(self, name: str) -> Any:
     if name.startswith("__"):
@@ -299,7 +329,7 @@ class Dict(Object, dict):
     del self[name]
 
   def __setitem__(self, key: Any, value: Any) -> None:
-    value = _convert(value)
+    value = _convert(value, self)
     old = dict.get(self, key, _MISSING)
     dict.__setitem__(self, key, value)
     if _is_structural(old, value):
@@ -337,3 +367,67 @@ class Dict(Object, dict):
 
 for _name in ("__delitem__", "pop", "popitem", "clear", "update", "setdefault", "__ior__"):
   setattr(Dict, _name, _mutating(dict, _name))
+
+
+# ------------------------------------------------- static containers held by Objects
+
+
+class StaticList(list):
+  """A plain list of static config held by Objects: a ``list`` to JAX, ``==`` and
+  ``isinstance``, whose in-place changes bump the holders' versions (so ``nnx.jit`` sees
+  them). Made on assignment; a copy (``list(x)``, pickle) is a plain list again."""
+
+  __slots__ = ("_owners", "__weakref__")
+
+  def __init__(self, *args: Any):
+    list.__init__(self, *args)
+    self._owners: list = []
+
+  def _bump(self) -> None:
+    _own(self, self._owners)  # items added by the change are tracked too
+    for ref in self._owners:
+      owner = ref()
+      if owner is not None:
+        owner._bump()
+
+  def __reduce__(self):
+    return list, (list(self),)
+
+
+class StaticDict(dict):
+  """The ``dict`` counterpart of :class:`StaticList`."""
+
+  __slots__ = ("_owners", "__weakref__")
+
+  def __init__(self, *args: Any, **kwargs: Any):
+    dict.__init__(self, *args, **kwargs)
+    self._owners: list = []
+
+  _bump = StaticList._bump
+
+  def __reduce__(self):
+    return dict, (dict(self),)
+
+
+for _name in ("__setitem__", "__delitem__", "append", "extend", "insert", "pop", "remove",
+              "clear", "sort", "reverse", "__iadd__", "__imul__"):
+  setattr(StaticList, _name, _mutating(list, _name))
+for _name in ("__setitem__", "__delitem__", "pop", "popitem", "clear", "update", "setdefault",
+              "__ior__"):
+  setattr(StaticDict, _name, _mutating(dict, _name))
+
+
+def _flatten_list(x: StaticList):
+  return [(jax.tree_util.SequenceKey(i), v) for i, v in enumerate(x)], None
+
+
+def _flatten_dict(x: StaticDict):
+  keys = sorted(x)
+  return [(jax.tree_util.DictKey(k), x[k]) for k in keys], tuple(keys)
+
+
+# Pytrees like the builtins they stand for (unflattened as plain ones).
+jax.tree_util.register_pytree_with_keys(
+  StaticList, _flatten_list, lambda _, children: list(children))
+jax.tree_util.register_pytree_with_keys(
+  StaticDict, _flatten_dict, lambda keys, children: dict(zip(keys, children, strict=True)))
