@@ -13,7 +13,7 @@
 
 from flaxen import initializers
 from flaxen.core.spmd import get_logical_axis_rules, logical_axis_rules, set_logical_axis_rules
-from flaxen.nnx import filterlib, metrics
+from flaxen.nnx import filterlib, metrics, state_serialization  # noqa: F401 (registers State)
 from flaxen.nnx.display import display
 from flaxen.nnx.filterlib import All, Any, Everything, Not, Nothing, OfType, PathContains, WithTag
 from flaxen.nnx.graph import GraphDef
