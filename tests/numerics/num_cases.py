@@ -384,6 +384,9 @@ def covers(table: dict[str, Any]) -> set[str]:
 SLOW = {
   "linen:DenseGeneral/batch_dims", "linen:Conv/grouped", "linen:ConvTranspose/transpose_kernel",
   "linen:LayerNorm/exact_variance_mask", "nnx:MultiHeadAttention/dropout",
+  # The heaviest mechanisms whose twin stays fast: nnx Bidirectional; Linen's
+  # MultiHeadAttention is MultiHeadDotProductAttention (here with normalize_qk and dropout).
+  "linen:Bidirectional", "linen:MultiHeadAttention",
 }
 
 
