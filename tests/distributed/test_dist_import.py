@@ -5,7 +5,6 @@ first and initialize in main)."""
 import subprocess
 import sys
 
-import pytest
 from dist_harness import ROOT, device_env, free_port
 
 IMPORT_THEN_INITIALIZE = """
@@ -30,7 +29,5 @@ def test_import_linen_checkpoint_train_state_then_initialize():
   import_then_initialize("flaxen.linen, flaxen.checkpoint, flaxen.training.train_state")
 
 
-@pytest.mark.xfail(strict=True, reason="flaxen/nnx/transforms/lift.py computes "
-                   "type(jax.numpy.zeros(())) at import time, which starts the backend")
 def test_import_nnx_then_initialize():
   import_then_initialize("flaxen.nnx")

@@ -20,6 +20,7 @@ import functools
 from typing import Any
 
 import jax
+from jax._src.array import ArrayImpl
 
 from flaxen.nnx.graph import GraphDef, flatten, unflatten
 from flaxen.nnx.object import Object, is_graph_node
@@ -52,7 +53,10 @@ def find_nodes(tree: Any) -> tuple[list, Any, tuple[int, ...]]:
   return leaves, treedef, positions
 
 
-ARRAY_IMPL = type(jax.numpy.zeros(()))
+# The concrete class of jax arrays, for exact type checks on the hot path. Imported rather
+# than read off an array, which would start the backend at import (too early for
+# jax.distributed.initialize).
+ARRAY_IMPL = ArrayImpl
 NODE_TYPES = (Object, Variable)
 
 
