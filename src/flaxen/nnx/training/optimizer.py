@@ -69,8 +69,9 @@ class Optimizer(Object):
     self.tx = tx
     self.wrt = wrt
     self.model = model
-    params = graph_state(model, wrt).to_pure_dict()
-    self.opt_state = jax.tree.map(OptArray, tx.init(params))
+    wrt_state = graph_state(model, wrt)
+    params = wrt_state.to_pure_dict()
+    self.opt_state = _wrap_opt_state(tx.init(params), params, _metadata(wrt_state, params))
 
   def update(self, *args: Any, **kwargs: Any) -> None:
     """Applies one optimizer step: ``update(model, grads)`` (or ``update(grads)``).
@@ -101,6 +102,32 @@ class Optimizer(Object):
     for var, value in zip(opt_vars, jax.tree.leaves(opt_state), strict=True):
       var.value = value
     self.step.value += 1
+
+
+def _metadata(state: State, params: Any) -> list[dict[str, Any]]:
+  """Each wrt Variable's metadata, in the leaf order of ``params`` (its pure dict)."""
+  by_path = {tuple(path): v.get_metadata() for path, v in state.flat_state()}
+  return [by_path[tuple(k.key for k in path)]
+          for path, _ in jax.tree_util.tree_leaves_with_path(params)]
+
+
+def _wrap_opt_state(opt_state: Any, params: Any, metadata: list[dict[str, Any]]) -> Any:
+  """The optax state's arrays as OptArrays. Parts shaped like the params (Adam's moments)
+  take each param's metadata, so they are sharded like the param they follow."""
+  treedef = jax.tree.structure(params)
+  shapes = [jnp.shape(x) for x in jax.tree.leaves(params)]
+
+  def like_params(sub: Any) -> bool:
+    return (jax.tree.structure(sub) == treedef
+            and [jnp.shape(x) for x in jax.tree.leaves(sub)] == shapes)
+
+  def wrap(sub: Any) -> Any:
+    if like_params(sub):
+      leaves = [OptArray(x, **m) for x, m in zip(jax.tree.leaves(sub), metadata, strict=True)]
+      return jax.tree.unflatten(treedef, leaves)
+    return OptArray(sub)
+
+  return jax.tree.map(wrap, opt_state, is_leaf=like_params)
 
 
 def _has_variables(state: State) -> bool:
