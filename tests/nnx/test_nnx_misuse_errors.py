@@ -183,3 +183,16 @@ def test_static_containers_stay_lists_and_dicts():
   after = nnx.graphdef(m)
   assert before != after and after == nnx.graphdef(nnx.merge(*nnx.split(m)))
   assert type(m.cfg["widths"]) is not list and type(list(m.cfg["widths"])) is list
+
+
+def test_module_marked_static_in_nnx_jit_raises():
+  model = nnx.Linear(2, 3, rngs=nnx.Rngs(0))
+  with pytest.raises(errors.StaticGraphNodeError) as info:
+    nnx.jit(lambda m, x: m(x), static_argnums=0)(model, jnp.ones((1, 2)))
+  assert isinstance(info.value, errors.FlaxenError)
+  assert "argument 0" in str(info.value) and "Linear" in str(info.value)
+  assert "Fix:" in str(info.value)
+  scaled = nnx.jit(lambda m, x, k: m(x) * k, static_argnames="k")
+  assert scaled(model, jnp.ones((1, 2)), k=2).shape == (1, 3)
+  with pytest.raises(errors.StaticGraphNodeError, match="'k'"):
+    scaled(model, jnp.ones((1, 2)), k=[model])

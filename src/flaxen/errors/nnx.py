@@ -14,6 +14,7 @@ __all__ = [
   "LoopStructureError", "CustomVjpError", "CustomVjpTangentError", "BridgeVariableError",
   "VariableNameConflictError", "TracerLeakError", "TraceContextError",
   "VariableMetadataValueError", "NotAGraphDefError", "UnexpectedStateError",
+  "StaticGraphNodeError",
 ]
 
 
@@ -272,3 +273,15 @@ class UnexpectedStateError(FlaxenError, ValueError):
       "split from the same module, or drop the extra entries (e.g. with `state.filter(...)`) "
       "or use `nnx.update(module, state)` to add them to an existing module."
     )
+
+
+class StaticGraphNodeError(FlaxenError, ValueError):
+  """A Module or Variable was passed in a position marked static for a stateful transform."""
+
+  def __init__(self, transform: str, argument: int | str, node: object):
+    super().__init__(
+      f"nnx.{transform}: argument {argument!r} is marked static (static_argnums / "
+      f"static_argnames) but holds a {type(node).__name__}, a graph node whose state must be "
+      f"traced, not hashed. Fix: leave it out of static_argnums / static_argnames; "
+      f"nnx.{transform} already treats a graph node's structure as static and its Variables "
+      f"as traced state.")

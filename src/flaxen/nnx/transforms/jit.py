@@ -34,6 +34,7 @@ from typing import Any
 
 import jax
 
+from flaxen import errors
 from flaxen.nnx import epoch
 from flaxen.nnx.graph import flatten
 from flaxen.nnx.transforms import lift
@@ -102,6 +103,7 @@ class JitWrapped:
     self._options = {k: v for k, v in options.items() if v is not None}
     # A donated buffer must come back as an output, so with donation nothing is trimmed.
     self._may_trim = donate_argnums is None and donate_argnames is None
+    self._static = (_as_tuple(static_argnums), _as_tuple(static_argnames))
 
   def __get__(self, obj: Any, objtype: Any = None) -> Callable:
     return self if obj is None else functools.partial(self, obj)
@@ -163,7 +165,19 @@ class JitWrapped:
         self._entries.popitem(last=False)
     return entry
 
+  def _check_static(self, args: tuple, kwargs: dict) -> None:
+    """Graph nodes cannot be static: their state would be hashed instead of traced."""
+    nums, names = self._static
+    static = [(i, args[i]) for i in nums if -len(args) <= i < len(args)]
+    static += [(n, kwargs[n]) for n in names if n in kwargs]
+    for where, value in static:
+      for leaf in jax.tree.leaves(value, is_leaf=lambda x: isinstance(x, _NODE_TYPES)):
+        if isinstance(leaf, _NODE_TYPES):
+          raise errors.StaticGraphNodeError("jit", where, leaf)
+
   def __call__(self, *args: Any, **kwargs: Any) -> Any:
+    if self._static != ((), ()):
+      self._check_static(args, kwargs)
     # The common call (positional graph objects, arrays and flat dicts of arrays) is keyed
     # by the identities of its graph objects (and the dicts' keys): an entry lives only
     # while those objects do (a weakref callback drops it), so an id in the key can only be
@@ -233,6 +247,10 @@ class JitWrapped:
 
 _raw_of = operator.itemgetter("_raw")
 _ARRAY_IMPL, _NODE_TYPES = lift.ARRAY_IMPL, lift.NODE_TYPES
+
+
+def _as_tuple(x: Any) -> tuple:
+  return () if x is None else (x,) if isinstance(x, int | str) else tuple(x)
 
 
 def _all_arrays(values: Any) -> bool:
