@@ -25,9 +25,11 @@ from flaxen.errors.nnx import (
 from flaxen.nnx import filterlib
 from flaxen.nnx.graph import (
   GraphDef,
+  cached_walk,
   child,
   enterable,
   flatten,
+  gc_paused,
   leaves_by_path,
   unflatten,
   unflatten_state,
@@ -74,6 +76,7 @@ def _matcher(filters: tuple) -> Any:
   return cached
 
 
+@gc_paused
 def _states(walked: tuple, filters: tuple, exhaustive: bool, copy: bool = True
             ) -> list[State]:
   """One State per filter from ``graph.walk``'s output: each leaf (copied) goes to the
@@ -150,7 +153,7 @@ def split(node: Any, *filters: Any) -> tuple[Any, ...]:
   >>> list(params.default), list(rest.default)
   (['key'], ['count'])
   """
-  walked = walk(node)
+  walked = cached_walk(node)
   return (walked[0], *_states(walked, filters or (...,), exhaustive=True))
 
 
@@ -224,7 +227,7 @@ def state(node: Any, *filters: Any) -> Any:
   >>> [p for p, _ in nnx.state(nnx.Rngs(a=0, b=1), nnx.RngCount).flat_state()]
   [('a', 'count'), ('b', 'count')]
   """
-  states = _states(walk(node), filters or (...,), exhaustive=False)
+  states = _states(cached_walk(node), filters or (...,), exhaustive=False)
   return states[0] if len(states) == 1 else tuple(states)
 
 
@@ -235,12 +238,12 @@ def graphdef(node: Any) -> GraphDef:
   >>> nnx.graphdef(nnx.Rngs(0)) == nnx.graphdef(nnx.Rngs(1))
   True
   """
-  return flatten(node)[0]
+  return cached_walk(node)[0]
 
 
 def variables(node: Any, *filters: Any) -> Any:
   """Like ``state`` but the State holds the graph's own Variables, not copies."""
-  walked = walk(node)
+  walked = cached_walk(node)
   out = [_states(walked, (f,), exhaustive=False, copy=False)[0] for f in (filters or (...,))]
   return out[0] if len(out) == 1 else tuple(out)
 
