@@ -195,7 +195,13 @@ def _count(state: Any) -> int:
   """The number of leaves in a nested State (or dict)."""
   n = 0
   for v in (state._mapping if isinstance(state, State) else state).values():
-    n += _count(v) if type(v) is State or type(v) is dict or isinstance(v, State) else 1
+    t = type(v)  # State is an ABC: ask isinstance only of what is neither kind of leaf
+    if t is State or t is dict:
+      n += _count(v)
+    elif isinstance(v, Variable) or not isinstance(v, State):
+      n += 1
+    else:
+      n += _count(v)
   return n
 
 
