@@ -9,6 +9,7 @@ pytest-xdist never starts them twice.
 import os
 import platform
 import re
+import resource
 import subprocess
 import sys
 from pathlib import Path
@@ -26,9 +27,17 @@ if not WHEELS:
 TARGETS = {"fuzz_serialization.py": (10, 5000), "fuzz_checkpoint.py": (30, 50)}
 
 
+def rss_limit_mb() -> int:
+  """libFuzzer's memory limit (2 GiB by default) is on the process's peak RSS, which Linux
+  carries over from this pytest worker through fork and exec: a worker that has run the
+  rest of the suite starts the fuzzer at its own peak. Allow 2 GiB above that."""
+  return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024 + 2048
+
+
 def start(name: str, timeout: int, tmp: Path) -> subprocess.Popen:
   cmd = [sys.executable, str(FUZZ_DIR / name), f"-max_total_time={FUZZ_SECONDS}",
-         f"-timeout={timeout}", f"-artifact_prefix={tmp}/", "-print_final_stats=1"]
+         f"-timeout={timeout}", f"-artifact_prefix={tmp}/", "-print_final_stats=1",
+         f"-rss_limit_mb={rss_limit_mb()}"]
   # Not under coverage (make coverage): its line tracing on top of atheris's instrumentation
   # grew the serialization target past libFuzzer's 2 GiB memory limit.
   env = {k: v for k, v in os.environ.items() if not k.startswith(("COV_CORE_", "COVERAGE_"))}
