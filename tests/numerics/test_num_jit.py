@@ -22,5 +22,7 @@ def test_jit_matches_eager(api, name):
   fn, args = TABLES[api][name](jnp.float32)
   step = grads_and_output(fn, len(args))
   eager, jitted = step(*args), jax.jit(step)(*args)
-  assert_trees_close(jitted, eager, 1e-6)
+  # float32 rounding differs between fused (jit) and op-by-op kernels by a few ulps of the
+  # O(1) intermediates: MultiHeadAttention's gradients differ by 1.7e-6 (softmax), so 1e-5.
+  assert_trees_close(jitted, eager, 1e-5)
   assert_nonzero_grads(eager[0])
