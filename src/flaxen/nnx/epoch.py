@@ -15,6 +15,10 @@ True
 
 from __future__ import annotations
 
+import weakref
+from collections.abc import Iterable
+from typing import Any
+
 _value = 0
 
 
@@ -27,3 +31,33 @@ def bump() -> None:
 def current() -> int:
   """The number of structural changes so far."""
   return _value
+
+
+class Recorded:
+  """A cache entry recorded against the epoch and the versions of its graph's objects:
+  valid while the epoch has not moved or, when it has, while each object keeps its version
+  (a structural change bumps the object's ``_nnx_version``)."""
+
+  __slots__ = ("epoch", "versions")
+
+  def record(self, objects: Iterable[Any]) -> None:
+    """Note the objects' versions now, and mark them so their structural changes move the
+    epoch from here on."""
+    self.epoch = _value
+    self.versions = [(weakref.ref(r), r.__dict__["_nnx_version"]) for r in objects]
+    for r in objects:
+      r.__dict__["_nnx_tracked"] = True
+
+  def current(self) -> bool:
+    """Whether the recorded structure still holds (one integer comparison when nothing
+    anywhere changed)."""
+    return self.epoch == _value or self.unchanged()
+
+  def unchanged(self) -> bool:
+    """After a structural change somewhere: whether none was made to these objects."""
+    for ref, version in self.versions:
+      obj = ref()
+      if obj is None or obj.__dict__["_nnx_version"] != version:
+        return False
+    self.epoch = _value
+    return True

@@ -324,19 +324,10 @@ def _walk(root: Any) -> tuple[tuple, bool]:
     not loose)
 
 
-class _Walk:
-  """A cached walk of one root: valid while the epoch has not moved or, when it has, while
-  every object of the graph keeps its version (as ``nnx.jit``'s cache entries)."""
+class _Walk(epoch.Recorded):
+  """A cached walk of one root, validated like ``nnx.jit``'s cache entries."""
 
-  __slots__ = ("walked", "epoch", "versions", "roots")
-
-  def unchanged(self) -> bool:
-    for ref, version in self.versions:
-      obj = ref()
-      if obj is None or obj.__dict__["_nnx_version"] != version:
-        return False
-    self.epoch = epoch.current()
-    return True
+  __slots__ = ("walked", "roots")
 
 
 _WALKS: dict = {}  # root key -> _Walk; entries die with their root objects
@@ -363,7 +354,7 @@ def cached_walk(root: Any) -> tuple:
     if kind != _NODE and kind != _CUSTOM:
       return walk(root)
   entry = _WALKS.get(key)
-  if entry is not None and (entry.epoch == epoch.current() or entry.unchanged()):
+  if entry is not None and entry.current():
     return entry.walked
   walked, cacheable = _walk(root)
   if not cacheable:
@@ -371,10 +362,7 @@ def cached_walk(root: Any) -> tuple:
   refs = walked[3]
   entry = _Walk()
   entry.walked = (walked[0], walked[1], walked[2], None, walked[4])
-  entry.epoch = epoch.current()
-  entry.versions = [(weakref.ref(r), r.__dict__["_nnx_version"]) for r in refs]
-  for r in refs:  # from now on their structural changes move the epoch
-    r.__dict__["_nnx_tracked"] = True
+  entry.record(refs)
   drop = functools.partial(_drop, key)
   entry.roots = [weakref.ref(n, drop) for n in nodes]  # no callback once the entry is gone
   _WALKS[key] = entry

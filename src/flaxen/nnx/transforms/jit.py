@@ -62,26 +62,17 @@ class _OutInfo:
 jax.tree_util.register_static(_OutInfo)
 
 
-class _Entry:
+class _Entry(epoch.Recorded):
   """One cached graph walk: what the arguments' graph looked like, and its Variables."""
 
-  __slots__ = ("node_refs", "epoch", "versions", "fn", "groups", "arg_groups", "slots",
-               "cached", "info", "written")
+  __slots__ = ("node_refs", "fn", "groups", "arg_groups", "slots", "cached", "info",
+               "written")
 
   def valid(self, nodes: list) -> bool:
     for ref, node in zip(self.node_refs, nodes, strict=True):
       if ref() is not node:
         return False
-    return self.epoch == epoch.current() or self.unchanged()
-
-  def unchanged(self) -> bool:
-    """After a structural change somewhere: whether none was made to this entry's objects."""
-    for ref, version in self.versions:
-      obj = ref()
-      if obj is None or obj.__dict__["_nnx_version"] != version:
-        return False
-    self.epoch = epoch.current()
-    return True
+    return self.current()
 
 
 class JitWrapped:
@@ -153,10 +144,7 @@ class JitWrapped:
       entry.groups[path[0]][1].append(slot)
     entry.slots = slots
     entry.info = entry.written = None
-    entry.epoch = epoch.current()
-    entry.versions = [(weakref.ref(r), r.__dict__["_nnx_version"]) for r in refs]
-    for r in refs:  # from now on their structural changes move the epoch
-      r.__dict__["_nnx_tracked"] = True
+    entry.record(refs)
     if entry.cached:  # raw array leaves must be re-read by a fresh walk on every call
       drop = functools.partial(_drop, self._entries, key)
       entry.node_refs = [weakref.ref(n, drop) for n in nodes]
@@ -196,7 +184,7 @@ class JitWrapped:
       else:
         key = tuple(key)
         entry = self._entries.get(key)
-        if entry is not None and (entry.epoch == epoch.current() or entry.unchanged()):
+        if entry is not None and entry.current():
           call_args = list(args)
           for i, group in entry.arg_groups:
             call_args[i] = list(map(_raw_of, group))
