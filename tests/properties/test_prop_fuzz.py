@@ -38,10 +38,7 @@ def start(name: str, timeout: int, tmp: Path) -> subprocess.Popen:
   cmd = [sys.executable, str(FUZZ_DIR / name), f"-max_total_time={FUZZ_SECONDS}",
          f"-timeout={timeout}", f"-artifact_prefix={tmp}/", "-print_final_stats=1",
          f"-rss_limit_mb={rss_limit_mb()}"]
-  # Not under coverage (make coverage): its line tracing on top of atheris's instrumentation
-  # grew the serialization target past libFuzzer's 2 GiB memory limit.
-  env = {k: v for k, v in os.environ.items() if not k.startswith(("COV_CORE_", "COVERAGE_"))}
-  return subprocess.Popen(cmd, env={**env, "TMPDIR": str(tmp)}, stdout=subprocess.PIPE,
+  return subprocess.Popen(cmd, env={**os.environ, "TMPDIR": str(tmp)}, stdout=subprocess.PIPE,
                           stderr=subprocess.STDOUT, text=True, errors="replace")
 
 
