@@ -52,8 +52,8 @@ class BatchNorm(nn.Module):
     if not self.is_initializing():
       mean_v.value = self.momentum * mean_v.value + (1 - self.momentum) * mean
       var_v.value = self.momentum * var_v.value + (1 - self.momentum) * var
-    y = (x - mean) * jax.lax.rsqrt(var + 1e-5)
-    return y * self.param("scale", ones, f) + self.param("bias", zeros, f)
+    scale = self.param("scale", ones, f)
+    return (x - mean) * (jax.lax.rsqrt(var + 1e-5) * scale) + self.param("bias", zeros, f)
 
 
 class MLP(nn.Module):
@@ -110,21 +110,38 @@ def ref_blocks(params, stats, x):
     mean = x.mean(0)
     var = jnp.maximum(0.0, (x * x).mean(0) - mean * mean)  # nn.BatchNorm's fast variance
     new_stats.append({"mean": 0.9 * s["mean"] + 0.1 * mean, "var": 0.9 * s["var"] + 0.1 * var})
-    y = (x - mean) * jax.lax.rsqrt(var + 1e-5)
-    x = jax.nn.relu(y * p["scale"] + p["bn_bias"])
+    y = (x - mean) * (jax.lax.rsqrt(var + 1e-5) * p["scale"])  # nn.BatchNorm's order
+    x = jax.nn.relu(y + p["bn_bias"])
   return x, new_stats
 
 
+# The references below take and return Linen's variable layout (nested dicts keyed by
+# module name): the regrouping into lists happens at trace time, so jit dispatches the
+# same pytrees on both sides (a nested dict flattens slower than lists) and the compiled
+# programs are the same.
+
+
+def mlp_layers(params):
+  return [params[f"Dense_{i}"] for i in range(MLP_DEPTH)]
+
+
+def block_layers(params):
+  return [{"kernel": params[f"Dense_{i}"]["kernel"], "bias": params[f"Dense_{i}"]["bias"],
+           "scale": params[f"BatchNorm_{i}"]["scale"],
+           "bn_bias": params[f"BatchNorm_{i}"]["bias"]} for i in range(BLOCKS)]
+
+
+def block_stats(variables):
+  return [variables["batch_stats"][f"BatchNorm_{i}"] for i in range(BLOCKS)]
+
+
+def stats_variables(stats):
+  return {"batch_stats": {f"BatchNorm_{i}": s for i, s in enumerate(stats)}}
+
+
 def ref_blocks_on_variables(variables, x):
-  """``ref_blocks`` taking and returning Linen's variable layout: the regrouping happens at
-  trace time, so the compiled program is the same, and jit dispatches the same pytree as
-  ``apply`` (a nested dict of 600 arrays flattens slower than lists of dicts)."""
-  p, s = variables["params"], variables["batch_stats"]
-  params = [{"kernel": p[f"Dense_{i}"]["kernel"], "bias": p[f"Dense_{i}"]["bias"],
-             "scale": p[f"BatchNorm_{i}"]["scale"], "bn_bias": p[f"BatchNorm_{i}"]["bias"]}
-            for i in range(BLOCKS)]
-  out, stats = ref_blocks(params, [s[f"BatchNorm_{i}"] for i in range(BLOCKS)], x)
-  return out, {"batch_stats": {f"BatchNorm_{i}": st for i, st in enumerate(stats)}}
+  out, stats = ref_blocks(block_layers(variables["params"]), block_stats(variables), x)
+  return out, stats_variables(stats)
 
 
 def ref_blocks_init(key, x):
@@ -159,9 +176,7 @@ def rows(label: str, mlp: nn.Module, blocks: nn.Module, with_targets: bool = Tru
   x = jnp.ones((8, WIDTH))
   y = jnp.ones((8, 1))
   mlp_vars = mlp.init(key, x)
-  ref_params = ref_mlp_init(key, x)
   blk_vars = blocks.init(key, x)
-  ref_bp, ref_bs = ref_blocks_init(key, x)
 
   def mlp_step(params, x, y):
     def loss(p):
@@ -171,7 +186,7 @@ def rows(label: str, mlp: nn.Module, blocks: nn.Module, with_targets: bool = Tru
 
   def ref_mlp_step(params, x, y):
     def loss(p):
-      return jnp.mean((ref_mlp(p, x) - y) ** 2)
+      return jnp.mean((ref_mlp(mlp_layers(p), x) - y) ** 2)
     value, grads = jax.value_and_grad(loss)(params)
     return sgd(params, grads), value
 
@@ -183,12 +198,12 @@ def rows(label: str, mlp: nn.Module, blocks: nn.Module, with_targets: bool = Tru
     (value, upd), grads = jax.value_and_grad(loss, has_aux=True)(variables["params"])
     return sgd(variables["params"], grads), upd, value
 
-  def ref_blk_step(params, stats, x):
+  def ref_blk_step(variables, x):
     def loss(p):
-      out, new_stats = ref_blocks(p, stats, x)
-      return jnp.mean(out**2), new_stats
-    (value, new_stats), grads = jax.value_and_grad(loss, has_aux=True)(params)
-    return sgd(params, grads), new_stats, value
+      out, new_stats = ref_blocks(block_layers(p), block_stats(variables), x)
+      return jnp.mean(out**2), stats_variables(new_stats)
+    (value, upd), grads = jax.value_and_grad(loss, has_aux=True)(variables["params"])
+    return sgd(variables["params"], grads), upd, value
 
   fast = dict(repeats=7, min_sample_s=0.05)
   step_target = 1.3 if with_targets else None
@@ -199,30 +214,31 @@ def rows(label: str, mlp: nn.Module, blocks: nn.Module, with_targets: bool = Tru
   blk_jit, ref_blk_jit = jax.jit(blk_step), jax.jit(ref_blk_step)
   mlp_apply = jax.jit(lambda p, x: mlp.apply({"params": p}, x))
   blk_apply = jax.jit(lambda v, x: blocks.apply(v, x, mutable=["batch_stats"]))
-  ref_mlp_apply, ref_blk_apply = jax.jit(ref_mlp), jax.jit(ref_blocks_on_variables)
+  ref_mlp_apply = jax.jit(lambda p, x: ref_mlp(mlp_layers(p), x))
+  ref_blk_apply = jax.jit(ref_blocks_on_variables)
   return [
     compare(f"apply: MLP forward, jitted ({MLP_DEPTH} {label}Dense)",
-            lambda: mlp_apply(mlp_vars["params"], x), lambda: ref_mlp_apply(ref_params, x),
-            target=apply_target, unit="per call"),
+            lambda: mlp_apply(mlp_vars["params"], x), lambda: ref_mlp_apply(mlp_vars["params"], x),
+            target=apply_target, unit="per call", repeats=101),
     compare(f"apply: {BLOCKS}x({label}Dense+{label}BatchNorm) forward, jitted",
             lambda: blk_apply(blk_vars, x), lambda: ref_blk_apply(blk_vars, x),
-            target=apply_target, unit="per call",
+            target=apply_target, unit="per call", repeats=101,
             notes="batch_stats mutable; reference takes the same variable dicts"),
     compare(f"step: MLP train step, jitted ({MLP_DEPTH} {label}Dense)",
             lambda: mlp_jit(mlp_vars["params"], x, y),
-            lambda: ref_mlp_jit(ref_params, x, y),
+            lambda: ref_mlp_jit(mlp_vars["params"], x, y),
             target=steady_target, unit="per step"),
     compare(f"step: {BLOCKS}x({label}Dense+{label}BatchNorm) train step, jitted",
             lambda: blk_jit(blk_vars, x),
-            lambda: ref_blk_jit(ref_bp, ref_bs, x),
+            lambda: ref_blk_jit(blk_vars, x),
             target=steady_target, unit="per step"),
     compare(f"trace: MLP train step ({MLP_DEPTH} {label}Dense)",
             trace(lambda p, a, b: mlp_step(p, a, b), mlp_vars["params"], x, y),
-            trace(lambda p, a, b: ref_mlp_step(p, a, b), ref_params, x, y),
+            trace(lambda p, a, b: ref_mlp_step(p, a, b), mlp_vars["params"], x, y),
             target=step_target, unit="per trace", **fast),
     compare(f"trace: {BLOCKS}x({label}Dense+{label}BatchNorm) train step",
             trace(lambda v, a: blk_step(v, a), blk_vars, x),
-            trace(lambda p, s, a: ref_blk_step(p, s, a), ref_bp, ref_bs, x),
+            trace(lambda v, a: ref_blk_step(v, a), blk_vars, x),
             target=step_target, unit="per trace", **fast),
     compare(f"trace: MLP init ({MLP_DEPTH} {label}Dense)",
             trace(lambda k, a: mlp.init(k, a), key, x),

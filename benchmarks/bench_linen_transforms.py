@@ -58,7 +58,7 @@ class Transformer(nn.Module):
 def layer_norm(p, x):
   mean = x.mean(-1, keepdims=True)
   var = jnp.maximum(0.0, (x * x).mean(-1, keepdims=True) - mean * mean)
-  return (x - mean) * jax.lax.rsqrt(var + EPS) * p["scale"] + p["bias"]
+  return (x - mean) * (jax.lax.rsqrt(var + EPS) * p["scale"]) + p["bias"]  # LayerNorm's order
 
 
 def dense(p, x):

@@ -65,8 +65,8 @@ def ref_blocks(params, stats, x):
     var = jnp.maximum(0.0, (x * x).mean(0) - mean * mean)
     new_stats.append({"mean": MOMENTUM * s["mean"] + (1 - MOMENTUM) * mean,
                       "var": MOMENTUM * s["var"] + (1 - MOMENTUM) * var})
-    y = (x - mean) * jax.lax.rsqrt(var + EPS)
-    x = jax.nn.relu(y * p["scale"] + p["bn_bias"])
+    y = (x - mean) * (jax.lax.rsqrt(var + EPS) * p["scale"])  # nnx.BatchNorm's order
+    x = jax.nn.relu(y + p["bn_bias"])
   return x, new_stats
 
 
