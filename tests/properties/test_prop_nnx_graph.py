@@ -236,3 +236,19 @@ def test_graph_round_trips_long(root, data):
   eager = nnx.clone(root)
   np.testing.assert_allclose(jit_bump_then(root, None), bump(eager))
   assert_isomorphic(eager, root, copies=True)
+
+
+@CI
+@given(graphs())
+def test_merge_through_builders_matches_the_interpreter(root):
+  """From its second merge on, a GraphDef's flat entries are built by compiled builders
+  (graph_builder); the graph must be the one the interpreter builds."""
+  from flaxen.nnx import graph, graph_builder
+
+  graphdef, state = nnx.split(root)
+  interpreted = graph.unflatten_state(graphdef, state)[0]
+  for _ in range(3):
+    assert_isomorphic(interpreted, nnx.merge(graphdef, state), copies=True)
+  assert isinstance(graphdef._plan, dict)
+  assert_isomorphic(root, graph_builder.build(graphdef, state, graph_builder.plan(graphdef)),
+                    copies=True)

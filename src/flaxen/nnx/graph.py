@@ -142,13 +142,14 @@ class GraphDef:
   ``jax.jit``.
   """
 
-  __slots__ = ("root", "leaf_paths", "num_refs", "_hash")
+  __slots__ = ("root", "leaf_paths", "num_refs", "_hash", "_plan")
 
   def __init__(self, root: tuple, leaf_paths: tuple, num_refs: int):
     self.root = root
     self.leaf_paths = leaf_paths
     self.num_refs = num_refs
     self._hash = None
+    self._plan = None  # how graph_builder merges it: None, a count, or a compiled builder
 
   def __hash__(self) -> int:
     if self._hash is None:
@@ -384,11 +385,13 @@ def unflatten(graphdef: GraphDef, leaves: list, existing: dict[int, Any] | None 
   return _rebuild(graphdef, iter(leaves).__next__, existing or {}, None)
 
 
-def unflatten_state(graphdef: GraphDef, state: Any) -> tuple[Any, list] | None:
+def unflatten_state(graphdef: GraphDef, state: Any, flat: dict | None = None
+                    ) -> tuple[Any, list] | None:
   """``unflatten`` with each leaf looked up in a nested State (or dict) by key as the walk
-  descends, so no path is built; ``None`` when a leaf is missing."""
+  descends, so no path is built; ``None`` when a leaf is missing. ``flat`` maps entries of
+  the GraphDef (by id) to ``(builder, first index)``: see ``graph_builder``."""
   try:
-    return _rebuild(graphdef, None, {}, {"root": state})
+    return _rebuild(graphdef, None, {}, {"root": state}, flat)
   except _Missing:
     return None
 
@@ -410,8 +413,8 @@ def _mapping(x: Any) -> dict:
 
 
 @gc_paused
-def _rebuild(graphdef: GraphDef, next_leaf: Any, existing: dict, root_src: dict | None
-             ) -> tuple[Any, list]:
+def _rebuild(graphdef: GraphDef, next_leaf: Any, existing: dict, root_src: dict | None,
+             flat: dict | None = None) -> tuple[Any, list]:
   """Leaves come from ``next_leaf()``, or from ``root_src["root"]`` (a nested mapping)."""
   refs: list = [None] * graphdef.num_refs
   kinds = _KINDS
@@ -460,7 +463,12 @@ def _rebuild(graphdef: GraphDef, next_leaf: Any, existing: dict, root_src: dict 
       elif tag == "ref":
         append(refs[sub[1]])
       else:
-        append(build(sub, None if src is None else _mapping(src.get(k))))
+        sub_src = None if src is None else _mapping(src.get(k))
+        builder = flat.get(id(sub)) if flat else None
+        if builder is None:
+          append(build(sub, sub_src))
+        else:  # a flat entry with a compiled builder (graph_builder)
+          append(builder[0](sub_src, trace, refs, builder[1]))
     return out
 
   def build(d: tuple, src: dict | None) -> Any:

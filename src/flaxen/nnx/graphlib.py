@@ -22,7 +22,7 @@ from flaxen.errors.nnx import (
   UnexpectedStateError,
   UnmatchedFilterError,
 )
-from flaxen.nnx import filterlib
+from flaxen.nnx import filterlib, graph_builder
 from flaxen.nnx.graph import (
   GraphDef,
   cached_walk,
@@ -32,7 +32,6 @@ from flaxen.nnx.graph import (
   gc_paused,
   leaves_by_path,
   unflatten,
-  unflatten_state,
   walk,
 )
 from flaxen.nnx.object import ARRAY_TYPES, Object
@@ -181,14 +180,14 @@ def merge(graphdef: GraphDef, state: Any, /, *states: Any) -> Any:
   if type(graphdef) is not GraphDef:
     raise NotAGraphDefError(graphdef)
   nested = _merged((state, *states)) if states else state
-  built = unflatten_state(graphdef, nested)
-  if built is None:  # a leaf is missing: the flat lookup says which
-    built = unflatten(graphdef, leaves_by_path(graphdef, _flat((state, *states))))
+  root = graph_builder.merge_state(graphdef, nested)
+  if root is None:  # a leaf is missing: the flat lookup says which
+    root = unflatten(graphdef, leaves_by_path(graphdef, _flat((state, *states))))[0]
   elif _count(nested) != len(graphdef.leaf_paths):  # every leaf was found, so some are extra
     known = set(graphdef.leaf_paths)
     extra = next(p for p, _ in _flat((state, *states)).items() if p not in known)
     raise UnexpectedStateError(extra)
-  return built[0]
+  return root
 
 
 def _count(state: Any) -> int:
