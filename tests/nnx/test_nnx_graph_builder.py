@@ -110,6 +110,28 @@ def test_errors_come_from_the_interpreter():
     nnx.merge(graphdef, nnx.State({**state, "extra": nnx.Param(jnp.ones(1))}))
 
 
+@pytest.mark.parametrize("where", ["flat layer", "list", "root"])
+def test_extra_leaves_are_found_at_any_depth(where):
+  model = Model()
+  graphdef, state = nnx.split(model)
+  merged_twice(graphdef, state)
+  extra = nnx.Param(jnp.ones(1))
+  target = {"flat layer": state["layers"][1], "list": state["layers"], "root": state}[where]
+  target["extra"] = extra
+  with pytest.raises(errors.UnexpectedStateError, match="extra"):
+    nnx.merge(graphdef, state)
+  target["extra"] = nnx.State({"deeper": extra})  # a whole extra sub-State
+  with pytest.raises(errors.UnexpectedStateError, match="deeper"):
+    nnx.merge(graphdef, state)
+
+
+def test_an_empty_sub_state_is_not_an_extra_leaf():
+  graphdef, state = nnx.split(Model())
+  merged_twice(graphdef, state)
+  state["layers"][0]["nothing"] = nnx.State({})  # more keys, but no leaf: merge counts
+  assert_same_graph(nnx.merge(graphdef, state), nnx.merge(*nnx.split(Model())))
+
+
 def test_several_states_and_filters():
   model = Model()
   graphdef, params, rest = nnx.split(model, nnx.Param, ...)
@@ -124,7 +146,7 @@ def test_layers_of_one_shape_share_a_builder():
   gd2, _ = nnx.split(nnx.List([Flat(1.0), Flat(1.0)]))
   (b1, _), = graph_builder.plan(gd1).values()
   builders = {b for b, _ in graph_builder.plan(gd2).values()}
-  assert builders == {b1}
+  assert builders == {b1, None}  # None: the List, built by the interpreter
   gd3, _ = nnx.split(Flat(2.0))  # another static value: another shape
   (b3, _), = graph_builder.plan(gd3).values()
   assert b3 is not b1

@@ -388,8 +388,10 @@ def unflatten(graphdef: GraphDef, leaves: list, existing: dict[int, Any] | None 
 def unflatten_state(graphdef: GraphDef, state: Any, flat: dict | None = None
                     ) -> tuple[Any, list] | None:
   """``unflatten`` with each leaf looked up in a nested State (or dict) by key as the walk
-  descends, so no path is built; ``None`` when a leaf is missing. ``flat`` maps entries of
-  the GraphDef (by id) to ``(builder, first index)``: see ``graph_builder``."""
+  descends, so no path is built; ``None`` when a leaf is missing. ``flat`` is a plan from
+  ``graph_builder``: each container entry of the GraphDef (by id) to ``(builder, first
+  index)``, or to ``(None, number of its children with leaves)``; with it, a mapping with
+  more keys than that raises ``Recount``."""
   try:
     return _rebuild(graphdef, None, {}, {"root": state}, flat)
   except _Missing:
@@ -398,6 +400,11 @@ def unflatten_state(graphdef: GraphDef, state: Any, flat: dict | None = None
 
 class _Missing(Exception):
   pass
+
+
+class Recount(Exception):
+  """With a plan: a mapping of the State has more keys than its entry has children with
+  leaves. Extra leaves, or only an empty sub-State: counting the leaves tells which."""
 
 
 _EMPTY: dict = {}
@@ -464,11 +471,15 @@ def _rebuild(graphdef: GraphDef, next_leaf: Any, existing: dict, root_src: dict 
         append(refs[sub[1]])
       else:
         sub_src = None if src is None else _mapping(src.get(k))
-        builder = flat.get(id(sub)) if flat else None
-        if builder is None:
+        planned = flat.get(id(sub)) if flat else None
+        if planned is None:
+          append(build(sub, sub_src))
+        elif planned[0] is None:  # built here; its mapping holds what it needs, no more
+          if len(sub_src) != planned[1]:
+            raise Recount
           append(build(sub, sub_src))
         else:  # a flat entry with a compiled builder (graph_builder)
-          append(builder[0](sub_src, trace, refs, builder[1]))
+          append(planned[0](sub_src, trace, refs, planned[1]))
     return out
 
   def build(d: tuple, src: dict | None) -> Any:

@@ -18,8 +18,8 @@ Variable; shapes repeat, so this costs a few milliseconds per model.
 >>> from flaxen import nnx
 >>> from flaxen.nnx import graph_builder
 >>> graphdef, state = nnx.split(nnx.Linear(2, 3, rngs=nnx.Rngs(0)))
->>> len(graph_builder.plan(graphdef))  # the Linear is one flat entry
-1
+>>> [builder.__name__ for builder, _ in graph_builder.plan(graphdef).values()]
+['build']
 >>> model = graph_builder.build(graphdef, state, graph_builder.plan(graphdef))
 >>> type(model).__name__, model.kernel.value.shape
 ('Linear', (2, 3))
@@ -39,19 +39,26 @@ _SHAPES: dict[tuple, Callable] = {}  # shape -> its compiled builder, shared by 
 _MAX_SHAPES = 4096
 
 
-def merge_state(graphdef: graph.GraphDef, state: Any) -> Any:
-  """``graph.unflatten_state(graphdef, state)[0]``, with the GraphDef's plan from its
-  second merge on; ``None`` when ``state`` does not fit the GraphDef."""
+def merge_state(graphdef: graph.GraphDef, state: Any) -> tuple[Any, bool]:
+  """``(root, checked)``: the root built from ``state`` (``None`` when a leaf is missing),
+  with the GraphDef's plan from its second merge on. ``checked``: ``state`` is known to
+  hold no leaf the GraphDef has no place for (the plan compares each mapping's size)."""
   flat = graphdef._plan
   if flat is None:  # the first merge of this GraphDef: it may be the only one
     graphdef._plan = 0
   elif flat == 0:
     flat = graphdef._plan = plan(graphdef)
-  return build(graphdef, state, flat or None)
+  if flat:
+    try:
+      return build(graphdef, state, flat), True
+    except graph.Recount:  # more keys than needed somewhere: the caller counts leaves
+      pass
+  built = graph.unflatten_state(graphdef, state)
+  return (None if built is None else built[0]), False
 
 
 def build(graphdef: graph.GraphDef, state: Any, flat: dict | None) -> Any:
-  """The root built from ``state`` with the builders of ``flat`` (from :func:`plan`)."""
+  """The root built from ``state`` with the plan ``flat`` (from :func:`plan`)."""
   try:
     built = graph.unflatten_state(graphdef, state, flat)
   except KeyError:  # a builder found a key missing: the caller's flat lookup says which
@@ -59,26 +66,29 @@ def build(graphdef: graph.GraphDef, state: Any, flat: dict | None) -> Any:
   return None if built is None else built[0]
 
 
-def plan(graphdef: graph.GraphDef) -> dict[int, tuple[Callable, int]]:
-  """``{id(entry): (builder, first index)}`` for the flat entries of the GraphDef."""
-  flat: dict[int, tuple[Callable, int]] = {}
+def plan(graphdef: graph.GraphDef) -> dict[int, tuple[Callable | None, int]]:
+  """``{id(entry): (builder, first index)}`` for the flat entries of the GraphDef and
+  ``{id(entry): (None, number of children with leaves)}`` for its other containers."""
+  flat: dict[int, tuple[Callable | None, int]] = {}
 
-  def visit(d: tuple) -> None:
+  def visit(d: tuple) -> bool:
+    """Adds ``d`` (and what is under it) to the plan; whether it holds leaves."""
     tag = d[0]
     if tag in ("static", "ref", "var", "array"):
-      return
+      return tag == "var" or tag == "array"
     found = _flat_shape(d)
-    if found is not None:
-      shape, first = found
-      builder = _SHAPES.get(shape)
-      if builder is None:
-        if len(_SHAPES) >= _MAX_SHAPES:  # classes made on the fly must not pile up
-          _SHAPES.clear()
-        builder = _SHAPES[shape] = _compile(shape)
-      flat[id(d)] = (builder, first)
-      return
-    for _, child in d[-1]:
-      visit(child)
+    if found is None:
+      with_leaves = sum([visit(child) for _, child in d[-1]])
+      flat[id(d)] = (None, with_leaves)
+      return with_leaves > 0
+    shape, first = found
+    builder = _SHAPES.get(shape)
+    if builder is None:
+      if len(_SHAPES) >= _MAX_SHAPES:  # classes made on the fly must not pile up
+        _SHAPES.clear()
+      builder = _SHAPES[shape] = _compile(shape)
+    flat[id(d)] = (builder, first)
+    return any(len(c) == 3 for c in shape[-1])
 
   visit(graphdef.root)
   return flat
@@ -120,7 +130,8 @@ class _Writer:
 
   def __init__(self):
     self.lines: list[str] = []
-    self.names: dict[str, Any] = {"new": object.__new__, "variable": _variable}
+    self.names: dict[str, Any] = {"new": object.__new__, "variable": _variable,
+                                  "Recount": graph.Recount}
 
   def const(self, value: Any) -> str:
     name = f"c{len(self.names)}"
@@ -148,6 +159,7 @@ class _Writer:
 def _compile(shape: tuple) -> Callable:
   w = _Writer()
   tag, children = shape[0], shape[-1]
+  w.lines.append(f"if len(s) != {sum(len(c) == 3 for c in children)}: raise Recount")
   if tag == "node":
     cls, statics = shape[1], shape[2]
     fixed = w.const({"_nnx_version": 0, **{k: graph._unwrap(v) for k, (_, v) in statics}})

@@ -180,10 +180,11 @@ def merge(graphdef: GraphDef, state: Any, /, *states: Any) -> Any:
   if type(graphdef) is not GraphDef:
     raise NotAGraphDefError(graphdef)
   nested = _merged((state, *states)) if states else state
-  root = graph_builder.merge_state(graphdef, nested)
+  root, checked = graph_builder.merge_state(graphdef, nested)
   if root is None:  # a leaf is missing: the flat lookup says which
     root = unflatten(graphdef, leaves_by_path(graphdef, _flat((state, *states))))[0]
-  elif _count(nested) != len(graphdef.leaf_paths):  # every leaf was found, so some are extra
+  elif not checked and _count(nested) != len(graphdef.leaf_paths):
+    # Every leaf was found, so some are extra.
     known = set(graphdef.leaf_paths)
     extra = next(p for p, _ in _flat((state, *states)).items() if p not in known)
     raise UnexpectedStateError(extra)
