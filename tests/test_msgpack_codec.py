@@ -135,6 +135,9 @@ def test_integer_out_of_range_cannot_be_serialized():
     (packed({"x": ext(1, [1], "float32")}), "Malformed msgpack extension 1"),
     (packed({"x": ext(2, "a", "b")}), "Malformed msgpack extension 2"),
     (packed({"x": msgpack.ExtType(9, b"")}), "Unknown msgpack extension type 9"),
+    (packed({"x": msgpack.Timestamp(3, 0)}), "timestamp"),  # found by fuzz_serialization
+    (packed([msgpack.Timestamp(0, 5)]), "timestamp"),
+    (bytes.fromhex("9a009a2d000000e0d6ffffffffffffff0000000000f400000300"), "timestamp"),
     (packed({"__msgpack_chunked_array__": True, "shape": [-2, -3], "chunks": {}}), "shape"),
     (packed({"__msgpack_chunked_array__": True, "shape": [2], "chunks": {"0": 1}}), "chunked"),
     (packed({"__msgpack_chunked_array__": True, "shape": [2], "chunks": []}), "chunked"),

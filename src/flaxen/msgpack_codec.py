@@ -204,6 +204,10 @@ def _unchunk(tree: Any) -> Any:
     return {k: _unchunk(v) for k, v in tree.items()}
   if isinstance(tree, list):
     return [_unchunk(v) for v in tree]
+  if isinstance(tree, msgpack.Timestamp):  # extension -1: msgpack decodes it before ext_hook
+    raise errors.SerializationError(
+      "The msgpack data holds a timestamp (extension type -1), which flaxen never writes. "
+      "The bytes are corrupted or were not written by flaxen or Flax.")
   return tree
 
 
