@@ -6,6 +6,9 @@ Variables of its own, a dict of Variables) are built by compiled builders; each 
 merges at least twice so that the builders run.
 """
 
+import copy
+import pickle
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -193,3 +196,26 @@ def test_interpreter_and_builders_agree_on_a_model_with_an_optimizer():
   interpreted = graph.unflatten_state(graphdef, state)[0]
   built = graph_builder.build(graphdef, state, graph_builder.plan(graphdef))
   assert_same_graph(interpreted, built)
+
+
+def test_copies_and_pickles_of_a_graphdef_leave_the_plan_behind():
+  model = Model()
+  graphdef, state = nnx.split(model)
+  merged_twice(graphdef, state)
+  for other in (copy.deepcopy(graphdef), copy.copy(graphdef),
+                pickle.loads(pickle.dumps(graphdef))):
+    assert other == graphdef and other._plan is None
+    first, second = merged_twice(other, state)
+    assert_same_graph(model, second)
+    state["layers"][0]["extra"] = nnx.Param(jnp.ones(1))
+    with pytest.raises(errors.UnexpectedStateError):
+      nnx.merge(other, state)
+    del state["layers"][0]["extra"]
+
+
+def test_a_plan_of_another_graphdef_is_never_trusted():
+  graphdef, state = nnx.split(Model())
+  other = nnx.split(Model())[0]
+  assert other == graphdef and other.root is not graphdef.root
+  with pytest.raises(graph.Recount):  # merge_state falls back to the interpreter on this
+    graph_builder.build(graphdef, state, graph_builder.plan(other))

@@ -163,6 +163,11 @@ class GraphDef:
   def __repr__(self) -> str:
     return f"GraphDef(leaves={len(self.leaf_paths)}, root={_tree_repr(self.root, 0)})"
 
+  def __reduce__(self) -> tuple:
+    # Copies and pickles leave the merge plan behind: it refers to this root's entries
+    # by id, and its compiled builders cannot be pickled.
+    return GraphDef, (self.root, self.leaf_paths, self.num_refs)
+
 
 jax.tree_util.register_static(GraphDef)
 
@@ -473,6 +478,8 @@ def _rebuild(graphdef: GraphDef, next_leaf: Any, existing: dict, root_src: dict 
         sub_src = None if src is None else _mapping(src.get(k))
         planned = flat.get(id(sub)) if flat else None
         if planned is None:
+          if flat:  # a plan covers every container: this one is not this GraphDef's
+            raise Recount
           append(build(sub, sub_src))
         elif planned[0] is None:  # built here; its mapping holds what it needs, no more
           if len(sub_src) != planned[1]:
