@@ -7,7 +7,9 @@ merges at least twice so that the builders run.
 """
 
 import copy
+import gc
 import pickle
+import weakref
 
 import jax
 import jax.numpy as jnp
@@ -145,14 +147,28 @@ def test_several_states_and_filters():
 
 
 def test_layers_of_one_shape_share_a_builder():
-  gd1, _ = nnx.split(Flat(1.0))
-  gd2, _ = nnx.split(nnx.List([Flat(1.0), Flat(1.0)]))
-  (b1, _), = graph_builder.plan(gd1).values()
-  builders = {b for b, _ in graph_builder.plan(gd2).values()}
-  assert builders == {b1, None}  # None: the List, built by the interpreter
-  gd3, _ = nnx.split(Flat(2.0))  # another static value: another shape
-  (b3, _), = graph_builder.plan(gd3).values()
-  assert b3 is not b1
+  graphdef, _ = nnx.split(nnx.List([Flat(1.0), Flat(1.0), Flat(2.0)]))
+  plan = graph_builder.plan(graphdef)
+  builders = [b for b, _ in plan.values() if b is not None]
+  assert len(builders) == 3 and builders[0] is builders[1]
+  assert builders[2] is not builders[0]  # another static value: another shape
+  assert (None, 3) in plan.values()  # the List, built by the interpreter
+
+
+class Payload:
+  """A static value held by reference (hashed by identity)."""
+
+
+def test_static_values_in_a_plan_die_with_the_graphdef():
+  model = Flat(1.0)
+  payload = model.payload = Payload()
+  graphdef, state = nnx.split(model)
+  merged_twice(graphdef, state)
+  ref = weakref.ref(payload)
+  del model, payload, graphdef, state
+  gc.collect()  # the first collection runs the cached walk's weakref callback,
+  gc.collect()  # the second frees what that entry held
+  assert ref() is None
 
 
 def test_optimizer_states_and_training_after_merge():

@@ -4,10 +4,10 @@
 ``graph._rebuild`` walks the GraphDef's tuple tree for that, dispatching on each entry's
 tag; most of its time goes to the dispatch, not to making the objects. Most of a model's
 entries are *flat*: a layer whose children are static attributes and Variables of its own
-(``Linear``, ``BatchNorm``), or a dict of Variables (an optax state per param). Flat
-entries of the same shape (class, static attributes, keys, Variable types and metadata)
-are built by one function, written as source once per shape and compiled: a few
-statements per Variable, the static attributes as one dict update, no dispatch.
+(``Linear``, ``BatchNorm``), or a dict of Variables (an optax state per param). The flat
+entries of a GraphDef that have the same shape (class, static attributes, keys, Variable
+types and metadata) are built by one function, written as source once and compiled: a
+few statements per Variable, the static attributes as one dict update, no dispatch.
 
 The second time a GraphDef is merged, it gets a plan: which of its entries are flat, with
 their builders; the interpreter calls a builder where the plan has one. Compiling one
@@ -34,10 +34,6 @@ from flaxen.nnx import graph
 from flaxen.nnx.variables import Variable
 
 __all__ = ["plan", "build", "merge_state"]
-
-_SHAPES: dict[tuple, Callable] = {}  # shape -> its compiled builder, shared by GraphDefs
-_MAX_SHAPES = 4096
-
 
 def merge_state(graphdef: graph.GraphDef, state: Any) -> tuple[Any, bool]:
   """``(root, checked)``: the root built from ``state`` (``None`` when a leaf is missing),
@@ -70,6 +66,9 @@ def plan(graphdef: graph.GraphDef) -> dict[int, tuple[Callable | None, int]]:
   """``{id(entry): (builder, first index)}`` for the flat entries of the GraphDef and
   ``{id(entry): (None, number of children with leaves)}`` for its other containers."""
   flat: dict[int, tuple[Callable | None, int]] = {}
+  # Per plan, not process-wide: a shape holds its static values (a bound method, a closure
+  # over a model), which must not outlive the GraphDef.
+  shapes: dict[tuple, Callable] = {}
 
   def visit(d: tuple) -> bool:
     """Adds ``d`` (and what is under it) to the plan; whether it holds leaves."""
@@ -82,11 +81,9 @@ def plan(graphdef: graph.GraphDef) -> dict[int, tuple[Callable | None, int]]:
       flat[id(d)] = (None, with_leaves)
       return with_leaves > 0
     shape, first = found
-    builder = _SHAPES.get(shape)
+    builder = shapes.get(shape)
     if builder is None:
-      if len(_SHAPES) >= _MAX_SHAPES:  # classes made on the fly must not pile up
-        _SHAPES.clear()
-      builder = _SHAPES[shape] = _compile(shape)
+      builder = shapes[shape] = _compile(shape)
     flat[id(d)] = (builder, first)
     return any(len(c) == 3 for c in shape[-1])
 
