@@ -149,7 +149,7 @@ class GraphDef:
     self.leaf_paths = leaf_paths
     self.num_refs = num_refs
     self._hash = None
-    self._plan = None  # how graph_builder merges it: None, a count, or a compiled builder
+    self._plan = None  # graph_builder's: None (never merged), 0 (merged once), or the plan
 
   def __hash__(self) -> int:
     if self._hash is None:
