@@ -118,3 +118,27 @@ def test_update_and_split_of_a_model_with_its_optimizer():
   model2, opt2 = nnx.merge(gd, nnx.state((model, opt)))
   assert opt2.model is model2 and float(model2[0].w.value[0]) == 5.0
   assert len(nnx.state((model2, opt2)).flat_state()) == len(state.flat_state())
+
+
+def test_state_of_everything_from_a_cached_walk_matches_the_walk():
+  """``state``/``split``/``variables`` with no filter (or ``...`` first) build the State
+  from the cached walk's leaves grouped by parent; the result is what the filtered path
+  builds from the same walk."""
+  from flaxen.nnx import graph, graphlib
+
+  model = nnx.Sequential(Layer(2), nnx.Linear(2, 3, rngs=nnx.Rngs(0)), Layer(3))
+  model.shared = model.layers[0].w  # met twice: kept once, at its first path
+  def described(state):
+    return [(p, type(v), v.get_metadata(), np.asarray(v.value).tolist())
+            for p, v in state.flat_state()]
+
+  for _ in range(2):  # the second call reuses the cached walk's grouping
+    fast = nnx.state(model)
+    slow = graphlib._states(graph.walk(model), (nnx.Any(...),), exhaustive=False)[0]
+    assert described(fast) == described(slow)
+  assert all(v is not w for (_, v), (_, w) in zip(
+    fast.flat_state(), nnx.variables(model).flat_state(), strict=True))
+  own = dict(nnx.variables(model).flat_state())
+  assert own[("layers", 0, "w")] is model.layers[0].w  # variables: the graph's own
+  _, everything, nothing = nnx.split(model, ..., nnx.Param)
+  assert described(everything) == described(fast) and len(nothing) == 0

@@ -342,7 +342,8 @@ _MAX_WALKS = 64
 
 def cached_walk(root: Any) -> tuple:
   """``walk(root)`` without ``refs`` (``None`` in its place), reused while the structure
-  is unchanged, for roots that are an Object or a tuple/list of Objects.
+  is unchanged, for roots that are an Object or a tuple/list of Objects. A cached walk
+  has a sixth slot, a one-item list that ``graphlib`` fills with its own grouping.
 
   The cache holds the roots weakly (their death drops the entry) but the Variables and
   the GraphDef strongly: a static attribute that refers back to the root (a bound
@@ -367,7 +368,8 @@ def cached_walk(root: Any) -> tuple:
     return walked
   refs = walked[3]
   entry = _Walk()
-  entry.walked = (walked[0], walked[1], walked[2], None, walked[4])
+  # The last slot is a box for graphlib's leaves grouped by parent, made on first use.
+  entry.walked = (walked[0], walked[1], walked[2], None, walked[4], [None])
   entry.record(refs)
   drop = functools.partial(_drop, key)
   entry.roots = [weakref.ref(n, drop) for n in nodes]  # no callback once the entry is gone

@@ -80,10 +80,12 @@ def _states(walked: tuple, filters: tuple, exhaustive: bool, copy: bool = True
             ) -> list[State]:
   """One State per filter from ``graph.walk``'s output: each leaf (copied) goes to the
   first filter it matches, nested under its path."""
-  _, leaves, paths, _, parents = walked
+  _, leaves, paths, _, parents = walked[:5]
   if None in parents:  # a lone root leaf has no path to nest it under
     return _group(leaves, paths, filters, exhaustive)
   match = _matcher(filters)
+  if match is None and len(walked) > 5:  # the first filter takes all, from a cached walk
+    return [_state_by_parent(_runs(walked), copy), *[State._wrap({}) for _ in filters[1:]]]
   states = [State._wrap({}) for _ in filters]
   where: list[dict[int, dict]] = [{} for _ in filters]  # id(parent path) -> its mapping
   last, last_g, m = None, -1, None  # siblings come one after another: skip the lookup
@@ -108,6 +110,42 @@ def _states(walked: tuple, filters: tuple, exhaustive: bool, copy: bool = True
       d["_trace"] = trace
     m[path[-1]] = leaf
   return states
+
+
+def _runs(walked: tuple) -> list:
+  """A cached walk's Variables grouped by parent: ``[(parent path, [(key, Variable)])]``,
+  in walk order, made once per cached walk (in its box)."""
+  box = walked[5]
+  if box[0] is None:
+    runs: list = []
+    last = None
+    for leaf, path, parent in zip(walked[1], walked[2], walked[4], strict=True):
+      if parent is not last:
+        runs.append((parent, []))
+        last = parent
+      runs[-1][1].append((path[-1], leaf))
+    box[0] = runs
+  return box[0]
+
+
+def _state_by_parent(runs: list, copy: bool) -> State:
+  """``_states`` for one filter that takes everything: each parent's mapping found once
+  per run of siblings, no filter and no parent check per leaf."""
+  state = State._wrap({})
+  new, trace = object.__new__, current_trace()
+  for parent, items in runs:
+    m = _mapping_at(state, parent)
+    if not copy:
+      m.update(items)
+      continue
+    for key, leaf in items:  # leaf.copy(), inlined (a cached walk's leaves are Variables)
+      ld = leaf.__dict__
+      var = new(type(leaf))
+      d = var.__dict__
+      d["_raw"], d["_meta"], d["_nnx_version"] = ld["_raw"], dict(ld["_meta"]), 0
+      d["_trace"] = trace
+      m[key] = var
+  return state
 
 
 def _mapping_at(state: State, keys: tuple) -> dict:
