@@ -8,11 +8,15 @@ flaxen by changing its imports.
 import importlib
 
 from flaxen import errors, serialization, struct, traverse_util
+from flaxen.configurations import config
 
 __version__ = "0.1.0"
 
 # Heavier subpackages load on first use, so `import flaxen` stays cheap.
-_LAZY = ("checkpoint", "core", "initializers", "linen", "nnx", "ops", "training", "typing")
+_LAZY = (
+  "checkpoint", "configurations", "core", "initializers", "linen", "nnx", "ops", "training",
+  "typing",
+)
 
 
 def __getattr__(name: str):
@@ -21,4 +25,4 @@ def __getattr__(name: str):
   raise AttributeError(f"module 'flaxen' has no attribute {name!r}")
 
 
-__all__ = ["errors", "serialization", "struct", "traverse_util", *_LAZY]
+__all__ = ["config", "errors", "serialization", "struct", "traverse_util", *_LAZY]

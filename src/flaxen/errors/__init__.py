@@ -21,6 +21,7 @@ Cannot assign to field 'x' of Point: struct dataclasses are immutable. Fix: ...
 
 from flaxen.errors.base import *  # noqa: F403
 from flaxen.errors.checkpoint import *  # noqa: F403
+from flaxen.errors.config import *  # noqa: F403
 from flaxen.errors.core import *  # noqa: F403
 from flaxen.errors.layers import *  # noqa: F403
 from flaxen.errors.linen import *  # noqa: F403
