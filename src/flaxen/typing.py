@@ -15,8 +15,11 @@ from typing import Any, Protocol, TypeVar
 import jax
 from jax import lax
 
+from flaxen.config_context import BaseConfigContext
+
 __all__ = [
-  "Array", "ArrayPytree", "Axes", "AxisName", "Collection", "ConvGeneralDilatedT", "DotGeneralT",
+  "Array", "ArrayPytree", "Axes", "AxisName", "BaseConfigContext", "Collection",
+  "ConvGeneralDilatedT", "DotGeneralT",
   "Dtype", "EinsumT", "FrozenVariableDict", "Initializer", "InitializerProtocol", "K", "LaxPadding",
   "Leaf", "LogicalRules", "MutableCollection", "MutableVariableDict", "PRNGFoldable", "PRNGKey",
   "PaddingLike", "Path", "PathParts", "PrecisionLike", "PromoteDtypeFn", "RNGSequences", "Shape",

@@ -17,6 +17,7 @@ from flaxen.nnx import filterlib, metrics, state_serialization  # noqa: F401 (re
 from flaxen.nnx.display import display
 from flaxen.nnx.filterlib import All, Any, Everything, Not, Nothing, OfType, PathContains, WithTag
 from flaxen.nnx.graph import GraphDef
+from flaxen.nnx.graph_mode import set_graph_mode, set_graph_updates
 from flaxen.nnx.graphlib import (
   call,
   clone,
@@ -113,6 +114,7 @@ __all__ += [*_layers, "metrics", "MultiMetric", "tabulate", "display", "CustomVj
 __all__ += ["get_named_sharding", "get_partition_spec", "with_partitioning",
             "with_sharding_constraint", "VariableMetadata", "with_metadata",
             "logical_axis_rules", "get_logical_axis_rules", "set_logical_axis_rules"]
+__all__ += ["set_graph_mode", "set_graph_updates"]
 
 
 def __getattr__(name: str):
