@@ -13,7 +13,7 @@
 
 from flaxen import initializers
 from flaxen.core.spmd import get_logical_axis_rules, logical_axis_rules, set_logical_axis_rules
-from flaxen.nnx import filterlib, metrics, state_serialization  # noqa: F401 (registers State)
+from flaxen.nnx import compat, filterlib, metrics, state_serialization  # noqa: F401 (registers State)
 from flaxen.nnx.display import display
 from flaxen.nnx.filterlib import All, Any, Everything, Not, Nothing, OfType, PathContains, WithTag
 from flaxen.nnx.graph import GraphDef
@@ -114,7 +114,7 @@ __all__ += [*_layers, "metrics", "MultiMetric", "tabulate", "display", "CustomVj
 __all__ += ["get_named_sharding", "get_partition_spec", "with_partitioning",
             "with_sharding_constraint", "VariableMetadata", "with_metadata",
             "logical_axis_rules", "get_logical_axis_rules", "set_logical_axis_rules"]
-__all__ += ["set_graph_mode", "set_graph_updates"]
+__all__ += ["set_graph_mode", "set_graph_updates", "compat"]
 
 
 def __getattr__(name: str):
