@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.flaxen-installed
 JOBS   ?= 2
 
-.PHONY: demo test test-slow coverage lint bench fuzz clean
+.PHONY: demo test test-slow test-matrix typecheck coverage lint bench fuzz clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,23 @@ test: $(STAMP)
 
 test-slow: $(STAMP)
 	$(PY) -m pytest -q -n $(JOBS) -m slow
+
+# The fast suite once per extra Python found (PATH or pyenv), each in its own venv
+# (.venv-3.12, ...) with the newest JAX the registry gives it; versions not installed are
+# skipped. `make test-matrix MATRIX_PYTHONS="3.13"` picks a subset.
+MATRIX_PYTHONS ?= 3.12 3.13
+test-matrix:
+	@for v in $(MATRIX_PYTHONS); do \
+	  py=$$(.ci/find-python $$v) || { echo "test-matrix: Python $$v not found, skipped"; continue; }; \
+	  venv=.venv-$$v; \
+	  if [ ! -f $$venv/.flaxen-installed ] || [ pyproject.toml -nt $$venv/.flaxen-installed ]; then \
+	    $$py -m venv $$venv && $$venv/bin/python -m pip install -q --upgrade pip && \
+	    $$venv/bin/python -m pip install -q --upgrade --upgrade-strategy eager -e ".[dev,examples]" && \
+	    touch $$venv/.flaxen-installed || exit 1; \
+	  fi; \
+	  $$venv/bin/python -c "import sys, jax; print('test-matrix: Python', sys.version.split()[0], 'jax', jax.__version__)"; \
+	  $$venv/bin/python -m pytest -q -n $(JOBS) -m "not slow" || exit 1; \
+	done
 
 # Line coverage of src/flaxen over the fast tests; fails under 90% (issue #9).
 coverage: $(STAMP)

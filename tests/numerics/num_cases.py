@@ -58,6 +58,28 @@ def linen(module: nn.Module, *xs: Any, closed: tuple = (), mutable: Any = False,
   return fn, (params, *xs)
 
 
+def running_stats(dt: Any) -> tuple[jax.Array, jax.Array]:
+  """BatchNorm running ``(mean, var)`` over 3 features, not the trivial 0 and 1 of init.
+
+  BatchNorm creates its running averages in float32 (as Flax does); the first training
+  step's moving average promotes them to the batch's dtype. So a float64 model has float64
+  stats in eval. Kept at init's float32, they made the float64 case compute ``var + eps``
+  and its ``rsqrt`` in float32, where XLA's vectorized rsqrt (AVX-512) rounds one float32
+  ulp (2^-24) differently under jit than eagerly.
+  """
+  dt = jnp.promote_types(dt, jnp.float32)
+  return normal((3,), dt, seed=3), jnp.asarray(np.linspace(0.5, 2.0, 3), dt)
+
+
+def linen_batchnorm_eval(dt: Any) -> Built:
+  module = nn.BatchNorm(use_running_average=True, param_dtype=dt)
+  x = normal((4, 3), dt)
+  params = module.init(jax.random.key(0), x)["params"]
+  mean, var = running_stats(dt)
+  stats = {"mean": mean, "var": var}
+  return lambda p, x: module.apply({"params": p, "batch_stats": stats}, x), (params, x)
+
+
 def linen_decode(dt: Any) -> Built:
   """Three autoregressive steps of SelfAttention(decode=True), the cache threaded through."""
   module = nn.SelfAttention(num_heads=2, qkv_features=4, decode=True, param_dtype=dt)
@@ -125,8 +147,7 @@ LINEN: dict[str, Callable[[Any], Built]] = {
   "BatchNorm/train": lambda dt: linen(
     nn.BatchNorm(use_running_average=False, param_dtype=dt), normal((4, 3), dt),
     mutable=["batch_stats"]),
-  "BatchNorm/eval": lambda dt: linen(
-    nn.BatchNorm(use_running_average=True, param_dtype=dt), normal((4, 3), dt)),
+  "BatchNorm/eval": lambda dt: linen_batchnorm_eval(dt),
   "Dropout/deterministic": lambda dt: linen(nn.Dropout(0.5, deterministic=True),
                                             normal((2, 4), dt)),
   "Dropout/rng": lambda dt: linen(nn.Dropout(0.5, deterministic=False), normal((2, 4), dt),
@@ -193,6 +214,12 @@ def nnx_layer(model: nnx.Module, *xs: Any, closed: tuple = (),
   return fn, (params, *xs)
 
 
+def nnx_batchnorm_eval(dt: Any) -> Built:
+  layer = nnx.BatchNorm(3, use_running_average=True, param_dtype=dt, rngs=nnx.Rngs(0))
+  layer.mean.value, layer.var.value = running_stats(dt)
+  return nnx_layer(layer, normal((4, 3), dt))
+
+
 def nnx_decode(dt: Any) -> Built:
   layer = nnx.MultiHeadAttention(2, 4, qkv_features=4, decode=True, param_dtype=dt,
                                  rngs=nnx.Rngs(0))
@@ -245,8 +272,7 @@ NNX: dict[str, Callable[[Any], Built]] = {
                                        normal((2, 4, 3), dt)),
   "BatchNorm/train": lambda dt: nnx_layer(nnx.BatchNorm(3, param_dtype=dt, rngs=_r()),
                                           normal((4, 3), dt)),
-  "BatchNorm/eval": lambda dt: nnx_layer(
-    nnx.BatchNorm(3, use_running_average=True, param_dtype=dt, rngs=_r()), normal((4, 3), dt)),
+  "BatchNorm/eval": lambda dt: nnx_batchnorm_eval(dt),
   "Dropout/deterministic": lambda dt: nnx_layer(nnx.Dropout(0.5, deterministic=True),
                                                 normal((2, 4), dt)),
   "Dropout/rng": lambda dt: nnx_layer(nnx.Dropout(0.5, rngs=nnx.Rngs(dropout=1)),
