@@ -30,8 +30,8 @@ from flaxen.nnx.graphlib import (
   update,
   variables,
 )
-from flaxen.nnx.metrics import MultiMetric
-from flaxen.nnx.module import Module, iter_children, iter_modules
+from flaxen.nnx.metrics import Metric, MultiMetric
+from flaxen.nnx.module import Module, iter_children, iter_module_children, iter_modules
 from flaxen.nnx.nn import *  # noqa: F403
 from flaxen.nnx.nn import __all__ as _layers
 from flaxen.nnx.object import Dict, List, Object, Pytree, is_graph_node
@@ -78,7 +78,7 @@ from flaxen.nnx.transforms.axes import PARTITION_NAME, Carry, StateAxes
 from flaxen.nnx.transforms.control_flow import cond, fori_loop, switch, while_loop
 from flaxen.nnx.transforms.custom_vjp import CustomVjp, custom_vjp
 from flaxen.nnx.transforms.eval_shape import eval_shape
-from flaxen.nnx.transforms.jit import cached_partial, jit
+from flaxen.nnx.transforms.jit import StateSharding, cached_partial, jit, jit_partial
 from flaxen.nnx.transforms.remat import remat
 from flaxen.nnx.transforms.scan import scan
 from flaxen.nnx.transforms.vmap import vmap
@@ -109,12 +109,13 @@ __all__ = [
   "Carry", "SplitBackups", "StateAxes", "restore_rngs", "scan", "split_rngs", "vmap",
   "PARTITION_NAME", "cond", "fori_loop", "remat", "switch", "while_loop",
 ]
-__all__ += [*_layers, "metrics", "MultiMetric", "tabulate", "display", "CustomVjp",
+__all__ += [*_layers, "metrics", "Metric", "MultiMetric", "tabulate", "display", "CustomVjp",
             "custom_vjp"]
 __all__ += ["get_named_sharding", "get_partition_spec", "with_partitioning",
             "with_sharding_constraint", "VariableMetadata", "with_metadata",
             "logical_axis_rules", "get_logical_axis_rules", "set_logical_axis_rules"]
-__all__ += ["set_graph_mode", "set_graph_updates", "compat"]
+__all__ += ["set_graph_mode", "set_graph_updates", "compat", "iter_module_children"]
+__all__ += ["jit_partial", "StateSharding"]
 
 
 def __getattr__(name: str):

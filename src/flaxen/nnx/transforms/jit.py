@@ -35,13 +35,15 @@ from typing import Any
 import jax
 
 from flaxen import errors
-from flaxen.nnx import epoch
-from flaxen.nnx.graph import flatten
-from flaxen.nnx.transforms import lift
+from flaxen.nnx import epoch, filterlib
+from flaxen.nnx.graph import flatten, unflatten
+from flaxen.nnx.graph_mode import resolve_graph, resolve_graph_updates
+from flaxen.nnx.transforms import lift, tree_mode
 from flaxen.nnx.transforms.leaks import check_no_leaks
 from flaxen.nnx.variables import Variable
 
-__all__ = ["jit", "JitWrapped", "cached_partial"]
+__all__ = ["jit", "JitWrapped", "cached_partial", "jit_partial", "JitPartial",
+           "StateSharding"]
 
 _MAX_ENTRIES = 64
 
@@ -82,9 +84,19 @@ class JitWrapped:
                static_argnums: int | Sequence[int] | None,
                static_argnames: str | Sequence[str] | None,
                donate_argnums: int | Sequence[int] | None,
-               donate_argnames: str | Sequence[str] | None, **jit_kwargs: Any):
+               donate_argnames: str | Sequence[str] | None, graph: bool = True,
+               graph_updates: bool = True, **jit_kwargs: Any):
     functools.update_wrapper(self, fun)
     self.fun = fun
+    # Without graph updates only Variable values come back (tree_mode.py); tree mode also
+    # rejects a Variable reached twice.
+    self._functional = not (graph and graph_updates)
+    self._tree = not graph
+    if in_shardings is not None:
+      tree_mode.check_no_graph_prefix(in_shardings, "nnx.jit", "in_shardings")
+      if self._functional:
+        tree_mode.check_no_prefix_filter(in_shardings, StateSharding, "nnx.jit",
+                                         "in_shardings")
     self.out_shardings = out_shardings
     self._entries: OrderedDict = OrderedDict()
     self._compiled: OrderedDict = OrderedDict()  # ctx -> jax.jit of the pure function
@@ -98,6 +110,23 @@ class JitWrapped:
 
   def __get__(self, obj: Any, objtype: Any = None) -> Callable:
     return self if obj is None else functools.partial(self, obj)
+
+  def _pure_functional(self, ctx: tuple, *args: Any, **kwargs: Any) -> tuple:
+    """The traced function without graph updates: returns the new values of the input
+    Variables it replaced, and the output with its graph objects taken apart."""
+    graphdef, treedef, positions = ctx
+    leaves = treedef.flatten_up_to((args, kwargs))
+    values = [v for p in positions for v in leaves[p]]
+    (args, kwargs), inner, _ = lift.rebuild(graphdef, values, leaves, treedef, positions)
+    snapshot = tree_mode.Snapshot(inner, values)
+    out = self.fun(*args, **kwargs)
+    if self.out_shardings is not None:
+      out = jax.lax.with_sharding_constraint(out, self.out_shardings)
+    written, new_values = snapshot.updates(self._may_trim)
+    out, nodes = tree_mode.pack_output(out, snapshot.variable_ids(), "nnx.jit", self._tree)
+    if nodes is not None:
+      check_no_leaks(nodes.graphdef, [*values, *leaves], "nnx.jit")
+    return out, new_values, _OutInfo(None, nodes, (), written)
 
   def _pure(self, ctx: tuple, *args: Any, **kwargs: Any) -> tuple:
     graphdef, treedef, positions = ctx
@@ -126,7 +155,8 @@ class JitWrapped:
     passes no static arguments and stays on jax.jit's fast path."""
     fn = self._compiled.get(ctx)
     if fn is None:
-      fn = self._compiled[ctx] = jax.jit(functools.partial(self._pure, ctx), **self._options)
+      pure = self._pure_functional if self._functional else self._pure
+      fn = self._compiled[ctx] = jax.jit(functools.partial(pure, ctx), **self._options)
       if len(self._compiled) > _MAX_ENTRIES:
         self._compiled.popitem(last=False)
     return fn
@@ -200,6 +230,12 @@ class JitWrapped:
 
   def _call(self, key: tuple | None, args: tuple, kwargs: dict) -> Any:
     """A call the fast path could not take: a new structure, or arguments it does not key."""
+    entry, key, nodes, args, kwargs = self._prepare(key, args, kwargs)
+    out_leaves, values, info = entry.fn(*args, **kwargs)
+    return self._finish(entry, key, nodes, out_leaves, values, info)
+
+  def _prepare(self, key: tuple | None, args: tuple, kwargs: dict) -> tuple:
+    """``(entry, key, graph args, pure args, pure kwargs)`` for a call."""
     leaves, treedef, positions = lift.find_arg_nodes(args, kwargs)
     nodes = [leaves[p] for p in positions]
     fast = key is not None
@@ -207,6 +243,8 @@ class JitWrapped:
       key = (treedef, *map(id, nodes))
     entry = self._entries.get(key)
     if entry is None or not entry.valid(nodes):
+      if self._tree:
+        tree_mode.check_unique((args, kwargs), "nnx.jit")
       entry = self._entry(key, nodes, treedef, positions)
       if fast:  # the key holds an id where each graph argument is
         indices = [i for i, k in enumerate(key) if type(k) is int and k]
@@ -215,12 +253,28 @@ class JitWrapped:
     for p, group in entry.groups:
       leaves[p] = read(group)
     args, kwargs = treedef.unflatten(leaves)
-    out_leaves, values, info = entry.fn(*args, **kwargs)
-    return self._finish(entry, key, nodes, out_leaves, values, info)
+    return entry, key, nodes, args, kwargs
+
+  def lower(self, *args: Any, **kwargs: Any) -> _Lowered:
+    """``jax.jit(...).lower`` for these arguments; ``.compile()`` of the result is called
+    with the same kind of arguments (graph objects included) and updates them."""
+    if self._static != ((), ()):
+      self._check_static(args, kwargs)
+    entry, _, _, pure_args, pure_kwargs = self._prepare(None, args, kwargs)
+    return _Lowered(self, entry.fn.lower(*pure_args, **pure_kwargs))
 
   def _finish(self, entry: _Entry, key: tuple, nodes: list, out_leaves: list, values: list,
               info: _OutInfo) -> Any:
     """Writes a call's results back; a new trace's output facts are kept for the next."""
+    if self._functional:
+      written = [entry.slots[j] for j in info.written]
+      if entry.cached:
+        entry.info, entry.written = info, written
+      else:  # the slots are the leaves themselves; only Variables are written
+        written = [x.__dict__ for x in written]
+      for slot, value in zip(written, values, strict=True):
+        slot["_raw"] = value
+      return out_leaves if info.treedef is None else info.treedef.unflatten(out_leaves)
     if info.update.same and entry.cached:
       entry.info, entry.written = info, [entry.slots[j] for j in info.written]
       for slot, value in zip(entry.written, values, strict=True):
@@ -231,6 +285,36 @@ class JitWrapped:
       for i, node in zip(info.node_positions, out_nodes, strict=True):
         out_leaves[i] = node
     return out_leaves if info.treedef is None else info.treedef.unflatten(out_leaves)
+
+
+class _Lowered:
+  """A lowered ``nnx.jit`` call: JAX's ``Lowered`` (``as_text``, ``cost_analysis``...)
+  whose ``compile`` keeps the graph handling."""
+
+  def __init__(self, wrapped: JitWrapped, lowered: Any):
+    self.wrapped, self.lowered = wrapped, lowered
+
+  def compile(self, *args: Any, **kwargs: Any) -> _Compiled:
+    return _Compiled(self.wrapped, self.lowered.compile(*args, **kwargs))
+
+  def __getattr__(self, name: str) -> Any:
+    return getattr(self.lowered, name)
+
+
+class _Compiled:
+  """A compiled ``nnx.jit`` call, run on graph objects like the jitted function."""
+
+  def __init__(self, wrapped: JitWrapped, compiled: Any):
+    self.wrapped, self.compiled = wrapped, compiled
+
+  def __call__(self, *args: Any, **kwargs: Any) -> Any:
+    wrapped = self.wrapped
+    entry, key, nodes, pure_args, pure_kwargs = wrapped._prepare(None, args, kwargs)
+    out_leaves, values, info = self.compiled(*pure_args, **pure_kwargs)
+    return wrapped._finish(entry, key, nodes, out_leaves, values, info)
+
+  def __getattr__(self, name: str) -> Any:
+    return getattr(self.compiled, name)
 
 
 _raw_of = operator.itemgetter("_raw")
@@ -265,32 +349,155 @@ def jit(fun: Callable | None = None, *, in_shardings: Any = None, out_shardings:
         static_argnames: str | Sequence[str] | None = None,
         donate_argnums: int | Sequence[int] | None = None,
         donate_argnames: str | Sequence[str] | None = None, keep_unused: bool = False,
-        device: Any = None, backend: str | None = None, inline: bool = False) -> Any:
+        device: Any = None, backend: str | None = None, inline: bool = False,
+        graph: bool | None = None, graph_updates: bool | None = None) -> Any:
   """Compiles ``fun`` like ``jax.jit``; graph objects among its arguments are updated.
 
   Graph objects (Modules, Rngs, Optimizers, Variables...) may appear anywhere in the
-  arguments. Whatever the function does to them (new values, new or replaced attributes,
-  changed shared references) is applied to the caller's objects after the call; outputs may
-  contain graph objects. Other arguments and options behave as in ``jax.jit``; the
-  ``out_shardings`` constrain the function's output.
+  arguments. In graph mode with graph updates, whatever the function does to them (new
+  values, new or replaced attributes, changed shared references) is applied to the
+  caller's objects after the call, and outputs may be input objects. Without graph updates
+  (``graph_updates=False``, or tree mode ``graph=False``) only the new values of the input
+  Variables come back; graph objects in the output are new objects, and returning an
+  input Variable is an error. Tree mode also rejects a Variable passed twice. Other
+  arguments and options behave as in ``jax.jit``; the ``out_shardings`` constrain the
+  function's output.
+
+  Args:
+    graph: graph mode (True) or tree mode (False); default ``nnx.set_graph_mode``'s value.
+    graph_updates: whether structural changes propagate (graph mode only); default
+      ``nnx.set_graph_updates``'s value.
 
   Returns:
     The compiled function (or a decorator, when ``fun`` is omitted).
   """
+  graph = resolve_graph(graph)
+  graph_updates = resolve_graph_updates(graph_updates)
   options = dict(in_shardings=in_shardings, out_shardings=out_shardings,
                  static_argnums=static_argnums, static_argnames=static_argnames,
                  donate_argnums=donate_argnums, donate_argnames=donate_argnames,
                  keep_unused=keep_unused or None, device=device, backend=backend,
                  inline=inline or None)
   if fun is None:
-    return functools.partial(jit, **options)
-  return JitWrapped(fun, **options)
+    return functools.partial(jit, **options, graph=graph, graph_updates=graph_updates)
+  return JitWrapped(fun, **options, graph=graph, graph_updates=graph and graph_updates)
 
 
-def cached_partial(f: Callable, *cached_args: Any) -> Callable:
+class JitPartial:
+  """``nnx.jit_partial``'s result: the jitted function with its first arguments bound."""
+
+  def __init__(self, wrapped: JitWrapped, partial_args: tuple):
+    functools.update_wrapper(self, wrapped.fun)
+    self.wrapped = wrapped
+    self.partial_args = partial_args
+
+  def __call__(self, *args: Any, **kwargs: Any) -> Any:
+    return self.wrapped(*self.partial_args, *args, **kwargs)
+
+  def lower(self, *args: Any, **kwargs: Any) -> Any:
+    """``jax.jit(...).lower`` for the bound function: the arguments after the bound ones."""
+    return _PartialLowered(self.wrapped.lower(*self.partial_args, *args, **kwargs),
+                           self.partial_args)
+
+
+class _PartialLowered:
+  def __init__(self, lowered: Any, partial_args: tuple):
+    self.lowered, self.partial_args = lowered, partial_args
+
+  def compile(self, *args: Any, **kwargs: Any) -> Callable:
+    compiled = self.lowered.compile(*args, **kwargs)
+    return _PartialCompiled(compiled, self.partial_args)
+
+  def __getattr__(self, name: str) -> Any:
+    return getattr(self.lowered, name)
+
+
+class _PartialCompiled:
+  def __init__(self, compiled: Any, partial_args: tuple):
+    self.compiled, self.partial_args = compiled, partial_args
+
+  def __call__(self, *args: Any, **kwargs: Any) -> Any:
+    return self.compiled(*self.partial_args, *args, **kwargs)
+
+  def __getattr__(self, name: str) -> Any:
+    return getattr(self.compiled, name)
+
+
+def jit_partial(fun: Callable, *partial_args: Any, in_shardings: Any = None,
+                out_shardings: Any = None, static_argnums: int | Sequence[int] | None = None,
+                static_argnames: str | Sequence[str] | None = None,
+                donate_argnums: int | Sequence[int] | None = None,
+                donate_argnames: str | Sequence[str] | None = None, keep_unused: bool = False,
+                device: Any = None, backend: str | None = None, inline: bool = False,
+                graph: bool | None = None, graph_updates: bool | None = None) -> JitPartial:
+  """``nnx.jit(fun)`` with ``partial_args`` bound as its first arguments.
+
+  The options index the full argument list (bound arguments first), as for ``nnx.jit``.
+  The bound graph objects are checked (tree mode: no Variable twice) here, and their walk
+  is cached by ``nnx.jit`` as for any repeated call.
+
+  >>> import jax.numpy as jnp
+  >>> from flaxen import nnx
+  >>> model = nnx.Linear(2, 3, rngs=nnx.Rngs(0))
+  >>> forward = nnx.jit_partial(lambda m, x: m(x), model, graph=False)
+  >>> forward(jnp.ones((1, 2))).shape
+  (1, 3)
+  """
+  wrapped = jit(fun, in_shardings=in_shardings, out_shardings=out_shardings,
+                static_argnums=static_argnums, static_argnames=static_argnames,
+                donate_argnums=donate_argnums, donate_argnames=donate_argnames,
+                keep_unused=keep_unused, device=device, backend=backend, inline=inline,
+                graph=graph, graph_updates=graph_updates)
+  if wrapped._tree:
+    tree_mode.check_unique(partial_args, "nnx.jit_partial")
+  return JitPartial(wrapped, partial_args)
+
+
+def cached_partial(f: Callable, *cached_args: Any, graph: bool | None = None,
+                   graph_updates: bool | None = None) -> Callable:
   """``functools.partial(f, *cached_args)``, for graph objects passed on every call.
 
-  ``nnx.jit`` already caches its graph walk per argument structure, so binding the
-  arguments needs nothing more; the name exists for programs written against Flax.
+  In graph mode with graph updates the graph objects among ``cached_args`` are replaced by
+  copies of their structure that share their Variables, so the function sees them as
+  objects of their own (Flax's behaviour); ``nnx.jit`` caches its graph walk per argument
+  structure, so nothing more is needed for speed. Otherwise it is ``functools.partial``.
   """
+  if resolve_graph(graph) and resolve_graph_updates(graph_updates):
+    leaves, treedef, positions = lift.find_nodes(cached_args)
+    if positions:
+      graphdef, state, _, refs = flatten(tuple(leaves[p] for p in positions))
+      shared = {i: r for i, r in enumerate(refs) if isinstance(r, Variable)}
+      copies, _ = unflatten(graphdef, [lift.raw(x) for x in state], shared)
+      for p, node in zip(positions, copies, strict=True):
+        leaves[p] = node
+      cached_args = treedef.unflatten(leaves)
   return functools.partial(f, *cached_args)
+
+
+class StateSharding:
+  """Shardings for a graph argument's state, chosen per Variable by filters (graph mode
+  with graph updates): ``nnx.StateSharding({nnx.PathContains('kernel'): s1, ...: s2})``.
+  """
+
+  def __init__(self, filter_sharding: Any, /):
+    items = tuple(filter_sharding.items() if hasattr(filter_sharding, "items")
+                  else filter_sharding)
+    self.filters = tuple(f for f, _ in items)
+    self.shardings = tuple(s for _, s in items)
+
+  def map_prefix(self, path: tuple, variable: Any) -> Any:
+    """The sharding of the Variable at ``path``: the first filter's that matches."""
+    for filt, sharding in zip(self.filters, self.shardings, strict=True):
+      if filterlib.to_predicate(filt)(path, variable):
+        return sharding
+    raise errors.UnmatchedFilterError(path, variable, self.filters)
+
+  def __repr__(self) -> str:
+    return f"StateSharding({dict(zip(self.filters, self.shardings, strict=True))})"
+
+  def __eq__(self, other: object) -> bool:
+    return (isinstance(other, StateSharding) and self.filters == other.filters
+            and self.shardings == other.shardings)
+
+  def __hash__(self) -> int:
+    return hash((self.filters, self.shardings))
