@@ -142,7 +142,7 @@ class GraphDef:
   ``jax.jit``.
   """
 
-  __slots__ = ("root", "leaf_paths", "num_refs", "_hash", "_plan")
+  __slots__ = ("root", "leaf_paths", "num_refs", "_hash", "_plan", "_tree")
 
   def __init__(self, root: tuple, leaf_paths: tuple, num_refs: int):
     self.root = root
@@ -150,6 +150,7 @@ class GraphDef:
     self.num_refs = num_refs
     self._hash = None
     self._plan = None  # graph_builder's: None (never merged), 0 (merged once), or the plan
+    self._tree = False  # tree_mode's: True once the graph is known to be a valid pytree
 
   def __hash__(self) -> int:
     if self._hash is None:

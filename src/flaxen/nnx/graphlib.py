@@ -16,6 +16,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any, TypeVar
 
+import jax
+
 from flaxen.errors.nnx import (
   NotAGraphDefError,
   StatePathError,
@@ -34,14 +36,24 @@ from flaxen.nnx.graph import (
   unflatten,
   walk,
 )
+from flaxen.nnx.graph_mode import set_graph_mode
 from flaxen.nnx.object import ARRAY_TYPES, Object
 from flaxen.nnx.state import State
+from flaxen.nnx.tree_mode import check_tree
 from flaxen.nnx.variables import Variable, current_trace
 
 __all__ = ["split", "merge", "state", "update", "graphdef", "clone", "pop", "iter_graph",
            "variables", "call"]
 
 N = TypeVar("N")
+
+
+def _walked(node: Any, graph: bool | None) -> tuple:
+  """``cached_walk(node)``, checked to be a valid pytree in tree mode (``graph=False``)."""
+  walked = cached_walk(node)
+  if graph is False or (graph is None and not set_graph_mode.current_value()):
+    check_tree(walked[0])
+  return walked
 
 
 def _copy(leaf: Any) -> Any:
@@ -171,26 +183,29 @@ def _group(leaves: list, paths: list, filters: tuple, exhaustive: bool) -> list[
   return [State.from_flat_path(g) for g in groups]
 
 
-def split(node: Any, *filters: Any) -> tuple[Any, ...]:
+def split(node: Any, *filters: Any, graph: bool | None = None) -> tuple[Any, ...]:
   """Splits a graph into its GraphDef and one State per filter.
 
   Args:
     node: a graph node (Module, Rngs, Optimizer...) or a pytree of them.
     *filters: each Variable goes to the first filter it matches; with no filters, one State
       holds everything.
+    graph: graph mode (shared references kept) or tree mode (``False``: the graph must be
+      a pytree); ``None`` takes ``nnx.set_graph_mode``'s current value.
 
   Returns:
     ``(graphdef, state, ...)``: one State per filter.
 
   Raises:
     UnmatchedFilterError: a Variable matches none of the filters.
+    SharedReferenceError: tree mode found one Variable or Object at two paths.
 
   >>> from flaxen import nnx
   >>> graphdef, params, rest = nnx.split(nnx.Rngs(0), nnx.RngKey, ...)
   >>> list(params.default), list(rest.default)
   (['key'], ['count'])
   """
-  walked = cached_walk(node)
+  walked = _walked(node, graph)
   return (walked[0], *_states(walked, filters or (...,), exhaustive=True))
 
 
@@ -262,7 +277,7 @@ def _merge_into(out: dict, state: Any) -> None:
       out[k] = v
 
 
-def state(node: Any, *filters: Any) -> Any:
+def state(node: Any, *filters: Any, graph: bool | None = None) -> Any:
   """The graph's state (copies of its Variables): a State, or a tuple for several filters.
 
   Unlike ``split``, Variables matching no filter are left out.
@@ -271,23 +286,23 @@ def state(node: Any, *filters: Any) -> Any:
   >>> [p for p, _ in nnx.state(nnx.Rngs(a=0, b=1), nnx.RngCount).flat_state()]
   [('a', 'count'), ('b', 'count')]
   """
-  states = _states(cached_walk(node), filters or (...,), exhaustive=False)
+  states = _states(_walked(node, graph), filters or (...,), exhaustive=False)
   return states[0] if len(states) == 1 else tuple(states)
 
 
-def graphdef(node: Any) -> GraphDef:
+def graphdef(node: Any, /, *, graph: bool | None = None) -> GraphDef:
   """The GraphDef of a graph.
 
   >>> from flaxen import nnx
   >>> nnx.graphdef(nnx.Rngs(0)) == nnx.graphdef(nnx.Rngs(1))
   True
   """
-  return cached_walk(node)[0]
+  return _walked(node, graph)[0]
 
 
-def variables(node: Any, *filters: Any) -> Any:
+def variables(node: Any, *filters: Any, graph: bool | None = None) -> Any:
   """Like ``state`` but the State holds the graph's own Variables, not copies."""
-  walked = cached_walk(node)
+  walked = _walked(node, graph)
   out = [_states(walked, (f,), exhaustive=False, copy=False)[0] for f in (filters or (...,))]
   return out[0] if len(out) == 1 else tuple(out)
 
@@ -377,10 +392,40 @@ def _at(node: Any, keys: tuple, full_path: tuple) -> Any:
   return node
 
 
-def clone(node: N) -> N:
-  """A deep copy of the graph (new objects, same structure and values, sharing kept)."""
-  gd, leaves, _, _ = flatten(node)
-  return unflatten(gd, leaves)[0]
+def clone(node: N, variables: bool = True, *, arrays: bool = False,
+          graph: bool | None = None) -> N:
+  """A deep copy of the graph: new Objects, same structure and values, sharing kept.
+
+  Args:
+    node: the graph to copy.
+    variables: give the copy new Variables (``False``: the copy holds the same Variable
+      objects as ``node``).
+    arrays: copy the array buffers too (by default the copy's Variables hold the same
+      arrays, which is cheap and safe since JAX arrays are immutable; a copy is needed
+      only where a buffer may be donated).
+    graph: graph mode or tree mode (``False``: no shared references allowed).
+
+  >>> from flaxen import nnx
+  >>> m = nnx.Linear(2, 3, rngs=nnx.Rngs(0))
+  >>> c = nnx.clone(m)
+  >>> c.kernel is m.kernel, c.kernel.value is m.kernel.value
+  (False, True)
+  """
+  gd, leaves, _, refs = flatten(node)
+  if graph is False or (graph is None and not set_graph_mode.current_value()):
+    check_tree(gd)
+  existing = None  # index -> object that the copy reuses: its Variables, if asked
+  if not variables:
+    existing = {i: r for i, r in enumerate(refs) if isinstance(r, Variable)}
+  if arrays:
+    leaves = [x if existing and isinstance(x, Variable) else _copy_buffers(x) for x in leaves]
+  return unflatten(gd, leaves, existing)[0]
+
+
+def _copy_buffers(leaf: Any) -> Any:
+  """A leaf's value with every array in it copied to a new buffer."""
+  value = leaf.raw_value if isinstance(leaf, Variable) else leaf
+  return jax.tree.map(lambda x: x.copy() if isinstance(x, ARRAY_TYPES) else x, value)
 
 
 def pop(node: Any, *filters: Any) -> Any:
@@ -392,11 +437,14 @@ def pop(node: Any, *filters: Any) -> Any:
   return states[0] if len(states) == 1 else tuple(states)
 
 
-def iter_graph(node: Any) -> Iterator[tuple[tuple, Any]]:
+def iter_graph(node: Any, /, *, graph: bool | None = None) -> Iterator[tuple[tuple, Any]]:
   """Yields ``(path, value)`` for every node and leaf of a graph, children before parents.
 
-  Each Object and Variable is visited once, at its first path.
+  Each Object and Variable is visited once, at its first path. In tree mode
+  (``graph=False``) a second path to one raises ``SharedReferenceError``.
   """
+  if graph is False or (graph is None and not set_graph_mode.current_value()):
+    check_tree(cached_walk(node)[0])
   seen: set[int] = set()
 
   def walk(value: Any, path: tuple) -> Iterator[tuple[tuple, Any]]:

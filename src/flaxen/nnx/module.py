@@ -30,12 +30,14 @@ from typing import Any, TypeVar
 import jax.numpy as jnp
 
 from flaxen.errors.nnx import AttributeNotFoundError
+from flaxen.errors.nnx_tree import NotAPytreeError
 from flaxen.nnx import filterlib
+from flaxen.nnx.graph_mode import set_graph_mode
 from flaxen.nnx.graphlib import iter_graph
 from flaxen.nnx.object import Object
 from flaxen.nnx.variables import Perturbation, Variable
 
-__all__ = ["Module", "iter_modules", "iter_children"]
+__all__ = ["Module", "iter_modules", "iter_children", "iter_module_children"]
 
 M = TypeVar("M", bound="Module")
 
@@ -73,16 +75,16 @@ class Module(Object):
       setattr(self, name, variable_type(jnp.zeros_like(value)))
     return value + getattr(self, name).value
 
-  def iter_modules(self) -> Iterator[tuple[tuple, Module]]:
+  def iter_modules(self, *, graph: bool | None = None) -> Iterator[tuple[tuple, Module]]:
     """Yields ``(path, module)`` for this module and every submodule, children first."""
-    return iter_modules(self)
+    return iter_modules(self, graph=graph)
 
-  def iter_children(self) -> Iterator[tuple[Any, Module]]:
+  def iter_children(self, *, graph: bool | None = None) -> Iterator[tuple[Any, Module]]:
     """Yields ``(name, module)`` for the direct submodules."""
-    return iter_children(self)
+    return iter_children(self, graph=graph)
 
   def set_attributes(self, *filters: Any, raise_if_not_found: bool = True,
-                     **attributes: Any) -> None:
+                     graph: bool | None = None, **attributes: Any) -> None:
     """Sets ``attributes`` on every submodule (matching ``filters``) that has them.
 
     Raises:
@@ -91,7 +93,7 @@ class Module(Object):
     """
     predicate = filterlib.Any(*filters) if filters else filterlib.Everything()
     found: set[str] = set()
-    for path, module in self.iter_modules():
+    for path, module in iter_modules(self, graph=graph):
       if not predicate(path, module):
         continue
       for name, value in attributes.items():
@@ -115,15 +117,28 @@ class Module(Object):
     return self
 
 
-def iter_modules(module: Any) -> Iterator[tuple[tuple, Module]]:
-  """Yields ``(path, module)`` for every Module in the graph, children before parents."""
-  for path, value in iter_graph(module):
+def iter_modules(module: Any, /, *, graph: bool | None = None
+                 ) -> Iterator[tuple[tuple, Module]]:
+  """Yields ``(path, module)`` for every Module in the graph, children before parents.
+
+  ``graph=False`` (tree mode) raises ``SharedReferenceError`` on a shared Module.
+  """
+  for path, value in iter_graph(module, graph=graph):
     if isinstance(value, Module):
       yield path, value
 
 
-def iter_children(module: Any) -> Iterator[tuple[Any, Module]]:
-  """Yields ``(name, module)`` for the Modules held directly by ``module``."""
-  for name, value in module._graph_items():
+def iter_children(node: Any, /, *, graph: bool | None = None) -> Iterator[tuple[Any, Module]]:
+  """Yields ``(name, module)`` for the Modules held directly by ``node``, by name.
+
+  ``graph=False`` (tree mode) raises ``NotAPytreeError`` for a ``pytree=False`` class.
+  """
+  if graph is False or (graph is None and not set_graph_mode.current_value()):
+    if not getattr(type(node), "_nnx_pytree", True):
+      raise NotAPytreeError(type(node), ())
+  for name, value in node._graph_items():
     if isinstance(value, Module):
       yield name, value
+
+
+iter_module_children = iter_children

@@ -121,6 +121,7 @@ class Object:
 
   def __init_subclass__(cls, pytree: bool = True, **kwargs: Any):
     super().__init_subclass__(**kwargs)
+    cls._nnx_pytree = pytree  # tree mode (graph=False) refuses classes that opt out
     if pytree:  # ``class M(nnx.Module, pytree=False)`` opts out of JAX pytree registration
       _register(cls)
 
