@@ -9,13 +9,14 @@ import importlib
 
 from flaxen import errors, serialization, struct, traverse_util
 from flaxen.configurations import config
+from flaxen.flax_alias import install_as_flax, uninstall_flax_alias
 
 __version__ = "0.1.0"
 
 # Heavier subpackages load on first use, so `import flaxen` stays cheap.
 _LAZY = (
-  "checkpoint", "configurations", "core", "initializers", "linen", "nnx", "ops", "training",
-  "typing",
+  "checkpoint", "configurations", "core", "cursor", "initializers", "jax_utils", "linen", "nnx",
+  "ops", "training", "typing",
 )
 
 
@@ -25,4 +26,7 @@ def __getattr__(name: str):
   raise AttributeError(f"module 'flaxen' has no attribute {name!r}")
 
 
-__all__ = ["config", "errors", "serialization", "struct", "traverse_util", *_LAZY]
+__all__ = [
+  "config", "errors", "install_as_flax", "serialization", "struct", "traverse_util",
+  "uninstall_flax_alias", *_LAZY,
+]

@@ -23,6 +23,8 @@ from flaxen.errors.base import *  # noqa: F403
 from flaxen.errors.checkpoint import *  # noqa: F403
 from flaxen.errors.config import *  # noqa: F403
 from flaxen.errors.core import *  # noqa: F403
+from flaxen.errors.cursor import *  # noqa: F403
+from flaxen.errors.flax_alias import *  # noqa: F403
 from flaxen.errors.layers import *  # noqa: F403
 from flaxen.errors.linen import *  # noqa: F403
 from flaxen.errors.nested import *  # noqa: F403
@@ -32,3 +34,4 @@ from flaxen.errors.nnx_transforms import *  # noqa: F403
 from flaxen.errors.pytree import *  # noqa: F403
 from flaxen.errors.sharding import *  # noqa: F403
 from flaxen.errors.training import *  # noqa: F403
+from flaxen.errors.training_checkpoints import *  # noqa: F403
