@@ -19,12 +19,19 @@ from typing import Any
 import jax
 
 from flaxen.errors.nnx import TransformAxesError, UnmatchedStateAxesError
-from flaxen.nnx import filterlib
-from flaxen.nnx.object import is_graph_node
+from flaxen.errors.nnx_transforms import (
+  GraphNodePrefixError,
+  InconsistentAliasingError,
+  PrefixFilterError,
+)
+from flaxen.nnx import filterlib, graph
+from flaxen.nnx.object import Object, is_graph_node
 from flaxen.nnx.rnglib import RngState
+from flaxen.nnx.variables import Variable
 
 __all__ = ["Carry", "StateAxes", "PARTITION_NAME", "leaf_axes", "state_axes", "plain_axes",
-           "axis_values", "check_sizes", "remove_axis", "add_axis"]
+           "axis_values", "check_sizes", "remove_axis", "add_axis", "resolve", "is_prefix_leaf",
+           "check_prefixes", "check_aliasing"]
 
 PARTITION_NAME = "partition_name"  # transform_metadata key: the mapped axis' sharding name
 _SHARDING_KEYS = ("sharding_names", "sharding")
@@ -66,6 +73,10 @@ class StateAxes:
         return axis
     raise UnmatchedStateAxesError(transform, path, variable, self._filters)
 
+  def map_prefix(self, path: tuple, variable: Any) -> Any:
+    """``axis_for`` under the name every prefix filter shares (``StateSharding`` too)."""
+    return self.axis_for("vmap", path, variable)
+
   def __eq__(self, other: object) -> bool:
     return isinstance(other, StateAxes) and (self._filters, self._axes) == (other._filters,
                                                                             other._axes)
@@ -81,10 +92,46 @@ def _is_axis(x: Any) -> bool:
   return x is None or x is Carry or isinstance(x, StateAxes)
 
 
+def is_prefix_leaf(x: Any) -> bool:
+  """Where a prefix stops for the pytree flatten that matches it to the arguments: an axis,
+  a prefix filter (anything with ``map_prefix``), or a graph object (a tree-mode prefix
+  shaped like the Module, e.g. from ``nnx.prefix``), resolved per Variable by
+  ``resolve``."""
+  return _is_axis(x) or hasattr(x, "map_prefix") or is_graph_node(x)
+
+
+def _is_container(x: Any) -> bool:
+  return (isinstance(x, Mapping | list | Object) or type(x) is tuple
+          or hasattr(x, "__state__") or hasattr(x, "_graph_items"))
+
+
+def _child(prefix: Any, key: Any) -> Any:
+  if hasattr(prefix, "__state__"):  # a graph-mode nnx.prefix result: (graphdef, state)
+    prefix = prefix.__state__
+  if isinstance(prefix, Object):
+    return graph.child(prefix, key)
+  return prefix[key]
+
+
+def resolve(prefix: Any, path: tuple, variable: Any) -> Any:
+  """The prefix of the Variable at ``path`` (within its argument) from its argument's
+  prefix: the prefix itself, a prefix filter's choice, or the entry at ``path`` of a prefix
+  shaped like the argument (a Module or State of axes, as ``nnx.prefix`` makes)."""
+  for i, key in enumerate(path):
+    if hasattr(prefix, "map_prefix"):
+      return prefix.map_prefix(path[i:], variable)
+    if not _is_container(prefix) or isinstance(prefix, Variable):
+      break
+    prefix = _child(prefix, key)
+  if hasattr(prefix, "map_prefix"):
+    return prefix.map_prefix((), variable)
+  return prefix.value if isinstance(prefix, Variable) else prefix
+
+
 def leaf_axes(transform: str, name: str, prefix: Any, tree: Any) -> list:
   """The axis of every leaf of ``tree`` (graph objects are leaves), from the prefix tree
   ``prefix``, in the order ``lift.find_nodes`` lists them."""
-  axes, prefix_def = jax.tree_util.tree_flatten(prefix, is_leaf=_is_axis)
+  axes, prefix_def = jax.tree_util.tree_flatten(prefix, is_leaf=is_prefix_leaf)
   try:
     subtrees = prefix_def.flatten_up_to(tree)
   except (ValueError, TypeError) as e:
@@ -101,12 +148,17 @@ def leaf_axes(transform: str, name: str, prefix: Any, tree: Any) -> list:
 
 
 def state_axes(transform: str, node_axes: list, paths: list, variables: list) -> list:
-  """The axis of every state value: its node's axis, resolved per Variable for StateAxes."""
+  """The axis of every state value: its node's axis, resolved per Variable for StateAxes
+  and prefixes shaped like the node."""
   out = []
   for path, var in zip(paths, variables, strict=True):
     axis = node_axes[path[0]]
-    out.append(axis.axis_for(transform, path[1:], var) if isinstance(axis, StateAxes)
-               else axis)
+    if isinstance(axis, StateAxes):
+      out.append(axis.axis_for(transform, path[1:], var))
+    elif _is_axis(axis) or isinstance(axis, int):
+      out.append(axis)
+    else:
+      out.append(resolve(axis, path[1:], var))
   return out
 
 
@@ -128,11 +180,26 @@ def plain_axes(transform: str, leaves: list, axes: list) -> list:
 def axis_values(*specs: Any) -> list:
   """Every distinct int/None axis in the given specs (StateAxes included), in order."""
   found: list = []
-  for axis in jax.tree_util.tree_leaves(specs, is_leaf=_is_axis):
-    for a in axis.axes if isinstance(axis, StateAxes) else (axis,):
+  for axis in jax.tree_util.tree_leaves(specs, is_leaf=is_prefix_leaf):
+    for a in axis.axes if isinstance(axis, StateAxes) else _values(axis):
       if a is not Carry and a not in found:
         found.append(a)
   return found
+
+
+def _values(prefix: Any) -> list:
+  """The axes inside a prefix shaped like an argument (itself, for an axis)."""
+  if isinstance(prefix, Variable):
+    return [prefix.value]
+  if not _is_container(prefix):
+    return [prefix]
+  if hasattr(prefix, "__state__"):
+    prefix = prefix.__state__
+  if hasattr(prefix, "_graph_items"):
+    items = [v for _, v in prefix._graph_items()]
+  else:
+    items = list(prefix.values() if isinstance(prefix, Mapping) else prefix)
+  return [a for item in items for a in _values(item)]
 
 
 def check_sizes(transform: str, g: Any, arg_axes: list, value_axes: list) -> None:
@@ -191,3 +258,24 @@ def add_axis(variables: list, axes: list, metadata: Mapping[str, Any]) -> None:
       key, names = found
       at = axis if axis >= 0 else len(names) + axis + 1
       var._meta[key] = (*names[:at], metadata[PARTITION_NAME], *names[at:])
+
+
+def check_prefixes(transform: str, graph: bool, graph_updates: bool, **prefixes: Any) -> None:
+  """Checks ``in_axes``/``out_axes``-like prefixes when a transform is made: no Variables
+  (nor, in graph mode, graph objects) in them, and prefix filters (``StateAxes``,
+  ``StateSharding``) only in graph mode with graph updates."""
+  for name, prefix in prefixes.items():
+    for leaf in jax.tree_util.tree_leaves(prefix, is_leaf=is_prefix_leaf):
+      if isinstance(leaf, Variable) or (graph and is_graph_node(leaf)):
+        raise GraphNodePrefixError(transform, name, leaf)
+      if hasattr(leaf, "map_prefix") and not (graph and graph_updates):
+        raise PrefixFilterError(transform, name, type(leaf).__name__)
+
+
+def check_aliasing(transform: str, nodes: list, node_axes: list) -> None:
+  """One graph argument passed twice must get the same axis (spec) both times."""
+  seen: dict[int, Any] = {}
+  for node, axis in zip(nodes, node_axes, strict=True):
+    first = seen.setdefault(id(node), axis)
+    if first is not axis and first != axis:
+      raise InconsistentAliasingError(transform, node, first, axis)

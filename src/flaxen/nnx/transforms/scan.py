@@ -31,17 +31,24 @@ import jax
 import jax.numpy as jnp
 
 from flaxen.errors.nnx import BroadcastStateUpdateError, LoopStructureError, TransformAxesError
-from flaxen.nnx.graph import flatten
+from flaxen.errors.nnx_transforms import VariableAliasingError
+from flaxen.nnx.graph import flatten, unflatten
+from flaxen.nnx.graph_mode import resolve_graph, resolve_graph_updates
 from flaxen.nnx.transforms import lift
 from flaxen.nnx.transforms.axes import (
   Carry,
+  StateAxes,
   add_axis,
+  check_aliasing,
+  check_prefixes,
   check_sizes,
+  is_prefix_leaf,
   leaf_axes,
   plain_axes,
   remove_axis,
   state_axes,
 )
+from flaxen.nnx.transforms.tree_mode import check_unique
 
 __all__ = ["scan"]
 
@@ -60,7 +67,7 @@ class _Body:
   """Static facts about the traced body's output."""
 
   __slots__ = ("update", "treedef", "node_positions", "node_sources", "carry_leaves",
-               "scan_leaves", "scan_axes")
+               "scan_leaves", "scan_axes", "new_graphdef", "new_axes")
 
 
 def _to_front(x: Any, axis: int) -> Any:
@@ -71,21 +78,63 @@ def _from_front(x: Any, axis: int) -> Any:
   return jnp.moveaxis(x, 0, axis) if axis != 0 else x
 
 
+def _check_axes(in_axes: Any, out_axes: Any, graph: bool, graph_updates: bool) -> None:
+  """What ``in_axes``/``out_axes`` may say, checked when the scan is made."""
+  check_prefixes("nnx.scan", graph, graph_updates, in_axes=in_axes, out_axes=out_axes)
+  carries = []
+  for name, spec in (("in_axes", in_axes), ("out_axes", out_axes)):
+    top = spec if type(spec) is tuple else (spec,)
+    n = sum(a is Carry for a in top)
+    nested = sum(a is Carry for a in jax.tree_util.tree_leaves(top, is_leaf=is_prefix_leaf))
+    if nested != n:
+      raise TransformAxesError("scan", f"{name}={spec!r} has nnx.Carry nested inside an "
+                               "argument's prefix", "give nnx.Carry for a whole argument")
+    if n > 1:
+      raise TransformAxesError("scan", f"Found multiple Carry definitions in {name}",
+                               "carry one argument (a tuple, if several values are carried)")
+    carries.append(n)
+    if name == "out_axes":
+      for a in jax.tree_util.tree_leaves(top, is_leaf=is_prefix_leaf):
+        if a is None or (isinstance(a, StateAxes) and None in a.axes):
+          raise TransformAxesError(
+            "scan", "Cannot broadcast output state" + (
+              f". Got StateAxes {a!r} in out_axes" if a is not None else
+              ": out_axes gives axis None to an output"),
+            "give each output nnx.Carry or an int axis")
+  if carries[0] != carries[1]:
+    raise TransformAxesError(
+      "scan", "If one of in_axes or out_axes has Carry, the other must also have Carry",
+      f"got in_axes={in_axes!r}, out_axes={out_axes!r}")
+
+
 class _Scanned:
   def __init__(self, f: Callable, in_axes: Any, out_axes: Any, metadata: Mapping[str, Any],
-               scan_options: dict):
+               scan_options: dict, graph: bool | None = None,
+               graph_updates: bool | None = None):
     functools.update_wrapper(self, f)
     self.f, self.in_axes, self.out_axes, self.metadata = f, in_axes, out_axes, metadata
     self.scan_options = scan_options
+    self.graph = resolve_graph(graph)
+    self.graph_updates = resolve_graph_updates(graph_updates)
+    _check_axes(in_axes, out_axes, self.graph, self.graph_updates)
 
   def __get__(self, obj: Any, objtype: Any = None) -> Callable:
     return self if obj is None else functools.partial(self, obj)
 
   def __call__(self, *args: Any) -> Any:
+    if self.in_axes is Carry and len(args) != 1:
+      raise TransformAxesError(
+        "scan", f"When in_axes=Carry, the function must take exactly one argument (got "
+        f"{len(args)})", "pack the arguments in one tuple, or give in_axes per argument")
+    if not self.graph:
+      check_unique(args, "nnx.scan")
     g = lift.GraphArgs(args)
     axes = leaf_axes("scan", "in_axes", self.in_axes, args)
     node_axes = [axes[p] for p in g.positions]
+    check_aliasing("nnx.scan", g.nodes, node_axes)
     value_axes = state_axes("scan", node_axes, g.paths, g.variables)
+    if not self.graph_updates or not self.graph:  # broadcast Variables may change: carried
+      value_axes = [Carry if a is None else a for a in value_axes]
     arg_axes = plain_axes("scan", g.leaves, axes)
     check_sizes("scan", g, arg_axes, value_axes)
     leaf_groups = _split(g.leaves, arg_axes)
@@ -95,7 +144,7 @@ class _Scanned:
           [_to_front(g.values[j], value_axes[j]) for j in value_groups[1]])
     info = _Body()
     body = functools.partial(self._body, g, leaf_groups, value_groups, value_axes, info)
-    (carry_leaves, carry_values), (ys_leaves, ys_values) = jax.lax.scan(
+    (carry_leaves, carry_values), (ys_leaves, ys_values, ys_new) = jax.lax.scan(
       body, carry, xs, **self.scan_options)
     values = list(g.values)
     for j, v in zip(value_groups[0], carry_values, strict=True):
@@ -108,8 +157,12 @@ class _Scanned:
       out[i] = v
     for i, axis, v in zip(info.scan_leaves, info.scan_axes, ys_leaves, strict=True):
       out[i] = _from_front(v, axis)
+    new_nodes = []
+    if info.new_graphdef is not None:
+      new_nodes, _ = unflatten(info.new_graphdef, [
+        _from_front(v, a) for v, a in zip(ys_new, info.new_axes, strict=True)])
     for p, k in zip(info.node_positions, info.node_sources, strict=True):
-      out[p] = g.nodes[k]
+      out[p] = g.nodes[k] if k >= 0 else new_nodes[-1 - k]
     return info.treedef.unflatten(out)
 
   def _body(self, g: lift.GraphArgs, leaf_groups: tuple, value_groups: tuple,
@@ -120,42 +173,74 @@ class _Scanned:
     for j, v in zip(value_groups[0] + value_groups[1], carry[1] + xs[1], strict=True):
       values[j] = v
     args, inner, refs = g.rebuild(leaves, values)
-    inner_vars = flatten(tuple(inner))[1] if self.metadata else []
+    inner_leaves = flatten(tuple(inner))[1]
+    inner_vars = inner_leaves if self.metadata else []
     remove_axis(inner_vars, value_axes, self.metadata)
     out = self.f(*args)
     add_axis(inner_vars, value_axes, self.metadata)
     out_leaves, info.treedef, info.node_positions, out_nodes = lift.take_nodes(out)
-    info.node_sources = tuple(_source(inner, n) for n in out_nodes)
-    new_values, info.update = lift.capture(inner, refs, g.graphdef, [])
-    if not info.update.same:
-      raise LoopStructureError("scan", "the body changed the structure of its graph objects")
+    all_out_axes = leaf_axes("scan", "out_axes", self.out_axes, out)
+    node_out_axes = [all_out_axes[p] for p in info.node_positions]
+    info.node_sources, fresh = self._sources(inner, out_nodes, node_out_axes)
+    ys_new: list = []
+    info.new_graphdef, info.new_axes = None, []
+    if fresh:  # graph objects made in the body: stacked along their out axis
+      info.new_graphdef, new_vars, paths, _ = flatten(tuple(n for n, _ in fresh))
+      info.new_axes = state_axes("scan", [a for _, a in fresh], paths, new_vars)
+      ys_new = [_to_front(lift.raw(v), a) for v, a in zip(new_vars, info.new_axes, strict=True)]
+    if self.graph and self.graph_updates:
+      new_values, info.update = lift.capture(inner, refs, g.graphdef, [])
+      if not info.update.same:
+        raise LoopStructureError("scan", "the body changed the structure of its graph objects")
+    else:  # only the Variables' new values count
+      new_values = [lift.raw(x) for x in inner_leaves]
+      info.update = lift.GraphUpdate(True, g.graphdef, tuple(range(len(refs))), len(inner))
     for j in value_groups[2]:
       if new_values[j] is not values[j]:
         raise BroadcastStateUpdateError("scan", g.paths[j][1:], g.variables[j])
-    out_axes = plain_axes("scan", out_leaves, leaf_axes("scan", "out_axes", self.out_axes, out))
+    out_axes = plain_axes("scan", out_leaves, all_out_axes)
     info.carry_leaves, info.scan_leaves, broadcast = _split(out_leaves, out_axes)
     if broadcast:
-      raise TransformAxesError("scan", "out_axes gives axis None to an output",
-                               "give each output nnx.Carry or an int axis")
+      raise TransformAxesError("scan", "out_axes gives axis None to an output: Cannot "
+                               "broadcast output state", "give each output nnx.Carry or an "
+                               "int axis")
     info.scan_axes = [out_axes[i] for i in info.scan_leaves]
     new_carry = ([out_leaves[i] for i in info.carry_leaves],
                  [new_values[j] for j in value_groups[0]])
-    ys = ([out_leaves[i] for i in info.scan_leaves], [new_values[j] for j in value_groups[1]])
+    ys = ([out_leaves[i] for i in info.scan_leaves], [new_values[j] for j in value_groups[1]],
+          ys_new)
     return new_carry, ys
 
-
-def _source(inner: list, node: Any) -> int:
-  for k, n in enumerate(inner):
-    if n is node:
-      return k
-  raise LoopStructureError(
-    "scan", f"the body returned a {type(node).__name__} that is not one of its arguments")
+  def _sources(self, inner: list, out_nodes: list, axes: list) -> tuple[tuple, list]:
+    """Where each output graph object comes from: ``k >= 0``, input object ``k`` (a carry);
+    ``-1 - i``, the ``i``-th object made in the body (scanned). Returns the sources and the
+    new objects with their axes."""
+    sources, fresh = [], []
+    for node, axis in zip(out_nodes, axes, strict=True):
+      k = next((k for k, n in enumerate(inner) if n is node), -1)
+      if axis is Carry:
+        if k < 0:
+          raise LoopStructureError(
+            "scan", f"the body returned a new {type(node).__name__} as its carry: "
+            + ("Carry references must be the same between iterations"
+               if self.graph and self.graph_updates else
+               "scan Variable identity must be preserved across iterations"))
+        sources.append(k)
+      elif k >= 0 and not (self.graph and self.graph_updates):
+        raise VariableAliasingError("nnx.scan", node, ())
+      elif k >= 0:
+        sources.append(k)
+      else:
+        fresh.append((node, axis))
+        sources.append(-len(fresh))
+    return tuple(sources), fresh
 
 
 def scan(f: Callable | None = None, *, length: int | None = None, reverse: bool = False,
          unroll: int | bool = 1, _split_transpose: bool = False, in_axes: Any = (Carry, 0),
          out_axes: Any = (Carry, 0),
-         transform_metadata: Mapping[str, Any] = {}) -> Any:  # noqa: B006 (read only)
+         transform_metadata: Mapping[str, Any] = {},  # noqa: B006 (read only)
+         graph: bool | None = None, graph_updates: bool | None = None) -> Any:
   """Loops ``f`` over slices of its arguments like ``jax.lax.scan``, updating graph objects.
 
   Args:
@@ -169,6 +254,11 @@ def scan(f: Callable | None = None, *, length: int | None = None, reverse: bool 
       ints mark outputs stacked along that axis.
     transform_metadata: with ``{nnx.PARTITION_NAME: name}``, the scanned axis is removed
       from the scanned Variables' sharding metadata inside the body.
+    graph: graph mode (shared references kept) or, if False, tree mode (a Variable may
+      appear only once among the arguments). ``None``: ``nnx.set_graph_mode``'s value.
+    graph_updates: with graph updates (graph mode only), ``StateAxes`` are allowed and a
+      broadcast Variable may not change; without, a broadcast Variable the body writes is
+      carried from one iteration to the next, and only Variable values flow back.
 
   Returns:
     The looped function, returning the output with the final carry and stacked outputs.
@@ -177,7 +267,8 @@ def scan(f: Callable | None = None, *, length: int | None = None, reverse: bool 
   if f is None:
     return functools.partial(scan, length=length, reverse=reverse, unroll=unroll,
                              _split_transpose=_split_transpose, in_axes=in_axes,
-                             out_axes=out_axes, transform_metadata=transform_metadata)
+                             out_axes=out_axes, transform_metadata=transform_metadata,
+                             graph=graph, graph_updates=graph_updates)
   options = dict(length=length, reverse=reverse, unroll=unroll,
                  _split_transpose=_split_transpose)
-  return _Scanned(f, in_axes, out_axes, transform_metadata, options)
+  return _Scanned(f, in_axes, out_axes, transform_metadata, options, graph, graph_updates)

@@ -34,17 +34,21 @@ import jax
 
 from flaxen.errors.nnx import TransformAxesError
 from flaxen.nnx.graph import flatten
+from flaxen.nnx.graph_mode import resolve_graph, resolve_graph_updates
 from flaxen.nnx.transforms import lift
 from flaxen.nnx.transforms.axes import (
   Carry,
   add_axis,
   axis_values,
+  check_aliasing,
+  check_prefixes,
   check_sizes,
   leaf_axes,
   plain_axes,
   remove_axis,
   state_axes,
 )
+from flaxen.nnx.transforms.tree_mode import check_unique
 
 __all__ = ["vmap"]
 
@@ -73,10 +77,17 @@ def _check(axes: list) -> None:
 
 
 class _Vmapped:
+  name = "vmap"
+  jax_transform = staticmethod(jax.vmap)
+
   def __init__(self, f: Callable, in_axes: Any, out_axes: Any, metadata: Mapping[str, Any],
-               jax_options: dict):
+               jax_options: dict, graph: bool | None = None, graph_updates: bool | None = None):
     functools.update_wrapper(self, f)
     self.f, self.in_axes, self.out_axes, self.metadata = f, in_axes, out_axes, metadata
+    self.graph = resolve_graph(graph)
+    self.graph_updates = resolve_graph_updates(graph_updates)
+    check_prefixes(self.name, self.graph, self.graph_updates, in_axes=in_axes,
+                   out_axes=out_axes)
     self.groups = axis_values(in_axes, out_axes)
     self.jax_options = jax_options
 
@@ -84,9 +95,12 @@ class _Vmapped:
     return self if obj is None else functools.partial(self, obj)
 
   def __call__(self, *args: Any, **kwargs: Any) -> Any:
+    if not self.graph:
+      check_unique((args, kwargs), f"nnx.{self.name}")
     g = lift.GraphArgs((args, kwargs))
     axes = leaf_axes("vmap", "in_axes", (self.in_axes, 0), (args, kwargs))  # kwargs: axis 0
     node_axes = [axes[p] for p in g.positions]
+    check_aliasing(f"nnx.{self.name}", g.nodes, node_axes)
     value_axes = state_axes("vmap", node_axes, g.paths, g.variables)
     arg_axes = plain_axes("vmap", g.leaves, axes)
     _check(value_axes + arg_axes)
@@ -94,9 +108,9 @@ class _Vmapped:
     changed: list = []  # paths of broadcast Variables the function wrote
     pure = functools.partial(self._pure, g, node_axes, value_axes, changed)
     try:
-      out_groups, order = jax.vmap(pure, in_axes=(arg_axes, value_axes),
-                                   out_axes=(self.groups, None), **self.jax_options)(
-                                     g.leaves, g.values)
+      out_groups, order = self.jax_transform(
+        pure, in_axes=(arg_axes, value_axes), out_axes=(self.groups, None),
+        **self.jax_options)(g.leaves, g.values)
     except ValueError as e:
       if "axis spec None but output was batched" not in str(e):
         raise
@@ -147,7 +161,8 @@ class _Vmapped:
 
 def vmap(f: Callable | None = None, *, in_axes: Any = 0, out_axes: Any = 0,
          axis_name: Any = None, axis_size: int | None = None, spmd_axis_name: Any = None,
-         transform_metadata: Mapping[str, Any] = {}) -> Any:  # noqa: B006 (read only)
+         transform_metadata: Mapping[str, Any] = {},  # noqa: B006 (read only)
+         graph: bool | None = None, graph_updates: bool | None = None) -> Any:
   """Vectorizes ``f`` like ``jax.vmap``; graph objects among its arguments are updated.
 
   Args:
@@ -161,6 +176,11 @@ def vmap(f: Callable | None = None, *, in_axes: Any = 0, out_axes: Any = 0,
     transform_metadata: with ``{nnx.PARTITION_NAME: name}``, the mapped axis is named
       ``name`` in the Variables' sharding metadata (``sharding_names`` or ``sharding``):
       removed inside ``f``, inserted at the axis outside.
+    graph: graph mode (shared references kept) or, if False, tree mode (Modules as
+      pytrees: a Variable may appear only once). ``None``: ``nnx.set_graph_mode``'s value.
+    graph_updates: in graph mode, whether ``StateAxes`` prefixes are allowed. ``None``:
+      ``nnx.set_graph_updates``'s value. Without graph updates, a prefix shaped like the
+      argument (``nnx.prefix``) gives per-Variable axes instead.
 
   Returns:
     The vectorized function. Changes to the state of argument objects come back along the
@@ -169,6 +189,7 @@ def vmap(f: Callable | None = None, *, in_axes: Any = 0, out_axes: Any = 0,
   if f is None:
     return functools.partial(vmap, in_axes=in_axes, out_axes=out_axes, axis_name=axis_name,
                              axis_size=axis_size, spmd_axis_name=spmd_axis_name,
-                             transform_metadata=transform_metadata)
+                             transform_metadata=transform_metadata, graph=graph,
+                             graph_updates=graph_updates)
   options = dict(axis_name=axis_name, axis_size=axis_size, spmd_axis_name=spmd_axis_name)
-  return _Vmapped(f, in_axes, out_axes, transform_metadata, options)
+  return _Vmapped(f, in_axes, out_axes, transform_metadata, options, graph, graph_updates)
