@@ -32,8 +32,9 @@ import jax
 
 from flaxen.nnx import filterlib
 from flaxen.nnx.graph import flatten, unflatten
+from flaxen.nnx.graph_mode import resolve_graph, resolve_graph_updates
 from flaxen.nnx.state import State
-from flaxen.nnx.transforms import lift
+from flaxen.nnx.transforms import autodiff_tree, lift, tree_mode
 from flaxen.nnx.variables import Param, Variable
 
 __all__ = ["DiffState", "grad", "value_and_grad", "vjp", "jvp"]
@@ -85,6 +86,18 @@ class _DiffCall:
       arg_leaves = list(arg_leaves)
       for k, (owner, p) in enumerate(self.owners):
         if owner == a:
+          node = self.nodes[k]
+          if isinstance(node, Variable) and self.node_leaves[k]:
+            # A Variable reached as a node of its own (in a dict, a State...) is
+            # differentiated whole unless a DiffState chose a filter; its gradient is a
+            # Variable, not a State.
+            j = self.node_leaves[k][0]
+            if filt is Param or predicate((), node):
+              self.diff_leaves.add(j)
+              arg_leaves[p] = _detached(node)
+            else:
+              arg_leaves[p] = State({})
+            continue
           chosen = [j for j in self.node_leaves[k]
                     if predicate(self.paths[j][1:], self.leaves[j])]
           self.diff_leaves.update(chosen)
@@ -103,7 +116,9 @@ class _DiffCall:
     for (a, _), tree in zip(self.specs, diff_inputs, strict=True):
       new_args[a] = self.per_arg[a][1].flatten_up_to(tree)
     for k, (a, p) in enumerate(self.owners):
-      if isinstance(new_args[a][p], State):
+      if isinstance(new_args[a][p], Variable) and self.node_leaves[k]:
+        values[self.node_leaves[k][0]] = new_args[a][p]
+      elif isinstance(new_args[a][p], State):
         flat = dict(new_args[a][p].flat_state())
         for j in self.node_leaves[k]:
           if j in self.diff_leaves:
@@ -127,11 +142,29 @@ def _detached(leaf: Any) -> Any:
   return leaf.copy() if isinstance(leaf, Variable) else leaf
 
 
+def _modes(argnums: Any, graph: bool | None, graph_updates: bool | None,
+           name: str) -> tuple[bool, bool]:
+  """``(graph, functional)``, with the argnums checked for the mode."""
+  graph = resolve_graph(graph)
+  functional = not (graph and resolve_graph_updates(graph_updates))
+  tree_mode.check_no_graph_prefix(argnums, name, "argnums")
+  if functional:
+    tree_mode.check_no_prefix_filter(argnums, DiffState, name, "argnums")
+  return graph, functional
+
+
 def value_and_grad(f: Callable | None = None,
                    argnums: int | DiffState | Sequence[int | DiffState] = 0,
                    has_aux: bool = False, *, holomorphic: bool = False,
-                   allow_int: bool = False, reduce_axes: Sequence[Any] = ()) -> Callable:
+                   allow_int: bool = False, reduce_axes: Sequence[Any] = (),
+                   graph: bool | None = None, graph_updates: bool | None = None) -> Callable:
   """Like ``jax.value_and_grad``; graph arguments get their gradients as ``State``s.
+
+  In graph mode with graph updates, a graph argument is differentiated w.r.t. its
+  ``nnx.Param``s (or the filter of a ``DiffState``) and its gradient is a ``State``; state
+  changes of any kind are applied to the caller's objects. Without graph updates (or in
+  tree mode) arguments are differentiated whole, as by JAX: a Module's gradient is a Module
+  of the same type; only new Variable values come back (see ``autodiff_tree``).
 
   Returns:
     A function returning ``(value, grads)`` (``((value, aux), grads)`` with ``has_aux``);
@@ -139,7 +172,12 @@ def value_and_grad(f: Callable | None = None,
   """
   if f is None:
     return functools.partial(value_and_grad, argnums=argnums, has_aux=has_aux,
-                             holomorphic=holomorphic, allow_int=allow_int)
+                             holomorphic=holomorphic, allow_int=allow_int, graph=graph,
+                             graph_updates=graph_updates)
+  graph, functional = _modes(argnums, graph, graph_updates, "nnx.value_and_grad")
+  if functional:
+    return autodiff_tree.value_and_grad(f, argnums, has_aux, holomorphic, allow_int,
+                                        tree=not graph)
   specs, single = _specs(argnums)
 
   @functools.wraps(f)
@@ -157,8 +195,10 @@ def value_and_grad(f: Callable | None = None,
 
 def grad(f: Callable | None = None, argnums: int | DiffState | Sequence[int | DiffState] = 0,
          has_aux: bool = False, *, holomorphic: bool = False, allow_int: bool = False,
-         reduce_axes: Sequence[Any] = ()) -> Callable:
-  """Like ``jax.grad``; graph arguments get their gradients as ``State``s.
+         reduce_axes: Sequence[Any] = (), graph: bool | None = None,
+         graph_updates: bool | None = None) -> Callable:
+  """Like ``jax.grad``; graph arguments get their gradients as ``State``s (graph mode with
+  graph updates) or as objects of their own type (otherwise; see ``value_and_grad``).
 
   Returns:
     A function returning ``grads`` (``(grads, aux)`` with ``has_aux``). Without ``f``, a
@@ -166,8 +206,9 @@ def grad(f: Callable | None = None, argnums: int | DiffState | Sequence[int | Di
   """
   if f is None:
     return functools.partial(grad, argnums=argnums, has_aux=has_aux, holomorphic=holomorphic,
-                             allow_int=allow_int)
-  vg = value_and_grad(f, argnums, has_aux, holomorphic=holomorphic, allow_int=allow_int)
+                             allow_int=allow_int, graph=graph, graph_updates=graph_updates)
+  vg = value_and_grad(f, argnums, has_aux, holomorphic=holomorphic, allow_int=allow_int,
+                      graph=graph, graph_updates=graph_updates)
 
   @functools.wraps(f)
   def wrapper(*args: Any) -> Any:
@@ -181,10 +222,13 @@ def _all_params(n: int) -> list[tuple[int, Any]]:
   return [(a, Param) for a in range(n)]
 
 
-def vjp(f: Callable, *primals: Any, has_aux: bool = False,
-        reduce_axes: Sequence[Any] = ()) -> tuple:
+def vjp(f: Callable | None = None, *primals: Any, has_aux: bool = False,
+        reduce_axes: Sequence[Any] = (), graph: bool | None = None,
+        graph_updates: bool | None = None) -> Any:
   """Like ``jax.vjp``; graph objects among ``primals`` are differentiated w.r.t. their
-  ``nnx.Param``s, and their cotangents are ``State``s.
+  ``nnx.Param``s, and their cotangents are ``State``s (graph mode with graph updates);
+  otherwise they are differentiated whole and their cotangents have their own type.
+  Without ``f`` (or without primals), a decorator: ``nnx.vjp(graph=False)(f)(*primals)``.
 
   Returns:
     ``(out, vjp_fn)`` (``(out, vjp_fn, aux)`` with ``has_aux``); ``vjp_fn(cotangent)``
@@ -198,6 +242,14 @@ def vjp(f: Callable, *primals: Any, has_aux: bool = False,
   >>> g_model.bias.value
   Array([1.], dtype=float32)
   """
+  if f is None or not primals:
+    options = dict(has_aux=has_aux, graph=graph, graph_updates=graph_updates)
+    if f is None:
+      return lambda fn: functools.wraps(fn)(functools.partial(vjp, fn, **options))
+    return functools.wraps(f)(functools.partial(vjp, f, **options))
+  graph, functional = _modes(0, graph, graph_updates, "nnx.vjp")
+  if functional:
+    return autodiff_tree.vjp(f, primals, has_aux, tree=not graph)
   call = _DiffCall(f, primals, _all_params(len(primals)), has_aux)
   out, vjp_fn, (aux, new_values, update) = jax.vjp(call.pure, call.diff_inputs, has_aux=True)
   call.finish(new_values, update)
@@ -208,14 +260,26 @@ def vjp(f: Callable, *primals: Any, has_aux: bool = False,
   return (out, pullback, aux) if has_aux else (out, pullback)
 
 
-def jvp(f: Callable, primals: Sequence[Any], tangents: Sequence[Any],
-        has_aux: bool = False) -> tuple:
+def jvp(f: Callable | None = None, primals: Sequence[Any] | None = None,
+        tangents: Sequence[Any] | None = None, has_aux: bool = False, *,
+        graph: bool | None = None, graph_updates: bool | None = None) -> Any:
   """Like ``jax.jvp``; the tangent of a graph object is a ``State`` of its ``nnx.Param``s
-  (e.g. ``jax.tree.map(jnp.ones_like, nnx.state(model, nnx.Param))``).
+  (e.g. ``jax.tree.map(jnp.ones_like, nnx.state(model, nnx.Param))``) in graph mode with
+  graph updates, else an object of the same structure (``jax.tree.map(jnp.ones_like,
+  model)``). Without ``primals``, a decorator: ``nnx.jvp(graph=False)(f)(primals,
+  tangents)``.
 
   Returns:
     ``(out, tangent_out)`` (``(out, tangent_out, aux)`` with ``has_aux``).
   """
+  if f is None or primals is None:
+    options = dict(has_aux=has_aux, graph=graph, graph_updates=graph_updates)
+    if f is None:
+      return lambda fn: functools.wraps(fn)(functools.partial(jvp, fn, **options))
+    return functools.wraps(f)(functools.partial(jvp, f, **options))
+  graph, functional = _modes(0, graph, graph_updates, "nnx.jvp")
+  if functional:
+    return autodiff_tree.jvp(f, primals, tangents, has_aux, tree=not graph)
   call = _DiffCall(f, primals, _all_params(len(primals)), has_aux)
   out, tangent_out, (aux, new_values, update) = jax.jvp(
     call.pure, (call.diff_inputs,), (tuple(tangents),), has_aux=True)

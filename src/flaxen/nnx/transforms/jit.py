@@ -118,7 +118,7 @@ class JitWrapped:
     leaves = treedef.flatten_up_to((args, kwargs))
     values = [v for p in positions for v in leaves[p]]
     (args, kwargs), inner, _ = lift.rebuild(graphdef, values, leaves, treedef, positions)
-    snapshot = tree_mode.Snapshot(inner, values)
+    snapshot = tree_mode.Snapshot(inner)
     out = self.fun(*args, **kwargs)
     if self.out_shardings is not None:
       out = jax.lax.with_sharding_constraint(out, self.out_shardings)

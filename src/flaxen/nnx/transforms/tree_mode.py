@@ -79,9 +79,9 @@ class Snapshot:
 
   __slots__ = ("leaves", "values")
 
-  def __init__(self, inner_nodes: list, values: list):
+  def __init__(self, inner_nodes: list):
     self.leaves = flatten(tuple(inner_nodes))[1]
-    self.values = values
+    self.values = [lift.raw(x) for x in self.leaves]
 
   def variable_ids(self) -> set[int]:
     return {id(x) for x in self.leaves if isinstance(x, Variable)}
@@ -137,3 +137,70 @@ def pack_output(out: Any, inputs: set[int], transform: str, tree: bool) -> tuple
       raise VariableAliasingError(transform, x, (positions[path[0]], *path[1:]))
   values = [lift.raw(x) for x in node_leaves]
   return (leaves, values), OutNodes(treedef, positions, graphdef)
+
+
+class PureArgs:
+  """Positional arguments taken apart per argument for a JAX transform (``grad``, ``vjp``,
+  ``jvp``, ``custom_vjp``, ``eval_shape``): ``pure[a]`` is argument ``a`` as a pytree JAX
+  accepts, ``(its leaves with None at the graph objects, the values of the state those
+  objects own)``. All graph objects are flattened together, so graph mode keeps shared
+  references (a Variable's value lives in the first argument that reaches it); tree mode
+  rejects them.
+  """
+
+  def __init__(self, args: tuple, tree: bool, transform: str):
+    if tree:
+      check_unique(args, transform)
+    self.per_arg = [lift.find_nodes(a) for a in args]
+    nodes, self.node_arg = [], []
+    for a, (leaves, _, positions) in enumerate(self.per_arg):
+      nodes += [leaves[p] for p in positions]
+      self.node_arg += [a] * len(positions)
+    self.nodes = nodes
+    self.graphdef, self.state, paths, self.refs = flatten(tuple(nodes))
+    self.values = [lift.raw(x) for x in self.state]
+    self.leaf_arg = [self.node_arg[path[0]] for path in paths]
+    self.pure = tuple(self._pure_arg(a, self.values) for a in range(len(args)))
+
+  def _pure_arg(self, a: int, values: list) -> tuple:
+    leaves, _, positions = self.per_arg[a]
+    leaves = list(leaves)
+    for p in positions:
+      leaves[p] = None
+    return leaves, [v for v, owner in zip(values, self.leaf_arg, strict=True) if owner == a]
+
+  def owners(self, x: Any) -> set[int]:
+    """The arguments through which Variable ``x`` (an outer one) is reached."""
+    return {self.node_arg[k] for k, node in enumerate(self.nodes)
+            if any(v is x for v in flatten(node)[1])}
+
+  def all_values(self, pure: tuple | list, fill: Any = None) -> list:
+    """The state values of every graph object, from the per-argument values of ``pure``
+    (``None`` entries: the argument is missing and ``fill``'s values are used)."""
+    out, iters = [], [iter(p[1]) if p is not None else None for p in pure]
+    for j, a in enumerate(self.leaf_arg):
+      it = iters[a]
+      out.append(next(it) if it is not None else (fill[j] if fill is not None else None))
+    return out
+
+  def rebuild(self, pure: tuple | list, fill: Any = None) -> tuple[tuple, list]:
+    """``(arguments, rebuilt graph objects)`` from per-argument pure forms; arguments whose
+    form is ``None`` take their values from ``fill`` and come back as ``None``."""
+    nodes, _ = unflatten(self.graphdef, self.all_values(pure, fill))
+    args, k = [], 0
+    for a, (leaves, treedef, positions) in enumerate(self.per_arg):
+      if pure[a] is None:
+        args.append(None)
+        k += len(positions)
+        continue
+      leaves = list(pure[a][0])
+      for p in positions:
+        leaves[p] = nodes[k]
+        k += 1
+      args.append(treedef.unflatten(leaves))
+    return tuple(args), list(nodes)
+
+  def write_back(self, written: tuple[int, ...], values: list) -> None:
+    """New values into the caller's Variables (indices into the flattened state)."""
+    for j, value in zip(written, values, strict=True):
+      self.state[j].__dict__["_raw"] = value
