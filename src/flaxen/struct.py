@@ -30,7 +30,7 @@ import jax
 import numpy as np
 from typing_extensions import dataclass_transform
 
-from flaxen import errors, serialization
+from flaxen import errors, serialization, struct_static
 
 _T = TypeVar("_T")
 
@@ -46,8 +46,8 @@ def field(pytree_node: bool = True, *, metadata: dict | None = None, **kwargs) -
 
   Args:
     pytree_node: ``True`` (default) makes a data field, a subtree that JAX transforms
-      trace; ``False`` makes a static field, kept in the tree structure, which must be
-      hashable.
+      trace; ``False`` makes a static field, kept in the tree structure (so in jit's
+      cache key), which should be hashable and never mutated in place.
     metadata: extra field metadata, kept as given.
     **kwargs: passed on to :func:`dataclasses.field` (``default``, ``default_factory``,
       ``init``, ``repr``, ``kw_only``, ...).
@@ -75,9 +75,10 @@ def dataclass(clz: type[_T] | None = None, **kwargs) -> Any:
     The new class, with a ``replace(**updates)`` method.
 
   Raises:
-    flaxen.errors.UnhashableStaticFieldError: when an instance is built with an
-      unhashable value (a list, a dict) in a static field;
-      :class:`flaxen.errors.StaticArrayFieldError` for an array there.
+    flaxen.errors.UnhashableStaticFieldError: from ``hash(instance)`` (what
+      ``jax.jit(static_argnums=...)`` calls) when a static field holds an unhashable value
+      (a list, a dict); :class:`flaxen.errors.StaticArrayFieldError` for an array there.
+      Building such an instance is fine, as in Flax.
   """
   if clz is None:
     return functools.partial(dataclass, **kwargs)
@@ -85,6 +86,7 @@ def dataclass(clz: type[_T] | None = None, **kwargs) -> Any:
     return clz
   kwargs.setdefault("frozen", True)
   _unshadow_redeclared_static_fields(clz)
+  own_hash = "__hash__" in clz.__dict__
   data_clz = dataclasses.dataclass(clz, **kwargs)  # type: ignore[call-overload]
 
   init_fields = [f for f in dataclasses.fields(data_clz) if f.init]
@@ -103,6 +105,9 @@ def dataclass(clz: type[_T] | None = None, **kwargs) -> Any:
       # a base's static field declared again as data: its hash check must not apply here
       plain = isinstance(inherited, _SlotStaticField) and slotted
       setattr(data_clz, f.name, inherited.slot if plain else _DataField(f.name, f.default))
+  generated_hash = data_clz.__dict__.get("__hash__")
+  if not own_hash and generated_hash is not None:
+    data_clz.__hash__ = _named_hash(generated_hash, meta_fields)
   if kwargs["frozen"]:
     data_clz.__setattr__ = _frozen_setattr
     data_clz.__delattr__ = _frozen_delattr
@@ -137,6 +142,29 @@ def _replace(self, **updates):
     raise
 
 
+def _named_hash(generated, static: tuple[str, ...]):
+  """Wrap a dataclass-generated ``__hash__`` so that an unhashable static field is named."""
+
+  def __hash__(self):
+    try:
+      return generated(self)
+    except errors.UnhashableStaticFieldError:
+      raise
+    except TypeError:
+      for name in static:
+        value = getattr(self, name)
+        try:
+          hash(value)
+        except TypeError:
+          cls_name = type(self).__name__
+          if isinstance(value, np.ndarray | jax.Array):
+            raise errors.StaticArrayFieldError(cls_name, name, value) from None
+          raise errors.UnhashableStaticFieldError(cls_name, name, value) from None
+      raise
+
+  return __hash__
+
+
 def _frozen_setattr(self, name: str, value: Any) -> None:
   raise errors.FrozenStructError(type(self).__name__, name)
 
@@ -146,11 +174,13 @@ def _frozen_delattr(self, name: str) -> None:
 
 
 class _StaticField:
-  """The class attribute behind a static field: checks each value where it is stored.
+  """The class attribute behind a static field: guards each value where it is stored.
 
   JAX unflattens by calling the class, so whatever ``__init__`` runs, runs on every
   unflatten. Dataclass ``__init__`` stores fields with ``object.__setattr__``, which calls
-  this ``__set__``: one hash per static field, no wrapper around ``__init__``. With no
+  this ``__set__``: one hash per static field, no wrapper around ``__init__``; an
+  unhashable dict, list or set is stored as its guarded subclass
+  (:mod:`flaxen.struct_static`), which warns on in-place mutation. With no
   ``__get__``, reads still find the value in the instance ``__dict__`` at full speed
   (JAX's flatten reads every field); on the class itself the name reads as this object,
   so field defaults are found with :func:`dataclasses.fields`. A ``slots=True`` class
@@ -167,14 +197,8 @@ class _StaticField:
     try:
       hash(value)
     except TypeError:
-      self.reject(obj, value)
+      value = struct_static.guard(type(obj).__name__, self.name, value)
     obj.__dict__[self.name] = value
-
-  def reject(self, obj: Any, value: Any) -> None:
-    cls_name = type(obj).__name__
-    if isinstance(value, np.ndarray | jax.Array):
-      raise errors.StaticArrayFieldError(cls_name, self.name, value) from None
-    raise errors.UnhashableStaticFieldError(cls_name, self.name, value) from None
 
   def __repr__(self) -> str:
     return f"<static field {self.name!r}>"
@@ -209,7 +233,7 @@ class _SlotStaticField(_StaticField):
     try:
       hash(value)
     except TypeError:
-      self.reject(obj, value)
+      value = struct_static.guard(type(obj).__name__, self.name, value)
     self.slot.__set__(obj, value)
 
 

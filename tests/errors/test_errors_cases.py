@@ -184,12 +184,12 @@ def mutate_frozen_struct():
 
 @case(errors.UnhashableStaticFieldError, "Config.layers", "list", "tuple")
 def unhashable_static_field():
-  Config(0.1, layers=[8, 8])
+  hash(Config(0.1, layers=[8, 8]))
 
 
 @case(errors.StaticArrayFieldError, "Config.layers", "(3,)", "pytree_node=False")
 def array_in_static_field():
-  Config(0.1, layers=jnp.ones(3))
+  hash(Config(0.1, layers=jnp.ones(3)))
 
 
 @case(errors.TransformedClosureError, "'/Dense_0'", "nn.vmap", "Partial")

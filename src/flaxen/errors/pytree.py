@@ -9,8 +9,8 @@ from flaxen.errors.base import FlaxenError, names, short_repr
 
 __all__ = [
   "FrozenStructError", "UnknownFieldError", "UnhashableStaticFieldError",
-  "StaticArrayFieldError", "StructSlotsError", "StateMismatchError", "SerializationError",
-  "SerializationHandlerExistsError",
+  "StaticArrayFieldError", "StaticFieldMutationWarning", "StructSlotsError",
+  "StateMismatchError", "SerializationError", "SerializationHandlerExistsError",
 ]
 
 
@@ -47,21 +47,25 @@ class UnknownFieldError(FlaxenError, TypeError, ValueError):
 
 
 class UnhashableStaticFieldError(FlaxenError, TypeError):
-  """A static field (``pytree_node=False``) holds a value that cannot be hashed.
+  """A static field (``pytree_node=False``) holding an unhashable value was hashed.
 
-  Static fields are part of the tree structure, so ``jax.jit`` uses them in its cache key:
-  they must be hashable and immutable. A list or dict there would let a later mutation
-  silently reuse a stale compiled function.
+  Building a struct with a list or dict in a static field is allowed (as in Flax), but
+  hashing it fails: ``hash(obj)``, or ``jax.jit(..., static_argnums=...)`` with the struct
+  as a static argument.
   """
 
   def __init__(self, cls_name: str, field: str, value: object):
     super().__init__(
-      f"Static field {cls_name}.{field} holds an unhashable {type(value).__name__}: "
-      f"{short_repr(value)}. Static fields (struct.field(pytree_node=False)) become part "
-      "of jax.jit's cache key and must be hashable and immutable. Fix: store a tuple, "
-      "frozenset or FrozenDict instead, or declare the field as data with "
-      "struct.field(pytree_node=True)."
+      f"Static field {cls_name}.{field} holds an unhashable {_kind(value)}: "
+      f"{short_repr(value)}, so the {cls_name} cannot be hashed (as a jax.jit static "
+      "argument or cache key). Fix: store a tuple, frozenset or FrozenDict instead, or "
+      "declare the field as data with struct.field(pytree_node=True)."
     )
+
+
+def _kind(value: object) -> str:
+  """The type name of ``value``; a guarded static container shows as its plain type."""
+  return getattr(type(value), "_plain", type(value)).__name__
 
 
 class StaticArrayFieldError(UnhashableStaticFieldError):
@@ -76,6 +80,23 @@ class StaticArrayFieldError(UnhashableStaticFieldError):
       f"{shape}, dtype {dtype}). Arrays in static fields are not traced by JAX "
       "transforms and cannot be part of a jit cache key. Fix: declare the field as data "
       "(drop pytree_node=False), or store a hashable Python value such as a tuple.",
+    )
+
+
+class StaticFieldMutationWarning(FlaxenError, UserWarning):
+  """A dict, list or set in a static field was mutated in place.
+
+  Static fields are part of the tree structure that ``jax.jit`` keeps in its cache; JAX
+  finds the same object there on the next call and reuses the compiled function, which
+  still sees the old contents. A warning, not an error: Flax programs may do this.
+  """
+
+  def __init__(self, cls_name: str, field: str):
+    super().__init__(
+      f"The static field {cls_name}.{field} was mutated in place. Static fields are part of "
+      "jax.jit's cache key, and a jitted function already called with this object will "
+      "not see the change (it reuses the stale compilation). Fix: build a new value and "
+      f"use obj.replace({field}=new_value), or store an immutable tuple / FrozenDict."
     )
 
 
