@@ -42,9 +42,12 @@ from flaxen.nnx.rnglib import (
   RngState,
   RngStream,
   SplitBackups,
+  backup_keys,
+  fork_rngs,
   reseed,
   restore_rngs,
   split_rngs,
+  with_rngs,
 )
 from flaxen.nnx.spmd import (
   get_named_sharding,
@@ -115,6 +118,7 @@ __all__ += ["get_named_sharding", "get_partition_spec", "with_partitioning",
             "with_sharding_constraint", "VariableMetadata", "with_metadata",
             "logical_axis_rules", "get_logical_axis_rules", "set_logical_axis_rules"]
 __all__ += ["set_graph_mode", "set_graph_updates", "compat", "iter_module_children"]
+__all__ += ["backup_keys", "fork_rngs", "with_rngs"]
 __all__ += ["jit_partial", "StateSharding"]
 
 
