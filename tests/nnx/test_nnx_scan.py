@@ -154,16 +154,32 @@ def test_split_rngs_gives_each_step_its_key_and_is_restored():
   assert rngs.dropout.key.value.shape == () and int(rngs.dropout.count.value) == 1
 
 
-def test_broadcast_state_update_is_an_error():
+def test_broadcast_state_update_is_dropped_with_graph_updates():
+  # Flax's graph-update scan: every iteration sees the broadcast input, writes are dropped.
   m = Accumulator()
 
-  @nnx.scan(in_axes=(nnx.Carry, None, 0), out_axes=nnx.Carry)
+  @nnx.scan(in_axes=(nnx.Carry, None, 0), out_axes=nnx.Carry, graph=True, graph_updates=True)
   def body(c, m, x):
     m.total.value = m.total.value + x
-    return c
+    return c + m.total.value
 
-  with pytest.raises(errors.BroadcastStateUpdateError, match="total"):
-    body(jnp.array(0.0), m, jnp.arange(3.0))
+  np.testing.assert_allclose(body(jnp.array(0.0), m, jnp.arange(3.0)), 0.0 + 1.0 + 2.0)
+  np.testing.assert_allclose(m.total.value, 0.0)
+
+
+@pytest.mark.parametrize("graph", [True, False])
+def test_broadcast_state_update_is_carried_without_graph_updates(graph):
+  # Without graph updates a written broadcast Variable is carried: 0, 0+1, 0+1+2.
+  m = Accumulator()
+
+  @nnx.scan(in_axes=(nnx.Carry, None, 0), out_axes=nnx.Carry, graph=graph,
+            graph_updates=False)
+  def body(c, m, x):
+    m.total.value = m.total.value + x
+    return c + m.total.value
+
+  np.testing.assert_allclose(body(jnp.array(0.0), m, jnp.arange(3.0)), 0.0 + 1.0 + 3.0)
+  np.testing.assert_allclose(m.total.value, 3.0)
 
 
 def test_broadcast_read_only_module():

@@ -132,15 +132,17 @@ class TransformAxesError(FlaxenError, ValueError):
 
 
 class BroadcastStateUpdateError(FlaxenError, ValueError):
-  """A loop body replaced the value of a Variable that was broadcast (axis ``None``)."""
+  """A vectorized function gave a broadcast Variable (axis ``None``) a value that differs
+  per mapped element."""
 
   def __init__(self, transform: str, path: tuple, variable: object):
     self.path = path
     super().__init__(
-      f"nnx.{transform}: the loop body updated {type(variable).__name__} at {_path(path)!r}, "
-      "which is broadcast (axis None): a broadcast value cannot change between iterations. "
-      "Fix: carry it (`nnx.Carry`, e.g. in `nnx.StateAxes({..., nnx.BatchStat: nnx.Carry})`) "
-      "or scan it over an axis."
+      f"nnx.{transform}: the function wrote {type(variable).__name__} at {_path(path)!r}, "
+      "which is broadcast (axis None), with a value that differs per mapped element: one "
+      "value cannot hold them all. Fix: map it (an int axis, e.g. "
+      "`nnx.StateAxes({nnx.BatchStat: 0, ...: None})`), or write only values that do not "
+      "depend on the mapped inputs."
     )
 
 

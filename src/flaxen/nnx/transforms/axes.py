@@ -13,6 +13,7 @@ wins). An axis is an int, ``None`` (broadcast) or, for ``nnx.scan``, ``nnx.Carry
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -31,7 +32,7 @@ from flaxen.nnx.variables import Variable
 
 __all__ = ["Carry", "StateAxes", "PARTITION_NAME", "leaf_axes", "state_axes", "plain_axes",
            "axis_values", "check_sizes", "remove_axis", "add_axis", "resolve", "is_prefix_leaf",
-           "check_prefixes", "check_aliasing"]
+           "check_prefixes", "check_aliasing", "positional"]
 
 PARTITION_NAME = "partition_name"  # transform_metadata key: the mapped axis' sharding name
 _SHARDING_KEYS = ("sharding_names", "sharding")
@@ -258,6 +259,19 @@ def add_axis(variables: list, axes: list, metadata: Mapping[str, Any]) -> None:
       key, names = found
       at = axis if axis >= 0 else len(names) + axis + 1
       var._meta[key] = (*names[:at], metadata[PARTITION_NAME], *names[at:])
+
+
+def positional(f: Any, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
+  """``kwargs`` bound to ``f``'s positional parameters where it has them, so that
+  ``in_axes`` (given per position) covers them: ``f(self, key=k)`` is called as
+  ``f(self, k)``. Returns the arguments and the keyword-only rest."""
+  if not kwargs:
+    return args, kwargs
+  try:
+    bound = inspect.signature(f).bind(*args, **kwargs)
+  except (TypeError, ValueError):
+    return args, kwargs  # let the call itself report the mismatch
+  return bound.args, bound.kwargs
 
 
 def check_prefixes(transform: str, graph: bool, graph_updates: bool, **prefixes: Any) -> None:

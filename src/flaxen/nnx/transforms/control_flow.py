@@ -27,7 +27,9 @@ from typing import Any
 import jax
 
 from flaxen.errors.nnx import LoopStructureError
+from flaxen.nnx.graph_mode import resolve_graph
 from flaxen.nnx.transforms import lift
+from flaxen.nnx.transforms.tree_mode import check_unique
 
 __all__ = ["cond", "switch", "fori_loop", "while_loop"]
 
@@ -83,9 +85,20 @@ class _Trace:
     return treedef.unflatten(out_leaves)
 
 
-def cond(pred: Any, true_fun: Callable, false_fun: Callable, *operands: Any, **kwargs: Any
-         ) -> Any:
+def _args(name: str, operands: Any, graph: bool | None) -> lift.GraphArgs:
+  """The operands taken apart; in tree mode each Variable may appear once among them."""
+  if not resolve_graph(graph):
+    check_unique(operands, f"nnx.{name}")
+  return lift.GraphArgs(operands)
+
+
+def cond(pred: Any, true_fun: Callable, false_fun: Callable, *operands: Any,
+         graph: bool | None = None, graph_updates: bool | None = None, **kwargs: Any) -> Any:
   """``jax.lax.cond`` whose operands may contain graph objects (updated in place).
+
+  ``graph=False`` (tree mode) treats Modules as pytrees: a Variable may appear only once
+  among the operands. The branches may change Variable values only, in every mode
+  (``graph_updates`` is accepted for Flax's signature).
 
   >>> import jax.numpy as jnp
   >>> from flaxen import nnx
@@ -96,27 +109,31 @@ def cond(pred: Any, true_fun: Callable, false_fun: Callable, *operands: Any, **k
   >>> nnx.cond(True, grow, lambda s, x: -x, stat, 2.0), stat.value
   (Array(2., dtype=float32, weak_type=True), Array(3., dtype=float32, weak_type=True))
   """
-  t = _Trace("cond", lift.GraphArgs(operands))
+  t = _Trace("cond", _args("cond", operands, graph))
   out = jax.lax.cond(pred, functools.partial(t.branch, true_fun),
                      functools.partial(t.branch, false_fun), t.g.leaves, t.g.values, **kwargs)
   return t.finish(*out)
 
 
-def switch(index: Any, branches: Sequence[Callable], *operands: Any) -> Any:
-  """``jax.lax.switch`` whose operands may contain graph objects (updated in place)."""
-  t = _Trace("switch", lift.GraphArgs(operands))
+def switch(index: Any, branches: Sequence[Callable], *operands: Any, graph: bool | None = None,
+           graph_updates: bool | None = None) -> Any:
+  """``jax.lax.switch`` whose operands may contain graph objects (updated in place); ``graph``
+  and ``graph_updates`` as in ``cond``."""
+  t = _Trace("switch", _args("switch", operands, graph))
   out = jax.lax.switch(index, [functools.partial(t.branch, b) for b in branches], t.g.leaves,
                        t.g.values)
   return t.finish(*out)
 
 
 def fori_loop(lower: Any, upper: Any, body_fun: Callable, init_val: Any, *,
-              unroll: int | bool | None = None) -> Any:
+              unroll: int | bool | None = None, graph: bool | None = None,
+              graph_updates: bool | None = None) -> Any:
   """``jax.lax.fori_loop`` whose carry may contain graph objects (updated in place).
 
-  ``body_fun(i, val)`` must return ``val``'s structure, with the same graph objects.
+  ``body_fun(i, val)`` must return ``val``'s structure, with the same graph objects (and the
+  same Variables in them, in every mode); ``graph`` and ``graph_updates`` as in ``cond``.
   """
-  t = _Trace("fori_loop", lift.GraphArgs(init_val))
+  t = _Trace("fori_loop", _args("fori_loop", init_val, graph))
 
   def step(i: Any, carry: tuple) -> tuple:
     return t.step(lambda val: body_fun(i, val), carry)
@@ -125,13 +142,14 @@ def fori_loop(lower: Any, upper: Any, body_fun: Callable, init_val: Any, *,
   return t.finish(*out, loop=True)
 
 
-def while_loop(cond_fun: Callable, body_fun: Callable, init_val: Any) -> Any:
+def while_loop(cond_fun: Callable, body_fun: Callable, init_val: Any, *,
+               graph: bool | None = None, graph_updates: bool | None = None) -> Any:
   """``jax.lax.while_loop`` whose carry may contain graph objects (updated in place).
 
   ``cond_fun`` sees the objects as they are at the start of each iteration; changes it
-  makes are dropped.
+  makes are dropped. ``graph`` and ``graph_updates`` as in ``fori_loop``.
   """
-  t = _Trace("while_loop", lift.GraphArgs(init_val))
+  t = _Trace("while_loop", _args("while_loop", init_val, graph))
 
   def test(carry: tuple) -> Any:
     return cond_fun(t.g.rebuild(*carry)[0])

@@ -20,13 +20,17 @@ from typing import Any
 
 import jax
 
+from flaxen.nnx.graph import flatten
+from flaxen.nnx.graph_mode import resolve_graph, resolve_graph_updates
 from flaxen.nnx.transforms import lift
+from flaxen.nnx.transforms.tree_mode import check_unique
 
 __all__ = ["remat"]
 
 
 def remat(f: Callable | None = None, *, prevent_cse: bool = True,
-          static_argnums: int | Sequence[int] = (), policy: Callable | None = None) -> Any:
+          static_argnums: int | Sequence[int] = (), policy: Callable | None = None,
+          graph: bool | None = None, graph_updates: bool | None = None) -> Any:
   """Rematerializes ``f`` like ``jax.checkpoint``; graph objects among its arguments are
   updated.
 
@@ -34,27 +38,41 @@ def remat(f: Callable | None = None, *, prevent_cse: bool = True,
     f: the function; omitted, ``remat`` returns a decorator.
     prevent_cse, policy: as in ``jax.checkpoint``.
     static_argnums: positions of arguments passed as they are (Python values).
+    graph: graph mode, or, if False, tree mode (a Variable may appear only once among the
+      arguments). ``None``: ``nnx.set_graph_mode``'s value.
+    graph_updates: whether structural changes made by ``f`` reach the arguments (graph
+      mode); without, only Variable values flow back. ``None``: ``nnx.set_graph_updates``.
 
   Returns:
     The rematerialized function.
   """
   if f is None:
     return functools.partial(remat, prevent_cse=prevent_cse, static_argnums=static_argnums,
-                             policy=policy)
+                             policy=policy, graph=graph, graph_updates=graph_updates)
   static = {static_argnums} if isinstance(static_argnums, int) else set(static_argnums)
+  graph = resolve_graph(graph)
+  updates = graph and resolve_graph_updates(graph_updates)
 
   @functools.wraps(f)
   def wrapper(*args: Any) -> Any:
     static_args = {i: a for i, a in enumerate(args) if i in static}
-    g = lift.GraphArgs(tuple(None if i in static else a for i, a in enumerate(args)))
+    dynamic = tuple(None if i in static else a for i, a in enumerate(args))
+    if not graph:
+      check_unique(dynamic, "nnx.remat")
+    g = lift.GraphArgs(dynamic)
     facts = []
 
     @functools.partial(jax.checkpoint, prevent_cse=prevent_cse, policy=policy)
     def pure(leaves: list, values: list) -> tuple:
       inner_args, inner, refs = g.rebuild(leaves, values)
       inner_args = tuple(static_args.get(i, a) for i, a in enumerate(inner_args))
+      inner_leaves = None if updates else flatten(tuple(inner))[1]
       out_leaves, treedef, positions, out_nodes = lift.take_nodes(f(*inner_args))
-      new_values, update = lift.capture(inner, refs, g.graphdef, out_nodes)
+      if updates or out_nodes:
+        new_values, update = lift.capture(inner, refs, g.graphdef, out_nodes)
+      else:  # only the Variables' new values count
+        new_values = [lift.raw(x) for x in inner_leaves]
+        update = lift.GraphUpdate(True, g.graphdef, tuple(range(len(refs))), len(inner))
       facts.append((update, treedef, positions))
       return out_leaves, new_values
 

@@ -30,7 +30,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from flaxen.errors.nnx import BroadcastStateUpdateError, LoopStructureError, TransformAxesError
+from flaxen.errors.nnx import LoopStructureError, TransformAxesError
 from flaxen.errors.nnx_transforms import VariableAliasingError
 from flaxen.nnx.graph import flatten, unflatten
 from flaxen.nnx.graph_mode import resolve_graph, resolve_graph_updates
@@ -45,6 +45,7 @@ from flaxen.nnx.transforms.axes import (
   is_prefix_leaf,
   leaf_axes,
   plain_axes,
+  positional,
   remove_axis,
   state_axes,
 )
@@ -121,7 +122,11 @@ class _Scanned:
   def __get__(self, obj: Any, objtype: Any = None) -> Callable:
     return self if obj is None else functools.partial(self, obj)
 
-  def __call__(self, *args: Any) -> Any:
+  def __call__(self, *args: Any, **kwargs: Any) -> Any:
+    args, kwargs = positional(self.f, args, kwargs)
+    if kwargs:
+      raise TransformAxesError("scan", f"keyword-only arguments {list(kwargs)} have no "
+                               "place in in_axes", "pass them positionally")
     if self.in_axes is Carry and len(args) != 1:
       raise TransformAxesError(
         "scan", f"When in_axes=Carry, the function must take exactly one argument (got "
@@ -195,9 +200,6 @@ class _Scanned:
     else:  # only the Variables' new values count
       new_values = [lift.raw(x) for x in inner_leaves]
       info.update = lift.GraphUpdate(True, g.graphdef, tuple(range(len(refs))), len(inner))
-    for j in value_groups[2]:
-      if new_values[j] is not values[j]:
-        raise BroadcastStateUpdateError("scan", g.paths[j][1:], g.variables[j])
     out_axes = plain_axes("scan", out_leaves, all_out_axes)
     info.carry_leaves, info.scan_leaves, broadcast = _split(out_leaves, out_axes)
     if broadcast:
@@ -256,9 +258,10 @@ def scan(f: Callable | None = None, *, length: int | None = None, reverse: bool 
       from the scanned Variables' sharding metadata inside the body.
     graph: graph mode (shared references kept) or, if False, tree mode (a Variable may
       appear only once among the arguments). ``None``: ``nnx.set_graph_mode``'s value.
-    graph_updates: with graph updates (graph mode only), ``StateAxes`` are allowed and a
-      broadcast Variable may not change; without, a broadcast Variable the body writes is
-      carried from one iteration to the next, and only Variable values flow back.
+    graph_updates: with graph updates (graph mode only), ``StateAxes`` are allowed and
+      what the body writes to a broadcast Variable is dropped (every iteration sees the
+      input value, as broadcast Rng streams need); without, a broadcast Variable the body
+      writes is carried from one iteration to the next, and only Variable values flow back.
 
   Returns:
     The looped function, returning the output with the final carry and stacked outputs.

@@ -32,7 +32,7 @@ from typing import Any
 
 import jax
 
-from flaxen.errors.nnx import TransformAxesError
+from flaxen.errors.nnx import BroadcastStateUpdateError, TransformAxesError
 from flaxen.nnx.graph import flatten
 from flaxen.nnx.graph_mode import resolve_graph, resolve_graph_updates
 from flaxen.nnx.transforms import lift
@@ -45,6 +45,7 @@ from flaxen.nnx.transforms.axes import (
   check_sizes,
   leaf_axes,
   plain_axes,
+  positional,
   remove_axis,
   state_axes,
 )
@@ -95,6 +96,7 @@ class _Vmapped:
     return self if obj is None else functools.partial(self, obj)
 
   def __call__(self, *args: Any, **kwargs: Any) -> Any:
+    args, kwargs = positional(self.f, args, kwargs)  # keyword-only ones: axis 0, as in jax
     if not self.graph:
       check_unique((args, kwargs), f"nnx.{self.name}")
     g = lift.GraphArgs((args, kwargs))
@@ -114,9 +116,10 @@ class _Vmapped:
     except ValueError as e:
       if "axis spec None but output was batched" not in str(e):
         raise
+      if changed:
+        raise BroadcastStateUpdateError(self.name, *changed[0]) from None
       raise TransformAxesError(
-        "vmap", f"a value with axis None (an output, or a broadcast Variable; written: "
-        f"{changed or 'none'}) was given a different value per mapped element",
+        "vmap", "an output with axis None was given a different value per mapped element",
         "give it an int axis (in out_axes, or in a StateAxes for the Variable), or write "
         "only values that do not depend on the mapped inputs") from None
     flat = [out_groups[i][k] for i, k in order.places]
@@ -141,8 +144,7 @@ class _Vmapped:
       new_axes = state_axes("vmap", [out_axes[p] for p in node_positions], paths, out_vars)
       add_axis([out_vars[k] for k in fresh], [new_axes[k] for k in fresh], self.metadata)
     new_values, update = lift.capture(inner, refs, g.graphdef, out_nodes)
-    changed.extend(f"{'/'.join(map(str, g.paths[j][1:]))} of graph argument {g.paths[j][0]}"
-                   for j, axis in enumerate(value_axes)
+    changed.extend((g.paths[j][1:], g.variables[j]) for j, axis in enumerate(value_axes)
                    if axis is None and update.same and new_values[j] is not values[j])
     if not update.same:  # new structure: each value's axis from its object's spec
       _, variables, paths, _ = flatten((*inner, *out_nodes))
