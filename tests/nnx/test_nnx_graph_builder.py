@@ -173,7 +173,7 @@ def test_static_values_in_a_plan_die_with_the_graphdef():
 
 def test_optimizer_states_and_training_after_merge():
   model = nnx.Linear(3, 2, rngs=nnx.Rngs(0))
-  opt = nnx.Optimizer(model, optax.adam(1e-2), wrt=nnx.Param)
+  opt = nnx.ModelAndOptimizer(model, optax.adam(1e-2), wrt=nnx.Param)  # keeps .model
   graphdef, state = nnx.split((model, opt))
   _, (model2, opt2) = merged_twice(graphdef, state)
   assert opt2.model is model2

@@ -110,7 +110,7 @@ def test_update_through_pytrees_raw_arrays_and_new_paths():
 
 def test_update_and_split_of_a_model_with_its_optimizer():
   model = nnx.List([Layer(), Layer()])
-  opt = nnx.Optimizer(model, optax.adam(0.1), wrt=nnx.Param)
+  opt = nnx.ModelAndOptimizer(model, optax.adam(0.1), wrt=nnx.Param)  # keeps .model
   gd, state = nnx.split((model, opt))
   ones = nnx.State({0: {0: {"w": nnx.Param(jnp.ones(2) * 5)}}})
   nnx.update((model, opt), state, ones)

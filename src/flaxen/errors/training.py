@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flaxen.errors.base import FlaxenError
 
-__all__ = ["OptimizerGradsError"]
+__all__ = ["OptimizerGradsError", "OptimizerModelError"]
 
 
 class OptimizerGradsError(FlaxenError, ValueError):
@@ -26,4 +26,15 @@ class OptimizerGradsError(FlaxenError, ValueError):
     super().__init__(
       f"{where}: at {at!r} the optimized params hold {expected}, but the grads hold {found}. "
       f"Fix: {fix}."
+    )
+
+
+class OptimizerModelError(FlaxenError, AttributeError):
+  """``optimizer.model`` was read, but an ``nnx.Optimizer`` does not keep its model."""
+
+  def __init__(self, cls_name: str):
+    super().__init__(
+      f"{cls_name} has no attribute 'model': since Flax 0.11 an nnx.Optimizer does not keep "
+      "the model it optimizes. Fix: keep the model yourself and call "
+      "`optimizer.update(model, grads)`, or build an nnx.ModelAndOptimizer, which keeps it."
     )
