@@ -66,8 +66,7 @@ def _first_replica(x: Any) -> Any:
   if getattr(x, "ndim", None) == 0:
     return x
   sharding = getattr(x, "sharding", None)
-  if (sharding is None or isinstance(sharding, jax.sharding.SingleDeviceSharding)
-      or len(sharding.device_set) == 1):
+  if sharding is None or len(sharding.device_set) == 1:
     return x[0]
   # The first device's local shard: no gather across devices, unlike x[0]. An array
   # replicated whole on every device (a pmap output with out_axes=None) is its own replica.

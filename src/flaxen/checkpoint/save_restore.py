@@ -147,7 +147,7 @@ def _stored_as_target(meta: Any) -> Any:
     return np.zeros((), meta.dtype).item()
   if meta.sharding is None:  # saved from numpy; only the type and dtype of this leaf matter
     return np.zeros((), meta.dtype)
-  device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+  device = jax.sharding.make_single_device_sharding(jax.devices()[0])
   return jax.ShapeDtypeStruct(meta.shape, meta.dtype, sharding=device)
 
 
