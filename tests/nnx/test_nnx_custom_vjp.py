@@ -148,7 +148,9 @@ def test_diff_state_chooses_the_differentiated_variables():
 
   def bwd(res, g):
     (m_updates_g, _), out_g = g
-    assert set(m_updates_g) == {"kernel"}
+    # As in Flax: the updates' cotangents cover every Variable; the returned State may keep
+    # the entries that are not differentiated (they are dropped).
+    assert set(m_updates_g) == {"kernel", "bias"}
     m_g = jax.tree.map(lambda v: v, m_updates_g)
     m_g.kernel.value = -(res.T @ out_g)
     return m_g, None
@@ -216,7 +218,7 @@ def test_state_updates_made_by_fun_are_applied():
 
   def bwd(res, g):
     (m_updates_g, _), out_g = g
-    assert set(m_updates_g) == {"linear"}  # the counter is not differentiated
+    assert set(m_updates_g) == {"linear", "calls"}  # every Variable, as in Flax
     m_g = jax.tree.map(lambda v: v, m_updates_g)
     m_g.linear.kernel.value = res.T @ out_g
     m_g.linear.bias.value = out_g.sum(0)

@@ -75,7 +75,8 @@ class _DiffCall:
       for p in positions:
         self.nodes.append(leaves[p])
         self.owners.append((a, p))
-    self.graphdef, self.leaves, self.paths, _ = flatten(tuple(self.nodes))
+    self.graphdef, self.leaves, self.paths, refs = flatten(tuple(self.nodes))
+    self.num_refs = len(refs)
     self.node_leaves: list[list[int]] = [[] for _ in self.nodes]
     for j, path in enumerate(self.paths):
       self.node_leaves[path[0]].append(j)

@@ -43,8 +43,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from flaxen.errors.nnx import CustomVjpError, CustomVjpTangentError
+from flaxen.nnx.graph_mode import resolve_graph, resolve_graph_updates
 from flaxen.nnx.state import State
-from flaxen.nnx.transforms import lift
+from flaxen.nnx.transforms import custom_vjp_tree, lift, tree_mode
 from flaxen.nnx.transforms.autodiff import DiffState, _DiffCall
 from flaxen.nnx.variables import Param, Variable
 
@@ -149,7 +150,15 @@ class _VjpCall(_DiffCall):
     return [j for j in self.node_leaves[k] if j in self.diff_leaves]
 
   def _input_updates_g(self, values_g: list) -> tuple:
-    same = self.update is not None and self.update.same
+    """Per differentiable argument, the cotangents of the new values of every Variable of
+    its graph objects (differentiated or not, as Flax gives them)."""
+    update = self.update
+    # The inputs' leaves come first in the traced function's state values as long as their
+    # nodes kept their indices (output nodes, if any, are appended after them).
+    n = self.num_refs
+    same = update is not None and (update.same or (
+      update.graphdef is not None and update.out_to_in[:n] == tuple(range(n))
+      and len(values_g) >= len(self.leaves)))
     out = []
     for a in self.diff_argnums:
       leaves, treedef, _ = self.per_arg[a]
@@ -159,7 +168,7 @@ class _VjpCall(_DiffCall):
           leaves[p] = State.from_flat_path([
             (self.paths[j][1:], _with_value(
               self.leaves[j], values_g[j] if same else _zeros(lift.raw(self.leaves[j]))))
-            for j in self._chosen(k)])
+            for j in self.node_leaves[k] if isinstance(self.leaves[j], Variable)])
       out.append(treedef.unflatten(leaves))
     return tuple(out)
 
@@ -203,7 +212,7 @@ class _VjpCall(_DiffCall):
                                     f"{type(primal).__name__}, got {type(g).__name__}")
       flat = dict(g.flat_state())
       expected = {self.paths[j][1:] for j in chosen}
-      if set(flat) != expected:
+      if not expected <= set(flat):  # extra entries (not differentiated) are dropped
         fmt = lambda ps: sorted("/".join(map(str, q)) for q in ps)  # noqa: E731
         raise CustomVjpTangentError(
           name, a, f"the State for the {type(primal).__name__} has the paths "
@@ -230,10 +239,16 @@ class CustomVjp:
   """A function with a custom backward rule, made by ``nnx.custom_vjp``; set the rule with
   ``defvjp(fwd, bwd)``."""
 
-  def __init__(self, fun: Callable, nondiff_argnums: Sequence[int | DiffState] = ()):
+  def __init__(self, fun: Callable, nondiff_argnums: Sequence[int | DiffState] = (),
+               graph: bool = True, graph_updates: bool = True):
     functools.update_wrapper(self, fun)
     self.fun = fun
     self.name = getattr(fun, "__name__", repr(fun))
+    self._functional = not (graph and graph_updates)
+    self._tree = not graph
+    if self._functional:
+      tree_mode.check_no_prefix_filter(tuple(nondiff_argnums), DiffState, "nnx.custom_vjp",
+                                       "nondiff_argnums")
     self.fwd: Callable | None = None
     self.bwd: Callable | None = None
     self.nondiff_argnums = tuple(nondiff_argnums)
@@ -271,11 +286,14 @@ class CustomVjp:
         raise CustomVjpError(self.name, f"keyword-only arguments {sorted(bound.kwargs)}",
                              "pass every argument positionally")
       args = bound.args
+    if self._functional:
+      return custom_vjp_tree.call(self, args, self._tree)
     return _VjpCall(self, args).run()
 
 
 def custom_vjp(fun: Callable | None = None, *,
-               nondiff_argnums: Sequence[int | DiffState] = ()) -> Any:
+               nondiff_argnums: Sequence[int | DiffState] = (), graph: bool | None = None,
+               graph_updates: bool | None = None) -> Any:
   """Like ``jax.custom_vjp``, for functions whose arguments may hold graph objects.
 
   Args:
@@ -294,6 +312,9 @@ def custom_vjp(fun: Callable | None = None, *,
     place of each graph object (the shape of its ``input_updates_g`` entry), arrays (or
     ``None``) elsewhere. State changes that ``fun`` (or ``fwd``) makes are applied to the
     caller's objects.
+    graph, graph_updates: the mode (defaults: ``nnx.set_graph_mode`` /
+      ``nnx.set_graph_updates``). Without graph updates the rule is ``jax.custom_vjp``'s,
+      on graph objects of the arguments' own types (see ``custom_vjp_tree``).
 
   >>> import jax.numpy as jnp
   >>> from flaxen import nnx
@@ -302,6 +323,9 @@ def custom_vjp(fun: Callable | None = None, *,
   >>> nnx.grad(lambda x: 5.0 * clip(x))(2.0)
   Array(1., dtype=float32, weak_type=True)
   """
+  graph = resolve_graph(graph)
+  graph_updates = graph and resolve_graph_updates(graph_updates)
   if fun is None:
-    return functools.partial(custom_vjp, nondiff_argnums=nondiff_argnums)
-  return CustomVjp(fun, nondiff_argnums)
+    return functools.partial(custom_vjp, nondiff_argnums=nondiff_argnums, graph=graph,
+                             graph_updates=graph_updates)
+  return CustomVjp(fun, nondiff_argnums, graph, graph_updates)
