@@ -35,6 +35,17 @@ from flaxen.nnx.module import Module, iter_children, iter_module_children, iter_
 from flaxen.nnx.nn import *  # noqa: F403
 from flaxen.nnx.nn import __all__ as _layers
 from flaxen.nnx.object import Dict, List, Object, Pytree, is_graph_node
+from flaxen.nnx.pytree_annotations import (
+  Data,
+  Static,
+  check_pytree,
+  data,
+  dataclass,
+  has_data,
+  is_data,
+  register_data_type,
+  static,
+)
 from flaxen.nnx.rnglib import (
   RngCount,
   RngKey,
@@ -82,6 +93,7 @@ from flaxen.nnx.transforms.control_flow import cond, fori_loop, switch, while_lo
 from flaxen.nnx.transforms.custom_vjp import CustomVjp, custom_vjp
 from flaxen.nnx.transforms.eval_shape import eval_shape
 from flaxen.nnx.transforms.jit import StateSharding, cached_partial, jit, jit_partial
+from flaxen.nnx.transforms.pmap import pmap
 from flaxen.nnx.transforms.remat import remat
 from flaxen.nnx.transforms.scan import scan
 from flaxen.nnx.transforms.vmap import vmap
@@ -119,7 +131,10 @@ __all__ += ["get_named_sharding", "get_partition_spec", "with_partitioning",
             "logical_axis_rules", "get_logical_axis_rules", "set_logical_axis_rules"]
 __all__ += ["set_graph_mode", "set_graph_updates", "compat", "iter_module_children"]
 __all__ += ["backup_keys", "fork_rngs", "with_rngs"]
+__all__ += ["Data", "Static", "check_pytree", "data", "dataclass", "has_data", "is_data",
+            "register_data_type", "static"]
 __all__ += ["jit_partial", "StateSharding"]
+__all__ += ["pmap"]
 
 
 def __getattr__(name: str):

@@ -1,0 +1,145 @@
+"""vmap, pmap, scan, remat, cond and the loops in the three modes (graph mode with and
+without graph updates, tree mode), each against the same computation in plain JAX."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from flaxen import errors, nnx
+
+MODES = [(True, True), (True, False), (False, False)]
+W = jnp.asarray(np.random.RandomState(0).randn(4, 2, 3), jnp.float32)
+X = jnp.asarray(np.random.RandomState(1).randn(4, 2), jnp.float32)
+
+
+class Stack(nnx.Module):
+  def __init__(self):
+    self.w = nnx.Param(W)
+
+
+@pytest.mark.parametrize("graph,graph_updates", MODES)
+def test_vmap_maps_state_and_writes_back(graph, graph_updates):
+  m, count = Stack(), nnx.BatchStat(jnp.zeros((), jnp.int32))
+
+  @nnx.vmap(in_axes=(0, 0, None), out_axes=0, graph=graph, graph_updates=graph_updates)
+  def f(m, x, count):
+    m.w.value = m.w.value * 2.0
+    count.value = count.value + 1  # the same for every element: may stay broadcast
+    return x @ m.w.value
+
+  y = f(m, X, count)
+  np.testing.assert_allclose(y, jax.vmap(lambda w, x: x @ (w * 2.0))(W, X), rtol=1e-6)
+  np.testing.assert_allclose(m.w.value, W * 2.0)
+  assert int(count.value) == 1
+
+
+@pytest.mark.parametrize("graph,graph_updates", MODES)
+def test_pmap_matches_vmap_on_one_device(graph, graph_updates):
+  v = nnx.BatchStat(jnp.zeros((1, 3)))
+
+  @nnx.pmap(axis_size=1, graph=graph, graph_updates=graph_updates)
+  def f(v, x):
+    v.value = v.value + x
+    return x * 2.0
+
+  y = f(v, jnp.ones((1, 3)))
+  np.testing.assert_allclose(y, 2.0 * jnp.ones((1, 3)))
+  np.testing.assert_allclose(v.value, jnp.ones((1, 3)))
+
+
+def test_pmap_static_broadcasted_argnums():
+  @nnx.pmap(axis_size=1, static_broadcasted_argnums=(1,))
+  def f(x, power):
+    return x ** power
+
+  np.testing.assert_allclose(f(jnp.full((1, 2), 3.0), 2), jnp.full((1, 2), 9.0))
+
+
+@pytest.mark.parametrize("graph,graph_updates", MODES)
+def test_scan_carry_identity_and_stacked_output(graph, graph_updates):
+  count = nnx.BatchStat(jnp.array(0))
+
+  @nnx.scan(graph=graph, graph_updates=graph_updates)
+  def f(count, x):
+    count.value = count.value + 1
+    return count, x + count.value
+
+  out, ys = f(count, jnp.arange(5))
+  ref_carry, ref_ys = jax.lax.scan(lambda c, x: (c + 1, x + c + 1), 0, jnp.arange(5))
+  assert out is count
+  assert int(count.value) == int(ref_carry) == 5
+  np.testing.assert_array_equal(ys, ref_ys)
+
+
+@pytest.mark.parametrize("graph", [True, False])
+def test_scan_new_carry_object_is_an_error(graph):
+  @nnx.scan(graph=graph, graph_updates=False)
+  def f(count, x):
+    return nnx.BatchStat(count.value + 1), x
+
+  with pytest.raises(errors.LoopStructureError, match="identity must be preserved"):
+    f(nnx.BatchStat(jnp.array(0)), jnp.arange(3))
+
+
+def test_scan_carry_checks_when_made():
+  with pytest.raises(errors.TransformAxesError, match="the other must also have Carry"):
+    nnx.scan(lambda a, b: a, in_axes=(nnx.Carry, 0), out_axes=0)
+  with pytest.raises(errors.TransformAxesError, match="multiple Carry"):
+    nnx.scan(lambda a, b: a, in_axes=(nnx.Carry, nnx.Carry))
+  with pytest.raises(errors.TransformAxesError, match="Cannot broadcast output state"):
+    nnx.scan(lambda a, b: a, in_axes=(nnx.Carry, 0), out_axes=(nnx.Carry, None))
+
+
+def test_tree_mode_rejects_a_shared_variable_and_state_axes():
+  v = nnx.Param(jnp.ones(3))
+  with pytest.raises(errors.DuplicateVariableError):
+    nnx.vmap(lambda a, b: a + b, graph=False)(v, v)
+  with pytest.raises(errors.PrefixFilterError, match="StateAxes"):
+    nnx.vmap(lambda a: a, in_axes=nnx.StateAxes({...: 0}), graph=False)
+  with pytest.raises(errors.GraphNodePrefixError):
+    nnx.vmap(lambda a: a, in_axes=nnx.Dict(a=nnx.Param(1)), graph=True)
+
+
+def test_graph_mode_inconsistent_aliasing():
+  v = nnx.Param(jnp.ones(3))
+  with pytest.raises(errors.InconsistentAliasingError):
+    nnx.vmap(lambda a, b: a, in_axes=(0, None), graph=True, graph_updates=False)(v, v)
+
+
+@pytest.mark.parametrize("graph,graph_updates", MODES)
+def test_cond_and_fori_loop_update_variables(graph, graph_updates):
+  v = nnx.Variable(jnp.array(8))
+
+  def even(v):
+    v.value = v.value // 2
+
+  def odd(v):
+    v.value = 3 * v.value + 1
+
+  for expected in (4, 2, 1, 4):
+    nnx.cond(v.value % 2 == 0, even, odd, v, graph=graph, graph_updates=graph_updates)
+    assert int(v.value) == expected
+
+  def body(i, v):
+    v.value = v.value + i
+    return v
+
+  nnx.fori_loop(0, 4, body, v, graph=graph, graph_updates=graph_updates)
+  assert int(v.value) == 4 + 0 + 1 + 2 + 3
+
+
+@pytest.mark.parametrize("graph,graph_updates", MODES)
+def test_remat_gradient_matches_plain_jax(graph, graph_updates):
+  m = nnx.Linear(2, 3, rngs=nnx.Rngs(0))
+  x = jnp.ones((1, 2))
+
+  def loss(m):
+    return nnx.remat(lambda m, x: jnp.sin(m(x)).sum(), graph=graph,
+                     graph_updates=graph_updates)(m, x)
+
+  g = nnx.grad(loss)(m)
+  ref = jax.grad(lambda k, b: jnp.sin(x @ k + b).sum(), argnums=(0, 1))(
+    m.kernel.value, m.bias.value)
+  np.testing.assert_allclose(g["kernel"].value, ref[0], rtol=1e-6)
+  np.testing.assert_allclose(g["bias"].value, ref[1], rtol=1e-6)
