@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flaxen.errors.base import FlaxenError
 
-__all__ = ["SharedReferenceError", "NotAPytreeError"]
+__all__ = ["SharedReferenceError", "NotAPytreeError", "StaticDataError"]
 
 
 def _path(path: tuple) -> str:
@@ -34,4 +34,25 @@ class NotAPytreeError(FlaxenError, ValueError):
       f"{cls.__name__} was declared with pytree=False, so tree mode (graph=False) "
       f"cannot flatten it. Found at path {_path(path)!r}. Fix: pass graph=True, or drop "
       "pytree=False from the class."
+    )
+
+
+class StaticDataError(FlaxenError, ValueError):
+  """A value holding arrays, Variables or graph objects was marked static (``nnx.static``,
+  a static field, or an attribute marked static before)."""
+
+  def __init__(self, value: object, name: str | None, *, field: bool):
+    self.name = name
+    kind = type(value).__name__
+    if name is None:
+      found = f"Found data in value of type {kind} given to nnx.static"
+    elif field:
+      found = f"Found unexpected data on value of type {kind} for the static field {name!r}"
+    else:
+      found = (f"Found data on value of type {kind} assigned to {name!r}, an attribute "
+               "marked static")
+    super().__init__(
+      f"{found}. Static values are hashed into the GraphDef and never traced. Fix: mark it "
+      "data (`nnx.data(value)`, an `nnx.data()` field), or keep arrays and Variables out of "
+      "it."
     )

@@ -80,6 +80,8 @@ from flaxen.nnx.state import (
   to_pure_dict,
 )
 from flaxen.nnx.summary import tabulate
+from flaxen.nnx.training import optimizer
+from flaxen.nnx.training.ema import EMA
 from flaxen.nnx.training.optimizer import (
   ModelAndOptimizer,
   OptArray,
@@ -87,6 +89,7 @@ from flaxen.nnx.training.optimizer import (
   OptState,
   OptVariable,
 )
+from flaxen.nnx.training.train_state import TrainState
 from flaxen.nnx.transforms.autodiff import DiffState, grad, jvp, value_and_grad, vjp
 from flaxen.nnx.transforms.axes import PARTITION_NAME, Carry, StateAxes
 from flaxen.nnx.transforms.control_flow import cond, fori_loop, switch, while_loop
@@ -135,6 +138,8 @@ __all__ += ["Data", "Static", "check_pytree", "data", "dataclass", "has_data", "
             "register_data_type", "static"]
 __all__ += ["jit_partial", "StateSharding"]
 __all__ += ["pmap"]
+
+__all__ += ["EMA", "TrainState", "optimizer"]
 
 
 def __getattr__(name: str):

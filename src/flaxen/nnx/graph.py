@@ -122,10 +122,13 @@ def _layout(d: dict) -> tuple:
   name. Static values change only through ``__setattr__``, which bumps the version, so the
   walk keeps this in the object and reuses it while the version is the same."""
   statics, dynamic = [], []
+  marked = d.get("_nnx_kinds") or {}  # nnx.data: dynamic, whatever the value
   for k in sorted(k for k in d if k not in _SKIP):
     v = d[k]
     kind = _KINDS.get(type(v)) or _kind(v)
-    if kind == _STATIC:
+    if marked.get(k) and v is not None:
+      dynamic.append(k)
+    elif kind == _STATIC:
       statics.append((k, ("static", v)))
     elif kind == _HASHED:
       statics.append((k, ("static", _hashable(v))))
@@ -280,6 +283,23 @@ def _walk(root: Any) -> tuple[tuple, bool]:
         append((k, container(v, kind, path + (k,))))
     return tuple(out)
 
+  def marked(d: dict, dynamic: tuple, marks: dict, path: tuple) -> tuple:
+    # Children of an Object with attributes marked nnx.data: a marked value that is
+    # static by kind (an int, a string) is a leaf all the same.
+    out = []
+    for k in dynamic:
+      v = d[k]
+      if marks.get(k) and v is not None and (kinds.get(type(v)) or _kind(v)) in (
+          _STATIC, _HASHED):
+        loose.append(True)
+        add_leaf(v)
+        add_path(path + (k,))
+        add_parent(path)
+        out.append((k, _ARRAY))
+      else:
+        out += children(((k, v),), path)
+    return tuple(out)
+
   def container(value: Any, kind: int, path: tuple) -> tuple:
     if kind == _NODE or kind == _CUSTOM:
       i = index.get(id(value))
@@ -294,6 +314,9 @@ def _walk(root: Any) -> tuple[tuple, bool]:
       if layout is None or layout[0] != d.get("_nnx_version"):
         layout = d["_nnx_layout"] = _layout(d)
       _, statics, dynamic = layout
+      marks = d.get("_nnx_kinds")
+      if marks and True in marks.values():  # nnx.data on a value that is static by kind
+        return ("node", i, type(value), len(statics), statics + marked(d, dynamic, marks, path))
       return ("node", i, type(value), len(statics),
               statics + children(zip(dynamic, map(d.__getitem__, dynamic), strict=True), path))
     if kind == _DICT:

@@ -33,7 +33,9 @@ import jax
 import numpy as np
 
 from flaxen.errors.nnx import MissingKeyError
+from flaxen.errors.nnx_tree import StaticDataError
 from flaxen.nnx import epoch
+from flaxen.nnx.pytree_annotations import DATA_TYPES, Marked, class_kinds, has_data
 from flaxen.nnx.variables import Variable, _value_repr
 
 __all__ = ["Object", "Pytree", "List", "Dict", "StaticList", "StaticDict", "is_graph_node",
@@ -56,6 +58,8 @@ def is_data(value: Any) -> bool:
     return True
   if isinstance(value, str | int | float | bool | complex | type) or value is None:
     return False
+  if len(DATA_TYPES) > _N_BUILTIN_DATA and isinstance(value, tuple(DATA_TYPES)):
+    return True  # a type given to nnx.register_data_type
   if isinstance(value, list | tuple):
     return any(is_data(v) for v in value)
   if isinstance(value, dict):
@@ -122,15 +126,27 @@ class Object:
   def __init_subclass__(cls, pytree: bool = True, **kwargs: Any):
     super().__init_subclass__(**kwargs)
     cls._nnx_pytree = pytree  # tree mode (graph=False) refuses classes that opt out
+    # Fields marked with nnx.data() / nnx.static() / Data[...] / Static[...]: copied into
+    # each instance's _nnx_kinds.
+    cls._nnx_class_kinds = class_kinds(cls) or None
     if pytree:  # ``class M(nnx.Module, pytree=False)`` opts out of JAX pytree registration
       _register(cls)
 
   def __new__(cls, *args: Any, **kwargs: Any):
     obj = super().__new__(cls)
     obj.__dict__["_nnx_version"] = 0
+    if cls._nnx_class_kinds:
+      obj.__dict__["_nnx_kinds"] = dict(cls._nnx_class_kinds)
     return obj
 
   def __setattr__(self, name: str, value: Any) -> None:
+    if type(value) is Marked:
+      value = self._nnx_mark(name, value)
+    else:
+      kinds = self.__dict__.get("_nnx_kinds")
+      if kinds and kinds.get(name) is False and has_data(value):
+        field = name in (type(self)._nnx_class_kinds or ())
+        raise StaticDataError(value, name, field=field)
     value = _convert(value, self)
     old = self.__dict__.get(name, _MISSING)
     object.__setattr__(self, name, value)
@@ -140,6 +156,15 @@ class Object:
   def __delattr__(self, name: str) -> None:
     object.__delattr__(self, name)
     self._bump()
+
+  def _nnx_mark(self, name: str, marked: Marked) -> Any:
+    """Records ``nnx.data`` / ``nnx.static`` for ``name``; returns the bare value."""
+    d = self.__dict__
+    kinds = d.get("_nnx_kinds") or {}
+    if kinds.get(name) is not marked.is_data:
+      d["_nnx_kinds"] = {**kinds, name: marked.is_data}  # a new dict: walks compare by value
+      self._bump()
+    return marked.value
 
   def _bump(self) -> None:
     d = self.__dict__
@@ -186,9 +211,10 @@ class Object:
 
 def _flatten_with_keys(obj: Object):
   keys, mask, children, static = [], [], [], []
+  kinds = obj.__dict__.get("_nnx_kinds")
   for k, v in obj._graph_items():
     keys.append(k)
-    mask.append(is_data(v))
+    mask.append(kinds[k] if kinds and k in kinds else is_data(v))
     if mask[-1]:
       children.append((_key_entry(k), v))
     else:
@@ -221,6 +247,8 @@ def _register(cls: type) -> None:
 
 
 _register(Object)
+DATA_TYPES.append(Object)
+_N_BUILTIN_DATA = len(DATA_TYPES)
 
 
 Pytree = Object
