@@ -2,16 +2,19 @@
 
 The wire format matches Flax's, so bytes written by either library restore in the other:
 an array is msgpack extension 1 holding ``(shape, dtype name, C-order bytes)``, a NumPy
-scalar extension 3 holding ``(dtype name, bytes)``, a Python complex extension 2 holding
-``(real, imag)``. Arrays over 1 GiB are split into chunks. Decoding only ever builds
-NumPy arrays of numeric dtypes from a whitelist: restoring bytes never executes code and
-never creates object arrays.
+scalar extension 3 holding the same for shape ``()`` (older flaxen wrote
+``(dtype name, bytes)``, still read), a Python complex extension 2 holding
+``(real, imag)``. Arrays over ``max_chunk_bytes`` (1 GiB) are split into chunks. Decoding
+only ever builds NumPy arrays of the dtypes in a whitelist (bool, integers, floats of every
+width ml_dtypes and NumPy know, complex, datetime64 / timedelta64 with their unit):
+restoring bytes never executes code and never creates object arrays.
 """
 
 from __future__ import annotations
 
 import enum
 import math
+import re
 from typing import Any
 
 import jax
@@ -21,7 +24,7 @@ import numpy as np
 
 from flaxen import errors
 
-_MAX_CHUNK_BYTES = 2**30
+MAX_CHUNK_BYTES = 2**30
 _CHUNKED_MARK = "__msgpack_chunked_array__"
 
 
@@ -37,6 +40,8 @@ def _allowed_dtypes() -> dict[str, np.dtype]:
     "float16", "float32", "float64", "complex64", "complex128",
   ]
   dtypes = {n: np.dtype(n) for n in names}
+  for extended in (np.longdouble, np.clongdouble):  # float128 / complex256 where they exist
+    dtypes[np.dtype(extended).name] = np.dtype(extended)
   for name in (
     "bfloat16", "float8_e4m3fn", "float8_e4m3fnuz", "float8_e4m3b11fnuz", "float8_e5m2",
     "float8_e5m2fnuz", "float8_e3m4", "float8_e4m3", "float8_e8m0fnu", "float4_e2m1fn",
@@ -50,7 +55,14 @@ def _allowed_dtypes() -> dict[str, np.dtype]:
 _DTYPES = _allowed_dtypes()
 
 
+# datetime64 / timedelta64 with an optional unit and count, e.g. "timedelta64[10ms]"
+_TIME_DTYPE = re.compile(
+  r"(datetime64|timedelta64)(\[\d{0,9}(Y|M|W|D|h|m|s|ms|us|ns|ps|fs|as)\])?")
+
+
 def _dtype_from_name(name: Any) -> np.dtype:
+  if isinstance(name, str) and _TIME_DTYPE.fullmatch(name):
+    return np.dtype(name)
   if not isinstance(name, str) or name not in _DTYPES:
     raise errors.SerializationError(
       f"Cannot restore an array of dtype {name!r}: only numeric and bool dtypes are "
@@ -70,7 +82,7 @@ def _as_numpy(x: Any) -> np.ndarray:
       "jax.random.key_data(key) and rebuild it with jax.random.wrap_key_data."
     )
   arr = np.asarray(x)
-  if arr.dtype.name not in _DTYPES:
+  if arr.dtype.name not in _DTYPES and not _TIME_DTYPE.fullmatch(arr.dtype.name):
     raise errors.SerializationError(
       f"Cannot serialize an array of dtype {arr.dtype}: flaxen stores numeric and bool "
       "arrays only. Fix: convert the value to a numeric array or keep it out of the state."
@@ -87,16 +99,15 @@ def _default(obj: Any) -> Any:
   if isinstance(obj, np.ndarray | jax.Array):
     return msgpack.ExtType(_Ext.ndarray, _ndarray_bytes(_as_numpy(obj)))
   if isinstance(obj, np.generic):
-    arr = _as_numpy(obj)
-    payload = msgpack.packb((arr.dtype.name, arr.tobytes()), use_bin_type=True)
-    return msgpack.ExtType(_Ext.npscalar, payload)
+    return msgpack.ExtType(_Ext.npscalar, _ndarray_bytes(_as_numpy(obj)))
   if isinstance(obj, complex):
     return msgpack.ExtType(_Ext.native_complex, msgpack.packb((obj.real, obj.imag)))
   # strict_types sends subclasses of msgpack's own types here (so that NumPy scalars that
   # subclass float keep their dtype); the rest are stored as their plain base type.
   if isinstance(obj, tuple):
     return list(obj)
-  for base in (dict, bool, int, float, str, bytes):
+  bases: tuple[Any, ...] = (dict, bool, int, float, str, bytes)
+  for base in bases:
     if isinstance(obj, base):
       return base(obj)
   raise errors.SerializationError(
@@ -106,32 +117,40 @@ def _default(obj: Any) -> Any:
   )
 
 
-def _chunk_large_arrays(tree: Any) -> Any:
+def _chunk_large_arrays(tree: Any, limit: int) -> Any:
+  """Arrays over ``limit`` bytes as Flax's chunked form: ``{mark: True, "shape": {"0": d0,
+  ...}, "chunks": {"0": flat part, ...}}``."""
   if isinstance(tree, dict):
-    return {k: _chunk_large_arrays(v) for k, v in tree.items()}
+    return {k: _chunk_large_arrays(v, limit) for k, v in tree.items()}
   if isinstance(tree, list | tuple):
-    return [_chunk_large_arrays(v) for v in tree]
-  if isinstance(tree, np.ndarray | jax.Array) and tree.nbytes > _MAX_CHUNK_BYTES:
+    return [_chunk_large_arrays(v, limit) for v in tree]
+  if isinstance(tree, np.ndarray | jax.Array) and tree.nbytes > limit:
     flat = _as_numpy(tree).reshape(-1)
-    per_chunk = max(1, _MAX_CHUNK_BYTES // max(1, flat.dtype.itemsize))
+    per_chunk = max(1, int(limit / max(1, flat.dtype.itemsize)))
     chunks = {str(i): flat[s : s + per_chunk] for i, s in enumerate(range(0, flat.size, per_chunk))}
-    return {_CHUNKED_MARK: True, "shape": tuple(tree.shape), "chunks": chunks}
+    shape = {str(i): d for i, d in enumerate(tree.shape)}
+    return {_CHUNKED_MARK: True, "shape": shape, "chunks": chunks}
   return tree
 
 
-def msgpack_serialize(pytree: Any, in_place: bool = False) -> bytes:
+def msgpack_serialize(
+  pytree: Any, in_place: bool = False, max_chunk_bytes: int | None = None
+) -> bytes:
   """Encode a nested state dict (dicts, lists, arrays, scalars) as msgpack bytes.
 
   Args:
     pytree: the state dict, usually from :func:`flaxen.serialization.to_state_dict`.
     in_place: accepted for Flax compatibility; the input is never modified either way.
+    max_chunk_bytes: arrays larger than this are stored in chunks (default
+      :data:`MAX_CHUNK_BYTES`; msgpack cannot hold one object over 2 GiB).
 
   Returns:
     The encoded bytes.
   """
   del in_place
+  limit = MAX_CHUNK_BYTES if max_chunk_bytes is None else max_chunk_bytes
   try:
-    return msgpack.packb(_chunk_large_arrays(pytree), default=_default, strict_types=True)
+    return msgpack.packb(_chunk_large_arrays(pytree, limit), default=_default, strict_types=True)
   except (TypeError, ValueError, OverflowError) as e:
     if isinstance(e, errors.FlaxenError):
       raise
@@ -181,7 +200,10 @@ def _ext_hook(code: int, data: bytes) -> Any:
     if code == _Ext.ndarray:
       return _ndarray_from(data)
     if code == _Ext.npscalar:
-      dtype_name, buffer = _unpack(data)
+      fields = _unpack(data)
+      if isinstance(fields, list) and len(fields) == 3:  # Flax's (shape, dtype, bytes)
+        return _ndarray_from(data)[()]
+      dtype_name, buffer = fields
       dtype = _dtype_from_name(dtype_name)
       if not isinstance(buffer, bytes) or len(buffer) != dtype.itemsize:
         raise errors.SerializationError("Invalid NumPy scalar in msgpack data.")
@@ -226,8 +248,12 @@ def _check_keys_sort(node: dict) -> None:
 
 
 def _join_chunks(node: dict) -> np.ndarray:
-  chunks, shape = node.get("chunks"), _checked_shape(node.get("shape"))
-  parts = [chunks.get(str(i)) for i in range(len(chunks))] if isinstance(chunks, dict) else None
+  shape = node.get("shape")
+  if isinstance(shape, dict):  # Flax writes {"0": d0, "1": d1, ...}; older flaxen a list
+    shape = [shape.get(str(i), -1) for i in range(len(shape))]
+  chunks, shape = node.get("chunks"), _checked_shape(shape)
+  parts: list[Any] | None = (
+    [chunks.get(str(i)) for i in range(len(chunks))] if isinstance(chunks, dict) else None)
   if not parts or not all(isinstance(p, np.ndarray) and p.ndim == 1 for p in parts):
     raise errors.SerializationError("Malformed chunked array in msgpack data.")
   flat = np.concatenate(parts)

@@ -21,15 +21,20 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-import numpy as np
+import jax
 
-from flaxen import errors
-from flaxen.msgpack_codec import msgpack_restore, msgpack_serialize
+from flaxen import errors, msgpack_codec
+from flaxen.msgpack_codec import msgpack_restore
 
 __all__ = [
-  "to_state_dict", "from_state_dict", "register_serialization_state", "to_bytes",
-  "from_bytes", "msgpack_serialize", "msgpack_restore", "current_path",
+  "to_state_dict", "from_state_dict", "register_serialization_state", "is_serializable",
+  "to_bytes", "from_bytes", "msgpack_serialize", "msgpack_restore", "current_path",
+  "MAX_CHUNK_SIZE",
 ]
+
+# Arrays over this many bytes are written in chunks (msgpack holds at most 2 GiB per
+# object). Read at each call, so a program may change it, as in Flax.
+MAX_CHUNK_SIZE = msgpack_codec.MAX_CHUNK_BYTES
 
 _REGISTRY: dict[type, tuple[Callable[[Any], Any], Callable[[Any, Any], Any]]] = {}
 _path = threading.local()
@@ -77,6 +82,17 @@ def register_serialization_state(
   if ty in _REGISTRY and not override:
     raise errors.SerializationHandlerExistsError(ty)
   _REGISTRY[ty] = (ty_to_state_dict, ty_from_state_dict)
+
+
+def is_serializable(target: Any) -> bool:
+  """Whether ``target`` (an instance or a type) has a registered state-dict handler.
+
+  >>> from flaxen import serialization
+  >>> serialization.is_serializable({}), serialization.is_serializable(3.0)
+  (True, False)
+  """
+  ty = target if isinstance(target, type) else type(target)
+  return ty in _REGISTRY
 
 
 def _handler(x: Any):
@@ -129,16 +145,18 @@ def _describe(x: Any) -> str:
 
 def _check_leaf(target: Any, state: Any) -> None:
   """A leaf restores a leaf: a subtree or nothing (None) would change the tree's structure;
-  an array must keep its shape and dtype. A target of None takes whatever was saved."""
+  an array must keep its shape. The dtype may differ (Flax restores float64 NumPy state
+  into float32 params as saved). A target of None takes whatever was saved."""
   if target is None:
     return
   if state is None or isinstance(state, dict | list):
     raise errors.StateMismatchError(current_path(), _describe(target), _describe(state))
   if not (hasattr(target, "shape") and hasattr(target, "dtype")):
     return
-  if not (hasattr(state, "shape") and hasattr(state, "dtype")):
-    raise errors.StateMismatchError(current_path(), _describe(target), _describe(state))
-  if tuple(target.shape) != tuple(state.shape) or np.dtype(target.dtype) != np.dtype(state.dtype):
+  shape = getattr(state, "shape", None)
+  if shape is None and isinstance(state, int | float | complex):  # a Python number: shape ()
+    shape = ()
+  if shape is None or tuple(target.shape) != tuple(shape):
     raise errors.StateMismatchError(current_path(), _describe(target), _describe(state))
 
 
@@ -197,18 +215,62 @@ def _namedtuple_to_state(nt) -> dict:
   return {name: to_state_dict(getattr(nt, name)) for name in nt._fields}
 
 
+_LEGACY_NAMEDTUPLE = {"name", "fields", "values"}
+
+
 def _namedtuple_from_state(nt, state: Any):
+  if (isinstance(state, dict) and set(state) == _LEGACY_NAMEDTUPLE
+      and set(nt._fields) != _LEGACY_NAMEDTUPLE):
+    state = _legacy_namedtuple_state(state)
   check_keys(state, nt._fields, type(nt).__name__)
   return type(nt)(*(from_state_dict(getattr(nt, f), state[f], name=f) for f in nt._fields))
+
+
+def _legacy_namedtuple_state(state: dict) -> Any:
+  """Flax before 2022 wrote a namedtuple as ``{name, fields: {i: field}, values: {i: v}}``."""
+  fields, values = state["fields"], state["values"]
+  if not (isinstance(fields, dict) and isinstance(values, dict)):
+    return state
+  try:
+    return {fields[str(i)]: values[str(i)] for i in range(len(fields))}
+  except (KeyError, TypeError):
+    return state  # not the legacy layout after all: check_keys names the mismatch
+
+
+def _partial_to_state(p: jax.tree_util.Partial) -> dict:
+  return {"args": to_state_dict(list(p.args)), "keywords": to_state_dict(dict(p.keywords))}
+
+
+def _partial_from_state(p: jax.tree_util.Partial, state: Any) -> jax.tree_util.Partial:
+  check_keys(state, ["args", "keywords"], "Partial")
+  args = from_state_dict(list(p.args), state["args"], name="args")
+  keywords = from_state_dict(dict(p.keywords), state["keywords"], name="keywords")
+  return jax.tree_util.Partial(p.func, *args, **keywords)
 
 
 _NAMEDTUPLE = (_namedtuple_to_state, _namedtuple_from_state)
 register_serialization_state(dict, _dict_to_state, _dict_from_state)
 register_serialization_state(list, _seq_to_state, _seq_from_state)
 register_serialization_state(tuple, _seq_to_state, _seq_from_state)
+register_serialization_state(jax.tree_util.Partial, _partial_to_state, _partial_from_state)
 
 
 # ------------------------------------------------------------------------------- bytes
+
+
+def msgpack_serialize(pytree: Any, in_place: bool = False) -> bytes:
+  """Encode a nested state dict (dicts, lists, arrays, scalars) as msgpack bytes.
+
+  Arrays larger than :data:`MAX_CHUNK_SIZE` bytes are stored in chunks.
+
+  Args:
+    pytree: the state dict, usually from :func:`to_state_dict`.
+    in_place: accepted for Flax compatibility; the input is never modified either way.
+
+  Returns:
+    The encoded bytes.
+  """
+  return msgpack_codec.msgpack_serialize(pytree, in_place, max_chunk_bytes=MAX_CHUNK_SIZE)
 
 
 def to_bytes(target: Any) -> bytes:
