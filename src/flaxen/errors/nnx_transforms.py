@@ -5,7 +5,8 @@ from __future__ import annotations
 from flaxen.errors.base import FlaxenError
 
 __all__ = ["DuplicateVariableError", "VariableAliasingError", "PrefixFilterError",
-           "InconsistentAliasingError", "GraphNodePrefixError"]
+           "InconsistentAliasingError", "GraphNodePrefixError", "BoundMethodError",
+           "GraphUpdatesUnsupportedError"]
 
 
 def _path(path: tuple) -> str:
@@ -70,4 +71,29 @@ class GraphNodePrefixError(FlaxenError, ValueError):
       f"{transform}: Graph nodes are not allowed as prefixes: `{argument}` holds a "
       f"{type(node).__name__}. Fix: give a spec (sharding, axis, None) per argument, or "
       "an nnx.StateSharding / nnx.StateAxes for the state of a graph argument."
+    )
+
+
+class BoundMethodError(FlaxenError, ValueError):
+  """A transform was given a bound method of a Module (or other graph object)."""
+
+  def __init__(self, transform: str, method: object):
+    owner = type(getattr(method, "__self__", None)).__name__
+    name = getattr(method, "__name__", "method")
+    super().__init__(
+      f"{transform} does not take bound methods of graph objects: got {owner}.{name}. Its "
+      "object would be captured by the function instead of passed to the transform, so its "
+      f"state would not be traced or updated. Fix: transform the function and pass the "
+      f"object: `{transform}(lambda m, *args: m.{name}(*args))(obj, ...)`, or decorate the "
+      "method in the class body."
+    )
+
+
+class GraphUpdatesUnsupportedError(FlaxenError, ValueError):
+  """A transform that only exists without graph updates was asked for them."""
+
+  def __init__(self, transform: str):
+    super().__init__(
+      f"{transform} does not support graph_updates=True. Fix: pass graph_updates=False "
+      "(only Variable values are tracked), or nnx.set_graph_updates(False)."
     )

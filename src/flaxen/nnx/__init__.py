@@ -92,10 +92,12 @@ from flaxen.nnx.training.optimizer import (
 from flaxen.nnx.training.train_state import TrainState
 from flaxen.nnx.transforms.autodiff import DiffState, grad, jvp, value_and_grad, vjp
 from flaxen.nnx.transforms.axes import PARTITION_NAME, Carry, StateAxes
+from flaxen.nnx.transforms.checkify import checkify
 from flaxen.nnx.transforms.control_flow import cond, fori_loop, switch, while_loop
 from flaxen.nnx.transforms.custom_vjp import CustomVjp, custom_vjp
 from flaxen.nnx.transforms.eval_shape import eval_shape
 from flaxen.nnx.transforms.jit import StateSharding, cached_partial, jit, jit_partial
+from flaxen.nnx.transforms.make_jaxpr import make_jaxpr
 from flaxen.nnx.transforms.pmap import pmap
 from flaxen.nnx.transforms.remat import remat
 from flaxen.nnx.transforms.scan import scan
@@ -136,7 +138,7 @@ __all__ += ["set_graph_mode", "set_graph_updates", "compat", "iter_module_childr
 __all__ += ["backup_keys", "fork_rngs", "with_rngs"]
 __all__ += ["Data", "Static", "check_pytree", "data", "dataclass", "has_data", "is_data",
             "register_data_type", "static"]
-__all__ += ["jit_partial", "StateSharding"]
+__all__ += ["jit_partial", "StateSharding", "checkify", "make_jaxpr"]
 __all__ += ["pmap"]
 
 __all__ += ["EMA", "TrainState", "optimizer"]

@@ -175,6 +175,7 @@ def value_and_grad(f: Callable | None = None,
     return functools.partial(value_and_grad, argnums=argnums, has_aux=has_aux,
                              holomorphic=holomorphic, allow_int=allow_int, graph=graph,
                              graph_updates=graph_updates)
+  tree_mode.check_not_bound_method(f, "nnx.grad")
   graph, functional = _modes(argnums, graph, graph_updates, "nnx.value_and_grad")
   if functional:
     return autodiff_tree.value_and_grad(f, argnums, has_aux, holomorphic, allow_int,

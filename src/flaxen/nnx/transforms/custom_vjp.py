@@ -241,6 +241,7 @@ class CustomVjp:
 
   def __init__(self, fun: Callable, nondiff_argnums: Sequence[int | DiffState] = (),
                graph: bool = True, graph_updates: bool = True):
+    tree_mode.check_not_bound_method(fun, "nnx.custom_vjp")
     functools.update_wrapper(self, fun)
     self.fun = fun
     self.name = getattr(fun, "__name__", repr(fun))

@@ -31,6 +31,7 @@ def eval_shape(f: Callable, *args: Any, graph: bool | None = None,
   ``graph=False``) an input Variable may not be returned, nor passed twice as an argument
   of its own (tree mode: nowhere twice).
   """
+  tree_mode.check_not_bound_method(f, "nnx.eval_shape")
   graph = resolve_graph(graph)
   functional = not (graph and resolve_graph_updates(graph_updates))
   leaves, treedef, positions = lift.find_nodes((args, kwargs))

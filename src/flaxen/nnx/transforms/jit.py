@@ -86,6 +86,7 @@ class JitWrapped:
                donate_argnums: int | Sequence[int] | None,
                donate_argnames: str | Sequence[str] | None, graph: bool = True,
                graph_updates: bool = True, **jit_kwargs: Any):
+    tree_mode.check_not_bound_method(fun, "nnx.jit")
     functools.update_wrapper(self, fun)
     self.fun = fun
     # Without graph updates only Variable values come back (tree_mode.py); tree mode also

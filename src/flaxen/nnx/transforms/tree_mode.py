@@ -28,6 +28,7 @@ from typing import Any
 import jax
 
 from flaxen.errors.nnx_transforms import (
+  BoundMethodError,
   DuplicateVariableError,
   GraphNodePrefixError,
   PrefixFilterError,
@@ -38,12 +39,19 @@ from flaxen.nnx.object import is_graph_node
 from flaxen.nnx.transforms import lift
 from flaxen.nnx.variables import Variable
 
-__all__ = ["check_unique", "check_no_prefix_filter", "check_no_graph_prefix", "Snapshot",
-           "OutNodes", "pack_output"]
+__all__ = ["check_not_bound_method", "check_unique", "check_no_prefix_filter",
+           "check_no_graph_prefix", "Snapshot", "OutNodes", "pack_output", "PureArgs"]
 
 
 def _is_variable(x: Any) -> bool:
   return isinstance(x, Variable)
+
+
+def check_not_bound_method(fun: Any, transform: str) -> None:
+  """A bound method of a graph object would capture its object instead of passing it."""
+  owner = getattr(fun, "__self__", None)
+  if owner is not None and is_graph_node(owner) and callable(fun):
+    raise BoundMethodError(transform, fun)
 
 
 def check_unique(tree: Any, transform: str) -> None:
