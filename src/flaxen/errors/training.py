@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flaxen.errors.base import FlaxenError
 
-__all__ = ["OptimizerGradsError", "OptimizerModelError"]
+__all__ = ["OptimizerGradsError", "OptimizerModelError", "EMALeafError"]
 
 
 class OptimizerGradsError(FlaxenError, ValueError):
@@ -37,4 +37,17 @@ class OptimizerModelError(FlaxenError, AttributeError):
       f"{cls_name} has no attribute 'model': since Flax 0.11 an nnx.Optimizer does not keep "
       "the model it optimizes. Fix: keep the model yourself and call "
       "`optimizer.update(model, grads)`, or build an nnx.ModelAndOptimizer, which keeps it."
+    )
+
+
+class EMALeafError(FlaxenError, TypeError):
+  """``nnx.EMA``'s ``only`` filter selected a leaf that is not a Variable."""
+
+  def __init__(self, path: tuple, found: str):
+    self.path = path
+    at = "/".join(str(k) for k in path) or "<root>"
+    super().__init__(
+      f"nnx.EMA tracks Variables only, but the leaf at {at!r} is a {found}. Fix: give an "
+      "`only` filter that selects Variables (e.g. `only=nnx.Param`), or hold the value in a "
+      "Variable."
     )
