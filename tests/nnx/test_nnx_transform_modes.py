@@ -143,3 +143,28 @@ def test_remat_gradient_matches_plain_jax(graph, graph_updates):
     m.kernel.value, m.bias.value)
   np.testing.assert_allclose(g["kernel"].value, ref[0], rtol=1e-6)
   np.testing.assert_allclose(g["bias"].value, ref[1], rtol=1e-6)
+
+
+@pytest.mark.parametrize("graph,graph_updates", MODES)
+def test_shard_map_updates_state_and_matches_plain_jax(graph, graph_updates):
+  mesh = jax.sharding.Mesh(jax.devices()[:1], ("d",))
+  P = jax.sharding.PartitionSpec
+  m, count = Stack(), nnx.BatchStat(jnp.array(0))
+
+  @nnx.shard_map(mesh=mesh, in_specs=(P("d"), P("d"), P()), out_specs=P("d"), graph=graph,
+                 graph_updates=graph_updates)
+  def f(m, x, count):
+    count.value = count.value + 1
+    return jnp.einsum("bi,bio->bo", x, m.w.value)
+
+  y = f(m, X, count)
+  np.testing.assert_allclose(y, jnp.einsum("bi,bio->bo", X, W), rtol=1e-6)
+  assert int(count.value) == 1
+
+
+def test_state_axes_from_a_state_of_axes():
+  m = Stack()
+  axes = nnx.state(m)
+  axes["w"] = 1
+  y = nnx.vmap(lambda m: m.w.value.sum(0), in_axes=(nnx.StateAxes(axes),))(m)
+  np.testing.assert_allclose(y, jnp.moveaxis(W, 1, 0).sum(1), rtol=1e-6)

@@ -101,6 +101,7 @@ from flaxen.nnx.transforms.make_jaxpr import make_jaxpr
 from flaxen.nnx.transforms.pmap import pmap
 from flaxen.nnx.transforms.remat import remat
 from flaxen.nnx.transforms.scan import scan
+from flaxen.nnx.transforms.shard_map import shard_map
 from flaxen.nnx.transforms.vmap import vmap
 from flaxen.nnx.variables import (
   BatchStat,
@@ -139,7 +140,7 @@ __all__ += ["backup_keys", "fork_rngs", "with_rngs"]
 __all__ += ["Data", "Static", "check_pytree", "data", "dataclass", "has_data", "is_data",
             "register_data_type", "static"]
 __all__ += ["jit_partial", "StateSharding", "checkify", "make_jaxpr"]
-__all__ += ["pmap"]
+__all__ += ["pmap", "shard_map"]
 
 __all__ += ["EMA", "TrainState", "optimizer"]
 

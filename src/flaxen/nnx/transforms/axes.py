@@ -28,6 +28,7 @@ from flaxen.errors.nnx_transforms import (
 from flaxen.nnx import filterlib, graph
 from flaxen.nnx.object import Object, is_graph_node
 from flaxen.nnx.rnglib import RngState
+from flaxen.nnx.state import State
 from flaxen.nnx.variables import Variable
 
 __all__ = ["Carry", "StateAxes", "PARTITION_NAME", "leaf_axes", "state_axes", "plain_axes",
@@ -42,6 +43,25 @@ class Carry:
   """Marks the carried argument / output of ``nnx.scan`` (used as the class itself)."""
 
 
+class PathIs:
+  """Filter: the Variable at exactly ``path`` (what a State given as axes is made of)."""
+
+  def __init__(self, path: tuple):
+    self.path = tuple(path)
+
+  def __call__(self, path: tuple, _: Any) -> bool:
+    return tuple(path) == self.path
+
+  def __eq__(self, other: object) -> bool:
+    return isinstance(other, PathIs) and other.path == self.path
+
+  def __hash__(self) -> int:
+    return hash(self.path)
+
+  def __repr__(self) -> str:
+    return f"PathIs({self.path!r})"
+
+
 class StateAxes:
   """Per-filter axes for the state of a graph object passed through vmap or scan.
 
@@ -50,7 +70,9 @@ class StateAxes:
       ``nnx.Carry`` (scan only).
   """
 
-  def __init__(self, filter_axes: Mapping[Any, Any] | Iterable[tuple[Any, Any]]):
+  def __init__(self, filter_axes: Mapping[Any, Any] | Iterable[tuple[Any, Any]], /):
+    if isinstance(filter_axes, State):  # a State of axes: one filter per path
+      filter_axes = [(PathIs(path), axis) for path, axis in filter_axes.flat_state()]
     items = tuple(filter_axes.items() if isinstance(filter_axes, Mapping) else filter_axes)
     self._filters = tuple(f for f, _ in items)
     self._axes = tuple(a for _, a in items)
@@ -182,10 +204,19 @@ def axis_values(*specs: Any) -> list:
   """Every distinct int/None axis in the given specs (StateAxes included), in order."""
   found: list = []
   for axis in jax.tree_util.tree_leaves(specs, is_leaf=is_prefix_leaf):
-    for a in axis.axes if isinstance(axis, StateAxes) else _values(axis):
+    for a in _filter_values(axis) if hasattr(axis, "map_prefix") else _values(axis):
       if a is not Carry and a not in found:
         found.append(a)
   return found
+
+
+def _filter_values(prefix: Any) -> tuple:
+  """The axes (specs) a prefix filter can choose: ``StateAxes.axes``,
+  ``StateSharding.shardings``."""
+  for name in ("axes", "shardings"):
+    if isinstance(getattr(prefix, name, None), tuple):
+      return getattr(prefix, name)
+  return ()
 
 
 def _values(prefix: Any) -> list:

@@ -80,6 +80,8 @@ def _check(axes: list) -> None:
 class _Vmapped:
   name = "vmap"
   jax_transform = staticmethod(jax.vmap)
+  kwargs_axis: Any = 0  # the axis of keyword-only arguments
+  static_axis: Any = None  # the out axis of the static _Order
 
   def __init__(self, f: Callable, in_axes: Any, out_axes: Any, metadata: Mapping[str, Any],
                jax_options: dict, graph: bool | None = None, graph_updates: bool | None = None):
@@ -100,7 +102,7 @@ class _Vmapped:
     if not self.graph:
       check_unique((args, kwargs), f"nnx.{self.name}")
     g = lift.GraphArgs((args, kwargs))
-    axes = leaf_axes("vmap", "in_axes", (self.in_axes, 0), (args, kwargs))  # kwargs: axis 0
+    axes = leaf_axes(self.name, "in_axes", (self.in_axes, self.kwargs_axis), (args, kwargs))
     node_axes = [axes[p] for p in g.positions]
     check_aliasing(f"nnx.{self.name}", g.nodes, node_axes)
     value_axes = state_axes("vmap", node_axes, g.paths, g.variables)
@@ -111,7 +113,7 @@ class _Vmapped:
     pure = functools.partial(self._pure, g, node_axes, value_axes, changed)
     try:
       out_groups, order = self.jax_transform(
-        pure, in_axes=(arg_axes, value_axes), out_axes=(self.groups, None),
+        pure, in_axes=(arg_axes, value_axes), out_axes=(self.groups, self.static_axis),
         **self.jax_options)(g.leaves, g.values)
     except ValueError as e:
       if "axis spec None but output was batched" not in str(e):
