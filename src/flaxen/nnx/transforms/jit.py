@@ -26,6 +26,7 @@ most ``_MAX_ENTRIES`` are kept per function.
 from __future__ import annotations
 
 import functools
+import inspect
 import operator
 import weakref
 from collections import OrderedDict
@@ -99,14 +100,23 @@ class JitWrapped:
         tree_mode.check_no_prefix_filter(in_shardings, StateSharding, "nnx.jit",
                                          "in_shardings")
     self.out_shardings = out_shardings
+    self._state_sharding = any(isinstance(x, StateSharding) for x in jax.tree.leaves(
+      in_shardings, is_leaf=lambda x: isinstance(x, StateSharding)))
     self._entries: OrderedDict = OrderedDict()
     self._compiled: OrderedDict = OrderedDict()  # ctx -> jax.jit of the pure function
+    # jax.jit cannot read names off the pure function's (*args, **kwargs) signature: give it
+    # both forms, resolved against the user's function, as it would have found them.
+    static_argnums, static_argnames = _by_position_and_name(fun, static_argnums,
+                                                            static_argnames)
+    donate_argnums, donate_argnames = _by_position_and_name(fun, donate_argnums,
+                                                            donate_argnames)
     options = dict(static_argnums=static_argnums, static_argnames=static_argnames,
                    donate_argnums=donate_argnums, donate_argnames=donate_argnames,
                    in_shardings=in_shardings, **jit_kwargs)
     self._options = {k: v for k, v in options.items() if v is not None}
     # A donated buffer must come back as an output, so with donation nothing is trimmed.
-    self._may_trim = donate_argnums is None and donate_argnames is None
+    self._may_trim = (donate_argnums is None and donate_argnames is None
+                      and not self._state_sharding)
     self._static = (_as_tuple(static_argnums), _as_tuple(static_argnames))
 
   def __get__(self, obj: Any, objtype: Any = None) -> Callable:
@@ -151,13 +161,14 @@ class JitWrapped:
       out_leaves, out_treedef = out, None
     return out_leaves, new_values, _OutInfo(update, out_treedef, out_positions, written)
 
-  def _function(self, *ctx: Any) -> Callable:
+  def _function(self, *ctx: Any, options: dict | None = None) -> Callable:
     """One jax.jit per graph structure (shared by all objects of that structure), so a call
     passes no static arguments and stays on jax.jit's fast path."""
     fn = self._compiled.get(ctx)
     if fn is None:
       pure = self._pure_functional if self._functional else self._pure
-      fn = self._compiled[ctx] = jax.jit(functools.partial(pure, ctx), **self._options)
+      fn = self._compiled[ctx] = jax.jit(functools.partial(pure, ctx),
+                                         **(options or self._options))
       if len(self._compiled) > _MAX_ENTRIES:
         self._compiled.popitem(last=False)
     return fn
@@ -165,7 +176,14 @@ class JitWrapped:
   def _entry(self, key: tuple, nodes: list, treedef: Any, positions: tuple) -> _Entry:
     graphdef, leaves, paths, refs = flatten(tuple(nodes))
     entry = _Entry()
-    entry.fn = self._function(graphdef, treedef, positions)
+    options = None
+    if self._state_sharding:
+      in_specs, state_specs = _state_shardings(self._options["in_shardings"], treedef,
+                                               positions, leaves, paths)
+      # the state comes back with the shardings it went in with (nothing is trimmed)
+      options = {**self._options, "in_shardings": in_specs,
+                 "out_shardings": (None, state_specs, None)}
+    entry.fn = self._function(graphdef, treedef, positions, options=options)
     entry.cached = all(isinstance(x, Variable) for x in leaves)
     # On the fast path values are read from and written to the Variables' __dict__s
     # directly: a dict lookup is the cheapest attribute access Python has.
@@ -324,6 +342,52 @@ _ARRAY_IMPL, _NODE_TYPES = lift.ARRAY_IMPL, lift.NODE_TYPES
 
 def _as_tuple(x: Any) -> tuple:
   return () if x is None else (x,) if isinstance(x, int | str) else tuple(x)
+
+
+def _state_shardings(in_shardings: Any, treedef: Any, positions: tuple, leaves: list,
+                     paths: list) -> Any:
+  """``in_shardings`` with each ``StateSharding`` (given for a positional argument that is
+  a graph object) replaced by the list of its Variables' shardings, chosen by filter."""
+  arg_defs = treedef.children()[0].children()
+  specs = list(in_shardings) if isinstance(in_shardings, tuple | list) else (
+    [in_shardings] * len(arg_defs))
+  offsets, start = [], 0
+  for d in arg_defs:
+    offsets.append(start)
+    start += d.num_leaves
+  per_node: dict[int, Any] = {}
+  for i, spec in enumerate(specs):
+    k = positions.index(offsets[i]) if offsets[i] in positions else -1
+    if not isinstance(spec, StateSharding):
+      if k >= 0:
+        per_node[k] = spec
+      continue
+    if k < 0 or arg_defs[i].num_leaves != 1:
+      raise errors.GraphNodePrefixError("nnx.jit", f"in_shardings[{i}]", spec)
+    specs[i] = [spec.map_prefix(path[1:], leaf)
+                for path, leaf in zip(paths, leaves, strict=True) if path[0] == k]
+    per_node[k] = iter(specs[i])
+  state = []
+  for path in paths:
+    spec = per_node.get(path[0])
+    state.append(next(spec) if hasattr(spec, "__next__") else spec)
+  return tuple(specs), state
+
+
+def _by_position_and_name(fun: Callable, nums: Any, names: Any) -> tuple[Any, Any]:
+  """``(argnums, argnames)`` completed from ``fun``'s signature (each ``None`` if empty)."""
+  if nums is None and names is None:
+    return None, None
+  nums, names = set(_as_tuple(nums)), set(_as_tuple(names))
+  try:
+    params = list(inspect.signature(fun).parameters.values())
+  except (TypeError, ValueError):
+    params = []
+  positional = [p.name for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+  nums |= {i for i, n in enumerate(positional) if n in names}
+  names |= {positional[i] for i in nums if 0 <= i < len(positional)
+            and params[i].kind is not inspect.Parameter.POSITIONAL_ONLY}
+  return tuple(sorted(nums)) or None, tuple(sorted(names)) or None
 
 
 def _all_arrays(values: Any) -> bool:
