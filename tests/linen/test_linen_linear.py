@@ -106,9 +106,10 @@ def test_conv_groups_mask_and_errors():
   centre = vm["params"]["kernel"][1]
   ref = jnp.concatenate([x[..., :2] @ centre[:, :3], x[..., 2:] @ centre[:, 3:]], axis=-1)
   np.testing.assert_allclose(masked.apply(vm, x), ref, rtol=1e-5)
-  with pytest.raises(TypeError, match="kernel_size"):
-    nn.Conv(2, 3).init(K[0], x)
-  v1 = nn.Conv(2, (3,)).init(K[0], x)
+  # An int kernel_size means one spatial dim, as in Flax.
+  v_int, v_seq = nn.Conv(2, 3).init(K[0], x), nn.Conv(2, (3,)).init(K[0], x)
+  np.testing.assert_array_equal(v_int["params"]["kernel"], v_seq["params"]["kernel"])
+  v1 = v_seq
   with pytest.raises(errors.FeatureSizeError, match="4 input.*has 5"):
     nn.Conv(2, (3,)).apply(v1, jnp.ones((1, 5, 5)))
 

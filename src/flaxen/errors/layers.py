@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from flaxen.errors.base import FlaxenError, short_repr
 
 __all__ = [
@@ -9,7 +11,7 @@ __all__ = [
   "FeatureGroupError", "NumGroupsError", "NumHeadsError", "DropoutRngError",
   "InvalidRateError", "DecodeCacheError", "EmptySequentialError", "AttentionInputsError",
   "CarryShapeError", "SeqLengthsError", "MetricInputError", "CacheNotInitializedError",
-  "KernelSizeError", "AxisCountError",
+  "EinsumSubscriptsError", "AxisCountError",
 ]
 
 
@@ -29,7 +31,7 @@ class InvalidPaddingError(FlaxenError, ValueError):
   def __init__(self, padding: object, num_spatial: int, reason: str):
     super().__init__(
       f"Invalid padding {short_repr(padding)} for {num_spatial} spatial dimension(s): "
-      f"{reason}. Fix: pass 'SAME', 'VALID', 'CIRCULAR', 'CAUSAL', one int for every "
+      f"{reason}. Fix: pass 'SAME', 'VALID', 'CIRCULAR', 'REFLECT', 'CAUSAL', one int for every "
       f"dimension, or a sequence of {num_spatial} ints or (low, high) pairs."
     )
 
@@ -37,7 +39,7 @@ class InvalidPaddingError(FlaxenError, ValueError):
 class InputShapeError(FlaxenError, ValueError):
   """An input's shape does not fit the layer or op it is passed to."""
 
-  def __init__(self, where: str, expected: str, shape: object, fix: str):
+  def __init__(self, where: str, expected: str, shape: Iterable[int], fix: str):
     super().__init__(
       f"{where}: expected {expected}, but the input has shape {tuple(shape)}. Fix: {fix}."
     )
@@ -46,7 +48,8 @@ class InputShapeError(FlaxenError, ValueError):
 class FeatureSizeError(FlaxenError, ValueError):
   """An input's feature size differs from the size its existing params were built for."""
 
-  def __init__(self, where: str, param: str, expected: int, found: int, shape: object):
+  def __init__(self, where: str, param: str, expected: int, found: int,
+               shape: Iterable[int]):
     super().__init__(
       f"{where}: param {param!r} was created for {expected} input feature(s), but the input "
       f"has {found} (input shape {tuple(shape)}). Fix: feed inputs whose contracted "
@@ -143,7 +146,8 @@ class AttentionInputsError(FlaxenError, ValueError):
 class CarryShapeError(FlaxenError, ValueError):
   """A recurrent cell got a carry whose shape does not fit its inputs and ``features``."""
 
-  def __init__(self, where: str, expected: object, found: object, input_shape: object):
+  def __init__(self, where: str, expected: Iterable[int], found: Iterable[int],
+               input_shape: Iterable[int]):
     super().__init__(
       f"{where}: expected a carry of shape {tuple(expected)} (the input's batch dims, then "
       f"features), but got {tuple(found)} for inputs of shape {tuple(input_shape)}. Fix: "
@@ -155,7 +159,7 @@ class CarryShapeError(FlaxenError, ValueError):
 class SeqLengthsError(FlaxenError, ValueError):
   """``seq_lengths`` of an RNN is not an integer array with one length per sequence."""
 
-  def __init__(self, where: str, batch_shape: object, found: str):
+  def __init__(self, where: str, batch_shape: Iterable[int], found: str):
     super().__init__(
       f"{where}: seq_lengths must be an integer array of shape {tuple(batch_shape)} (one "
       f"length per sequence: the batch dims of the inputs), but got {found}. Fix: pass e.g. "
@@ -185,14 +189,15 @@ class CacheNotInitializedError(FlaxenError, ValueError):
     )
 
 
-class KernelSizeError(FlaxenError, TypeError):
-  """A convolution's ``kernel_size`` is a bare int instead of one size per spatial dim."""
+class EinsumSubscriptsError(FlaxenError, ValueError):
+  """An einsum layer's subscripts are not one explicit two-operand string ``'in,kernel->out'``."""
 
-  def __init__(self, where: str, kernel_size: object):
+  def __init__(self, where: str, subscripts: str, n_operands: int, has_arrow: bool):
+    problem = (f"{n_operands} operand(s) instead of 2 (the input and the kernel)" if has_arrow
+               else "no '->', so the output's labels are not given")
     super().__init__(
-      f"{where}: kernel_size must be a sequence of ints, one per spatial dimension, got "
-      f"{short_repr(kernel_size)}. Fix: e.g. kernel_size=({kernel_size}, {kernel_size}) for "
-      f"2-d inputs or ({kernel_size},) for 1-d."
+      f"{where}: einsum_str {subscripts!r} has {problem}. Fix: write both operands and the "
+      "output explicitly, e.g. 'btd,dh->bth' or '...d,dh->...h'."
     )
 
 

@@ -21,12 +21,13 @@ from jax import lax
 
 from flaxen import initializers
 from flaxen.core.meta import AxisMetadata
-from flaxen.errors.layers import InputShapeError, KernelSizeError
+from flaxen.errors.layers import InputShapeError
 from flaxen.linen.module import Module, compact, merge_param
 from flaxen.linen.param_checks import check_in_features, layer_name
 from flaxen.ops import conv as conv_ops
 from flaxen.ops import embed as embed_ops
 from flaxen.ops import linear as linear_ops
+from flaxen.ops.dtypes import from_varargs, promote_dtype
 from flaxen.typing import (
   Array,
   ConvGeneralDilatedT,
@@ -35,6 +36,7 @@ from flaxen.typing import (
   Initializer,
   PaddingLike,
   PrecisionLike,
+  PromoteDtypeFn,
 )
 
 __all__ = [
@@ -77,6 +79,8 @@ class Dense(Module):
     precision: ``lax`` precision of the contraction.
     kernel_init: initializer of the ``(in, features)`` kernel.
     bias_init: initializer of the ``(features,)`` bias.
+    promote_dtype: the dtype promotion rule, called as ``promote_dtype(inputs, kernel, bias,
+      dtype=dtype)`` (default :func:`flaxen.linen.dtypes.promote_dtype`).
     dot_general: replaces ``lax.dot_general``.
     dot_general_cls: a class whose instances replace ``lax.dot_general``.
   """
@@ -88,6 +92,7 @@ class Dense(Module):
   precision: PrecisionLike = None
   kernel_init: Initializer = default_kernel_init
   bias_init: Initializer = initializers.zeros_init()
+  promote_dtype: PromoteDtypeFn = promote_dtype
   dot_general: DotGeneralT | None = None
   dot_general_cls: Any = None
 
@@ -104,7 +109,8 @@ class Dense(Module):
             if self.use_bias else None)
     return linear_ops.dense(
       inputs, kernel, bias, dtype=self.dtype, precision=self.precision,
-      dot_general=_dot_general(self.dot_general, self.dot_general_cls), where=layer_name(self),
+      dot_general=_dot_general(self.dot_general, self.dot_general_cls),
+      promote_rule=from_varargs(self.promote_dtype), where=layer_name(self),
     )
 
 
@@ -115,9 +121,9 @@ class DenseGeneral(Module):
     features: int or tuple of output feature sizes.
     axis: input axis or axes to contract.
     batch_dims: leading input axes the kernel is batched over (one kernel per index).
-    use_bias, dtype, param_dtype, precision, kernel_init, bias_init, dot_general,
-      dot_general_cls: as in :class:`Dense`. Initializers see the kernel flattened to
-      ``(batch * contracted, features)``.
+    use_bias, dtype, param_dtype, precision, kernel_init, bias_init, promote_dtype,
+      dot_general, dot_general_cls: as in :class:`Dense`. Initializers see the kernel
+      flattened to ``(batch * contracted, features)``.
   """
 
   features: int | Sequence[int]
@@ -129,6 +135,7 @@ class DenseGeneral(Module):
   kernel_init: Initializer = default_kernel_init
   bias_init: Initializer = initializers.zeros_init()
   precision: PrecisionLike = None
+  promote_dtype: PromoteDtypeFn = promote_dtype
   dot_general: DotGeneralT | None = None
   dot_general_cls: Any = None
 
@@ -155,7 +162,7 @@ class DenseGeneral(Module):
     return linear_ops.dense_general(
       inputs, kernel, bias, axis=axis, batch_dims=batch_dims, dtype=self.dtype,
       precision=self.precision, dot_general=_dot_general(self.dot_general, self.dot_general_cls),
-      where=layer_name(self),
+      promote_rule=from_varargs(self.promote_dtype), where=layer_name(self),
     )
 
 
@@ -167,9 +174,11 @@ class Einsum(Module):
 
   Attributes:
     shape: the kernel shape.
-    einsum_str: two-operand subscripts ``'inputs,kernel->out'``; may instead be passed to
-      ``__call__``.
-    use_bias, dtype, param_dtype, precision, kernel_init, bias_init: as in :class:`Dense`.
+    einsum_str: explicit two-operand subscripts ``'inputs,kernel->out'`` (``'...'`` allowed
+      in each part); may instead be passed to ``__call__``.
+    use_bias, dtype, param_dtype, precision, kernel_init, bias_init, promote_dtype: as in
+      :class:`Dense`.
+    preferred_element_type: the einsum's accumulation and result dtype.
   """
 
   shape: Sequence[int]
@@ -180,17 +189,24 @@ class Einsum(Module):
   precision: PrecisionLike = None
   kernel_init: Initializer = default_kernel_init
   bias_init: Initializer = initializers.zeros_init()
+  promote_dtype: PromoteDtypeFn = promote_dtype
+  preferred_element_type: Dtype | None = None
 
   @compact
   def __call__(self, inputs: Array, einsum_str: str | None = None) -> Array:
     einsum_str = merge_param("einsum_str", self.einsum_str, einsum_str)
+    where = layer_name(self)
+    linear_ops.parse_einsum(einsum_str, jnp.shape(inputs), self.shape, where)
     kernel = self.param("kernel", self.kernel_init, tuple(self.shape), self.param_dtype)
     bias = None
     if self.use_bias:
       bias_shape = linear_ops.einsum_bias_shape(einsum_str, self.shape)
       bias = self.param("bias", self.bias_init, bias_shape, self.param_dtype)
-    return linear_ops.einsum(einsum_str, inputs, kernel, bias, dtype=self.dtype,
-                             precision=self.precision)
+    return linear_ops.einsum(
+      einsum_str, inputs, kernel, bias, dtype=self.dtype, precision=self.precision,
+      promote_rule=from_varargs(self.promote_dtype),
+      preferred_element_type=self.preferred_element_type, where=where,
+    )
 
 
 class _ConvBase(Module):
@@ -207,6 +223,12 @@ class _ConvBase(Module):
   precision: PrecisionLike = None
   kernel_init: Initializer = default_kernel_init
   bias_init: Initializer = initializers.zeros_init()
+
+  def _kernel_size(self) -> tuple[int, ...]:
+    # An int is one spatial dim, as in Flax.
+    if isinstance(self.kernel_size, int | np.integer):
+      return (int(self.kernel_size),)
+    return tuple(self.kernel_size)
 
   def _params(self, inputs: Array, kernel_shape: tuple[int, ...], in_dim: int,
               kernel_size: tuple[int, ...]) -> tuple[Array, Array | None]:
@@ -237,7 +259,8 @@ class Conv(_ConvBase):
     feature_group_count: number of feature groups (depthwise when equal to the inputs).
     use_bias: whether to add a bias.
     mask: multiplied into the kernel (e.g. for masked convolutions).
-    dtype, param_dtype, precision, kernel_init, bias_init: as in :class:`Dense`.
+    dtype, param_dtype, precision, kernel_init, bias_init, promote_dtype: as in
+      :class:`Dense`.
     conv_general_dilated: replaces ``lax.conv_general_dilated``.
     conv_general_dilated_cls: a class whose instances replace it.
   """
@@ -245,13 +268,10 @@ class Conv(_ConvBase):
   input_dilation: int | Sequence[int] | None = 1
   kernel_dilation: int | Sequence[int] | None = 1
   feature_group_count: int = 1
+  promote_dtype: PromoteDtypeFn = promote_dtype
   conv_general_dilated: ConvGeneralDilatedT | None = None
   conv_general_dilated_cls: Any = None
-
-  def _kernel_size(self) -> tuple[int, ...]:
-    if isinstance(self.kernel_size, int):
-      raise KernelSizeError(layer_name(self), self.kernel_size)
-    return tuple(self.kernel_size)
+  shared_weights = True  # one kernel at every position (ConvLocal: one per position)
 
   @compact
   def __call__(self, inputs: Array) -> Array:
@@ -269,7 +289,8 @@ class Conv(_ConvBase):
       inputs, kernel, bias, strides=self.strides, padding=self.padding,
       input_dilation=self.input_dilation, kernel_dilation=self.kernel_dilation,
       feature_group_count=self.feature_group_count, dtype=self.dtype, precision=self.precision,
-      conv_general_dilated=conv_fn, where=layer_name(self),
+      conv_general_dilated=conv_fn, promote_rule=from_varargs(self.promote_dtype),
+      where=layer_name(self),
     )
 
 
@@ -281,6 +302,8 @@ class ConvLocal(Conv):
   ``bias`` of shape ``(*out_spatial, features)``; attributes as in :class:`Conv`
   (``feature_group_count`` must be 1, ``conv_general_dilated`` is not used).
   """
+
+  shared_weights = False
 
   @compact
   def __call__(self, inputs: Array) -> Array:
@@ -306,7 +329,8 @@ class ConvLocal(Conv):
       bias = self.param("bias", self.bias_init, (*kernel_shape[:-2], self.features),
                         self.param_dtype)
     return conv_ops.conv_local(inputs, kernel, bias, kernel_size=kernel_size, dtype=self.dtype,
-                               precision=self.precision, **geometry)
+                               precision=self.precision,
+                               promote_rule=from_varargs(self.promote_dtype), **geometry)
 
 
 class ConvTranspose(_ConvBase):
@@ -316,6 +340,7 @@ class ConvTranspose(_ConvBase):
     kernel_dilation: dilation of the kernel per spatial dim.
     transpose_kernel: flip the kernel and swap its in/out axes (kernel shape
       ``(*kernel_size, features, in)``), making this the gradient of a :class:`Conv`.
+    preferred_element_type: the convolution's accumulation and result dtype.
     Others as in :class:`Conv`; ``strides`` defaults to ``None`` (1), ``padding`` 'CIRCULAR'
     wraps the output onto ``input_size * stride``.
   """
@@ -323,12 +348,13 @@ class ConvTranspose(_ConvBase):
   strides: int | Sequence[int] | None = None
   kernel_dilation: int | Sequence[int] | None = None
   transpose_kernel: bool = False
+  promote_dtype: PromoteDtypeFn = promote_dtype
+  preferred_element_type: Dtype | None = None
 
   @compact
   def __call__(self, inputs: Array) -> Array:
     inputs = jnp.asarray(inputs)
-    kernel_size = ((self.kernel_size,) if isinstance(self.kernel_size, int)
-                   else tuple(self.kernel_size))
+    kernel_size = self._kernel_size()
     in_features = inputs.shape[-1] if inputs.ndim else 0
     if self.transpose_kernel:
       kernel_shape, in_dim = kernel_size + (self.features, in_features), len(kernel_size) + 1
@@ -338,7 +364,8 @@ class ConvTranspose(_ConvBase):
     return conv_ops.conv_transpose(
       inputs, kernel, bias, strides=self.strides, padding=self.padding,
       kernel_dilation=self.kernel_dilation, transpose_kernel=self.transpose_kernel,
-      dtype=self.dtype, precision=self.precision, where=layer_name(self),
+      dtype=self.dtype, precision=self.precision, promote_rule=from_varargs(self.promote_dtype),
+      preferred_element_type=self.preferred_element_type, where=layer_name(self),
     )
 
 
@@ -351,6 +378,7 @@ class Embed(Module):
     dtype: dtype of the looked-up vectors (default: the table's).
     param_dtype: dtype of the table.
     embedding_init: initializer of the ``(num_embeddings, features)`` table.
+    promote_dtype: as in :class:`Dense` (the lookup calls it with ``inexact=False``).
   """
 
   num_embeddings: int
@@ -358,6 +386,7 @@ class Embed(Module):
   dtype: Dtype | None = None
   param_dtype: Dtype = jnp.float32
   embedding_init: Initializer = default_embed_init
+  promote_dtype: PromoteDtypeFn = promote_dtype
 
   def setup(self) -> None:
     self.embedding = self.param("embedding", self.embedding_init,
@@ -365,8 +394,10 @@ class Embed(Module):
 
   def __call__(self, inputs: Array) -> Array:
     """The embedding vectors of integer ``inputs``: shape ``inputs.shape + (features,)``."""
-    return embed_ops.lookup(self.embedding, inputs, dtype=self.dtype, where=layer_name(self))
+    return embed_ops.lookup(self.embedding, inputs, dtype=self.dtype,
+                            promote_rule=from_varargs(self.promote_dtype), where=layer_name(self))
 
   def attend(self, query: Array) -> Array:
     """``query @ embedding.T``: logits over the table (for tied input/output embeddings)."""
-    return embed_ops.attend(self.embedding, query, dtype=self.dtype)
+    return embed_ops.attend(self.embedding, query, dtype=self.dtype,
+                            promote_rule=from_varargs(self.promote_dtype))

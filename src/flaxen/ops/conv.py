@@ -27,7 +27,8 @@ from flaxen.errors.layers import (
   InputShapeError,
   InvalidPaddingError,
 )
-from flaxen.ops.dtypes import promote_dtype
+from flaxen.ops.dtypes import PromoteFn, promote
+from flaxen.ops.linear import contraction_kwargs
 from flaxen.typing import Array, ConvGeneralDilatedT, Dtype, LaxPadding, PaddingLike, PrecisionLike
 
 __all__ = [
@@ -35,7 +36,9 @@ __all__ = [
   "normalize_tuple",
 ]
 
-_NAMED = ("SAME", "SAME_LOWER", "VALID", "CIRCULAR", "CAUSAL")
+_NAMED = ("SAME", "SAME_LOWER", "VALID", "CIRCULAR", "REFLECT", "CAUSAL")
+# Modes done by padding the input first (jnp.pad mode), then a VALID convolution.
+_PAD_MODES = {"CIRCULAR": "wrap", "REFLECT": "reflect"}
 
 
 def normalize_tuple(value: int | Sequence[int] | None, rank: int, name: str) -> tuple[int, ...]:
@@ -111,8 +114,8 @@ def _add_bias(y: Array, bias: Array | None) -> Array:
 
 def _prepare(x: Array, kernel_size: Sequence[int], strides: Any, padding: PaddingLike,
              input_dilation: Any, kernel_dilation: Any) -> tuple[Any, ...]:
-  """Per-dim strides and dilations, and ``x`` padded for the 'CIRCULAR' / 'CAUSAL' modes
-  (which become 'VALID'); named padding is resolved to pairs when lax needs them."""
+  """Per-dim strides and dilations, and ``x`` padded for the 'CIRCULAR' / 'REFLECT' /
+  'CAUSAL' modes (which become 'VALID'); named padding is resolved to pairs when lax needs them."""
   rank = len(kernel_size)
   strides = normalize_tuple(strides, rank, "strides")
   input_dilation = normalize_tuple(input_dilation, rank, "input_dilation")
@@ -120,9 +123,10 @@ def _prepare(x: Array, kernel_size: Sequence[int], strides: Any, padding: Paddin
   padding = canonicalize_padding(padding, rank)
   sizes = zip(kernel_size, kernel_dilation, strict=True)
   dilated_kernel = [(k - 1) * d + 1 for k, d in sizes]
-  if padding == "CIRCULAR":
-    pads = lax.padtype_to_pads(x.shape[1:-1], dilated_kernel, strides, "SAME")
-    x = jnp.pad(x, [(0, 0), *pads, (0, 0)], mode="wrap")
+  if isinstance(padding, str) and padding in _PAD_MODES:
+    # Centred on the window (odd leftovers on the right), whatever the strides.
+    pads = [((k - 1) // 2, k // 2) for k in dilated_kernel]
+    x = jnp.pad(x, [(0, 0), *pads, (0, 0)], mode=_PAD_MODES[padding])
     padding = "VALID"
   elif padding == "CAUSAL":
     if rank != 1:
@@ -149,6 +153,9 @@ def conv(
   dtype: Dtype | None = None,
   precision: PrecisionLike = None,
   conv_general_dilated: ConvGeneralDilatedT = lax.conv_general_dilated,
+  promote_rule: PromoteFn | None = None,
+  preferred_element_type: Dtype | None = None,
+  out_sharding: Any = None,
   where: str = "Conv",
 ) -> Array:
   """An N-d convolution (cross-correlation, as in ``lax``) of channels-last ``inputs``.
@@ -158,14 +165,18 @@ def conv(
     kernel: ``(*kernel_size, in_features // feature_group_count, out_features)``.
     bias: ``None`` or ``(out_features,)`` (or any shape broadcastable from the right).
     strides: step per spatial dim.
-    padding: 'SAME', 'VALID', 'CIRCULAR' (periodic), 'CAUSAL' (1-d only: all padding on
-      the left), an int, or one int or ``(low, high)`` pair per spatial dim.
+    padding: 'SAME', 'VALID', 'CIRCULAR' (periodic), 'REFLECT' (mirrored at the edges,
+      without repeating them), 'CAUSAL' (1-d only: all padding on the left), an int, or one
+      int or ``(low, high)`` pair per spatial dim. 'CIRCULAR' and 'REFLECT' pad
+      ``((k - 1) // 2, k // 2)`` for a dilated kernel of size ``k``, whatever the strides.
     input_dilation: dilation of the input (a transposed convolution when > 1).
     kernel_dilation: dilation of the kernel (atrous convolution).
     feature_group_count: split in/out features into this many independent groups.
     dtype: computation dtype; ``None`` means the result type of the arguments.
     precision: ``lax`` precision.
     conv_general_dilated: the convolution function, with ``lax``'s signature.
+    promote_rule, preferred_element_type, out_sharding: as in
+      :func:`flaxen.ops.linear.dense`.
     where: the layer named in error messages.
   """
   inputs = jnp.asarray(inputs)
@@ -182,12 +193,12 @@ def conv(
                            inputs.shape)
   strides, input_dilation, kernel_dilation, padding, x = _prepare(
     x, kernel.shape[:rank], strides, padding, input_dilation, kernel_dilation)
-  x, kernel, bias = promote_dtype(x, kernel, bias, dtype=dtype)
+  x, kernel, bias = promote((x, kernel, bias), dtype=dtype, rule=promote_rule)
   y = conv_general_dilated(
     x, kernel, strides, padding,
     lhs_dilation=input_dilation, rhs_dilation=kernel_dilation,
     dimension_numbers=_dimension_numbers(x.ndim), feature_group_count=feature_group_count,
-    precision=precision,
+    precision=precision, **contraction_kwargs(preferred_element_type, out_sharding),
   )
   y = _add_bias(y, bias)
   return y.reshape(batch_shape + y.shape[1:])
@@ -233,6 +244,7 @@ def conv_local(
   kernel_dilation: int | Sequence[int] | None = 1,
   dtype: Dtype | None = None,
   precision: PrecisionLike = None,
+  promote_rule: PromoteFn | None = None,
 ) -> Array:
   """A locally connected layer: a convolution with a separate kernel at every output position.
 
@@ -249,7 +261,7 @@ def conv_local(
   x, batch_shape = _to_one_batch_dim(inputs, rank, "ConvLocal")
   strides, input_dilation, kernel_dilation, padding, x = _prepare(
     x, kernel_size, strides, padding, input_dilation, kernel_dilation)
-  x, kernel, bias = promote_dtype(x, kernel, bias, dtype=dtype)
+  x, kernel, bias = promote((x, kernel, bias), dtype=dtype, rule=promote_rule)
   y = lax.conv_general_dilated_local(
     x, kernel, strides, padding, kernel_size, lhs_dilation=input_dilation,
     rhs_dilation=kernel_dilation, dimension_numbers=_dimension_numbers(x.ndim),
@@ -288,6 +300,8 @@ def conv_transpose(
   transpose_kernel: bool = False,
   dtype: Dtype | None = None,
   precision: PrecisionLike = None,
+  promote_rule: PromoteFn | None = None,
+  preferred_element_type: Dtype | None = None,
   where: str = "ConvTranspose",
 ) -> Array:
   """A transposed convolution (``lax.conv_transpose``) of channels-last ``inputs``.
@@ -305,6 +319,7 @@ def conv_transpose(
       kernel as a :func:`conv` computes that convolution's gradient.
     dtype: computation dtype; ``None`` means the result type of the arguments.
     precision: ``lax`` precision.
+    promote_rule, preferred_element_type: as in :func:`flaxen.ops.linear.dense`.
     where: the layer named in error messages.
 
   >>> conv_transpose(jnp.ones((4, 2)), jnp.ones((3, 2, 1)), strides=2).shape
@@ -319,13 +334,14 @@ def conv_transpose(
   strides = normalize_tuple(strides, rank, "strides")
   kernel_dilation = normalize_tuple(kernel_dilation, rank, "kernel_dilation")
   padding = canonicalize_padding(padding, rank)
-  if padding == "CAUSAL":
-    raise InvalidPaddingError("CAUSAL", rank, "causal padding is only supported by conv")
+  if padding in ("CAUSAL", "REFLECT"):
+    raise InvalidPaddingError(padding, rank, f"{padding} padding is only supported by conv")
   lax_padding = "VALID" if padding == "CIRCULAR" else padding
-  x, kernel, bias = promote_dtype(x, kernel, bias, dtype=dtype)
+  x, kernel, bias = promote((x, kernel, bias), dtype=dtype, rule=promote_rule)
   y = lax.conv_transpose(
     x, kernel, strides, lax_padding, rhs_dilation=kernel_dilation,
     transpose_kernel=transpose_kernel, precision=precision,
+    **contraction_kwargs(preferred_element_type, None),
   )
   if padding == "CIRCULAR":
     periods = [n * s for n, s in zip(x.shape[1:-1], strides, strict=True)]

@@ -11,6 +11,7 @@ and params together to ``dtype``; with ``dtype=None`` it computes in their JAX r
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import jax.numpy as jnp
@@ -19,7 +20,10 @@ from flaxen.errors.layers import NonFloatingDtypeError
 from flaxen.ops._lax import cast, is_inexact, same_dtype
 from flaxen.typing import Dtype
 
-__all__ = ["canonicalize_dtype", "promote_dtype"]
+__all__ = ["PromoteFn", "canonicalize_dtype", "from_varargs", "promote", "promote_dtype"]
+
+# A user's promotion rule in the ops' convention (NNX's): one tuple in, one sequence out.
+PromoteFn = Callable[..., Sequence[Any]]
 
 
 def canonicalize_dtype(*args: Any, dtype: Dtype | None = None, inexact: bool = True) -> Any:
@@ -66,3 +70,37 @@ def promote_dtype(*args: Any, dtype: Dtype | None = None, inexact: bool = True) 
   """
   dtype = canonicalize_dtype(*args, dtype=dtype, inexact=inexact)
   return [None if a is None else cast(a, dtype) for a in args]
+
+
+def promote(args: tuple, *, dtype: Dtype | None, inexact: bool = True,
+            rule: PromoteFn | None = None) -> Sequence[Any]:
+  """``args`` promoted by ``rule`` (a layer's ``promote_dtype``), or by :func:`promote_dtype`
+  when ``rule`` is ``None`` (the default rule, kept on the fast path).
+
+  ``rule`` is called as Flax's NNX layers call theirs: ``rule(args, dtype=dtype)``, plus
+  ``inexact=False`` only where that is asked (embedding lookups).
+
+  >>> promote((jnp.ones(1), None), dtype=jnp.float16, rule=lambda a, dtype: a)[1] is None
+  True
+  """
+  if rule is None:
+    return promote_dtype(*args, dtype=dtype, inexact=inexact)
+  out = rule(args, dtype=dtype) if inexact else rule(args, dtype=dtype, inexact=False)
+  return tuple(out)
+
+
+def from_varargs(fn: Callable[..., Any]) -> PromoteFn | None:
+  """The ops' form of a Linen-style rule (``fn(*args, dtype=...)``, as Linen's layers call
+  their ``promote_dtype``); ``None`` for :func:`promote_dtype` itself, so layers left at
+  the default keep the default path.
+
+  >>> from_varargs(promote_dtype) is None
+  True
+  """
+  if fn is promote_dtype:
+    return None
+
+  def rule(args: tuple, /, **kwargs: Any) -> tuple:
+    return tuple(fn(*args, **kwargs))
+
+  return rule

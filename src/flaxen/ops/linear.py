@@ -11,19 +11,22 @@ the bias broadcast over the non-feature dimensions.
 
 from __future__ import annotations
 
+import string
 from collections.abc import Sequence
+from typing import Any
 
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from flaxen.errors.layers import FeatureSizeError, InputShapeError
+from flaxen.errors.layers import EinsumSubscriptsError, FeatureSizeError, InputShapeError
 from flaxen.ops._lax import inline_jit, same_dtype
-from flaxen.ops.dtypes import promote_dtype
+from flaxen.ops.dtypes import PromoteFn, promote
 from flaxen.typing import Array, DotGeneralT, Dtype, EinsumT, PrecisionLike
 
 __all__ = [
-  "canonicalize_axes", "check_axes", "dense", "dense_general", "einsum", "einsum_bias_shape",
+  "canonicalize_axes", "check_axes", "contraction_kwargs", "dense", "dense_general", "einsum",
+  "einsum_bias_shape", "parse_einsum",
 ]
 
 
@@ -53,6 +56,26 @@ def _dot_bias(inputs: Array, kernel: Array, bias: Array | None, *, dims: tuple,
   return y if bias is None else _add_bias(y, bias, bias_shape)
 
 
+def contraction_kwargs(preferred_element_type: Dtype | None, out_sharding: Any) -> dict:
+  """The optional keywords of a contraction call, given only when set (so a custom
+  ``dot_general`` / ``einsum`` / ``conv_general_dilated`` without them keeps working)."""
+  kwargs = {}
+  if preferred_element_type is not None:
+    kwargs["preferred_element_type"] = preferred_element_type
+  if out_sharding is not None:
+    kwargs["out_sharding"] = out_sharding
+  return kwargs
+
+
+def _contract(inputs: Array, kernel: Array, bias: Array | None, dims: tuple,
+              bias_shape: tuple[int, ...] | None, precision: PrecisionLike,
+              dot_general: DotGeneralT, kwargs: dict) -> Array:
+  if dot_general is lax.dot_general and not kwargs:
+    return _dot_bias(inputs, kernel, bias, dims=dims, precision=precision, bias_shape=bias_shape)
+  y = dot_general(inputs, kernel, dims, precision=precision, **kwargs)
+  return y if bias is None else _add_bias(y, bias, bias_shape)
+
+
 def dense(
   inputs: Array,
   kernel: Array,
@@ -61,6 +84,9 @@ def dense(
   dtype: Dtype | None = None,
   precision: PrecisionLike = None,
   dot_general: DotGeneralT = lax.dot_general,
+  promote_rule: PromoteFn | None = None,
+  preferred_element_type: Dtype | None = None,
+  out_sharding: Any = None,
   where: str = "Dense",
 ) -> Array:
   """``inputs @ kernel + bias`` over the last axis of ``inputs``.
@@ -72,6 +98,9 @@ def dense(
     dtype: computation dtype; ``None`` means the result type of the arguments.
     precision: ``lax`` precision of the contraction.
     dot_general: the contraction function, with ``lax.dot_general``'s signature.
+    promote_rule: the layer's ``promote_dtype`` (see :func:`flaxen.ops.dtypes.promote`).
+    preferred_element_type: the contraction's accumulation and result dtype.
+    out_sharding: the sharding of the contraction's result.
     where: the layer named in error messages.
 
   Raises:
@@ -87,13 +116,11 @@ def dense(
         inputs.shape, f"pass an array of shape (batch..., {n}); a scalar has no feature axis",
       )
     raise FeatureSizeError(where, "kernel", n, inputs.shape[-1], inputs.shape)
-  inputs, kernel, bias = promote_dtype(inputs, kernel, bias, dtype=dtype)
+  inputs, kernel, bias = promote((inputs, kernel, bias), dtype=dtype, rule=promote_rule)
   dims = (((inputs.ndim - 1,), (0,)), ((), ()))
   bias_shape = None if bias is None else (1,) * (inputs.ndim - 1) + (bias.size,)
-  if dot_general is lax.dot_general:
-    return _dot_bias(inputs, kernel, bias, dims=dims, precision=precision, bias_shape=bias_shape)
-  y = dot_general(inputs, kernel, dims, precision=precision)
-  return y if bias is None else _add_bias(y, bias, bias_shape)
+  kwargs = contraction_kwargs(preferred_element_type, out_sharding)
+  return _contract(inputs, kernel, bias, dims, bias_shape, precision, dot_general, kwargs)
 
 
 def dense_general(
@@ -106,13 +133,17 @@ def dense_general(
   dtype: Dtype | None = None,
   precision: PrecisionLike = None,
   dot_general: DotGeneralT = lax.dot_general,
+  promote_rule: PromoteFn | None = None,
+  preferred_element_type: Dtype | None = None,
+  out_sharding: Any = None,
   where: str = "DenseGeneral",
 ) -> Array:
   """Contracts ``inputs`` over ``axis`` with a kernel, batched over ``batch_dims``.
 
   The kernel has shape ``batch_shape + contracted_shape + features`` and the bias
   ``batch_shape + features``; the output has the batch dims first, then the inputs' free
-  dims, then ``features``. ``batch_dims`` must be leading dims ``0..n-1``.
+  dims, then ``features``. ``batch_dims`` must be leading dims ``0..n-1``. ``promote_rule``,
+  ``preferred_element_type`` and ``out_sharding`` as in :func:`dense`.
 
   Raises:
     InputShapeError: ``axis`` names a dim ``inputs`` lacks (or one twice); ``batch_dims``
@@ -138,17 +169,15 @@ def dense_general(
       raise FeatureSizeError(
         f"{where} (axis {ax})", "kernel", kernel.shape[n_batch + i], inputs.shape[ax], inputs.shape
       )
-  inputs, kernel, bias = promote_dtype(inputs, kernel, bias, dtype=dtype)
+  inputs, kernel, bias = promote((inputs, kernel, bias), dtype=dtype, rule=promote_rule)
   contract = tuple(range(n_batch, n_batch + len(axis)))
   dims = ((axis, contract), (batch_dims, tuple(range(n_batch))))
   bias_shape = None
   if bias is not None:
     free = inputs.ndim - n_batch - len(axis)
     bias_shape = bias.shape[:n_batch] + (1,) * free + bias.shape[n_batch:]
-  if dot_general is lax.dot_general:
-    return _dot_bias(inputs, kernel, bias, dims=dims, precision=precision, bias_shape=bias_shape)
-  y = dot_general(inputs, kernel, dims, precision=precision)
-  return y if bias is None else _add_bias(y, bias, bias_shape)
+  kwargs = contraction_kwargs(preferred_element_type, out_sharding)
+  return _contract(inputs, kernel, bias, dims, bias_shape, precision, dot_general, kwargs)
 
 
 def check_axes(shape: tuple[int, ...], axis: int | Sequence[int],
@@ -167,15 +196,13 @@ def check_axes(shape: tuple[int, ...], axis: int | Sequence[int],
   )
 
 
-def _split_einsum(subscripts: str) -> tuple[str, str, str]:
-  subscripts = subscripts.replace(" ", "")
-  operands, arrow, out = subscripts.partition("->")
+def _split_einsum(subscripts: str, where: str) -> tuple[str, str, str]:
+  """``(lhs, rhs, out)`` of an explicit two-operand subscript string, spaces removed."""
+  text = subscripts.replace(" ", "")
+  operands, arrow, out = text.partition("->")
+  if not arrow or operands.count(",") != 1:
+    raise EinsumSubscriptsError(where, subscripts, operands.count(",") + 1, bool(arrow))
   lhs, _, rhs = operands.partition(",")
-  if not arrow or operands.count(",") != 1 or "." in rhs:
-    raise InputShapeError(
-      "Einsum", "an explicit two-operand subscript string 'inputs,kernel->out' ('...' only "
-      "in the inputs and output)", (), f"write the subscripts out, got {subscripts!r}",
-    )
   return lhs, rhs, out
 
 
@@ -192,14 +219,47 @@ def _check_rank(where: str, operand: str, labels: str, shape: tuple[int, ...]) -
   )
 
 
+def parse_einsum(subscripts: str, lhs_shape: Sequence[int] | None, rhs_shape: Sequence[int],
+                 where: str = "Einsum") -> tuple[str, str, str]:
+  """``(lhs, rhs, out)`` labels of a two-operand einsum, each ``'...'`` replaced by letters.
+
+  As in NumPy, the dims an ellipsis covers are aligned to the right across operands, and the
+  output's ellipsis covers the longest of them. ``lhs_shape=None`` gives the input's
+  ellipsis no dims (enough to find which kernel dims reach the output).
+
+  Raises:
+    EinsumSubscriptsError: the string is not ``'lhs,rhs->out'``.
+    InputShapeError: an operand has fewer dims than letters (or another number, without
+      an ellipsis).
+
+  >>> parse_einsum('...c,dc...->...d', (2, 3, 4), (5, 4, 3))
+  ('ABc', 'dcB', 'ABd')
+  """
+  lhs, rhs, out = _split_einsum(subscripts, where)
+  lhs_ndim = len(lhs.replace("...", "")) if lhs_shape is None else len(lhs_shape)
+  rhs_ndim = len(rhs_shape)
+  if lhs_shape is not None:
+    _check_rank(where, "inputs", lhs, tuple(lhs_shape))
+  _check_rank(where, "kernel", rhs, tuple(rhs_shape))
+  n_lhs = lhs_ndim - len(lhs.replace("...", "")) if "..." in lhs else 0
+  n_rhs = rhs_ndim - len(rhs.replace("...", "")) if "..." in rhs else 0
+  n = max(n_lhs, n_rhs)
+  used = set(lhs + rhs + out)
+  free = "".join([c for c in string.ascii_uppercase + string.ascii_lowercase if c not in used][:n])
+  return (lhs.replace("...", free[n - n_lhs:]), rhs.replace("...", free[n - n_rhs:]),
+          out.replace("...", free))
+
+
 def einsum_bias_shape(subscripts: str, kernel_shape: Sequence[int]) -> tuple[int, ...]:
   """The bias shape of an einsum layer: the kernel's dims that appear in the output.
 
   >>> einsum_bias_shape('abc,cde->abde', (3, 4, 5))
   (4, 5)
+  >>> einsum_bias_shape('a...,b...->ab...', (3, 4, 5))
+  (3, 4, 5)
   """
-  _, rhs, out = _split_einsum(subscripts)
-  return tuple(kernel_shape[rhs.index(c)] for c in out.replace("...", "") if c in rhs)
+  _, rhs, out = parse_einsum(subscripts, None, kernel_shape)
+  return tuple(kernel_shape[rhs.index(c)] for c in out if c in rhs)
 
 
 def einsum(
@@ -211,30 +271,30 @@ def einsum(
   dtype: Dtype | None = None,
   precision: PrecisionLike = None,
   einsum_fn: EinsumT = jnp.einsum,
+  promote_rule: PromoteFn | None = None,
+  preferred_element_type: Dtype | None = None,
+  out_sharding: Any = None,
   where: str = "Einsum",
 ) -> Array:
   """``einsum(subscripts, inputs, kernel) + bias``, the bias broadcast in output order.
 
-  The bias has the shape :func:`einsum_bias_shape` gives.
+  ``subscripts`` is any explicit two-operand string (``'...'`` allowed in every part, spaces
+  ignored); the bias has the shape :func:`einsum_bias_shape` gives. ``promote_rule``,
+  ``preferred_element_type`` and ``out_sharding`` as in :func:`dense`.
 
   Raises:
+    EinsumSubscriptsError: ``subscripts`` is not ``'inputs,kernel->out'``.
     InputShapeError: ``inputs`` or ``kernel`` has another rank than its subscripts.
 
   >>> einsum('bi,io->bo', jnp.ones((2, 3)), jnp.ones((3, 4)), jnp.ones(4)).tolist()[0]
   [4.0, 4.0, 4.0, 4.0]
   """
-  lhs, rhs, out = _split_einsum(subscripts)
   inputs = jnp.asarray(inputs)
-  _check_rank(where, "inputs", lhs, inputs.shape)
-  _check_rank(where, "kernel", rhs, kernel.shape)
-  inputs, kernel, bias = promote_dtype(inputs, kernel, bias, dtype=dtype)
-  y = einsum_fn(subscripts, inputs, kernel, precision=precision)
+  _, rhs, out = parse_einsum(subscripts, inputs.shape, kernel.shape, where)
+  inputs, kernel, bias = promote((inputs, kernel, bias), dtype=dtype, rule=promote_rule)
+  kwargs = contraction_kwargs(preferred_element_type, out_sharding)
+  y = einsum_fn(subscripts.replace(" ", ""), inputs, kernel, precision=precision, **kwargs)
   if bias is not None:
-    head, ellipsis, tail = out.partition("...")
-    n_ellipsis = y.ndim - len(head) - len(tail) if ellipsis else 0
-
-    def sizes(labels: str) -> list[int]:
-      return [kernel.shape[rhs.index(c)] if c in rhs else 1 for c in labels]
-
-    y = _add_bias(y, bias, (*sizes(head), *[1] * n_ellipsis, *sizes(tail)))
+    shape = tuple(kernel.shape[rhs.index(c)] if c in rhs else 1 for c in out)
+    y = _add_bias(y, bias, shape)
   return y
