@@ -18,6 +18,15 @@ from flaxen.nnx.display import display
 from flaxen.nnx.filterlib import All, Any, Everything, Not, Nothing, OfType, PathContains, WithTag
 from flaxen.nnx.graph import GraphDef
 from flaxen.nnx.graph_mode import set_graph_mode, set_graph_updates
+from flaxen.nnx.graph_utils import (
+  GraphState,
+  PureState,
+  find_duplicates,
+  map,
+  recursive_map,
+  set_metadata,
+  unpack,
+)
 from flaxen.nnx.graphlib import (
   call,
   clone,
@@ -114,6 +123,7 @@ from flaxen.nnx.variables import (
   VariableState,
   with_metadata,
 )
+from flaxen.nnx.views import view, view_info, with_attributes
 
 __all__ = [
   "All", "Any", "BatchStat", "Cache", "DiffState", "Dict", "Everything", "FlatState",
@@ -139,6 +149,8 @@ __all__ += ["set_graph_mode", "set_graph_updates", "compat", "iter_module_childr
 __all__ += ["backup_keys", "fork_rngs", "with_rngs"]
 __all__ += ["Data", "Static", "check_pytree", "data", "dataclass", "has_data", "is_data",
             "register_data_type", "static"]
+__all__ += ["GraphState", "PureState", "find_duplicates", "map", "recursive_map",
+            "set_metadata", "unpack", "view", "view_info", "with_attributes"]
 __all__ += ["jit_partial", "StateSharding", "checkify", "make_jaxpr"]
 __all__ += ["pmap", "shard_map"]
 

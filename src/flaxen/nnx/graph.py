@@ -172,6 +172,14 @@ class GraphDef:
     # by id, and its compiled builders cannot be pickled.
     return GraphDef, (self.root, self.leaf_paths, self.num_refs)
 
+  __class_getitem__ = classmethod(types.GenericAlias)  # ``GraphDef[Model]`` in annotations
+
+  def apply(self, state: Any, *states: Any) -> Any:
+    """``nnx.call((self, state))``: ``graphdef.apply(state).method(*args)`` returns
+    ``(output, (graphdef, new_state))``."""
+    from flaxen.nnx.graphlib import call, merge_states_for_call
+    return call((self, merge_states_for_call(state, states)))
+
 
 jax.tree_util.register_static(GraphDef)
 

@@ -217,8 +217,13 @@ def _flat(states: tuple) -> dict:
   return flat
 
 
-def merge(graphdef: GraphDef, state: Any, /, *states: Any) -> Any:
-  """Builds a new graph from a GraphDef and the States that ``split`` returned.
+def merge(graphdef: Any, /, *states: Any, copy: bool = False,
+          recreate_variables: bool = True) -> Any:
+  """Builds a new graph from a GraphDef and the States that ``split`` returned (or from
+  the ``GraphState``s that ``unpack`` returned).
+
+  ``copy`` and ``recreate_variables`` are accepted for Flax's signature: the new graph
+  always gets new Variables holding the States' values.
 
   Raises:
     NotAGraphDefError: ``graphdef`` is not a GraphDef.
@@ -230,8 +235,13 @@ def merge(graphdef: GraphDef, state: Any, /, *states: Any) -> Any:
   >>> int(rngs.default.count.value)
   0
   """
+  del copy, recreate_variables
+  if isinstance(graphdef, State) and "_graphdef" in graphdef.__dict__:  # a GraphState
+    states = (graphdef, *states)
+    graphdef = graphdef.__dict__["_graphdef"]
   if type(graphdef) is not GraphDef:
     raise NotAGraphDefError(graphdef)
+  state, states = (states[0], states[1:]) if states else ({}, ())
   nested = _merged((state, *states)) if states else state
   root, checked = graph_builder.merge_state(graphdef, nested)
   if root is None:  # a leaf is missing: the flat lookup says which
@@ -466,6 +476,15 @@ def iter_graph(node: Any, /, *, graph: bool | None = None) -> Iterator[tuple[tup
   yield from walk(node, ())
 
 
+class _Item:
+  """A ``[key]`` step in a ``_CallProxy`` path."""
+
+  __slots__ = ("key",)
+
+  def __init__(self, key: Any):
+    self.key = key
+
+
 class _CallProxy:
   """Attribute access builds a method path; calling it runs the method on a merged copy."""
 
@@ -476,13 +495,21 @@ class _CallProxy:
   def __getattr__(self, name: str) -> _CallProxy:
     return _CallProxy(self._graphdef_state, (*self._path, name))
 
+  def __getitem__(self, key: Any) -> _CallProxy:
+    return _CallProxy(self._graphdef_state, (*self._path, _Item(key)))
+
   def __call__(self, *args: Any, **kwargs: Any) -> tuple[Any, tuple]:
     node = merge(*self._graphdef_state)
     method = node
     for name in self._path:
-      method = getattr(method, name)
+      method = method[name.key] if type(name) is _Item else getattr(method, name)
     out = method(*args, **kwargs)
     return out, split(node)
+
+
+def merge_states_for_call(state: Any, states: tuple) -> Any:
+  """One nested mapping of several States (later ones winning), for ``GraphDef.apply``."""
+  return State(_merged((state, *states))) if states else state
 
 
 def call(graphdef_state: tuple, /) -> Any:

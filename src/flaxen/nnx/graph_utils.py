@@ -1,0 +1,176 @@
+"""Graph utilities over the core walk: mapping, finding duplicates, setting metadata.
+
+``recursive_map`` replaces nodes bottom up, ``map`` replaces Variable values, ``unpack``
+splits into self-contained ``GraphState``s, ``find_duplicates`` lists shared nodes and
+``set_metadata`` edits Variable metadata in place.
+
+>>> import jax.numpy as jnp
+>>> from flaxen import nnx
+>>> model = nnx.Linear(2, 3, rngs=nnx.Rngs(0))
+>>> zeros = nnx.map(lambda path, x: jnp.zeros_like(x), model)
+>>> float(zeros.kernel.value.sum()), zeros is model
+(0.0, False)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import jax
+
+from flaxen.nnx import filterlib
+from flaxen.nnx.graph import GraphDef, cached_walk
+from flaxen.nnx.graph_mode import set_graph_mode
+from flaxen.nnx.graphlib import merge, split, variables
+from flaxen.nnx.object import ARRAY_TYPES, Object
+from flaxen.nnx.state import State
+from flaxen.nnx.tree_mode import check_tree
+from flaxen.nnx.variables import Variable
+
+__all__ = ["GraphState", "PureState", "unpack", "recursive_map", "map", "find_duplicates",
+           "set_metadata"]
+
+A = TypeVar("A")
+PureState = tuple[GraphDef[A], State]  # what ``split`` returns, for annotations
+
+
+def _tree_mode(graph: bool | None) -> bool:
+  return graph is False or (graph is None and not set_graph_mode.current_value())
+
+
+class GraphState(State):
+  """A State that carries its GraphDef: ``nnx.merge(graph_state, ...)`` needs nothing else.
+
+  A pytree like State (the GraphDef is static).
+  """
+
+  @classmethod
+  def _make(cls, graphdef: GraphDef, state: State) -> GraphState:
+    out = cls._wrap(state._mapping)
+    out.__dict__["_graphdef"] = graphdef
+    return out
+
+  @property
+  def _state(self) -> State:
+    return State._wrap(self._mapping)
+
+
+def _gs_flatten_with_keys(gs: GraphState):
+  keys = sorted(gs._mapping, key=lambda k: (type(k).__name__, k))
+  return [(jax.tree_util.DictKey(k), gs._mapping[k]) for k in keys], (tuple(keys),
+                                                                       gs._graphdef)
+
+
+def _gs_unflatten(aux: tuple, children: Any) -> GraphState:
+  keys, graphdef = aux
+  out = GraphState._wrap(dict(zip(keys, children, strict=True)))
+  out.__dict__["_graphdef"] = graphdef
+  return out
+
+
+jax.tree_util.register_pytree_with_keys(GraphState, _gs_flatten_with_keys, _gs_unflatten)
+
+
+def unpack(node: Any, *filters: Any, graph: bool | None = None) -> Any:
+  """Like ``split``, but each State carries the GraphDef: one ``GraphState`` per filter
+  (a single one without filters). ``nnx.merge(*graph_states)`` rebuilds the graph.
+  """
+  graphdef, *states = split(node, *filters, graph=graph)
+  out = [GraphState._make(graphdef, s) for s in states]
+  return out[0] if len(out) == 1 else tuple(out)
+
+
+def recursive_map(f: Callable[[tuple, Any], Any], node: Any, /, *,
+                  graph: bool | None = None) -> Any:
+  """Calls ``f(path, node)`` on every graph node (Objects and Variables), children before
+  parents, and puts what it returns in the node's place (in its parent, in place; a root
+  list, tuple or dict is rebuilt). A shared node is mapped once (graph mode).
+
+  Raises:
+    SharedReferenceError: tree mode found a shared node or a cycle.
+  """
+  if _tree_mode(graph):
+    check_tree(cached_walk(node)[0])
+  done: dict[int, Any] = {}
+
+  def visit(value: Any, path: tuple) -> Any:
+    if isinstance(value, Object | Variable):
+      if id(value) in done:
+        return done[id(value)]
+      done[id(value)] = value  # a cycle back to it sees the node itself
+      if isinstance(value, Object):
+        for k, child in value._graph_items():
+          new = visit(child, (*path, k))
+          if new is not child:
+            value._graph_put(k, new)
+      out = done[id(value)] = f(path, value)
+      return out
+    if isinstance(value, list | tuple) and not isinstance(value, ARRAY_TYPES):
+      items = [visit(v, (*path, i)) for i, v in enumerate(value)]
+      if all(a is b for a, b in zip(items, value, strict=True)):
+        return value
+      return type(value)(items) if not hasattr(value, "_fields") else type(value)(*items)
+    if isinstance(value, dict):
+      items = {k: visit(v, (*path, k)) for k, v in value.items()}
+      return value if all(items[k] is value[k] for k in value) else type(value)(items)
+    return value
+
+  return visit(node, ())
+
+
+def map(f: Callable[[tuple, Any], Any], node: Any, /, *, graph: bool | None = None,  # noqa: A001
+        recreate_variables: bool = True) -> Any:
+  """A new graph like ``node`` whose state leaves are ``f(path, leaf)``: ``f`` gets each
+  Variable and returns a Variable or a new value for it.
+
+  Args:
+    f: ``(path, variable) -> variable or value``.
+    node: the graph.
+    graph: graph mode or tree mode.
+    recreate_variables: build new Variables (``False``: the new graph holds the Variables
+      of ``node``, given the new values in place).
+  """
+  graphdef, state = split(node, graph=graph)
+  flat = [(p, f(p, v)) for p, v in state.flat_state()]
+  if not recreate_variables:
+    for (_, new), (_, old) in zip(flat, state.flat_state(), strict=True):
+      if isinstance(old, Variable) and new is not old:
+        old.value = new.value if isinstance(new, Variable) else new
+    flat = list(state.flat_state())
+  return merge(graphdef, State.from_flat_path(flat))
+
+
+def find_duplicates(node: Any, /, *, only: Any = None) -> list[list[tuple]]:
+  """The paths of every graph node reached by more than one path: one list of paths per
+  shared node (matching ``only`` if given), in walk order. The children of a shared node
+  are reported only under its first path."""
+  predicate = filterlib.to_predicate(... if only is None else only)
+  paths: dict[int, list[tuple]] = {}
+
+  def visit(value: Any, path: tuple) -> None:
+    if isinstance(value, Object | Variable):
+      if id(value) in paths:
+        paths[id(value)].append(path)
+        return
+      paths[id(value)] = [path] if predicate(path, value) else []
+      if isinstance(value, Object):
+        for k, child in value._graph_items():
+          visit(child, (*path, k))
+    elif isinstance(value, list | tuple) and not isinstance(value, ARRAY_TYPES):
+      for i, v in enumerate(value):
+        visit(v, (*path, i))
+    elif isinstance(value, dict):
+      for k, v in value.items():
+        visit(v, (*path, k))
+
+  visit(node, ())
+  return [p for p in paths.values() if len(p) > 1]
+
+
+def set_metadata(node: Any, /, *, only: Any = ..., **metadata: Any) -> None:
+  """Sets ``metadata`` on every Variable of ``node`` matching ``only``, in place."""
+  predicate = filterlib.to_predicate(only)
+  for path, var in variables(node).flat_state():
+    if predicate(path, var):
+      var.set_metadata(**metadata)

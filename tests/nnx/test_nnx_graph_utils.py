@@ -1,0 +1,96 @@
+"""recursive_map, map, unpack/GraphState, find_duplicates, set_metadata, GraphDef.apply."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from flaxen import errors, nnx
+
+
+class Foo(nnx.Pytree):
+  def __init__(self, d):
+    self.d = d
+
+
+def test_recursive_map_graph_mode_maps_shared_node_once():
+  f1, f2 = Foo(1), Foo(2)
+  seen = []
+
+  def swap(path, node):
+    if isinstance(node, Foo):
+      seen.append(path)
+      return Foo(-node.d)
+    return node
+
+  out = nnx.recursive_map(swap, [f1, f2, f1], graph=True)
+  assert [x.d for x in out] == [-1, -2, -1] and out[0] is out[2]
+  assert seen == [(0,), (1,)]
+
+
+def test_recursive_map_tree_mode_rejects_sharing_and_replaces_in_parents():
+  f = Foo(1)
+  with pytest.raises(errors.SharedReferenceError):
+    nnx.recursive_map(lambda p, n: n, [f, f], graph=False)
+  model = nnx.Sequential(nnx.Linear(2, 3, rngs=nnx.Rngs(0)), nnx.relu)
+  out = nnx.recursive_map(
+    lambda p, n: nnx.Dropout(0.5) if isinstance(n, nnx.Linear) else n, model, graph=False)
+  assert isinstance(out.layers[0], nnx.Dropout) and out.layers[1] is nnx.relu
+
+
+@pytest.mark.parametrize("graph", [True, False])
+def test_map_builds_a_new_graph_from_mapped_values(graph):
+  model = nnx.Linear(2, 3, rngs=nnx.Rngs(0))
+  paths = []
+
+  def double(path, v):
+    paths.append(path)
+    return v.value * 2
+
+  new = nnx.map(double, model, graph=graph)
+  assert sorted(paths) == [("bias",), ("kernel",)]
+  np.testing.assert_array_equal(new.kernel.value, model.kernel.value * 2)
+  assert isinstance(new.kernel, nnx.Param) and new.kernel is not model.kernel
+
+
+@pytest.mark.parametrize("graph", [True, False])
+def test_unpack_and_merge_graph_states(graph):
+  model = nnx.BatchNorm(2, rngs=nnx.Rngs(0))
+  params, stats = nnx.unpack(model, nnx.Param, nnx.BatchStat, graph=graph)
+  assert isinstance(params, nnx.GraphState) and set(stats) == {"mean", "var"}
+  doubled = jax.tree.map(lambda x: x * 2, params)
+  assert isinstance(doubled, nnx.GraphState)
+  new = nnx.merge(doubled, stats)
+  np.testing.assert_array_equal(new.scale.value, model.scale.value * 2)
+
+
+def test_find_duplicates_reports_top_shared_node():
+  class Shared(nnx.Module):
+    def __init__(self):
+      self.a = nnx.Linear(1, 1, rngs=nnx.Rngs(0))
+      self.b = nnx.Param(jnp.ones(1))
+      self.c = self.a
+      self.d = [self.b]
+
+  assert nnx.find_duplicates(Shared()) == [[("a",), ("c",)], [("b",), ("d", 0)]]
+  assert nnx.find_duplicates(Shared(), only=nnx.Param) == [[("b",), ("d", 0)]]
+
+
+def test_set_metadata_filters():
+  model = nnx.Linear(2, 3, rngs=nnx.Rngs(0))
+  nnx.set_metadata(model, only=nnx.PathContains("kernel"), sharding_names=("a", "b"))
+  assert model.kernel.get_metadata()["sharding_names"] == ("a", "b")
+  assert "sharding_names" not in model.bias.get_metadata()
+
+
+def test_graphdef_apply_and_call_item():
+  model = nnx.Linear(2, 1, rngs=nnx.Rngs(0))
+  graphdef, state = nnx.split(model)
+  x = jnp.ones((1, 2))
+  y, (gd, new_state) = graphdef.apply(state)(x)
+  np.testing.assert_allclose(y, x @ model.kernel.value + model.bias.value, rtol=1e-6)
+  assert gd == graphdef
+  nodes = {"a": model}
+  out, _ = nnx.call(nnx.split(nodes))["a"](x)
+  np.testing.assert_allclose(out, y)
+  assert nnx.GraphDef[nnx.Linear] is not None  # usable in annotations
