@@ -22,6 +22,7 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -q -n $(JOBS) -m "not slow"
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 
 test-slow: $(STAMP)
 	$(PY) -m pytest -q -n $(JOBS) -m slow
@@ -55,6 +56,12 @@ fuzz: $(STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+
+# Type-checks the modules listed under [tool.mypy] in pyproject.toml (make lint and make
+# test run it too).
+typecheck: $(STAMP)
+	$(VENV)/bin/mypy
 
 bench: $(STAMP)
 	$(PY) -m benchmarks $(ARGS)

@@ -15,11 +15,13 @@ from __future__ import annotations
 import functools
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 
 class BaseConfigContext:
   """A stack of values for one setting; subclasses define ``get_default``."""
+
+  _local: ClassVar[threading.local]  # one per subclass, set in __init_subclass__
 
   def __init_subclass__(cls, **kwargs: Any) -> None:
     super().__init_subclass__(**kwargs)

@@ -87,7 +87,7 @@ def dataclass(clz: type[_T] | None = None, **kwargs) -> Any:
   kwargs.setdefault("frozen", True)
   _unshadow_redeclared_static_fields(clz)
   own_hash = "__hash__" in clz.__dict__
-  data_clz = dataclasses.dataclass(clz, **kwargs)  # type: ignore[call-overload]
+  data_clz: Any = dataclasses.dataclass(clz, **kwargs)  # type: ignore[call-overload]
 
   init_fields = [f for f in dataclasses.fields(data_clz) if f.init]
   static = [f for f in init_fields if _is_static(f)]
@@ -103,8 +103,10 @@ def dataclass(clz: type[_T] | None = None, **kwargs) -> Any:
     inherited = getattr(data_clz, f.name, None)
     if not _is_static(f) and isinstance(inherited, _StaticField):
       # a base's static field declared again as data: its hash check must not apply here
-      plain = isinstance(inherited, _SlotStaticField) and slotted
-      setattr(data_clz, f.name, inherited.slot if plain else _DataField(f.name, f.default))
+      if isinstance(inherited, _SlotStaticField) and slotted:
+        setattr(data_clz, f.name, inherited.slot)
+      else:
+        setattr(data_clz, f.name, _DataField(f.name, f.default))
   generated_hash = data_clz.__dict__.get("__hash__")
   if not own_hash and generated_hash is not None:
     data_clz.__hash__ = _named_hash(generated_hash, meta_fields)

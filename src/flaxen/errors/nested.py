@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from flaxen.errors.base import FlaxenError, names, short_repr
 
 __all__ = ["NotAMappingError", "FlatKeyError", "PathConflictError", "DictKeyNotFoundError"]
@@ -44,7 +46,7 @@ class PathConflictError(FlaxenError, ValueError):
 class DictKeyNotFoundError(FlaxenError, KeyError):
   """``pop`` was asked for a key the dict does not have."""
 
-  def __init__(self, where: str, key: object, keys: object):
+  def __init__(self, where: str, key: object, keys: Iterable[object]):
     super().__init__(
       f"{where}: no key {short_repr(key)}; the dict has the keys {names(keys)}. Fix: pop one "
       "of those keys, or check `key in d` first."

@@ -228,7 +228,8 @@ class TraceContextError(FlaxenError, ValueError):
   def __init__(self, variable: object):
     value = getattr(variable, "raw_value", None)
     shape = getattr(value, "shape", None)
-    what = short_repr(value) if shape is None else f"shape {tuple(shape)}, {value.dtype}"
+    dtype = getattr(value, "dtype", None)
+    what = short_repr(value) if shape is None else f"shape {tuple(shape)}, {dtype}"
     super().__init__(
       f"Cannot assign a JAX tracer to this {type(variable).__name__} ({what}): the Variable "
       "was created "
