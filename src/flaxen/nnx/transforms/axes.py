@@ -190,7 +190,9 @@ def plain_axes(transform: str, leaves: list, axes: list) -> list:
   StateAxes given for an array is a mistake."""
   out = []
   for leaf, axis in zip(leaves, axes, strict=True):
-    if isinstance(axis, StateAxes):
+    if leaf is None and axis is not Carry:  # a graph argument's place (or a None argument)
+      axis = None
+    elif isinstance(axis, StateAxes):
       if leaf is not None:
         raise TransformAxesError(
           transform, f"StateAxes {axis!r} given for {type(leaf).__name__}, which is not a "

@@ -29,6 +29,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from flaxen.errors.nnx import LoopStructureError, TransformAxesError
 from flaxen.errors.nnx_transforms import VariableAliasingError
@@ -65,10 +66,69 @@ def _split(items: list, axes: list) -> tuple[list, list, list]:
 
 
 class _Body:
-  """Static facts about the traced body's output."""
+  """Static facts about the traced body's output (leaves the scan as a static part of its
+  stacked output, so a cached trace hands back the facts of its own trace)."""
 
   __slots__ = ("update", "treedef", "node_positions", "node_sources", "carry_leaves",
                "scan_leaves", "scan_axes", "new_graphdef", "new_axes")
+
+
+jax.tree_util.register_static(_Body)
+
+_ARRAY_LIKE = (jax.Array, np.ndarray, np.generic, int, float, complex)
+
+
+class _ById:
+  """An unhashable static value, compared by identity."""
+
+  __slots__ = ("value",)
+
+  def __init__(self, value: Any):
+    self.value = value
+
+  def __eq__(self, other: object) -> bool:
+    return isinstance(other, _ById) and other.value is self.value
+
+  def __hash__(self) -> int:
+    return id(self.value)
+
+
+class _Plan:
+  """What the body needs besides the traced values, as a static (hashable) part of the
+  carry: the arguments' structure, which leaves and values are carried / scanned /
+  broadcast, and the broadcast leaves that are not arrays (arrays pass through the carry
+  unchanged, never closed over: a cached trace must not keep one call's constants)."""
+
+  __slots__ = ("graphdef", "treedef", "positions", "leaf_groups", "value_groups",
+               "value_axes", "passed", "static", "num_leaves", "num_values", "_key")
+
+  def __init__(self, g: lift.GraphArgs, arg_axes: list, value_axes: list):
+    self.graphdef, self.treedef, self.positions = g.graphdef, g.treedef, g.positions
+    self.leaf_groups = tuple(map(tuple, _split(g.leaves, arg_axes)))
+    self.value_groups = tuple(map(tuple, _split(g.values, value_axes)))
+    self.value_axes = tuple(value_axes)
+    broadcast = self.leaf_groups[2]
+    self.passed = tuple(i for i in broadcast if isinstance(g.leaves[i], _ARRAY_LIKE))
+    self.static = tuple((i, g.leaves[i]) for i in broadcast if i not in self.passed)
+    self.num_leaves, self.num_values = len(g.leaves), len(g.values)
+    static_key = []
+    for i, v in self.static:
+      try:
+        hash(v)
+      except TypeError:
+        v = _ById(v)
+      static_key.append((i, type(v), v))
+    self._key = (self.graphdef, self.treedef, self.positions, self.leaf_groups,
+                 self.value_groups, self.value_axes, self.passed, tuple(static_key))
+
+  def __eq__(self, other: object) -> bool:
+    return isinstance(other, _Plan) and other._key == self._key
+
+  def __hash__(self) -> int:
+    return hash(self._key)
+
+
+jax.tree_util.register_static(_Plan)
 
 
 def _to_front(x: Any, axis: int) -> Any:
@@ -118,6 +178,7 @@ class _Scanned:
     self.graph = resolve_graph(graph)
     self.graph_updates = resolve_graph_updates(graph_updates)
     _check_axes(in_axes, out_axes, self.graph, self.graph_updates)
+    self._body = functools.partial(_Scanned._run_body, self)  # one object: jax's trace cache
 
   def __get__(self, obj: Any, objtype: Any = None) -> Callable:
     return self if obj is None else functools.partial(self, obj)
@@ -142,19 +203,21 @@ class _Scanned:
       value_axes = [Carry if a is None else a for a in value_axes]
     arg_axes = plain_axes("scan", g.leaves, axes)
     check_sizes("scan", g, arg_axes, value_axes)
-    leaf_groups = _split(g.leaves, arg_axes)
-    value_groups = _split(g.values, value_axes)
-    carry = ([g.leaves[i] for i in leaf_groups[0]], [g.values[j] for j in value_groups[0]])
-    xs = ([_to_front(g.leaves[i], arg_axes[i]) for i in leaf_groups[1]],
-          [_to_front(g.values[j], value_axes[j]) for j in value_groups[1]])
-    info = _Body()
-    body = functools.partial(self._body, g, leaf_groups, value_groups, value_axes, info)
-    (carry_leaves, carry_values), (ys_leaves, ys_values, ys_new) = jax.lax.scan(
-      body, carry, xs, **self.scan_options)
+    plan = _Plan(g, arg_axes, value_axes)
+    lg, vg = plan.leaf_groups, plan.value_groups
+    carry = (plan, [g.leaves[i] for i in lg[0]], [g.values[j] for j in vg[0]],
+             [g.leaves[i] for i in plan.passed], [g.values[j] for j in vg[2]])
+    xs = ([_to_front(g.leaves[i], arg_axes[i]) for i in lg[1]],
+          [_to_front(g.values[j], value_axes[j]) for j in vg[1]])
+    # self._body is made once: jax caches the body's trace by its identity and the
+    # structure of carry and xs (the plan is a static part of it), so a repeated call
+    # with the same structure skips tracing the body
+    (_, carry_leaves, carry_values, _, _), (ys_leaves, ys_values, ys_new, info) = (
+      jax.lax.scan(self._body, carry, xs, **self.scan_options))
     values = list(g.values)
-    for j, v in zip(value_groups[0], carry_values, strict=True):
+    for j, v in zip(vg[0], carry_values, strict=True):
       values[j] = v
-    for j, v in zip(value_groups[1], ys_values, strict=True):
+    for j, v in zip(vg[1], ys_values, strict=True):
       values[j] = _from_front(v, value_axes[j])
     g.write_back(info.update, values)
     out = [None] * info.treedef.num_leaves
@@ -170,19 +233,25 @@ class _Scanned:
       out[p] = g.nodes[k] if k >= 0 else new_nodes[-1 - k]
     return info.treedef.unflatten(out)
 
-  def _body(self, g: lift.GraphArgs, leaf_groups: tuple, value_groups: tuple,
-            value_axes: list, info: _Body, carry: tuple, xs: tuple) -> tuple:
-    leaves, values = list(g.leaves), list(g.values)
-    for i, v in zip(leaf_groups[0] + leaf_groups[1], carry[0] + xs[0], strict=True):
+  def _run_body(self, carry: tuple, xs: tuple) -> tuple:
+    plan, carry_leaves, carry_values, passed_leaves, passed_values = carry
+    lg, vg = plan.leaf_groups, plan.value_groups
+    leaves, values = [None] * plan.num_leaves, [None] * plan.num_values
+    for i, v in plan.static:
       leaves[i] = v
-    for j, v in zip(value_groups[0] + value_groups[1], carry[1] + xs[1], strict=True):
+    for i, v in zip(lg[0] + lg[1] + plan.passed, carry_leaves + xs[0] + passed_leaves,
+                    strict=True):
+      leaves[i] = v
+    for j, v in zip(vg[0] + vg[1] + vg[2], carry_values + xs[1] + passed_values, strict=True):
       values[j] = v
-    args, inner, refs = g.rebuild(leaves, values)
+    args, inner, refs = lift.rebuild(plan.graphdef, values, leaves, plan.treedef,
+                                     plan.positions)
     inner_leaves = flatten(tuple(inner))[1]
     inner_vars = inner_leaves if self.metadata else []
-    remove_axis(inner_vars, value_axes, self.metadata)
+    remove_axis(inner_vars, plan.value_axes, self.metadata)
     out = self.f(*args)
-    add_axis(inner_vars, value_axes, self.metadata)
+    add_axis(inner_vars, plan.value_axes, self.metadata)
+    info = _Body()
     out_leaves, info.treedef, info.node_positions, out_nodes = lift.take_nodes(out)
     all_out_axes = leaf_axes("scan", "out_axes", self.out_axes, out)
     node_out_axes = [all_out_axes[p] for p in info.node_positions]
@@ -194,12 +263,12 @@ class _Scanned:
       info.new_axes = state_axes("scan", [a for _, a in fresh], paths, new_vars)
       ys_new = [_to_front(lift.raw(v), a) for v, a in zip(new_vars, info.new_axes, strict=True)]
     if self.graph and self.graph_updates:
-      new_values, info.update = lift.capture(inner, refs, g.graphdef, [])
+      new_values, info.update = lift.capture(inner, refs, plan.graphdef, [])
       if not info.update.same:
         raise LoopStructureError("scan", "the body changed the structure of its graph objects")
     else:  # only the Variables' new values count
       new_values = [lift.raw(x) for x in inner_leaves]
-      info.update = lift.GraphUpdate(True, g.graphdef, tuple(range(len(refs))), len(inner))
+      info.update = lift.GraphUpdate(True, plan.graphdef, tuple(range(len(refs))), len(inner))
     out_axes = plain_axes("scan", out_leaves, all_out_axes)
     info.carry_leaves, info.scan_leaves, broadcast = _split(out_leaves, out_axes)
     if broadcast:
@@ -207,10 +276,10 @@ class _Scanned:
                                "broadcast output state", "give each output nnx.Carry or an "
                                "int axis")
     info.scan_axes = [out_axes[i] for i in info.scan_leaves]
-    new_carry = ([out_leaves[i] for i in info.carry_leaves],
-                 [new_values[j] for j in value_groups[0]])
-    ys = ([out_leaves[i] for i in info.scan_leaves], [new_values[j] for j in value_groups[1]],
-          ys_new)
+    new_carry = (plan, [out_leaves[i] for i in info.carry_leaves],
+                 [new_values[j] for j in vg[0]], passed_leaves, passed_values)
+    ys = ([out_leaves[i] for i in info.scan_leaves], [new_values[j] for j in vg[1]], ys_new,
+          info)
     return new_carry, ys
 
   def _sources(self, inner: list, out_nodes: list, axes: list) -> tuple[tuple, list]:

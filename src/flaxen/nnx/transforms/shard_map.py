@@ -29,7 +29,10 @@ from typing import Any
 
 import jax
 
+from flaxen.nnx.transforms.axes import is_prefix_leaf
 from flaxen.nnx.transforms.vmap import _Vmapped
+
+P = jax.sharding.PartitionSpec
 
 __all__ = ["shard_map"]
 
@@ -41,8 +44,8 @@ def _jax_shard_map(f: Callable, in_axes: Any, out_axes: Any, **options: Any) -> 
 class _ShardMapped(_Vmapped):
   name = "shard_map"
   jax_transform = staticmethod(_jax_shard_map)
-  kwargs_axis = jax.sharding.PartitionSpec()  # replicated, as jax.shard_map has no kwargs
-  static_axis = jax.sharding.PartitionSpec()
+  kwargs_axis = P()  # replicated, as jax.shard_map has no kwargs
+  static_axis = P()
 
 
 def shard_map(f: Callable | None = None, *, mesh: Any, in_specs: Any, out_specs: Any,
@@ -69,4 +72,12 @@ def shard_map(f: Callable | None = None, *, mesh: Any, in_specs: Any, out_specs:
                              axis_names=axis_names, check_vma=check_vma, graph=graph,
                              graph_updates=graph_updates)
   options = dict(mesh=mesh, axis_names=axis_names, check_vma=check_vma)
-  return _ShardMapped(f, in_specs, out_specs, {}, options, graph, graph_updates)
+  return _ShardMapped(f, _replicated(in_specs), _replicated(out_specs), {}, options, graph,
+                      graph_updates)
+
+
+def _replicated(specs: Any) -> Any:
+  """``None`` specs as ``P()`` (replicated): jax.shard_map reads ``None`` as an empty
+  subtree, while outputs and state grouped under it hold values."""
+  return jax.tree_util.tree_map(lambda s: P() if s is None else s, specs,
+                                is_leaf=lambda s: s is None or is_prefix_leaf(s))
