@@ -29,6 +29,7 @@ from flaxen.errors.layers import *  # noqa: F403
 from flaxen.errors.linen import *  # noqa: F403
 from flaxen.errors.nested import *  # noqa: F403
 from flaxen.errors.nnx import *  # noqa: F403
+from flaxen.errors.nnx_bridge import *  # noqa: F403
 from flaxen.errors.nnx_tree import *  # noqa: F403
 from flaxen.errors.nnx_transforms import *  # noqa: F403
 from flaxen.errors.pytree import *  # noqa: F403
