@@ -32,7 +32,7 @@ from flaxen.errors.training import OptimizerModelError
 from flaxen.nnx.graph_mode import resolve_graph
 from flaxen.nnx.graphlib import state as graph_state
 from flaxen.nnx.graphlib import update as graph_update
-from flaxen.nnx.object import Object
+from flaxen.nnx.object import Object, is_graph_node
 from flaxen.nnx.spmd import sharding_names
 from flaxen.nnx.state import State
 from flaxen.nnx.variables import Param, Variable
@@ -156,6 +156,8 @@ class Optimizer(Object):
     return self._step(model, grads, kwargs)
 
   def _step(self, model: Any, grads: Any, kwargs: dict[str, Any]) -> Any:
+    if is_graph_node(grads):  # tree-mode nnx.grad returns the model's own type, as in Flax
+      grads = graph_state(grads, self.wrt, graph=self._graph)
     if not isinstance(grads, State):
       raise OptimizerUpdateError(f"grads must be a State, got {type(grads).__name__}")
     params = _pure(graph_state(model, self.wrt, graph=self._graph))
