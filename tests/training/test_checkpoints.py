@@ -195,3 +195,17 @@ def test_convert_pre_linen():
   frozen = checkpoints.convert_pre_linen(freeze(pre))
   assert isinstance(frozen, FrozenDict) and frozen == freeze(want)
   assert checkpoints.convert_pre_linen(want) == want  # already Linen: unchanged
+
+
+def test_string_leaves_are_saved_as_flax_saves_them(tmp_path):
+  saved = {"w": jnp.ones(2), "name": "run-7"}
+  checkpoints.save_checkpoint(tmp_path, saved, 1)
+  got = checkpoints.restore_checkpoint(tmp_path, {"w": jnp.zeros(2), "name": ""})
+  assert got["name"] == "run-7"
+  np.testing.assert_array_equal(got["w"], [1.0, 1.0])
+  checkpoints.save_checkpoint(tmp_path, {"w": jnp.zeros(2), "name": "run-8"}, 1, overwrite=True)
+  with warnings.catch_warnings():
+    warnings.simplefilter("ignore", UserWarning)  # orbax: no target, sharding read from file
+    raw = checkpoints.restore_checkpoint(tmp_path, None)
+  assert raw["name"] == "run-8" and checkpoints.available_steps(tmp_path) == [1]
+  np.testing.assert_array_equal(raw["w"], [0.0, 0.0])

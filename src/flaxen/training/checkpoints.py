@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import warnings
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -31,8 +32,11 @@ from typing import Any
 
 import jax
 import orbax.checkpoint as ocp
+from etils import epath
 
 from flaxen import checkpoint, core, errors, serialization
+from flaxen.checkpoint import quiet
+from flaxen.checkpoint.save_restore import TMP_MARKER
 from flaxen.configurations import config
 from flaxen.training.checkpoint_files import (
   MODULE_NUM_RE,
@@ -196,10 +200,26 @@ def _save_orbax(ckpt_path: str, target: PyTree, overwrite: bool, checkpointer) -
       and not isinstance(handler, ocp.ArrayCheckpointHandler)):
     raise errors.SingleLeafCheckpointError(ckpt_path, target)
   os.makedirs(os.path.dirname(ckpt_path), exist_ok=True)
-  if checkpointer is None:
-    checkpoint.save(ckpt_path, target, force=overwrite)
-  else:
+  if checkpointer is not None:
     checkpointer.save(ckpt_path, target, force=overwrite)
+  elif any(isinstance(x, str) for x in jax.tree_util.tree_leaves(target)):
+    _save_with_strings(ckpt_path, target)
+  else:
+    checkpoint.save(ckpt_path, target, force=overwrite)
+
+
+def _save_with_strings(ckpt_path: str, target: PyTree) -> None:
+  """Orbax's own PyTree handler, as Flax saves, for trees with string leaves (which
+  flaxen.checkpoint does not store); an existing checkpoint is replaced atomically."""
+  final = os.path.abspath(ckpt_path)
+  new = f"{final}{TMP_MARKER}-new-{os.getpid()}" if os.path.exists(final) else final
+  with ocp.Checkpointer(ocp.PyTreeCheckpointHandler()) as ckptr:
+    ckptr.save(new, target, force=True)  # force: only a leftover of this process's name
+  if new != final:
+    old = f"{final}{TMP_MARKER}-old-{os.getpid()}"
+    os.rename(final, old)
+    os.rename(new, final)
+    shutil.rmtree(old)
 
 
 def _save_msgpack(target, step, pruning, async_manager, multiprocess: bool) -> None:
@@ -312,10 +332,24 @@ def restore_checkpoint(
   return _restore_msgpack(ckpt_path, target, step, allow_partial_mpa_restoration)
 
 
+def _has_strings(ckpt_path: str, target: Any) -> bool:
+  """Whether the target or the checkpoint has string leaves (flaxen.checkpoint has none)."""
+  if target is not None:
+    return any(isinstance(x, str) for x in jax.tree_util.tree_leaves(target))
+  try:
+    with quiet.orbax_logs():
+      stored = ocp.PyTreeCheckpointHandler().metadata(epath.Path(ckpt_path)).tree
+  except Exception as e:  # unreadable metadata: a damaged checkpoint
+    raise errors.CheckpointCorruptedError(ckpt_path, e) from e
+  return any(isinstance(m, ocp.metadata.StringMetadata)
+             for m in jax.tree_util.tree_leaves(stored))
+
+
 def _restore_orbax(ckpt_path: str, target: Any, checkpointer, transforms) -> PyTree:
-  if checkpointer is None and transforms is None:
+  if checkpointer is None and transforms is None and not _has_strings(ckpt_path, target):
     restored = checkpoint.restore(ckpt_path, target)
     return restored if target is not None else serialization.to_state_dict(restored)
+  # Orbax's own restore, as Flax does it.
   checkpointer = checkpointer or ocp.Checkpointer(ocp.PyTreeCheckpointHandler())
   kwargs: dict[str, Any] = {}
   if target is not None:
