@@ -14,6 +14,13 @@
 from flaxen import initializers
 from flaxen.core.spmd import get_logical_axis_rules, logical_axis_rules, set_logical_axis_rules
 from flaxen.nnx import compat, filterlib, metrics, state_serialization  # noqa: F401 (registers State)
+from flaxen.nnx.abstract import (
+  abstract_with_sharding,
+  as_abstract,
+  get_abstract_model,
+  use_eager_sharding,
+  using_eager_sharding,
+)
 from flaxen.nnx.display import display
 from flaxen.nnx.filterlib import All, Any, Everything, Not, Nothing, OfType, PathContains, WithTag
 from flaxen.nnx.graph import GraphDef
@@ -151,6 +158,8 @@ __all__ += ["Data", "Static", "check_pytree", "data", "dataclass", "has_data", "
             "register_data_type", "static"]
 __all__ += ["GraphState", "PureState", "find_duplicates", "map", "recursive_map",
             "set_metadata", "unpack", "view", "view_info", "with_attributes"]
+__all__ += ["abstract_with_sharding", "as_abstract", "get_abstract_model",
+            "use_eager_sharding", "using_eager_sharding"]
 __all__ += ["jit_partial", "StateSharding", "checkify", "make_jaxpr"]
 __all__ += ["pmap", "shard_map"]
 

@@ -56,11 +56,19 @@ def variable_spec(value: Any, meta: dict[str, Any], where: str = "") -> Partitio
 def shard_new_value(value: Any, meta: dict[str, Any]) -> Any:
   """A new Variable's value, laid out as its annotation says when a mesh is active."""
   mesh = spmd.active_mesh(meta.get("mesh"))
-  if mesh is None or meta.get("eager_sharding") is False or not isinstance(value, jax.Array):
+  if mesh is None or not isinstance(value, jax.Array):
+    return value
+  eager = meta.get("eager_sharding")
+  if eager is False or (eager is None and not _eager_default()):
     return value
   if sharding_names(meta) is None:
     return value
   return spmd.constrain(value, variable_spec(value, meta), mesh)
+
+
+def _eager_default() -> bool:
+  from flaxen.nnx.abstract import using_eager_sharding  # abstract imports this module
+  return using_eager_sharding()
 
 
 def with_partitioning(initializer: Any, sharding: tuple, mesh: Any = None, **metadata: Any):
