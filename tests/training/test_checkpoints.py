@@ -209,3 +209,14 @@ def test_string_leaves_are_saved_as_flax_saves_them(tmp_path):
     raw = checkpoints.restore_checkpoint(tmp_path, None)
   assert raw["name"] == "run-8" and checkpoints.available_steps(tmp_path) == [1]
   np.testing.assert_array_equal(raw["w"], [0.0, 0.0])
+
+
+def test_restore_casts_to_the_target_dtype_as_orbax_does(tmp_path):
+  checkpoints.save_checkpoint(tmp_path, {"w": jnp.arange(3.0), "n": np.arange(2, dtype=np.int32)},
+                              0)
+  got = checkpoints.restore_checkpoint(
+    tmp_path, {"w": jnp.zeros(3, jnp.bfloat16), "n": np.zeros(2, np.int64)})
+  assert got["w"].dtype == jnp.bfloat16 and isinstance(got["w"], jax.Array)
+  assert got["n"].dtype == np.int64 and isinstance(got["n"], np.ndarray)
+  np.testing.assert_array_equal(got["w"].astype(jnp.float32), [0.0, 1.0, 2.0])  # exact in bf16
+  np.testing.assert_array_equal(got["n"], [0, 1])

@@ -31,11 +31,12 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import jax
+import numpy as np
 import orbax.checkpoint as ocp
 from etils import epath
 
 from flaxen import checkpoint, core, errors, serialization
-from flaxen.checkpoint import quiet
+from flaxen.checkpoint import layout, quiet
 from flaxen.checkpoint.save_restore import TMP_MARKER
 from flaxen.configurations import config
 from flaxen.training.checkpoint_files import (
@@ -345,10 +346,49 @@ def _has_strings(ckpt_path: str, target: Any) -> bool:
              for m in jax.tree_util.tree_leaves(stored))
 
 
+def _is_array(x: Any) -> bool:
+  return isinstance(x, jax.Array | jax.ShapeDtypeStruct | np.ndarray | np.generic)
+
+
+def _with_stored_dtypes(ckpt_path: str, target: Any) -> Any:
+  """``target`` with each array leaf's dtype replaced by the stored one, where they differ.
+
+  Flax restores through Orbax, which casts a stored array to the target's dtype (float32
+  weights into a bfloat16 model); flaxen.checkpoint checks dtypes, so the restore reads the
+  stored dtype and the caller casts. Shapes must still match.
+  """
+  try:
+    with quiet.orbax_logs():
+      meta = ocp.StandardCheckpointHandler().metadata(epath.Path(ckpt_path)).tree
+  except Exception as e:  # unreadable metadata: a damaged checkpoint
+    raise errors.CheckpointCorruptedError(ckpt_path, e) from e
+  stored = layout.flatten_stored(meta)
+  flat = layout.flatten(target)
+  leaves, changed = [], False
+  for names, leaf in flat.items():
+    found = stored.get(names)
+    dtype = getattr(found, "dtype", None)
+    if (_is_array(leaf) and dtype is not None and np.dtype(dtype) != np.dtype(leaf.dtype)
+        and tuple(getattr(found, "shape", ())) == tuple(leaf.shape)):
+      leaf = (np.empty(leaf.shape, dtype) if isinstance(leaf, np.ndarray | np.generic)
+              else jax.ShapeDtypeStruct(leaf.shape, dtype, sharding=leaf.sharding))
+      changed = True
+    leaves.append(leaf)
+  if not changed:
+    return target
+  return jax.tree_util.tree_unflatten(jax.tree_util.tree_structure(target), leaves)
+
+
 def _restore_orbax(ckpt_path: str, target: Any, checkpointer, transforms) -> PyTree:
   if checkpointer is None and transforms is None and not _has_strings(ckpt_path, target):
-    restored = checkpoint.restore(ckpt_path, target)
-    return restored if target is not None else serialization.to_state_dict(restored)
+    if target is None:
+      return serialization.to_state_dict(checkpoint.restore(ckpt_path))
+    as_stored = _with_stored_dtypes(ckpt_path, target)
+    restored = checkpoint.restore(ckpt_path, as_stored)
+    if as_stored is target:
+      return restored
+    return jax.tree_util.tree_map(
+      lambda r, t: r.astype(t.dtype) if _is_array(t) else r, restored, target)
   # Orbax's own restore, as Flax does it.
   checkpointer = checkpointer or ocp.Checkpointer(ocp.PyTreeCheckpointHandler())
   kwargs: dict[str, Any] = {}
