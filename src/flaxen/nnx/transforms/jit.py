@@ -547,8 +547,18 @@ class StateSharding:
   def __init__(self, filter_sharding: Any, /):
     items = tuple(filter_sharding.items() if hasattr(filter_sharding, "items")
                   else filter_sharding)
-    self.filters = tuple(f for f, _ in items)
-    self.shardings = tuple(s for _, s in items)
+    self._filters = tuple(f for f, _ in items)
+    self._shardings = tuple(s for _, s in items)
+
+  @property
+  def filters(self) -> tuple:
+    """The filters, in order of precedence."""
+    return self._filters
+
+  @property
+  def shardings(self) -> tuple:
+    """The sharding of each filter."""
+    return self._shardings
 
   def map_prefix(self, path: tuple, variable: Any) -> Any:
     """The sharding of the Variable at ``path``: the first filter's that matches."""
