@@ -44,6 +44,12 @@ FOUR_DEVICES = textwrap.dedent("""
   got = list(jax_utils.prefetch_to_device(iter(items), 2))
   out["prefetch"] = [[float(np.asarray(s.data).sum()) for s in it["x"].addressable_shards]
                      for it in got]
+  from flaxen.training.dynamic_scale import DynamicScale
+  ds = jax_utils.replicate(DynamicScale(scale=4.0))
+  scaled = jax.pmap(lambda ds, x: ds.value_and_grad(lambda w: w * x, axis_name="d")(1.0),
+                    axis_name="d")
+  _, finite, _, grad = scaled(ds, jnp.arange(4.0))
+  out["ds_pmean"] = [np.asarray(grad).tolist(), np.asarray(finite).tolist()]
   print("RESULT " + json.dumps(out))
 """)
 
@@ -80,6 +86,11 @@ def test_pad_shard_unpad_on_4_devices(four_devices):
 def test_prefetch_to_device_keeps_order_and_splits_rows(four_devices):
   # item i is a (4, 2) array of i: each device holds one row, summing to 2i
   assert four_devices["prefetch"] == [[2.0 * i] * 4 for i in range(3)]
+
+
+def test_dynamic_scale_averages_grads_over_the_pmap_axis(four_devices):
+  # device i's gradient of w * i is i; with axis_name every device gets their mean, 1.5
+  assert four_devices["ds_pmean"] == [[1.5] * 4, [True] * 4]
 
 
 def test_unreplicate_on_one_device():
