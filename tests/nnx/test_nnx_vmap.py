@@ -250,7 +250,7 @@ def test_batched_write_to_broadcast_variable_names_it():
   def f(m, x):
     m.calls.value = x
 
-  with pytest.raises(errors.TransformAxesError, match="calls"):
+  with pytest.raises(errors.BroadcastStateUpdateError, match="calls"):
     nnx.vmap(f, in_axes=(None, 0))(m, jnp.arange(3))
 
 

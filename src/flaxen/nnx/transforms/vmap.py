@@ -91,7 +91,7 @@ class _Vmapped:
     self.graph_updates = resolve_graph_updates(graph_updates)
     check_prefixes(self.name, self.graph, self.graph_updates, in_axes=in_axes,
                    out_axes=out_axes)
-    self.groups = axis_values(in_axes, out_axes)
+    self.groups = axis_values(in_axes, out_axes) or [None]
     self.jax_options = jax_options
 
   def __get__(self, obj: Any, objtype: Any = None) -> Callable:
@@ -157,7 +157,7 @@ class _Vmapped:
     groups: list[list] = [[] for _ in self.groups]
     places = []
     for value, axis in zip([*out_leaves, *new_values], leaf_out_axes + value_axes, strict=True):
-      i = self.groups.index(axis)
+      i = 0 if value is None else self.groups.index(axis)  # None holds no array: any group
       places.append((i, len(groups[i])))
       groups[i].append(value)
     return groups, _Order(update, treedef, node_positions, places, len(out_leaves))
