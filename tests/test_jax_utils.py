@@ -110,7 +110,7 @@ def cumsum_body(carry, x):
   return carry, carry * 2
 
 
-@pytest.mark.parametrize("axis", [0, 1, 2])
+@pytest.mark.parametrize("axis", [0, 1, 2, -1])
 def test_scan_in_dim_one_axis_matches_numpy(axis):
   xs = np.arange(24.0).reshape(2, 3, 4)
   init = np.zeros(np.delete(xs.shape, axis))

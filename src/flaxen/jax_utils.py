@@ -192,7 +192,8 @@ def scan_in_dim(body_fn: Callable, init: Any, xs: Any, axis: int | Sequence[int]
   unroll = (1,) * (len(axis) - len(unroll)) + unroll
 
   def order(ndim: int) -> tuple[int, ...]:
-    return axis + tuple(d for d in range(ndim) if d not in axis)
+    front = tuple(a % ndim for a in axis)  # negative axes count from each leaf's end
+    return front + tuple(d for d in range(ndim) if d not in front)
 
   def to_front(x):
     return jnp.transpose(x, order(x.ndim))
