@@ -24,21 +24,22 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import warnings
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import jax
-import numpy as np
 import orbax.checkpoint as ocp
-from etils import epath
 
-from flaxen import checkpoint, core, errors, serialization
-from flaxen.checkpoint import layout, quiet
-from flaxen.checkpoint.save_restore import TMP_MARKER
+from flaxen import core
 from flaxen.configurations import config
+from flaxen.errors import (
+  CheckpointCorruptedError,
+  CheckpointStepNotFoundError,
+  InvalidCheckpointError,
+)
+from flaxen.training import checkpoint_msgpack, checkpoint_orbax
 from flaxen.training.checkpoint_files import (
   MODULE_NUM_RE,
   MP_ARRAY_POSTFIX,
@@ -49,6 +50,12 @@ from flaxen.training.checkpoint_files import (
   natural_sort,
   prune,
   safe_normpath,
+)
+from flaxen.training.checkpoint_msgpack import MP_ARRAY_PH
+from flaxen.training.checkpoint_orbax import (
+  ORBAX_CKPT_FILENAME,
+  ORBAX_MANIFEST_OCDBT,
+  ORBAX_METADATA_FILENAME,
 )
 
 __all__ = [
@@ -61,14 +68,7 @@ __all__ = [
 
 _log = logging.getLogger(__name__)
 
-# Flax's msgpack checkpoints put a multi-process array in a separate directory and this
-# placeholder string (plus the array's path) in its place.
-MP_ARRAY_PH = "//GDAPlaceholder:"
-COMMIT_SUCCESS_FILE = "commit_success.txt"
-# Files whose presence marks a directory as an Orbax checkpoint (older and newer layouts).
-ORBAX_CKPT_FILENAME = "checkpoint"
-ORBAX_MANIFEST_OCDBT = "manifest.ocdbt"
-ORBAX_METADATA_FILENAME = "_METADATA"
+COMMIT_SUCCESS_FILE = "commit_success.txt"  # Flax's marker of a complete _gda directory
 
 PyTree = Any
 
@@ -98,9 +98,6 @@ class AsyncManager:
     self.save_future = self.executor.submit(task)
 
 
-def _is_orbax(path: str) -> bool:
-  names = (ORBAX_CKPT_FILENAME, ORBAX_METADATA_FILENAME, ORBAX_MANIFEST_OCDBT)
-  return any(os.path.exists(os.path.join(path, name)) for name in names)
 
 
 def save_checkpoint(
@@ -177,80 +174,20 @@ def _save(ckpt_dir, target, step, prefix, keep, overwrite, keep_every_n_steps,
     warnings.warn(
       "msgpack checkpoints (flax_use_orbax_checkpointing=False) are deprecated, as in Flax: "
       "leave the flag at its default to save with Orbax.", DeprecationWarning, stacklevel=3)
-    _save_msgpack(target, step, pruning, async_manager, multiprocess)
+    checkpoint_msgpack.save(target, step, pruning, async_manager, multiprocess)
     return ckpt_path
   if os.path.exists(ckpt_path) and not overwrite:
-    raise errors.InvalidCheckpointError(ckpt_path, step)
+    raise InvalidCheckpointError(ckpt_path, step)
   if not multiprocess and jax.process_count() > 1:
     _log.warning("save_checkpoint called in a job of %d processes: every process must call "
                  "it (or use save_checkpoint_multiprocess), or the devices hang.",
                  jax.process_count())
   if multiprocess and jax.process_index() == 0:
     prune(*pruning)  # before the save, as Flax does: the others are writing meanwhile
-  _save_orbax(ckpt_path, target, overwrite, orbax_checkpointer)
+  checkpoint_orbax.save(ckpt_path, target, overwrite, orbax_checkpointer)
   if not multiprocess and jax.process_index() == 0:
     prune(*pruning)
   return ckpt_path
-
-
-def _save_orbax(ckpt_path: str, target: PyTree, overwrite: bool, checkpointer) -> None:
-  if isinstance(checkpointer, ocp.AsyncCheckpointer):
-    checkpointer.wait_until_finished()
-  handler = getattr(checkpointer, "_handler", None)
-  if (jax.tree_util.treedef_is_leaf(jax.tree_util.tree_structure(target))
-      and not isinstance(handler, ocp.ArrayCheckpointHandler)):
-    raise errors.SingleLeafCheckpointError(ckpt_path, target)
-  os.makedirs(os.path.dirname(ckpt_path), exist_ok=True)
-  if checkpointer is not None:
-    checkpointer.save(ckpt_path, target, force=overwrite)
-  elif any(isinstance(x, str) for x in jax.tree_util.tree_leaves(target)):
-    _save_with_strings(ckpt_path, target)
-  else:
-    checkpoint.save(ckpt_path, target, force=overwrite)
-
-
-def _save_with_strings(ckpt_path: str, target: PyTree) -> None:
-  """Orbax's own PyTree handler, as Flax saves, for trees with string leaves (which
-  flaxen.checkpoint does not store); an existing checkpoint is replaced atomically."""
-  final = os.path.abspath(ckpt_path)
-  new = f"{final}{TMP_MARKER}-new-{os.getpid()}" if os.path.exists(final) else final
-  with ocp.Checkpointer(ocp.PyTreeCheckpointHandler()) as ckptr:
-    ckptr.save(new, target, force=True)  # force: only a leftover of this process's name
-  if new != final:
-    old = f"{final}{TMP_MARKER}-old-{os.getpid()}"
-    os.rename(final, old)
-    os.rename(new, final)
-    shutil.rmtree(old)
-
-
-def _save_msgpack(target, step, pruning, async_manager, multiprocess: bool) -> None:
-  ckpt_path, ckpt_dir, prefix, _, overwrite, _ = pruning
-  if not overwrite:
-    paths = listed(ckpt_dir, prefix)
-    if ckpt_path in paths or natural_sort([*paths, ckpt_path])[-1] != ckpt_path:
-      raise errors.InvalidCheckpointError(ckpt_path, step)
-  state = serialization.to_state_dict(target)
-  if any(isinstance(x, jax.Array) and not x.is_fully_addressable
-         for x in jax.tree_util.tree_leaves(state)):
-    raise errors.MPACheckpointingRequiredError(ckpt_path, step)
-  data = serialization.msgpack_serialize(state)
-  tmp_path = os.path.join(ckpt_dir, f"{prefix}tmp")
-
-  def write() -> None:
-    os.makedirs(ckpt_dir, exist_ok=True)
-    with open(tmp_path, "wb") as f:
-      f.write(data)
-      f.flush()
-      os.fsync(f.fileno())
-    os.replace(tmp_path, ckpt_path)  # atomic: the name holds the old file or the new one
-    prune(*pruning)
-
-  if multiprocess and jax.process_index() != 0:
-    return
-  if async_manager is not None:
-    async_manager.save_async(write)
-  else:
-    write()
 
 
 def latest_checkpoint(ckpt_dir: str | os.PathLike, prefix: str = "checkpoint_") -> str | None:
@@ -315,103 +252,22 @@ def restore_checkpoint(
     ckpt_path = os.path.join(ckpt_dir, f"{prefix}{step}")
     if not os.path.exists(ckpt_path):
       found = [os.path.basename(p)[len(prefix):] for p in listed(ckpt_dir, prefix)]
-      raise errors.CheckpointStepNotFoundError(ckpt_path, found)
+      raise CheckpointStepNotFoundError(ckpt_path, found)
   elif not os.path.exists(ckpt_dir):
     _log.info("No checkpoint directory at %s", ckpt_dir)
     return target
-  elif os.path.isdir(ckpt_dir) and not _is_orbax(ckpt_dir):
+  elif os.path.isdir(ckpt_dir) and not checkpoint_orbax.is_orbax(ckpt_dir):
     ckpt_path = latest_checkpoint(ckpt_dir, prefix)
     if ckpt_path is None:
       _log.info("No checkpoints named %s* in %s", prefix, ckpt_dir)
       return target
   else:
     ckpt_path = ckpt_dir
-  if _is_orbax(ckpt_path):
-    return _restore_orbax(ckpt_path, target, orbax_checkpointer, orbax_transforms)
+  if checkpoint_orbax.is_orbax(ckpt_path):
+    return checkpoint_orbax.restore(ckpt_path, target, orbax_checkpointer, orbax_transforms)
   if os.path.isdir(ckpt_path):
-    raise errors.CheckpointCorruptedError(ckpt_path, "a directory without Orbax's metadata")
-  return _restore_msgpack(ckpt_path, target, step, allow_partial_mpa_restoration)
-
-
-def _has_strings(ckpt_path: str, target: Any) -> bool:
-  """Whether the target or the checkpoint has string leaves (flaxen.checkpoint has none)."""
-  if target is not None:
-    return any(isinstance(x, str) for x in jax.tree_util.tree_leaves(target))
-  try:
-    with quiet.orbax_logs():
-      stored = ocp.PyTreeCheckpointHandler().metadata(epath.Path(ckpt_path)).tree
-  except Exception as e:  # unreadable metadata: a damaged checkpoint
-    raise errors.CheckpointCorruptedError(ckpt_path, e) from e
-  return any(isinstance(m, ocp.metadata.StringMetadata)
-             for m in jax.tree_util.tree_leaves(stored))
-
-
-def _is_array(x: Any) -> bool:
-  return isinstance(x, jax.Array | jax.ShapeDtypeStruct | np.ndarray | np.generic)
-
-
-def _with_stored_dtypes(ckpt_path: str, target: Any) -> Any:
-  """``target`` with each array leaf's dtype replaced by the stored one, where they differ.
-
-  Flax restores through Orbax, which casts a stored array to the target's dtype (float32
-  weights into a bfloat16 model); flaxen.checkpoint checks dtypes, so the restore reads the
-  stored dtype and the caller casts. Shapes must still match.
-  """
-  try:
-    with quiet.orbax_logs():
-      meta = ocp.StandardCheckpointHandler().metadata(epath.Path(ckpt_path)).tree
-  except Exception as e:  # unreadable metadata: a damaged checkpoint
-    raise errors.CheckpointCorruptedError(ckpt_path, e) from e
-  stored = layout.flatten_stored(meta)
-  flat = layout.flatten(target)
-  leaves, changed = [], False
-  for names, leaf in flat.items():
-    found = stored.get(names)
-    dtype = getattr(found, "dtype", None)
-    if (_is_array(leaf) and dtype is not None and np.dtype(dtype) != np.dtype(leaf.dtype)
-        and tuple(getattr(found, "shape", ())) == tuple(leaf.shape)):
-      leaf = (np.empty(leaf.shape, dtype) if isinstance(leaf, np.ndarray | np.generic)
-              else jax.ShapeDtypeStruct(leaf.shape, dtype, sharding=leaf.sharding))
-      changed = True
-    leaves.append(leaf)
-  if not changed:
-    return target
-  return jax.tree_util.tree_unflatten(jax.tree_util.tree_structure(target), leaves)
-
-
-def _restore_orbax(ckpt_path: str, target: Any, checkpointer, transforms) -> PyTree:
-  if checkpointer is None and transforms is None and not _has_strings(ckpt_path, target):
-    if target is None:
-      return serialization.to_state_dict(checkpoint.restore(ckpt_path))
-    as_stored = _with_stored_dtypes(ckpt_path, target)
-    restored = checkpoint.restore(ckpt_path, as_stored)
-    if as_stored is target:
-      return restored
-    return jax.tree_util.tree_map(
-      lambda r, t: r.astype(t.dtype) if _is_array(t) else r, restored, target)
-  # Orbax's own restore, as Flax does it.
-  checkpointer = checkpointer or ocp.Checkpointer(ocp.PyTreeCheckpointHandler())
-  kwargs: dict[str, Any] = {}
-  if target is not None:
-    kwargs["restore_args"] = ocp.checkpoint_utils.construct_restore_args(target)
-  if transforms is not None:
-    kwargs["transforms"] = transforms
-  restored = serialization.to_state_dict(checkpointer.restore(ckpt_path, item=target, **kwargs))
-  return restored if target is None else serialization.from_state_dict(target, restored)
-
-
-def _restore_msgpack(ckpt_path: str, target: Any, step: Any, allow_partial: bool) -> PyTree:
-  with open(ckpt_path, "rb") as f:
-    data = f.read()
-  try:
-    state = serialization.msgpack_restore(data)
-  except Exception as e:  # any decoding failure means damaged bytes
-    raise errors.CheckpointCorruptedError(ckpt_path, e) from e
-  placeholders = [x for x in jax.tree_util.tree_leaves(state)
-                  if isinstance(x, str) and x.startswith(MP_ARRAY_PH)]
-  if placeholders and not allow_partial:
-    raise errors.MPACheckpointingRequiredError(ckpt_path, step)
-  return state if target is None else serialization.from_state_dict(target, state)
+    raise CheckpointCorruptedError(ckpt_path, "a directory without Orbax's metadata")
+  return checkpoint_msgpack.restore(ckpt_path, target, step, allow_partial_mpa_restoration)
 
 
 def convert_pre_linen(params: PyTree) -> PyTree:
