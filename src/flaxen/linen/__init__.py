@@ -23,6 +23,10 @@ from flaxen.linen.functional import apply as apply
 from flaxen.linen.functional import init as init
 from flaxen.linen.functional import init_with_output as init_with_output
 from flaxen.linen.functional import share_scope as share_scope
+from flaxen.linen.initializers import ones as ones
+from flaxen.linen.initializers import ones_init as ones_init
+from flaxen.linen.initializers import zeros as zeros
+from flaxen.linen.initializers import zeros_init as zeros_init
 from flaxen.linen.linear import Conv as Conv
 from flaxen.linen.linear import ConvLocal as ConvLocal
 from flaxen.linen.linear import ConvTranspose as ConvTranspose

@@ -13,9 +13,14 @@ import jax.numpy as jnp
 from flaxen.linen.module import Module, compact
 from flaxen.ops.activations import *  # noqa: F403
 from flaxen.ops.activations import __all__ as _activations
+from flaxen.ops.activations import standardize
+from flaxen.ops.prelu import prelu
 from flaxen.typing import Array, Dtype
 
-__all__ = ["PReLU", *_activations]
+__all__ = ["PReLU", "normalize", *_activations]
+
+# Flax keeps JAX's former name of standardize in Linen.
+normalize = standardize
 
 
 class PReLU(Module):
@@ -33,4 +38,4 @@ class PReLU(Module):
   def __call__(self, inputs: Array) -> Array:
     slope = self.param("negative_slope",
                        lambda _: jnp.asarray(self.negative_slope_init, self.param_dtype))
-    return jnp.where(inputs >= 0, inputs, jnp.asarray(slope, inputs.dtype) * inputs)
+    return prelu(inputs, slope)

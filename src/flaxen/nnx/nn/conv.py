@@ -19,13 +19,22 @@ import jax.numpy as jnp
 from jax import lax
 
 from flaxen.nnx.module import Module
-from flaxen.nnx.nn.linear import NO_METADATA, default_bias_init, default_kernel_init
+from flaxen.nnx.nn.defaults import NO_METADATA, default_bias_init, default_kernel_init, rule_of
+from flaxen.nnx.nn.dtypes import promote_dtype as default_promote_dtype
 from flaxen.nnx.rnglib import Rngs
 from flaxen.nnx.variables import Param
 from flaxen.ops import conv as conv_ops
-from flaxen.typing import ConvGeneralDilatedT, Dtype, Initializer, PaddingLike, PrecisionLike
+from flaxen.ops.conv import canonicalize_padding
+from flaxen.typing import (
+  ConvGeneralDilatedT,
+  Dtype,
+  Initializer,
+  PaddingLike,
+  PrecisionLike,
+  PromoteDtypeFn,
+)
 
-__all__ = ["Conv", "ConvTranspose"]
+__all__ = ["Conv", "ConvTranspose", "canonicalize_padding"]
 
 
 class _ConvBase(Module):
@@ -34,7 +43,8 @@ class _ConvBase(Module):
   def _setup(self, in_features: int, out_features: int, kernel_size: int | Sequence[int],
              kernel_shape_tail: tuple[int, int], *, use_bias: bool, mask: jax.Array | None,
              dtype: Dtype | None, param_dtype: Dtype, precision: PrecisionLike,
-             kernel_init: Initializer, bias_init: Initializer, rngs: Rngs,
+             kernel_init: Initializer, bias_init: Initializer, promote_dtype: PromoteDtypeFn,
+             preferred_element_type: Dtype | None, rngs: Rngs,
              kernel_metadata: Mapping[str, Any], bias_metadata: Mapping[str, Any]) -> None:
     self.kernel_size = ((kernel_size,) if isinstance(kernel_size, int)
                         else tuple(kernel_size))
@@ -49,8 +59,8 @@ class _ConvBase(Module):
     self.dtype = dtype
     self.param_dtype = param_dtype
     self.precision = precision
-    self.kernel_init = kernel_init
-    self.bias_init = bias_init
+    self.promote_dtype = promote_dtype
+    self.preferred_element_type = preferred_element_type
 
   def _params(self) -> tuple[jax.Array, jax.Array | None]:
     kernel = self.kernel.value
@@ -67,18 +77,19 @@ class Conv(_ConvBase):
     out_features: number of output features.
     kernel_size: the window size per spatial dim (an int means a 1-d convolution).
     strides: an int or one stride per spatial dim.
-    padding: 'SAME', 'VALID', 'CIRCULAR', 'CAUSAL', an int, or ints / ``(low, high)`` pairs
-      per spatial dim.
+    padding: 'SAME', 'VALID', 'CIRCULAR', 'REFLECT', 'CAUSAL', an int, or ints /
+      ``(low, high)`` pairs per spatial dim (see :func:`flaxen.ops.conv.conv`).
     input_dilation: dilation of the input per spatial dim.
     kernel_dilation: dilation of the kernel per spatial dim (atrous convolution).
     feature_group_count: number of feature groups (depthwise when equal to ``in_features``).
     use_bias: whether to add a bias.
     mask: multiplied into the kernel on every call (masked convolutions).
-    dtype, param_dtype, precision, kernel_init, bias_init, rngs, kernel_metadata,
-      bias_metadata: as in :class:`Linear`.
+    dtype, param_dtype, precision, kernel_init, bias_init, promote_dtype,
+      preferred_element_type, rngs, kernel_metadata, bias_metadata: as in :class:`Linear`.
     conv_general_dilated: replaces ``lax.conv_general_dilated``.
 
-  The kernel has shape ``(*kernel_size, in_features // feature_group_count, out_features)``.
+  Call with ``out_sharding`` to give the result's sharding. The kernel has shape
+  ``(*kernel_size, in_features // feature_group_count, out_features)``.
   """
 
   def __init__(self, in_features: int, out_features: int, kernel_size: int | Sequence[int],
@@ -90,12 +101,15 @@ class Conv(_ConvBase):
                kernel_init: Initializer = default_kernel_init,
                bias_init: Initializer = default_bias_init,
                conv_general_dilated: ConvGeneralDilatedT = lax.conv_general_dilated,
+               promote_dtype: PromoteDtypeFn = default_promote_dtype,
+               preferred_element_type: Dtype | None = None,
                rngs: Rngs, kernel_metadata: Mapping[str, Any] = NO_METADATA,
                bias_metadata: Mapping[str, Any] = NO_METADATA):
     self._setup(in_features, out_features, kernel_size,
                 (in_features // feature_group_count, out_features), use_bias=use_bias,
                 mask=mask, dtype=dtype, param_dtype=param_dtype, precision=precision,
-                kernel_init=kernel_init, bias_init=bias_init, rngs=rngs,
+                kernel_init=kernel_init, bias_init=bias_init, promote_dtype=promote_dtype,
+                preferred_element_type=preferred_element_type, rngs=rngs,
                 kernel_metadata=kernel_metadata, bias_metadata=bias_metadata)
     self.strides = strides
     self.padding = padding
@@ -104,13 +118,15 @@ class Conv(_ConvBase):
     self.feature_group_count = feature_group_count
     self.conv_general_dilated = conv_general_dilated
 
-  def __call__(self, inputs: jax.Array) -> jax.Array:
+  def __call__(self, inputs: jax.Array, out_sharding: Any = None) -> jax.Array:
     kernel, bias = self._params()
     return conv_ops.conv(
       inputs, kernel, bias, strides=self.strides, padding=self.padding,
       input_dilation=self.input_dilation, kernel_dilation=self.kernel_dilation,
       feature_group_count=self.feature_group_count, dtype=self.dtype, precision=self.precision,
-      conv_general_dilated=self.conv_general_dilated, where=type(self).__name__,
+      conv_general_dilated=self.conv_general_dilated, promote_rule=rule_of(self.promote_dtype),
+      preferred_element_type=self.preferred_element_type, out_sharding=out_sharding,
+      where=type(self).__name__,
     )
 
 
@@ -119,7 +135,8 @@ class ConvTranspose(_ConvBase):
 
   Args:
     in_features, out_features, kernel_size, use_bias, mask, dtype, param_dtype, precision,
-      kernel_init, bias_init, rngs, kernel_metadata, bias_metadata: as in :class:`Conv`.
+      kernel_init, bias_init, promote_dtype, preferred_element_type, rngs, kernel_metadata,
+      bias_metadata: as in :class:`Conv`.
     strides: upsampling step per spatial dim (``None``: 1).
     padding: as in :class:`Conv` ('CIRCULAR' wraps the output onto
       ``input_size * stride``; 'CAUSAL' is not supported).
@@ -142,12 +159,15 @@ class ConvTranspose(_ConvBase):
                param_dtype: Dtype = jnp.float32, precision: PrecisionLike = None,
                kernel_init: Initializer = default_kernel_init,
                bias_init: Initializer = default_bias_init, transpose_kernel: bool = False,
+               promote_dtype: PromoteDtypeFn = default_promote_dtype,
+               preferred_element_type: Dtype | None = None,
                rngs: Rngs, kernel_metadata: Mapping[str, Any] = NO_METADATA,
                bias_metadata: Mapping[str, Any] = NO_METADATA):
     tail = (out_features, in_features) if transpose_kernel else (in_features, out_features)
     self._setup(in_features, out_features, kernel_size, tail, use_bias=use_bias, mask=mask,
                 dtype=dtype, param_dtype=param_dtype, precision=precision,
-                kernel_init=kernel_init, bias_init=bias_init, rngs=rngs,
+                kernel_init=kernel_init, bias_init=bias_init, promote_dtype=promote_dtype,
+                preferred_element_type=preferred_element_type, rngs=rngs,
                 kernel_metadata=kernel_metadata, bias_metadata=bias_metadata)
     self.strides = strides
     self.padding = padding
@@ -159,5 +179,6 @@ class ConvTranspose(_ConvBase):
     return conv_ops.conv_transpose(
       inputs, kernel, bias, strides=self.strides, padding=self.padding,
       kernel_dilation=self.kernel_dilation, transpose_kernel=self.transpose_kernel,
-      dtype=self.dtype, precision=self.precision, where=type(self).__name__,
+      dtype=self.dtype, precision=self.precision, promote_rule=rule_of(self.promote_dtype),
+      preferred_element_type=self.preferred_element_type, where=type(self).__name__,
     )

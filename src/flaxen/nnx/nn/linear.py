@@ -1,4 +1,5 @@
-"""Linear NNX layers: Linear, LinearGeneral, Einsum and Embed.
+"""Linear NNX layers: Linear, LinearGeneral, Einsum and Embed (Conv, ConvTranspose and
+``canonicalize_padding`` are re-exported here too, where Flax's ``nnx.nn.linear`` has them).
 
 Each layer creates its Params in ``__init__`` (names, shapes and default initializers as in
 Flax) and calls the matching function of :mod:`flaxen.ops`.
@@ -13,7 +14,6 @@ Flax) and calls the matching function of :mod:`flaxen.ops`.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from types import MappingProxyType
 from typing import Any
 
 import jax
@@ -21,21 +21,27 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from flaxen import initializers
 from flaxen.errors.layers import AxisCountError
 from flaxen.nnx.module import Module
+from flaxen.nnx.nn.conv import Conv, ConvTranspose, canonicalize_padding
+from flaxen.nnx.nn.defaults import (
+  NO_METADATA,
+  default_bias_init,
+  default_embed_init,
+  default_kernel_init,
+  rule_of,
+)
+from flaxen.nnx.nn.dtypes import promote_dtype as default_promote_dtype
 from flaxen.nnx.rnglib import Rngs
 from flaxen.nnx.variables import Param, VariableMetadata
 from flaxen.ops import embed as embed_ops
 from flaxen.ops import linear as linear_ops
-from flaxen.typing import DotGeneralT, Dtype, EinsumT, Initializer, PrecisionLike
+from flaxen.typing import DotGeneralT, Dtype, EinsumT, Initializer, PrecisionLike, PromoteDtypeFn
 
-__all__ = ["Einsum", "Embed", "Linear", "LinearGeneral"]
-
-default_kernel_init = initializers.lecun_normal()
-default_bias_init = initializers.zeros_init()
-default_embed_init = initializers.variance_scaling(1.0, "fan_in", "normal", out_axis=0)
-NO_METADATA: Mapping[str, Any] = MappingProxyType({})
+__all__ = [
+  "Conv", "ConvTranspose", "Einsum", "Embed", "Linear", "LinearGeneral", "canonicalize_padding",
+  "default_bias_init", "default_embed_init", "default_kernel_init",
+]
 
 
 def _as_tuple(x: int | Sequence[int]) -> tuple[int, ...]:
@@ -55,8 +61,13 @@ class Linear(Module):
     kernel_init: initializer of the ``(in_features, out_features)`` kernel.
     bias_init: initializer of the ``(out_features,)`` bias.
     dot_general: replaces ``lax.dot_general``.
+    promote_dtype: the dtype promotion rule, called as ``promote_dtype((inputs, kernel,
+      bias), dtype=dtype)`` (default :func:`flaxen.nnx.nn.dtypes.promote_dtype`).
+    preferred_element_type: the matmul's accumulation and result dtype (``None``: JAX's).
     rngs: random streams; keys are drawn from ``rngs.params()``.
     kernel_metadata, bias_metadata: metadata of the Params (e.g. ``sharding``).
+
+  Call with ``out_sharding`` to give the result's sharding (under a mesh with explicit axes).
 
   Raises (on call):
     FeatureSizeError: the input's last axis is not ``in_features``.
@@ -66,7 +77,9 @@ class Linear(Module):
                dtype: Dtype | None = None, param_dtype: Dtype = jnp.float32,
                precision: PrecisionLike = None, kernel_init: Initializer = default_kernel_init,
                bias_init: Initializer = default_bias_init,
-               dot_general: DotGeneralT = lax.dot_general, rngs: Rngs,
+               dot_general: DotGeneralT = lax.dot_general,
+               promote_dtype: PromoteDtypeFn = default_promote_dtype,
+               preferred_element_type: Dtype | None = None, rngs: Rngs,
                kernel_metadata: Mapping[str, Any] = NO_METADATA,
                bias_metadata: Mapping[str, Any] = NO_METADATA):
     self.kernel = Param(kernel_init(rngs.params(), (in_features, out_features), param_dtype),
@@ -79,15 +92,17 @@ class Linear(Module):
     self.dtype = dtype
     self.param_dtype = param_dtype
     self.precision = precision
-    self.kernel_init = kernel_init
-    self.bias_init = bias_init
     self.dot_general = dot_general
+    self.promote_dtype = promote_dtype
+    self.preferred_element_type = preferred_element_type
 
-  def __call__(self, inputs: jax.Array) -> jax.Array:
+  def __call__(self, inputs: jax.Array, out_sharding: Any = None) -> jax.Array:
     bias = self.bias.value if self.bias is not None else None
     return linear_ops.dense(inputs, self.kernel.value, bias, dtype=self.dtype,
                             precision=self.precision, dot_general=self.dot_general,
-                            where=type(self).__name__)
+                            promote_rule=rule_of(self.promote_dtype),
+                            preferred_element_type=self.preferred_element_type,
+                            out_sharding=out_sharding, where=type(self).__name__)
 
 
 def _flat_init(init: Initializer, flat_shape: tuple[int, ...]) -> Initializer:
@@ -114,8 +129,10 @@ class LinearGeneral(Module):
     out_features: size(s) of the output feature axes.
     axis: the input axes to contract.
     batch_axis: ``{axis: size}`` of leading input axes with a separate kernel per index.
-    use_bias, dtype, param_dtype, kernel_init, bias_init, precision, dot_general, rngs,
-      kernel_metadata, bias_metadata: as in :class:`Linear`.
+    use_bias, dtype, param_dtype, kernel_init, bias_init, precision, promote_dtype,
+      preferred_element_type, rngs, kernel_metadata, bias_metadata: as in :class:`Linear`.
+    dot_general: replaces ``lax.dot_general`` (``None``: ``lax.dot_general``).
+    dot_general_cls: a class whose instances replace ``lax.dot_general`` (one per call).
 
   >>> import jax.numpy as jnp
   >>> from flaxen import nnx
@@ -129,7 +146,9 @@ class LinearGeneral(Module):
                use_bias: bool = True, dtype: Dtype | None = None,
                param_dtype: Dtype = jnp.float32, kernel_init: Initializer = default_kernel_init,
                bias_init: Initializer = default_bias_init, precision: PrecisionLike = None,
-               dot_general: DotGeneralT = lax.dot_general, rngs: Rngs,
+               promote_dtype: PromoteDtypeFn = default_promote_dtype,
+               dot_general: DotGeneralT | None = None, dot_general_cls: Any = None,
+               preferred_element_type: Dtype | None = None, rngs: Rngs,
                kernel_metadata: Mapping[str, Any] = NO_METADATA,
                bias_metadata: Mapping[str, Any] = NO_METADATA):
     self.in_features = _as_tuple(in_features)
@@ -142,10 +161,11 @@ class LinearGeneral(Module):
     self.use_bias = use_bias
     self.dtype = dtype
     self.param_dtype = param_dtype
-    self.kernel_init = kernel_init
-    self.bias_init = bias_init
     self.precision = precision
+    self.promote_dtype = promote_dtype
     self.dot_general = dot_general
+    self.dot_general_cls = dot_general_cls
+    self.preferred_element_type = preferred_element_type
     prod = lambda s: int(np.prod(s))  # noqa: E731
     kernel_shape = batch_shape + self.in_features + self.out_features
     flat = (prod(batch_shape + self.in_features), prod(self.out_features))
@@ -157,11 +177,17 @@ class LinearGeneral(Module):
       init = _flat_init(bias_init, (prod(bias_shape),))
       self.bias = Param(init(rngs.params(), bias_shape, param_dtype), **bias_metadata)
 
-  def __call__(self, inputs: jax.Array) -> jax.Array:
+  def __call__(self, inputs: jax.Array, out_sharding: Any = None) -> jax.Array:
     bias = self.bias.value if self.bias is not None else None
+    if self.dot_general_cls is not None:
+      dot_general = self.dot_general_cls()
+    else:
+      dot_general = lax.dot_general if self.dot_general is None else self.dot_general
     return linear_ops.dense_general(
       inputs, self.kernel.value, bias, axis=self.axis, batch_dims=sorted(self.batch_axis),
-      dtype=self.dtype, precision=self.precision, dot_general=self.dot_general,
+      dtype=self.dtype, precision=self.precision, dot_general=dot_general,
+      promote_rule=rule_of(self.promote_dtype),
+      preferred_element_type=self.preferred_element_type, out_sharding=out_sharding,
       where=type(self).__name__,
     )
 
@@ -170,14 +196,18 @@ class Einsum(Module):
   """``einsum(einsum_str, inputs, kernel) + bias`` with a kernel of ``kernel_shape``.
 
   Args:
-    einsum_str: two-operand subscripts ``'inputs,kernel->out'``; may instead be passed to
-      ``__call__``.
+    einsum_str: explicit two-operand subscripts ``'inputs,kernel->out'`` (``'...'`` allowed
+      in each part); one given to ``__call__`` takes precedence.
     kernel_shape: the kernel's shape.
     bias_shape: the bias's shape (the kernel's dims that appear in the output), or ``None``
       for no bias.
-    dtype, param_dtype, precision, kernel_init, bias_init, rngs, kernel_metadata,
-      bias_metadata: as in :class:`Linear`.
-    einsum_op: replaces ``jnp.einsum``.
+    dtype, param_dtype, precision, kernel_init, bias_init, promote_dtype,
+      preferred_element_type, rngs, kernel_metadata, bias_metadata: as in :class:`Linear`.
+    einsum_op: replaces ``jnp.einsum`` (called with ``precision=`` and, when set,
+      ``preferred_element_type=`` / ``out_sharding=``).
+
+  Raises:
+    EinsumSubscriptsError: ``einsum_str`` is not ``'inputs,kernel->out'``.
 
   >>> import jax.numpy as jnp
   >>> from flaxen import nnx
@@ -190,29 +220,39 @@ class Einsum(Module):
                bias_shape: Sequence[int] | None = None, *, dtype: Dtype | None = None,
                param_dtype: Dtype = jnp.float32, precision: PrecisionLike = None,
                kernel_init: Initializer = default_kernel_init,
-               bias_init: Initializer = default_bias_init, einsum_op: EinsumT = jnp.einsum,
+               bias_init: Initializer = default_bias_init,
+               promote_dtype: PromoteDtypeFn = default_promote_dtype,
+               einsum_op: EinsumT = jnp.einsum, preferred_element_type: Dtype | None = None,
                rngs: Rngs, kernel_metadata: Mapping[str, Any] = NO_METADATA,
                bias_metadata: Mapping[str, Any] = NO_METADATA):
-    self.kernel = Param(kernel_init(rngs.params(), tuple(kernel_shape), param_dtype),
-                        **kernel_metadata)
-    self.bias = (Param(bias_init(rngs.params(), tuple(bias_shape), param_dtype), **bias_metadata)
+    kernel_shape = _as_tuple(kernel_shape)
+    bias_shape = None if bias_shape is None else _as_tuple(bias_shape)
+    if einsum_str is not None:
+      einsum_str = einsum_str.replace(" ", "")
+      linear_ops.parse_einsum(einsum_str, None, kernel_shape, type(self).__name__)
+    self.kernel = Param(kernel_init(rngs.params(), kernel_shape, param_dtype), **kernel_metadata)
+    self.bias = (Param(bias_init(rngs.params(), bias_shape, param_dtype), **bias_metadata)
                  if bias_shape is not None else None)
     self.einsum_str = einsum_str
-    self.kernel_shape = tuple(kernel_shape)
-    self.bias_shape = None if bias_shape is None else tuple(bias_shape)
+    self.kernel_shape = kernel_shape
+    self.bias_shape = bias_shape
     self.dtype = dtype
     self.param_dtype = param_dtype
     self.precision = precision
-    self.kernel_init = kernel_init
-    self.bias_init = bias_init
+    self.promote_dtype = promote_dtype
     self.einsum_op = einsum_op
+    self.preferred_element_type = preferred_element_type
 
-  def __call__(self, inputs: jax.Array, einsum_str: str | None = None) -> jax.Array:
+  def __call__(self, inputs: jax.Array, einsum_str: str | None = None,
+               out_sharding: Any = None) -> jax.Array:
     einsum_str = self.einsum_str if einsum_str is None else einsum_str
     bias = self.bias.value if self.bias is not None else None
-    return linear_ops.einsum(einsum_str, inputs, self.kernel.value, bias, dtype=self.dtype,
-                             precision=self.precision, einsum_fn=self.einsum_op,
-                             where=type(self).__name__)
+    return linear_ops.einsum(
+      einsum_str, inputs, self.kernel.value, bias, dtype=self.dtype, precision=self.precision,
+      einsum_fn=self.einsum_op, promote_rule=rule_of(self.promote_dtype),
+      preferred_element_type=self.preferred_element_type, out_sharding=out_sharding,
+      where=type(self).__name__,
+    )
 
 
 class Embed(Module):
@@ -224,6 +264,7 @@ class Embed(Module):
     dtype: dtype of the looked-up vectors (default: the table's).
     param_dtype: dtype of the table.
     embedding_init: initializer of the ``(num_embeddings, features)`` table.
+    promote_dtype: as in :class:`Linear` (the lookup calls it with ``inexact=False``).
     rngs: random streams (``params``).
     embedding_metadata: metadata of the table's Param (e.g. ``sharding``).
 
@@ -236,20 +277,23 @@ class Embed(Module):
 
   def __init__(self, num_embeddings: int, features: int, *, dtype: Dtype | None = None,
                param_dtype: Dtype = jnp.float32, embedding_init: Initializer = default_embed_init,
-               rngs: Rngs, embedding_metadata: Mapping[str, Any] = NO_METADATA):
+               promote_dtype: PromoteDtypeFn = default_promote_dtype, rngs: Rngs,
+               embedding_metadata: Mapping[str, Any] = NO_METADATA):
     self.embedding = Param(embedding_init(rngs.params(), (num_embeddings, features),
                                           param_dtype), **embedding_metadata)
     self.num_embeddings = num_embeddings
     self.features = features
     self.dtype = dtype
     self.param_dtype = param_dtype
-    self.embedding_init = embedding_init
+    self.promote_dtype = promote_dtype
 
-  def __call__(self, inputs: Any) -> jax.Array:
+  def __call__(self, inputs: Any, out_sharding: Any = None) -> jax.Array:
     """The vectors of integer ``inputs``: shape ``inputs.shape + (features,)``."""
     return embed_ops.lookup(self.embedding.value, inputs, dtype=self.dtype,
+                            promote_rule=rule_of(self.promote_dtype), out_sharding=out_sharding,
                             where=type(self).__name__)
 
-  def attend(self, query: jax.Array) -> jax.Array:
+  def attend(self, query: jax.Array, out_sharding: Any = None) -> jax.Array:
     """``query @ embedding.T``: logits over the table (for tied input/output embeddings)."""
-    return embed_ops.attend(self.embedding.value, query, dtype=self.dtype)
+    return embed_ops.attend(self.embedding.value, query, dtype=self.dtype,
+                            promote_rule=rule_of(self.promote_dtype), out_sharding=out_sharding)

@@ -53,8 +53,6 @@ class _Norm(Module):
     self.param_dtype = param_dtype
     self.use_bias = use_bias
     self.use_scale = use_scale
-    self.bias_init = bias_init
-    self.scale_init = scale_init
     self.axis_name = axis_name
     self.axis_index_groups = axis_index_groups
     self.use_fast_variance = use_fast_variance

@@ -84,9 +84,6 @@ class RNNCellBase(Module):
               ) -> tuple[Callable[..., Linear], Callable[..., Linear]]:
     """Stores the shared attributes; returns factories of input and recurrent Linears."""
     self.hidden_features = hidden_features
-    self.kernel_init = kernel_init
-    self.recurrent_kernel_init = recurrent_kernel_init
-    self.bias_init = bias_init
     self.dtype = dtype
     self.param_dtype = param_dtype
     self.carry_init = default_carry_init if carry_init is None else carry_init
