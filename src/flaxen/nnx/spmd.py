@@ -27,10 +27,11 @@ from flaxen.nnx.variables import Variable, with_metadata
 
 __all__ = [
   "with_partitioning", "get_partition_spec", "get_named_sharding", "with_sharding_constraint",
-  "sharding_names", "variable_spec", "shard_new_value",
+  "sharding_names", "variable_spec", "shard_new_value", "PARTITION_NAME",
 ]
 
 _KEYS = ("sharding_names", "sharding", "out_sharding")
+PARTITION_NAME = "partition_name"  # transform_metadata key: a mapped axis' sharding name
 
 
 def sharding_names(meta: dict[str, Any]) -> tuple | None:

@@ -25,9 +25,10 @@ from flaxen.errors.nnx_transforms import (
   InconsistentAliasingError,
   PrefixFilterError,
 )
-from flaxen.nnx import filterlib, graph
+from flaxen.nnx import filterlib, graph, spmd
 from flaxen.nnx.object import Object, is_graph_node
 from flaxen.nnx.rnglib import RngState
+from flaxen.nnx.spmd import PARTITION_NAME
 from flaxen.nnx.state import State
 from flaxen.nnx.variables import Variable
 
@@ -35,8 +36,7 @@ __all__ = ["Carry", "StateAxes", "PARTITION_NAME", "leaf_axes", "state_axes", "p
            "axis_values", "check_sizes", "remove_axis", "add_axis", "resolve", "is_prefix_leaf",
            "check_prefixes", "check_aliasing", "positional"]
 
-PARTITION_NAME = "partition_name"  # transform_metadata key: the mapped axis' sharding name
-_SHARDING_KEYS = ("sharding_names", "sharding")
+_SHARDING_KEYS = spmd._KEYS
 
 
 class Carry:
