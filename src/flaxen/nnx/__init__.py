@@ -119,6 +119,7 @@ from flaxen.nnx.transforms.remat import remat
 from flaxen.nnx.transforms.scan import scan
 from flaxen.nnx.transforms.shard_map import shard_map
 from flaxen.nnx.transforms.vmap import vmap
+from flaxen.nnx.variable_defaults import transform_metadata, var_defaults
 from flaxen.nnx.variables import (
   BatchStat,
   Cache,
@@ -160,6 +161,7 @@ __all__ += ["GraphState", "PureState", "find_duplicates", "map", "recursive_map"
             "set_metadata", "unpack", "view", "view_info", "with_attributes"]
 __all__ += ["abstract_with_sharding", "as_abstract", "get_abstract_model",
             "use_eager_sharding", "using_eager_sharding"]
+__all__ += ["transform_metadata", "var_defaults"]
 __all__ += ["jit_partial", "StateSharding", "checkify", "make_jaxpr"]
 __all__ += ["pmap", "shard_map"]
 

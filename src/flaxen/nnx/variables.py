@@ -37,6 +37,7 @@ __all__ = [
 ]
 
 A = TypeVar("A")
+_NO_VALUE: Any = object()
 _HOOKS = ("on_get_value", "on_set_value", "on_create_value", "on_add_axis", "on_remove_axis")
 _SHARDING_KEYS = frozenset(("sharding_names", "sharding", "out_sharding"))
 
@@ -113,21 +114,105 @@ class Variable(Generic[A]):
       self._check_trace()
     self.__dict__["_raw"] = value
 
-  def get_value(self) -> A:
-    return self.value
+  def get_value(self, *, index: Any = None) -> A:
+    """The value through the ``on_get_value`` hooks (``value[index]`` with ``index``)."""
+    value = self.value
+    return value if index is None else value[index]
 
-  def set_value(self, value: A) -> None:
+  def set_value(self, value: A, *, index: Any = None) -> None:
+    """Sets the value through the ``on_set_value`` hooks (only ``value[index]`` with
+    ``index``)."""
+    if index is not None and index is not Ellipsis:
+      value = self.value.at[index].set(value)
     self.value = value
+
+  def get_raw_value(self) -> A:
+    """The stored value, bypassing hooks."""
+    return self._raw
+
+  def set_raw_value(self, value: A) -> None:
+    """Stores ``value`` as it is, bypassing hooks."""
+    self.raw_value = value
+
+  def create_value(self, value: A) -> A:
+    """``value`` through the ``on_create_value`` hooks (what ``__init__`` stores)."""
+    hook = self._meta.get("on_create_value") or type(self).on_create_value
+    return value if hook is None else _call_hook(self, hook, value)
+
+  def __call__(self, *args: Any) -> Any:
+    """Deprecated Flax spelling: ``v()`` reads the value, ``v(x)`` sets it."""
+    if not args:
+      return self.get_value()
+    self.set_value(*args)
+    return None
 
   @property
   def type(self) -> type[Variable]:
     return type(self)
 
+  @property
+  def var_type(self) -> type[Variable]:
+    return type(self)
+
+  @property
+  def shape(self) -> Any:
+    return self.value.shape
+
+  @property
+  def sharding_names(self) -> tuple | None:
+    """The sharding axis names in the metadata, under any of Flax's spellings."""
+    return _sharding_names(self._meta)
+
+  hijax = False  # flaxen has one kind of Variable: no hijax or array-ref variants
+  ref = False
+  required_metadata: frozenset = frozenset()
+
+  def add_axis(self, axis_index: int, axis_name: Any) -> None:
+    """A transform added an axis at ``axis_index``: the sharding names get ``axis_name``
+    there, and the ``on_add_axis`` hooks run."""
+    self._move_axis(axis_index, axis_name, add=True)
+
+  def remove_axis(self, axis_index: int, axis_name: Any) -> None:
+    """A transform removed the axis at ``axis_index`` (see ``add_axis``)."""
+    self._move_axis(axis_index, axis_name, add=False)
+
+  def _move_axis(self, axis_index: int, axis_name: Any, add: bool) -> None:
+    meta = self._meta
+    for key in ("out_sharding", "sharding", "sharding_names"):
+      names = meta.get(key)
+      if isinstance(names, tuple | list):
+        names = tuple(names)
+        if add:
+          at = axis_index if axis_index >= 0 else len(names) + axis_index + 1
+          names = (*names[:at], axis_name, *names[at:])
+        else:
+          at = axis_index if axis_index >= 0 else len(names) + axis_index
+          names = names[:at] + names[at + 1:]
+        self.set_metadata(key, names)
+        break
+    hook = meta.get("on_add_axis" if add else "on_remove_axis") or getattr(
+      type(self), "on_add_axis" if add else "on_remove_axis", None)
+    for h in (hook if isinstance(hook, tuple | list) else (hook,)) if hook else ():
+      h(axis_index, axis_name) if getattr(h, "__self__", None) is self else h(
+        self, axis_index, axis_name)
+
   # --------------------------------------------------------------------- metadata
 
-  def get_metadata(self) -> dict[str, Any]:
-    """A copy of the metadata dict."""
-    return dict(self._meta)
+  def get_metadata(self, name: Any = None, default: Any = None, *,
+                   exclude_required: bool | None = None) -> Any:
+    """A copy of the metadata dict, or the entry ``name`` (``default`` if absent)."""
+    del exclude_required  # no metadata is required in flaxen
+    return dict(self._meta) if name is None else self._meta.get(name, default)
+
+  def has_metadata(self, name: str) -> bool:
+    return name in self._meta
+
+  def del_metadata(self, name: str) -> None:
+    """Removes the metadata entry ``name`` (a structural change)."""
+    meta = dict(self._meta)
+    del meta[name]
+    self.__dict__["_meta"] = meta
+    self._bump()
 
   def set_metadata(self, *args: Any, **kwargs: Any) -> None:
     """``set_metadata(name, value)``, ``set_metadata(mapping)`` or ``set_metadata(**kw)``."""
@@ -171,21 +256,42 @@ class Variable(Generic[A]):
     var.__dict__.update(_raw=value, _meta=meta, _nnx_version=0, _trace=current_trace())
     return var
 
-  def copy(self) -> Variable[A]:
-    """A new Variable with the same value and metadata."""
+  def copy(self, value: Any = _NO_VALUE, **updates: Any) -> Variable[A]:
+    """A new Variable with the same value and metadata (or ``value`` and the metadata
+    ``updates``)."""
     d = self.__dict__
     var = object.__new__(type(self))
-    var.__dict__.update(_raw=d["_raw"], _meta=dict(d["_meta"]), _nnx_version=0,
-                        _trace=current_trace())
+    meta = dict(d["_meta"])
+    if updates:
+      _check_metadata(self, updates)
+      meta.update(updates)
+    var.__dict__.update(_raw=d["_raw"] if value is _NO_VALUE else value, _meta=meta,
+                        _nnx_version=0, _trace=current_trace())
     return var
+
+  @classmethod
+  def from_metadata(cls, value: Any, attributes: dict[str, Any]) -> Variable:
+    """A Variable of this class holding ``value`` with the metadata ``attributes``."""
+    return cls._from_raw(value, dict(attributes))
+
+  def copy_from(self, other: Variable) -> None:
+    """Takes ``other``'s value and metadata, in place."""
+    self.raw_value = other._raw
+    if other._meta != self._meta:
+      self.__dict__["_meta"] = dict(other._meta)
+      self._bump()
+
+  def update_from_state(self, variable_state: Variable) -> None:
+    """``copy_from``: older Flax name."""
+    self.copy_from(variable_state)
 
   def replace(self, value: Any = None, **metadata: Any) -> Variable:
     """A copy with a new value and/or updated metadata."""
     _check_metadata(self, metadata)
     return self._from_raw(self._raw if value is None else value, {**self._meta, **metadata})
 
-  def to_state(self) -> Variable[A]:
-    return self.copy()
+  def to_state(self, value: Any = _NO_VALUE, **updates: Any) -> Variable[A]:
+    return self.copy(value, **updates)
 
   def to_variable(self) -> Variable[A]:
     return self.copy()
@@ -233,11 +339,18 @@ VariableState = Variable  # older Flax name of the detached copies that live in 
 
 
 class VariableMetadata(Generic[A]):
-  """An initializer's result plus metadata for the Variable that will hold it."""
+  """An initializer's result plus metadata (and hooks) for the Variable that will hold it."""
 
-  def __init__(self, raw_value: A, metadata: dict[str, Any]):
+  def __init__(self, raw_value: A, on_set_value: Any = None, on_get_value: Any = None,
+               on_create_value: Any = None, on_add_axis: Any = None,
+               on_remove_axis: Any = None, metadata: dict[str, Any] | None = None):
+    if isinstance(on_set_value, dict) and metadata is None:  # (raw_value, metadata) calls
+      on_set_value, metadata = None, on_set_value
+    hooks = {"on_set_value": on_set_value, "on_get_value": on_get_value,
+             "on_create_value": on_create_value, "on_add_axis": on_add_axis,
+             "on_remove_axis": on_remove_axis}
     self.raw_value = raw_value
-    self.metadata = metadata
+    self.metadata = {**(metadata or {}), **{k: h for k, h in hooks.items() if h is not None}}
 
 
 def with_metadata(initializer: Any, **metadata: Any):
@@ -364,3 +477,4 @@ class Perturbation(Intermediate[A]):
 
 # Last: nnx.spmd needs Variable from this module.
 from flaxen.nnx.spmd import shard_new_value  # noqa: E402
+from flaxen.nnx.spmd import sharding_names as _sharding_names  # noqa: E402

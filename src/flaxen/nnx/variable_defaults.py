@@ -1,0 +1,86 @@
+"""``nnx.var_defaults`` and ``nnx.transform_metadata``: Variable-wide settings and the
+sharding-axis bookkeeping of a function that maps over one axis of its Variables.
+
+``transform_metadata(in_axes=0, out_axes=1, partition='layers')`` is what ``vmap`` and
+``scan`` do to Variable metadata, as a plain decorator: the input Variables lose the axis
+``in_axes`` (with its name) while the function runs and get it back after; Variables it
+returns gain the axis named ``partition`` at ``out_axes``.
+
+>>> import jax.numpy as jnp
+>>> from flaxen import nnx
+>>> v = nnx.Param(jnp.zeros(()), out_sharding=("layers", "d"), eager_sharding=False)
+>>> @nnx.transform_metadata(in_axes=0, out_axes=0, partition="layers")
+... def f(v):
+...   return v.out_sharding
+>>> f(v), v.out_sharding
+(('d',), ('layers', 'd'))
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any
+
+from flaxen.nnx.graphlib import iter_graph
+from flaxen.nnx.variables import Variable
+
+__all__ = ["var_defaults", "transform_metadata"]
+
+
+class var_defaults:  # noqa: N801 (Flax's name)
+  """Defaults for new Variables (``hijax``, ``ref``): a ``with`` block, or a call that
+  sets them for the thread. flaxen has a single kind of Variable, so both are recorded
+  (``var_defaults.current()``) but change nothing."""
+
+  _stack: list[dict[str, Any]] = [{"hijax": False, "ref": False}]
+
+  def __init__(self, *, hijax: bool | None = None, ref: bool | None = None):
+    new = dict(self._stack[-1])
+    new.update({k: v for k, v in (("hijax", hijax), ("ref", ref)) if v is not None})
+    self._stack.append(new)
+
+  def __enter__(self) -> var_defaults:
+    return self
+
+  def __exit__(self, *exc: Any) -> None:
+    if len(self._stack) > 1:
+      self._stack.pop()
+
+  @classmethod
+  def current(cls) -> dict[str, Any]:
+    return dict(cls._stack[-1])
+
+
+def _variables(tree: Any, graph: bool | None) -> list[Variable]:
+  return [v for _, v in iter_graph(tree, graph=graph) if isinstance(v, Variable)]
+
+
+def transform_metadata(f: Callable | None = None, *, in_axes: Any = 0, out_axes: Any = 0,
+                       partition: Any, graph: bool | None = None) -> Any:
+  """Decorator: ``f``'s input Variables lose the axis ``in_axes`` from their sharding
+  names while ``f`` runs (restored after), its output Variables gain ``partition`` at
+  ``out_axes``. ``None`` axes leave the metadata alone."""
+  if f is None:
+    return functools.partial(transform_metadata, in_axes=in_axes, out_axes=out_axes,
+                             partition=partition, graph=graph)
+
+  @functools.wraps(f)
+  def wrapper(*args: Any, **kwargs: Any) -> Any:
+    inputs = _variables((args, kwargs), graph) if in_axes is not None else []
+    for v in inputs:
+      v.remove_axis(in_axes, partition)
+    try:
+      out = f(*args, **kwargs)
+    finally:
+      for v in inputs:
+        v.add_axis(in_axes, partition)
+    if out_axes is not None:
+      known = {id(v) for v in inputs}
+      for v in _variables(out, graph):
+        if id(v) not in known:
+          v.add_axis(out_axes, partition)
+    return out
+
+  return wrapper
+
