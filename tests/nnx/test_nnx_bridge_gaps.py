@@ -40,8 +40,8 @@ def test_unregistered_names_and_types_without_registering():
   assert bridge.variable_name_from_type(GapsStat, allow_register=False) == "GapsStat"
   unregistered = bridge.variable_type_from_name("GapsStat", allow_register=False)
   assert unregistered is not GapsStat
-  assert bridge.variable_name_from_type(GapsStat) == "GapsStat"  # registers it now
-  assert bridge.variable_type_from_name("GapsStat") is GapsStat
+  assert bridge.variable_name_from_type(GapsStat, allow_register=True) == "GapsStat"
+  assert bridge.variable_type_from_name("GapsStat") is GapsStat  # registered just now
 
 
 def test_linen_rngs_conversions():

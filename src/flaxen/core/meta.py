@@ -151,6 +151,8 @@ def get_partition_spec(tree: Any) -> Any:
     if isinstance(x, Partitioned):
       x.check_names()
       return x.get_partition_spec()
+    if is_axis_metadata(x) and hasattr(x, "get_partition_spec"):  # e.g. nnx.bridge.NNXMeta
+      return x.get_partition_spec()
     return jax.sharding.PartitionSpec() if hasattr(x, "shape") else None
 
   return jax.tree.map(spec, tree, is_leaf=is_axis_metadata)

@@ -5,8 +5,10 @@ its state as Linen variables, each Variable in the collection of its type (``Par
 ``'params'``, ``BatchStat`` -> ``'batch_stats'``...) under its NNX path. ``apply`` rebuilds
 the module from those variables (its structure from ``nnx.eval_shape``, so no initializer
 runs), gives its Rng streams fresh keys from the Linen streams, calls it, and writes the
-Variables of the mutable collections back. Changing a Variable of an immutable collection
-raises ``ModifyScopeVariableError``, as it would in a Linen module.
+Variables of the mutable collections back (changes to Variables of immutable collections
+are dropped, as in Flax). A Variable with metadata (axis names...) is stored in an
+``NNXMeta`` box. Other methods of the NNX class run through ``nnx_method=`` or as attributes
+of the wrapper (``model.apply(v, x, method=...)`` inside a Linen parent).
 
 >>> import jax, jax.numpy as jnp
 >>> from flaxen import nnx
@@ -21,6 +23,7 @@ raises ``ModifyScopeVariableError``, as it would in a Linen module.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -30,7 +33,6 @@ import jax.numpy as jnp
 from flaxen import linen
 from flaxen.core import meta
 from flaxen.core.frozen_dict import FrozenDict
-from flaxen.errors.core import ModifyScopeVariableError
 from flaxen.errors.nnx import BridgeVariableError
 from flaxen.nnx.bridge.variables import to_linen_var, variable_name_from_type
 from flaxen.nnx.graphlib import merge, split, state
@@ -50,17 +52,17 @@ class ToLinen(linen.Module):
     kwargs: keyword arguments of its constructor.
     skip_rng: do not pass ``rngs=`` to the constructor.
     metadata_fn: turns each NNX Variable into the value stored in its Linen collection
-      (default: the value, in a ``Partitioned`` box when it has ``sharding`` names).
+      (default: the value, in an ``NNXMeta`` box when the Variable has metadata).
   """
 
   nnx_class: Callable[..., Any]
   args: tuple = ()
   kwargs: Mapping[str, Any] = FrozenDict({})
   skip_rng: bool = False
-  metadata_fn: Callable[[Any], Any] = to_linen_var
+  metadata_fn: Callable[[Any], Any] | None = to_linen_var
 
   def _construct(self, rngs: Rngs | None) -> Any:
-    kwargs = dict(self.kwargs)
+    kwargs = dict(self.kwargs or {})
     if not self.skip_rng:
       kwargs["rngs"] = rngs
     return self.nnx_class(*self.args, **kwargs)
@@ -72,20 +74,43 @@ class ToLinen(linen.Module):
       keys["default"] = self.make_rng("params")
     return Rngs(**keys)
 
-  def __call__(self, *args: Any, **kwargs: Any) -> Any:
-    """Builds (at init) or rebuilds the NNX module and calls it on the inputs."""
+  def __call__(self, *args: Any, nnx_method: str | Callable[..., Any] | None = None,
+               **kwargs: Any) -> Any:
+    """Builds (at init) or rebuilds the NNX module and calls it on the inputs.
+
+    Args:
+      *args: the inputs.
+      nnx_method: the NNX module's method to call instead of ``__call__`` (a name, or a
+        function taking the module first).
+      **kwargs: keyword inputs.
+    """
     if self.is_initializing():
       module = self._construct(self._rngs())
       self._store(module, initializing=True)
     else:
-      module, given = self._rebuild()
-    out = module(*args, **kwargs)
+      module = self._rebuild()
+    if nnx_method is None:
+      out = module(*args, **kwargs)
+    elif isinstance(nnx_method, str):
+      out = getattr(module, nnx_method)(*args, **kwargs)
+    else:
+      out = nnx_method(module, *args, **kwargs)
     if not self.is_initializing():  # init keeps the state from before the call, as built
-      self._store(module, initializing=False, given=given)
+      self._store(module, initializing=False)
     return out
 
-  def _rebuild(self) -> tuple[Any, dict[tuple, Any]]:
-    """The module rebuilt from the Linen variables, and the value given to each Variable."""
+  def __getattr__(self, name: str) -> Any:
+    # only reached when normal lookup failed: a method of the NNX class runs as nnx_method
+    try:
+      return super().__getattr__(name)
+    except AttributeError:
+      cls = self.__dict__.get("nnx_class")
+      if cls is None or name.startswith("_") or not callable(getattr(cls, name, None)):
+        raise
+    return functools.partial(self.__call__, nnx_method=name)
+
+  def _rebuild(self) -> Any:
+    """The module rebuilt from the Linen variables."""
     streams = self.scope.root.rngs
     abstract = eval_shape(lambda: self._construct(Rngs(0, **{n: 0 for n in streams})))
     graphdef, abstract_state = split(abstract)
@@ -99,7 +124,7 @@ class ToLinen(linen.Module):
       elif isinstance(var, RngCount):
         value = jnp.zeros(var.value.shape, jnp.uint32)
       else:
-        col = variable_name_from_type(type(var))
+        col = variable_name_from_type(type(var), allow_register=True)
         value = self.get_variable(col, str(path[0]))
         for k in path[1:]:
           if not isinstance(value, Mapping) or str(k) not in value:
@@ -111,26 +136,21 @@ class ToLinen(linen.Module):
         if meta.is_axis_metadata(value):
           value = value.unbox()
       leaves.append((path, var.replace(value)))
-    return merge(graphdef, from_flat_state(leaves)), {p: v.value for p, v in leaves}
+    return merge(graphdef, from_flat_state(leaves))
 
-  def _store(self, module: Any, initializing: bool, given: dict | None = None) -> None:
+  def _store(self, module: Any, initializing: bool) -> None:
     """Writes the module's Variables (but its Rng state) into the Linen collections: all of
-    them at init, those of the mutable collections after a call.
-
-    Raises:
-      ModifyScopeVariableError: the call changed a Variable of an immutable collection.
-    """
+    them at init, those of the mutable collections after a call (changes to the others are
+    dropped, as Flax drops them)."""
     trees: dict[tuple[str, str], Any] = {}
     for path, var in state(module).flat_state():
       if isinstance(var, RngState):
         continue
-      col = variable_name_from_type(type(var))
+      col = variable_name_from_type(type(var), allow_register=True)
       if not initializing and not self.is_mutable_collection(col):
-        if path in given and var.value is not given[path]:  # new ones: dropped, as sow does
-          raise ModifyScopeVariableError(col, "/".join(map(str, path)), self.scope.path_text)
         continue
       key = (col, str(path[0]))
-      value = self.metadata_fn(var)
+      value = (self.metadata_fn or to_linen_var)(var)
       if len(path) == 1:
         trees[key] = value
         continue
@@ -142,10 +162,13 @@ class ToLinen(linen.Module):
       self.put_variable(col, name, value)
 
 
-def to_linen(nnx_class: Callable[..., Any], *args: Any, name: str | None = None,
-             skip_rng: bool = False, metadata_fn: Callable[[Any], Any] = to_linen_var,
-             **kwargs: Any) -> ToLinen:
+def to_linen(nnx_class: Callable[..., Any], *args: Any,
+             metadata_fn: Callable[[Any], Any] | None = to_linen_var, name: str | None = None,
+             skip_rng: bool = False, abstract_init: bool = True, **kwargs: Any) -> ToLinen:
   """``ToLinen(nnx_class, args=args, kwargs=kwargs)``: the Linen module of an NNX class.
+
+  ``abstract_init`` is accepted for Flax's signature: flaxen always rebuilds the module
+  abstractly (``nnx.eval_shape``) outside init, and builds it for real at init.
 
   >>> import jax, jax.numpy as jnp
   >>> from flaxen import nnx
@@ -156,4 +179,4 @@ def to_linen(nnx_class: Callable[..., Any], *args: Any, name: str | None = None,
   [0.0, 2.0]
   """
   return ToLinen(nnx_class, args=args, kwargs=FrozenDict(kwargs), skip_rng=skip_rng,
-                 metadata_fn=metadata_fn, name=name)
+                 metadata_fn=metadata_fn or to_linen_var, name=name)

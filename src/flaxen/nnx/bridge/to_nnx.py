@@ -20,16 +20,13 @@ the mutated collections back, so the wrapper behaves like any NNX module under `
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from typing import Any
 
 from flaxen.core import meta
 from flaxen.core.filters import DenyList
-from flaxen.nnx.bridge.variables import (
-  to_linen_var,
-  variable_name_from_type,
-  variable_type_from_name,
-)
+from flaxen.nnx.bridge.variables import to_linen_var, to_nnx_var, variable_name_from_type
 from flaxen.nnx.module import Module
 from flaxen.nnx.object import Dict
 from flaxen.nnx.rnglib import Rngs
@@ -53,22 +50,15 @@ def linen_rngs(rngs: Any) -> dict[str, Any]:
   return {"params": rngs}
 
 
-def _to_variable(typ: type[Variable], value: Any) -> Variable:
-  if meta.is_axis_metadata(value):  # keep the box (without its value) to rebuild it later
-    extra = {"sharding": value.names} if hasattr(value, "names") else {}
-    return typ(value.unbox(), linen_box=value.replace_boxed(None), **extra)
-  return typ(value)
-
-
-def _as_variables(typ: type[Variable], tree: Any) -> Any:
+def _as_variables(col: str, tree: Any) -> Any:
   if isinstance(tree, Mapping):
-    return {k: _as_variables(typ, v) for k, v in tree.items()}
-  return _to_variable(typ, tree)
+    return {k: _as_variables(col, v) for k, v in tree.items()}
+  return to_nnx_var(col, tree)
 
 
 def _collect(node: Any, path: tuple, out: dict) -> None:
   if isinstance(node, Variable):
-    col = out.setdefault(variable_name_from_type(type(node)), {})
+    col = out.setdefault(variable_name_from_type(type(node), allow_register=True), {})
     for k in path[:-1]:
       col = col.setdefault(k, {})
     col[path[-1]] = to_linen_var(node)
@@ -86,26 +76,45 @@ class ToNNX(Module):
   """
 
   def __init__(self, module: Any, rngs: Rngs | None = None):
-    self.module = module
-    self.rngs = rngs
+    # prefixed names, as Flax has them: they cannot clash with the Linen variables' names
+    self.to_nnx__module = module
+    self.to_nnx__rngs = rngs
     self.linen_attributes: tuple[str, ...] | None = None
+
+  @property
+  def module(self) -> Any:
+    """The wrapped Linen module (``to_nnx__module``; Flax deprecates this name)."""
+    return self.to_nnx__module
+
+  @property
+  def rngs(self) -> Rngs | None:
+    """The ``Rngs`` (``to_nnx__rngs``; Flax deprecates this name)."""
+    return self.to_nnx__rngs
+
+  def __getattr__(self, name: str) -> Any:
+    # only reached when normal lookup failed: a method of the Linen module, run by apply
+    module = self.__dict__.get("to_nnx__module")
+    if module is not None and not name.startswith("_") and callable(
+        getattr(type(module), name, None)):
+      return functools.partial(self.__call__, method=name)
+    raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
   def lazy_init(self, *args: Any, **kwargs: Any) -> ToNNX:
     """Creates the variables by running the Linen ``init`` on sample inputs; returns self."""
-    variables = self.module.init(linen_rngs(self.rngs), *args, **kwargs)
+    variables = self.to_nnx__module.init(linen_rngs(self.to_nnx__rngs), *args, **kwargs)
     names = []
     for col, tree in variables.items():
-      self._write(variable_type_from_name(col), tree, names)
+      self._write(col, tree, names)
     self.linen_attributes = tuple(names)
     return self
 
-  def _write(self, typ: type[Variable], tree: Mapping, names: list) -> None:
+  def _write(self, col: str, tree: Mapping, names: list) -> None:
     """Puts ``tree`` (one collection) into the attributes: new values into existing
     Variables, new Variables (and dicts) where there are none."""
     for name, value in tree.items():
       if name not in names:
         names.append(name)
-      _merge_into(self, name, typ, value)
+      _merge_into(self, name, col, value)
 
   def linen_variables(self) -> dict[str, Any]:
     """The wrapped module's variables as Linen collections (``{'params': ..., ...}``)."""
@@ -129,25 +138,25 @@ class ToNNX(Module):
     if self.linen_attributes is None:
       self.lazy_init(*args, method=method, **kwargs)
     mutable = DenyList("params") if mutable is None else mutable
-    out = self.module.apply(self.linen_variables(), *args,
-                            rngs=linen_rngs(self.rngs if rngs is None else rngs),
+    out = self.to_nnx__module.apply(self.linen_variables(), *args,
+                                    rngs=linen_rngs(self.to_nnx__rngs if rngs is None else rngs),
                             method=method, mutable=mutable, **kwargs)
     if mutable is False:
       return out
     out, updates = out
     names = list(self.linen_attributes)
     for col, tree in updates.items():
-      self._write(variable_type_from_name(col), tree, names)
+      self._write(col, tree, names)
     if len(names) != len(self.linen_attributes):
       self.linen_attributes = tuple(names)
     return out
 
 
-def _merge_into(parent: Any, key: Any, typ: type[Variable], value: Any) -> None:
+def _merge_into(parent: Any, key: Any, col: str, value: Any) -> None:
   is_dict = isinstance(parent, Dict)
   node = parent.get(key) if is_dict else parent.__dict__.get(key)
   if node is None or isinstance(node, Variable) == isinstance(value, Mapping):
-    new = _as_variables(typ, value)
+    new = _as_variables(col, value)
     if is_dict:
       parent[key] = new
     else:
@@ -156,7 +165,7 @@ def _merge_into(parent: Any, key: Any, typ: type[Variable], value: Any) -> None:
     node.value = value.unbox() if meta.is_axis_metadata(value) else value
   else:
     for k, v in value.items():
-      _merge_into(node, k, typ, v)
+      _merge_into(node, k, col, v)
 
 
 def lazy_init(fn: Any, *args: Any, **kwargs: Any) -> Any:
