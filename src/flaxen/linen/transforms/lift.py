@@ -4,7 +4,8 @@ A JAX transform only sees the arguments of a pure function, so a transformed Mod
 runs in three steps:
 
 1. Snapshot: the variables and fresh rng keys of every scope the call touches (the target
-   module's scope and the scopes of bound Modules found inside the arguments, e.g. in a
+   module's scope, the scopes of bound Modules held in its fields (a shared submodule passed
+   to its constructor) and of those found inside the arguments, e.g. in a
    ``struct.PyTreeNode``) are read into pytrees, grouped per collection filter so that each
    transform can give each group its own axis (``{collection: (subtree per scope, ...)}``).
 2. Inside the transform, :func:`_body` binds fresh root scopes at the same paths, rebuilds the
@@ -82,6 +83,9 @@ class Static:
   fn: Callable[..., Any]
   paths: tuple[tuple[str, ...], ...]
   modules: tuple[tuple[Module, int, tuple[str, ...]], ...]  # (module, scope index, rel path)
+  # per module, its fields holding bound Modules: (field, treedef, leaves, ((leaf, module),))
+  fields: tuple[tuple[tuple[str, Any, tuple[Any, ...], tuple[tuple[int, int], ...]], ...], ...]
+  n_fields: int  # modules[1 : 1 + n_fields] are held in fields, the rest are arguments
   treedef: Any
   static_leaves: tuple[tuple[int, Any], ...]
   module_leaves: tuple[int, ...]
@@ -168,13 +172,15 @@ def lift_call(spec: Lift, fn: Callable[..., Any], module: Any, args: tuple[Any, 
       dyn.append(None)
     else:
       dyn.append(leaf)
-  mods = [module, *arg_modules]
+  fields, field_modules = _field_modules(module)
+  mods = [module, *field_modules, *arg_modules]
   scopes, where = _cover([m.scope for m in mods])
   outer = scopes[0].root
   inner_mutable = intersect(outer.mutable, spec.mutable)
   static = Static(
     fn=fn, paths=tuple(s.path for s in scopes),
     modules=tuple((m, i, rel) for m, (i, rel) in zip(mods, where, strict=True)),
+    fields=fields + ((),) * len(arg_modules), n_fields=len(field_modules),
     treedef=treedef, static_leaves=tuple(static_leaves), module_leaves=tuple(module_leaves),
     mutable=_hashable(inner_mutable), outer_mutable=_hashable(outer.mutable),
     flags=tuple(sorted(outer.flags.items())), groups=tuple(spec.variable_groups),
@@ -198,6 +204,47 @@ def lift_call(spec: Lift, fn: Callable[..., Any], module: Any, args: tuple[Any, 
         if tree:
           s.put_variables({col: tree})
   return y
+
+
+def _field_modules(module: Module) -> tuple[tuple[Any, ...], list[Module]]:
+  """The bound Modules held in ``module``'s fields (shared submodules given to its
+  constructor, bound elsewhere), and theirs in turn, children before the modules holding
+  them; with, per module (the target first), where each sits in its fields, so that the
+  body can rebuild them all inside the transform."""
+  found: list[Module] = []
+  specs: list[tuple[Any, ...]] = []
+  index: dict[int, int] = {}
+  busy: set[int] = set()
+
+  def visit(m: Module) -> tuple[Any, ...]:
+    fields = []
+    d = m.__dict__
+    for f in m._field_names:
+      value = d.get(f)
+      if value is None or isinstance(value, (*_DYNAMIC, str)):
+        continue
+      leaves, treedef = jax.tree.flatten(value, is_leaf=lambda x: isinstance(x, Module))
+      where = []
+      for li, leaf in enumerate(leaves):
+        if not (isinstance(leaf, Module) and leaf.scope is not None):
+          continue
+        key = id(leaf)
+        if key not in index and key not in busy:
+          busy.add(key)
+          spec = visit(leaf)
+          found.append(leaf)
+          specs.append(spec)
+          index[key] = len(found)  # position in the lifted modules (0 is the target)
+        if key in index:
+          where.append((li, index[key]))
+      if where:
+        held = {li for li, _ in where}
+        kept = tuple(None if li in held else leaf for li, leaf in enumerate(leaves))
+        fields.append((f, treedef, kept, tuple(where)))
+    return tuple(fields)
+
+  busy.add(id(module))
+  return (visit(module), *specs), found
 
 
 def _static_positions(args: tuple[Any, ...], kwargs: dict[str, Any], spec: Lift) -> set[int]:
@@ -248,11 +295,20 @@ def body(static: Static, variables: Groups, rngs: Groups, args: Any, kwargs: Any
     vs = {col: trees[i] for group in variables for col, trees in group.items()}
     rs = {s: keys[i] for group in rngs for s, keys in group.items()}
     inner.append(core_scope.bind(vs, rs, mutable, dict(static.flags), path))
-  mods = [m.clone(parent=_descend(inner[i], rel)) for m, i, rel in static.modules]
+  mods: list[Any] = [None] * len(static.modules)
+  for k in [*range(1, len(mods)), 0]:  # modules held in fields come before their holders
+    updates = {}
+    for f, treedef, kept, where in static.fields[k]:
+      leaves = list(kept)
+      for li, mi in where:
+        leaves[li] = mods[mi]
+      updates[f] = jax.tree.unflatten(treedef, leaves)
+    m, i, rel = static.modules[k]
+    mods[k] = m.clone(parent=_descend(inner[i], rel), **updates)
   leaves = jax.tree.leaves((args, kwargs), is_leaf=lambda x: x is None)
   for i, value in static.static_leaves:
     leaves[i] = value
-  for i, m in zip(static.module_leaves, mods[1:], strict=True):
+  for i, m in zip(static.module_leaves, mods[1 + static.n_fields:], strict=True):
     leaves[i] = m
   args, kwargs = jax.tree.unflatten(static.treedef, leaves)
   fn = fn or static.fn
