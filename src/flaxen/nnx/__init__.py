@@ -120,6 +120,11 @@ from flaxen.nnx.transforms.scan import scan
 from flaxen.nnx.transforms.shard_map import shard_map
 from flaxen.nnx.transforms.vmap import vmap
 from flaxen.nnx.variable_defaults import transform_metadata, var_defaults
+from flaxen.nnx.variable_names import (
+  register_variable_name,
+  variable_name_from_type,
+  variable_type_from_name,
+)
 from flaxen.nnx.variables import (
   BatchStat,
   Cache,
@@ -166,11 +171,12 @@ __all__ += ["jit_partial", "StateSharding", "checkify", "make_jaxpr"]
 __all__ += ["pmap", "shard_map"]
 
 __all__ += ["EMA", "TrainState", "optimizer"]
+__all__ += ["register_variable_name", "variable_name_from_type", "variable_type_from_name"]
 
 
 def __getattr__(name: str):
-  # `nnx.bridge` imports flaxen.linen, so it is loaded on first use only.
-  if name == "bridge":
+  # `nnx.bridge` (and `nnx.wrappers`, its wrappers) import flaxen.linen: loaded on first use.
+  if name in ("bridge", "wrappers"):
     import importlib
-    return importlib.import_module("flaxen.nnx.bridge")
+    return importlib.import_module("flaxen.nnx.bridge" + (".wrappers" * (name == "wrappers")))
   raise AttributeError(f"module 'flaxen.nnx' has no attribute {name!r}")
