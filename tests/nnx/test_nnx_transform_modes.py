@@ -168,3 +168,18 @@ def test_state_axes_from_a_state_of_axes():
   axes["w"] = 1
   y = nnx.vmap(lambda m: m.w.value.sum(0), in_axes=(nnx.StateAxes(axes),))(m)
   np.testing.assert_allclose(y, jnp.moveaxis(W, 1, 0).sum(1), rtol=1e-6)
+
+
+@pytest.mark.parametrize("graph_updates", [True, False])
+def test_while_loop_carry_with_one_object_twice(graph_updates):
+  v = nnx.BatchStat(jnp.array(0.0))
+
+  def body(val):
+    i, a, b = val
+    a.value = a.value + 1.0  # a and b are one Variable
+    return i + 1, a, b
+
+  i, a, b = nnx.while_loop(lambda val: val[0] < 3, body, (0, v, v), graph=True,
+                           graph_updates=graph_updates)
+  assert int(i) == 3 and a is v and b is v
+  assert float(v.value) == 3.0

@@ -72,7 +72,11 @@ class _Trace:
     return out
 
   def _carry_shape(self) -> tuple:
-    return self.g.treedef, self.g.positions, tuple(range(len(self.g.nodes)))
+    # each place holds the first argument object that is its node (one object passed twice
+    # is found at its first place both times, as ``run`` finds it)
+    nodes = self.g.nodes
+    first = tuple(next(i for i, n in enumerate(nodes) if n is node) for node in nodes)
+    return self.g.treedef, self.g.positions, first
 
   def finish(self, out_leaves: list, new_values: list, loop: bool = False) -> Any:
     shape = self._carry_shape() if loop else self.shapes[0]
