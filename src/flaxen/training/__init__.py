@@ -1,5 +1,6 @@
 """Training utilities, at Flax's paths: ``train_state``, ``checkpoints``, ``common_utils``,
-``early_stopping``, ``lr_schedule``, ``dynamic_scale`` and ``prefetch_iterator``.
+``early_stopping``, ``lr_schedule``, ``dynamic_scale``, ``prefetch_iterator`` and
+``orbax_utils``.
 
 Each submodule loads on first use (``from flaxen.training import checkpoints`` or
 ``flaxen.training.checkpoints``).
@@ -9,7 +10,7 @@ import importlib
 
 _SUBMODULES = (
   "checkpoints", "common_utils", "dynamic_scale", "early_stopping", "lr_schedule",
-  "prefetch_iterator", "train_state",
+  "orbax_utils", "prefetch_iterator", "train_state",
 )
 
 
