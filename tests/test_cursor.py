@@ -184,3 +184,11 @@ def test_frozen_dict_edit_and_helpers():
   child = root[0]
   assert child._parent_key == ParentKey(root, 0, AccessType.ITEM) and isinstance(child, Cursor)
   assert "Cursor(" in repr(root) and str(child) == "1"
+
+
+def test_a_cursor_can_be_copied():
+  c = cursor({"a": [1, 2]})
+  c["a"][0] = 5
+  twin = copy.deepcopy(c)
+  twin["a"][1] = 6
+  assert c.build() == {"a": [5, 2]} and twin.build() == {"a": [5, 6]}

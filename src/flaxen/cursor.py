@@ -161,9 +161,10 @@ class Cursor(Generic[A]):
     return child
 
   def __getattr__(self, name: str) -> Cursor[A]:
-    if name.startswith("__"):  # copy, pickle and friends probe dunders: not attributes
+    changes = self.__dict__.get("_changes")
+    # copy, pickle and friends probe dunders (and run before __init__): not attributes
+    if name.startswith("__") or changes is None:
       raise AttributeError(name)
-    changes = self.__dict__["_changes"]
     if name in changes:
       return changes[name]
     if not hasattr(self._obj, name):
