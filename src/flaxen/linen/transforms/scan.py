@@ -54,8 +54,10 @@ def scan(target: Any, variable_axes: Mapping[CollectionFilter, int] = {},  # noq
          split_rngs: Mapping[CollectionFilter, bool] = {},  # noqa: B006
          in_axes: Any = 0, out_axes: Any = 0, length: int | None = None,
          reverse: bool = False, unroll: int = 1,
+         data_transform: Callable[..., Any] | None = None,
          metadata_params: Mapping[str, Any] = {},  # noqa: B006
-         methods: Sequence[str] | None = None) -> Any:
+         methods: Sequence[str] | None = None,
+         check_constancy_invariants: bool = False) -> Any:
   """A lifted ``jax.lax.scan`` of ``fn(module, carry, *xs) -> (carry, ys)``.
 
   Args:
@@ -67,13 +69,21 @@ def scan(target: Any, variable_axes: Mapping[CollectionFilter, int] = {},  # noq
     in_axes: the scan axis of each ``xs`` argument, or :data:`broadcast` to pass it whole.
     out_axes: the axis of the stacked ``ys``.
     length, reverse, unroll: as in ``jax.lax.scan``.
+    data_transform: ``(variable_groups, rng_groups) -> (variable_groups, rng_groups)``,
+      applied to each step's variables (a tuple of ``{collection: (subtree per scope,)}``
+      dicts: one per ``variable_axes`` entry, then broadcast, carry and the rest) and rng
+      keys (one dict per split filter, then the rest) before the step runs; for sharding
+      constraints on the per-step slices (``partitioning.scan_with_axes``).
     metadata_params: passed to boxed variables' ``add_axis`` / ``remove_axis``.
     methods: the methods of a Module class to lift (default ``__call__``).
+    check_constancy_invariants: accepted for Flax compatibility; broadcast collections are
+      immutable inside the loop, so they are loop invariants by construction.
 
   Returns:
     The lifted Module subclass (named ``Scan{Class}``) or function, returning
     ``(carry, ys)``.
   """
+  del check_constancy_invariants
   filters = tuple(variable_axes)
   axes = tuple(variable_axes.values())
   k = len(filters)
@@ -112,7 +122,10 @@ def scan(target: Any, variable_axes: Mapping[CollectionFilter, int] = {},  # noq
       v_carry, carry = c
       v_scan, t_keys, t_xs = t
       v_in = (*box_axes(v_scan, axes, params, add=False), shared, v_carry, rest)
-      (carry, ys), mutated = body(v_in, (*t_keys, rngs[-1]), (carry, *step_args(t_xs)), kwargs)
+      r_in = (*t_keys, rngs[-1])
+      if data_transform is not None:
+        v_in, r_in = data_transform(v_in, r_in)
+      (carry, ys), mutated = body(v_in, r_in, (carry, *step_args(t_xs)), kwargs)
       v_carry = {col: mutated[k + 1].get(col, v) for col, v in v_carry.items()}
       return (v_carry, carry), (box_axes(mutated[:k], axes, params, add=True), ys)
 
