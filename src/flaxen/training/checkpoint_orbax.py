@@ -112,21 +112,45 @@ def _with_stored_dtypes(ckpt_path: str, target: Any) -> Any:
 
 def restore(ckpt_path: str, target: Any, checkpointer, transforms) -> Any:
   """The checkpoint at ``ckpt_path``: ``target``'s structure, or the state dict if None."""
-  if checkpointer is None and transforms is None and not _has_strings(ckpt_path, target):
-    if target is None:
-      return serialization.to_state_dict(checkpoint.restore(ckpt_path))
-    as_stored = _with_stored_dtypes(ckpt_path, target)
-    restored = checkpoint.restore(ckpt_path, as_stored)
-    if as_stored is target:
-      return restored
-    return jax.tree_util.tree_map(
-      lambda r, t: r.astype(t.dtype) if _is_array(t) else r, restored, target)
-  # Orbax's own restore, as Flax does it.
-  checkpointer = checkpointer or ocp.Checkpointer(ocp.PyTreeCheckpointHandler())
+  if checkpointer is not None or transforms is not None:
+    return _restore_with_orbax(ckpt_path, target, checkpointer, transforms)
+  try:
+    if _has_strings(ckpt_path, target):
+      return _restore_with_orbax(ckpt_path, target, None, None)
+    return _restore_checked(ckpt_path, target)
+  except errors.CheckpointCorruptedError as e:
+    # A layout flaxen.checkpoint does not read (older Orbax versions) may still be one
+    # Orbax reads, as it would under Flax; if Orbax fails too, the checkpoint is damaged.
+    try:
+      with quiet.orbax_logs():
+        return _restore_with_orbax(ckpt_path, target, None, None)
+    except Exception:
+      raise e from None
+
+
+def _restore_checked(ckpt_path: str, target: Any) -> Any:
+  """Through flaxen.checkpoint: the target checked first, dtypes cast as Orbax casts them."""
+  if target is None:
+    return serialization.to_state_dict(checkpoint.restore(ckpt_path))
+  as_stored = _with_stored_dtypes(ckpt_path, target)
+  restored = checkpoint.restore(ckpt_path, as_stored)
+  if as_stored is target:
+    return restored
+  return jax.tree_util.tree_map(
+    lambda r, t: r.astype(t.dtype) if _is_array(t) else r, restored, target)
+
+
+def _restore_with_orbax(ckpt_path: str, target: Any, checkpointer, transforms) -> Any:
+  """Orbax's own restore, as Flax calls it."""
   kwargs: dict[str, Any] = {}
   if target is not None:
     kwargs["restore_args"] = ocp.checkpoint_utils.construct_restore_args(target)
   if transforms is not None:
     kwargs["transforms"] = transforms
-  restored = serialization.to_state_dict(checkpointer.restore(ckpt_path, item=target, **kwargs))
+  if checkpointer is not None:
+    restored = checkpointer.restore(ckpt_path, item=target, **kwargs)
+  else:
+    with ocp.Checkpointer(ocp.PyTreeCheckpointHandler()) as own:
+      restored = own.restore(ckpt_path, item=target, **kwargs)
+  restored = serialization.to_state_dict(restored)
   return restored if target is None else serialization.from_state_dict(target, restored)
