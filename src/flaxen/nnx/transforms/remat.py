@@ -24,6 +24,7 @@ from flaxen.nnx.graph import flatten
 from flaxen.nnx.graph_mode import resolve_graph, resolve_graph_updates
 from flaxen.nnx.transforms import lift
 from flaxen.nnx.transforms.tree_mode import check_unique
+from flaxen.nnx.variables import Variable
 
 __all__ = ["remat"]
 
@@ -70,14 +71,22 @@ def remat(f: Callable | None = None, *, prevent_cse: bool = True,
       out_leaves, treedef, positions, out_nodes = lift.take_nodes(f(*inner_args))
       if updates or out_nodes:
         new_values, update = lift.capture(inner, refs, g.graphdef, out_nodes)
-      else:  # only the Variables' new values count
+      else:  # only the Variables' new values count, and only those the function replaced
+        # (an unchanged Variable keeps its value object, so an enclosing transform sees
+        # no update)
         new_values = [lift.raw(x) for x in inner_leaves]
-        update = lift.GraphUpdate(True, g.graphdef, tuple(range(len(refs))), len(inner))
-      facts.append((update, treedef, positions))
+        changed = tuple(j for j, v in enumerate(new_values)
+                        if v is not values[j] and isinstance(inner_leaves[j], Variable))
+        facts.append((None, treedef, positions, changed))
+        return out_leaves, [new_values[j] for j in changed]
+      facts.append((update, treedef, positions, None))
       return out_leaves, new_values
 
     out_leaves, new_values = pure(g.leaves, g.values)
-    update, treedef, positions = facts[-1]
+    update, treedef, positions, changed = facts[-1]
+    if changed is not None:
+      lift.write_values([g.variables[j] for j in changed], new_values)
+      return treedef.unflatten(out_leaves)
     for p, node in zip(positions, g.write_back(update, new_values), strict=True):
       out_leaves[p] = node
     return treedef.unflatten(out_leaves)
