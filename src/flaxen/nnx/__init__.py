@@ -21,6 +21,7 @@ from flaxen.nnx.abstract import (
   use_eager_sharding,
   using_eager_sharding,
 )
+from flaxen.nnx.capture import capture
 from flaxen.nnx.display import display
 from flaxen.nnx.filterlib import All, Any, Everything, Not, Nothing, OfType, PathContains, WithTag
 from flaxen.nnx.graph import GraphDef
@@ -119,6 +120,15 @@ from flaxen.nnx.transforms.remat import remat
 from flaxen.nnx.transforms.scan import scan
 from flaxen.nnx.transforms.shard_map import shard_map
 from flaxen.nnx.transforms.vmap import vmap
+from flaxen.nnx.update_context import (
+  MergeContext,
+  SplitContext,
+  UpdateContext,
+  current_update_context,
+  merge_context,
+  split_context,
+  update_context,
+)
 from flaxen.nnx.variable_defaults import transform_metadata, var_defaults
 from flaxen.nnx.variable_names import (
   register_variable_name,
@@ -167,6 +177,9 @@ __all__ += ["GraphState", "PureState", "find_duplicates", "map", "recursive_map"
 __all__ += ["abstract_with_sharding", "as_abstract", "get_abstract_model",
             "use_eager_sharding", "using_eager_sharding"]
 __all__ += ["transform_metadata", "var_defaults"]
+__all__ += ["capture"]
+__all__ += ["MergeContext", "SplitContext", "UpdateContext", "current_update_context",
+            "merge_context", "split_context", "update_context"]
 __all__ += ["jit_partial", "StateSharding", "checkify", "make_jaxpr"]
 __all__ += ["pmap", "shard_map"]
 

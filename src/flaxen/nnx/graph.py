@@ -145,12 +145,16 @@ class GraphDef:
   ``jax.jit``.
   """
 
-  __slots__ = ("root", "leaf_paths", "num_refs", "_hash", "_plan", "_tree")
+  __slots__ = ("root", "leaf_paths", "num_refs", "outer_index", "_hash", "_plan", "_tree")
 
-  def __init__(self, root: tuple, leaf_paths: tuple, num_refs: int):
+  def __init__(self, root: tuple, leaf_paths: tuple, num_refs: int,
+               outer_index: tuple | None = None):
     self.root = root
     self.leaf_paths = leaf_paths
     self.num_refs = num_refs
+    # With an update context (nnx.update_context): for each node index, the index of the
+    # outer object it stands for (-1: a new node), so the outer merge updates them.
+    self.outer_index = outer_index
     self._hash = None
     self._plan = None  # graph_builder's: None (never merged), 0 (merged once), or the plan
     self._tree = False  # tree_mode's: True once the graph is known to be a valid pytree
@@ -162,7 +166,8 @@ class GraphDef:
 
   def __eq__(self, other: object) -> bool:
     return self is other or (isinstance(other, GraphDef) and hash(self) == hash(other)
-                             and self.root == other.root)
+                             and self.root == other.root
+                             and self.outer_index == other.outer_index)
 
   def __repr__(self) -> str:
     return f"GraphDef(leaves={len(self.leaf_paths)}, root={_tree_repr(self.root, 0)})"
@@ -170,7 +175,22 @@ class GraphDef:
   def __reduce__(self) -> tuple:
     # Copies and pickles leave the merge plan behind: it refers to this root's entries
     # by id, and its compiled builders cannot be pickled.
-    return GraphDef, (self.root, self.leaf_paths, self.num_refs)
+    return GraphDef, (self.root, self.leaf_paths, self.num_refs, self.outer_index)
+
+  def _with_outer(self, outer_index: tuple | None) -> GraphDef:
+    return GraphDef(self.root, self.leaf_paths, self.num_refs, outer_index)
+
+  def with_no_outer_index(self) -> GraphDef:
+    """This GraphDef without an outer index."""
+    return self._with_outer(None)
+
+  def with_same_outer_index(self) -> GraphDef:
+    """This GraphDef with each node standing for the outer node of the same index."""
+    return self._with_outer(tuple(range(self.num_refs)))
+
+  def with_matching_outer_index(self, other: GraphDef) -> GraphDef:
+    """This GraphDef with ``other``'s outer index."""
+    return self._with_outer(other.outer_index)
 
   __class_getitem__ = classmethod(types.GenericAlias)  # ``GraphDef[Model]`` in annotations
 

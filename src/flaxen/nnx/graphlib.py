@@ -526,3 +526,16 @@ def call(graphdef_state: tuple, /) -> Any:
   (1, 1)
   """
   return _CallProxy(graphdef_state, ())
+
+
+_CONTEXT_NAMES = ("UpdateContext", "update_context", "current_update_context", "SplitContext",
+                  "MergeContext", "split_context", "merge_context")
+
+
+def __getattr__(name: str) -> Any:
+  # Flax programs reach the update contexts as ``nnx.graphlib.split_context`` too; they
+  # live in update_context.py, which imports this module.
+  if name in _CONTEXT_NAMES:
+    from flaxen.nnx import update_context
+    return getattr(update_context, name)
+  raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,106 @@
+"""``nnx.capture``: run a Module (or one of its methods) and collect what it sowed.
+
+``nnx.capture(model, nnx.Intermediate)(x)`` returns ``(output, intermediates)``: the
+Variables of the given types that the call created (``sow``, ``perturb``), popped from the
+model so it is left as it was. ``init`` puts a State in first (the perturbations a
+previous capture returned, to take gradients with respect to them);
+``method_outputs=nnx.Intermediate`` also sows the output of every method called on a
+Module of the graph, under the method's name.
+
+>>> import jax.numpy as jnp
+>>> from flaxen import nnx
+>>> class Foo(nnx.Module):
+...   def __call__(self, x):
+...     self.sow(nnx.Intermediate, 'half', x / 2)
+...     return x + 1
+>>> y, intms = nnx.capture(Foo(), nnx.Intermediate)(jnp.ones(2))
+>>> intms['half'][0]
+Array([0.5, 0.5], dtype=float32)
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+from flaxen.nnx.graphlib import pop, update
+from flaxen.nnx.module import Module, iter_modules
+from flaxen.nnx.state import State
+
+__all__ = ["capture"]
+
+
+def capture(fn: Callable, *var_types: Any, init: Any = None,
+            method_outputs: Any = None) -> Callable:
+  """Wraps ``fn`` (a Module, or a bound method of one) to return ``(output, state)``.
+
+  Args:
+    fn: the Module to call, or a bound method of a Module.
+    *var_types: the Variable types (filters) to collect; the state is one State for one
+      type, a tuple of States for several (an empty State for none).
+    init: a State put into the Module before the call (and taken out after).
+    method_outputs: a Variable type: every method called on a Module of the graph sows
+      its output under the method's name.
+  """
+  module = fn if isinstance(fn, Module) else getattr(fn, "__self__", None)
+  if not isinstance(module, Module):
+    raise TypeError(f"nnx.capture needs a Module or a bound method of one, got {fn!r}")
+
+  @functools.wraps(fn)
+  def wrapper(*args: Any, **kwargs: Any) -> Any:
+    if init is not None:
+      update(module, init)
+    undo = _sow_method_outputs(module, method_outputs) if method_outputs else []
+    try:
+      out = fn(*args, **kwargs)
+    finally:
+      for cls, name, original in undo:
+        if original is None:
+          delattr(cls, name)
+        else:
+          setattr(cls, name, original)
+    states = pop(module, *var_types) if var_types else State({})
+    if init is not None:  # take out what init added and the call did not collect
+      extra = [t for t in _types(init) if t not in var_types]
+      if extra:
+        pop(module, *extra)
+    return out, states
+
+  return wrapper
+
+
+def _types(state: Any) -> list[type]:
+  seen: list[type] = []
+  for _, leaf in state.flat_state():
+    if type(leaf) not in seen:
+      seen.append(type(leaf))
+  return seen
+
+
+def _sow_method_outputs(module: Module, var_type: Any) -> list[tuple[type, str, Any]]:
+  """Patches the methods of the graph's Module classes so that a call on one of its
+  Modules sows its output; returns what to restore."""
+  members = {id(m) for _, m in iter_modules(module)}
+  classes = {type(m) for _, m in iter_modules(module)}
+  undo = []
+  for cls in classes:
+    for name, original in inspect.getmembers(cls, inspect.isfunction):
+      if ((name.startswith("_") and name != "__call__") or getattr(Module, name, None) is
+          original or getattr(original, "_nnx_sowing", False)):
+        continue
+      undo.append((cls, name, cls.__dict__.get(name)))
+      setattr(cls, name, _sowing(original, name, var_type, members))
+  return undo
+
+
+def _sowing(method: Callable, name: str, var_type: Any, members: set[int]) -> Callable:
+  @functools.wraps(method)
+  def wrapped(self: Any, *args: Any, **kwargs: Any) -> Any:
+    out = method(self, *args, **kwargs)
+    if id(self) in members:
+      self.sow(var_type, name, out)
+    return out
+  wrapped._nnx_sowing = True  # a base class patched first is not wrapped twice
+  return wrapped
