@@ -1,8 +1,8 @@
 """NNX and Linen modules as submodules of a ``bridge.Module``.
 
 Inside ``setup`` or a ``@bridge.compact`` method, ``nnx_in_bridge_mdl(factory)`` builds an
-NNX module from the parent's ``Rngs`` (for real at init, abstractly otherwise: its values
-then come from the loaded variables) and ``linen_in_bridge_mdl(linen_module)`` wraps a Linen
+NNX module from the parent's ``Rngs`` (abstractly when ``apply`` got no rngs; its values then
+come from the loaded variables) and ``linen_in_bridge_mdl(linen_module)`` wraps a Linen
 module in a ``ToNNX``. In a compact method the result is named (``{Class}_{i}`` or ``name``)
 and attached; in ``setup``, assign it yourself.
 """
@@ -43,7 +43,10 @@ def nnx_in_bridge_mdl(factory: Callable[[Rngs], Any], name: str | None = None) -
   ctx = _parent("nnx_in_bridge_mdl")
   parent = ctx.module
   rngs = parent.scope.rngs
-  module = factory(rngs) if parent.is_initializing() else eval_shape(lambda: factory(rngs))
+  if parent.is_initializing() or list(rngs.streams()):
+    module = factory(rngs)  # built for real: its rng state must be concrete
+  else:  # no keys to draw: its shape only, the loaded variables fill it
+    module = eval_shape(factory, Rngs(0))
   return _attach(ctx, module, type(module), name)
 
 

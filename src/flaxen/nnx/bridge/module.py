@@ -159,21 +159,22 @@ def _load(node: Any, tree: Mapping) -> None:
       else:
         setattr(node, key, value)
     elif child is not None:
-      if getattr(child, "linen_attributes", False) is None:  # a ToNNX not yet initialized
-        for k, v in value.items():
-          setattr(child, k, v)
-        child.linen_attributes = tuple(value)
-      else:
-        _load(child, value)
+      _fill(child, value)
     else:
       _CONTEXT.pending.setdefault(id(node), {})[key] = value
+
+
+def _fill(child: Any, tree: Mapping) -> None:
+  _load(child, tree)
+  if getattr(child, "linen_attributes", False) is None:  # a ToNNX: now initialized
+    child.linen_attributes = tuple(tree)
 
 
 def _bind(parent: Any, name: str, child: Any) -> None:
   """A submodule assigned to a bound module: loads its waiting variables, binds it."""
   pending = _CONTEXT.pending.get(id(parent), {}).pop(name, None)
   if pending is not None:
-    _load(child, pending)
+    _fill(child, pending)
   for _, node in iter_graph(child):
     if isinstance(node, Module) and not _is_bound(node):
       node.scope = parent.scope.copy()
