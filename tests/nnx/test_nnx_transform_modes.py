@@ -183,3 +183,50 @@ def test_while_loop_carry_with_one_object_twice(graph_updates):
                            graph_updates=graph_updates)
   assert int(i) == 3 and a is v and b is v
   assert float(v.value) == 3.0
+
+
+class Block(nnx.Module):
+  def __init__(self, rngs):
+    self.linear = nnx.Linear(3, 3, rngs=rngs)
+    self.count = nnx.BatchStat(jnp.array(0))
+
+  def __call__(self, x):
+    self.count.value += 1
+    return self.linear(x)
+
+
+@pytest.mark.parametrize("graph", [True, False])
+def test_prefix_gives_per_variable_axes_without_graph_updates(graph):
+  axes = nnx.prefix(nnx.eval_shape(lambda: Block(nnx.Rngs(0))), {nnx.Param: 0, ...: None},
+                    graph=graph)
+  assert axes.prefix_of(("linear", "kernel"), None) == 0
+  assert axes.prefix_of(("count",), None) is None
+
+  @nnx.split_rngs(splits=4)
+  @nnx.vmap(in_axes=0, out_axes=axes, graph=graph, graph_updates=False)
+  def create(rngs):
+    return Block(rngs)
+
+  module = create(nnx.Rngs(0))
+  assert module.linear.kernel.value.shape == (4, 3, 3)
+  assert module.count.value.shape == ()
+
+  @nnx.vmap(in_axes=(axes, 0), out_axes=0, graph=graph, graph_updates=False)
+  def forward(m, x):
+    return m(x)
+
+  x = jnp.ones((4, 1, 3))
+  y = forward(module, x)
+  ref = jax.vmap(lambda k, b, x: x @ k + b)(module.linear.kernel.value,
+                                           module.linear.bias.value, x)
+  np.testing.assert_allclose(y, ref, rtol=1e-6)
+  assert int(module.count.value) == 1
+
+
+def test_prefix_of_a_tuple_and_unmatched_filter():
+  m, rngs = Block(nnx.Rngs(0)), nnx.Rngs(0)
+  m_axes, r_axes = nnx.prefix((m, rngs), {nnx.Param: 0, nnx.RngState: None, nnx.BatchStat: 1})
+  assert m_axes.values() == [1, 0]  # count, then linear's bias and kernel
+  assert r_axes.values() == [None]
+  with pytest.raises(errors.UnmatchedFilterError):
+    nnx.prefix(m, {nnx.Param: 0})

@@ -116,6 +116,7 @@ from flaxen.nnx.transforms.eval_shape import eval_shape
 from flaxen.nnx.transforms.jit import StateSharding, cached_partial, jit, jit_partial
 from flaxen.nnx.transforms.make_jaxpr import make_jaxpr
 from flaxen.nnx.transforms.pmap import pmap
+from flaxen.nnx.transforms.prefix import prefix
 from flaxen.nnx.transforms.remat import remat
 from flaxen.nnx.transforms.scan import scan
 from flaxen.nnx.transforms.shard_map import shard_map
@@ -181,7 +182,7 @@ __all__ += ["capture"]
 __all__ += ["MergeContext", "SplitContext", "UpdateContext", "current_update_context",
             "merge_context", "split_context", "update_context"]
 __all__ += ["jit_partial", "StateSharding", "checkify", "make_jaxpr"]
-__all__ += ["pmap", "shard_map"]
+__all__ += ["pmap", "shard_map", "prefix"]
 
 __all__ += ["EMA", "TrainState", "optimizer"]
 __all__ += ["register_variable_name", "variable_name_from_type", "variable_type_from_name"]

@@ -30,6 +30,7 @@ from flaxen.nnx.object import Object, is_graph_node
 from flaxen.nnx.rnglib import RngState
 from flaxen.nnx.spmd import PARTITION_NAME
 from flaxen.nnx.state import State
+from flaxen.nnx.transforms.prefix import Prefix
 from flaxen.nnx.variables import Variable
 
 __all__ = ["Carry", "StateAxes", "PARTITION_NAME", "leaf_axes", "state_axes", "plain_axes",
@@ -120,7 +121,7 @@ def is_prefix_leaf(x: Any) -> bool:
   a prefix filter (anything with ``map_prefix``), or a graph object (a tree-mode prefix
   shaped like the Module, e.g. from ``nnx.prefix``), resolved per Variable by
   ``resolve``."""
-  return _is_axis(x) or hasattr(x, "map_prefix") or is_graph_node(x)
+  return _is_axis(x) or hasattr(x, "map_prefix") or isinstance(x, Prefix) or is_graph_node(x)
 
 
 def _is_container(x: Any) -> bool:
@@ -140,6 +141,8 @@ def resolve(prefix: Any, path: tuple, variable: Any) -> Any:
   """The prefix of the Variable at ``path`` (within its argument) from its argument's
   prefix: the prefix itself, a prefix filter's choice, or the entry at ``path`` of a prefix
   shaped like the argument (a Module or State of axes, as ``nnx.prefix`` makes)."""
+  if isinstance(prefix, Prefix):
+    return prefix.prefix_of(path, variable)
   for i, key in enumerate(path):
     if hasattr(prefix, "map_prefix"):
       return prefix.map_prefix(path[i:], variable)
@@ -225,6 +228,8 @@ def _values(prefix: Any) -> list:
   """The axes inside a prefix shaped like an argument (itself, for an axis)."""
   if isinstance(prefix, Variable):
     return [prefix.value]
+  if isinstance(prefix, Prefix):
+    return prefix.values()
   if not _is_container(prefix):
     return [prefix]
   if hasattr(prefix, "__state__"):
