@@ -129,14 +129,21 @@ class _DiffCall:
       new_args[a][p] = root[k]
     out = self.f(*[self.per_arg[a][1].unflatten(x) for a, x in enumerate(new_args)])
     value, aux = out if self.has_aux else (out, None)
-    new_values, update = lift.capture(list(root), refs, self.graphdef, [])
+    value, out_nodes = self.take_out_nodes(value)
+    new_values, update = lift.capture(list(root), refs, self.graphdef, out_nodes)
     return value, (aux, new_values, update)
 
-  def finish(self, new_values: list, update: lift.GraphUpdate) -> None:
+  def take_out_nodes(self, value: Any) -> tuple[Any, list]:
+    """Graph objects of the output that leave as part of the graph update (none here: a
+    differentiated function returns arrays)."""
+    return value, []
+
+  def finish(self, new_values: list, update: lift.GraphUpdate) -> list:
+    """Applies the state changes to the caller's objects; returns the output's nodes."""
     if update.same and all(isinstance(x, Variable) for x in self.leaves):
       lift.write_values(self.leaves, new_values)
-    else:
-      lift.apply(update, new_values, self.nodes)
+      return []
+    return lift.apply(update, new_values, self.nodes)
 
 
 def _detached(leaf: Any) -> Any:

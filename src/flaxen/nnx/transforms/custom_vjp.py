@@ -113,6 +113,15 @@ class _VjpCall(_DiffCall):
       values[j] = v
     return values
 
+  def take_out_nodes(self, value: Any) -> tuple[Any, list]:
+    """Graph objects in the output (of ``fun``, or the first half of ``fwd``'s) leave as
+    part of the graph update, so an input object returned comes back as itself and its
+    cotangent flows through its Variables' new values."""
+    out, res = value if self.f is self.owner.fwd else (value, None)
+    leaves, treedef, positions, nodes = lift.take_nodes(out)
+    self.out_structure = (treedef, positions)
+    return ((leaves, res) if self.f is self.owner.fwd else leaves), nodes
+
   def _traced(self, fn: Callable, pargs: tuple) -> tuple:
     """Runs ``fn`` on the rebuilt arguments: ``(fn's output, new state values)``."""
     *pargs, self.rest = pargs
@@ -137,13 +146,18 @@ class _VjpCall(_DiffCall):
 
     def bwd(*args):
       *nondiff, res, (out_g, values_g) = args
+      out_g = self.out_structure[0].unflatten(out_g)
       tangents = owner.bwd(*nondiff, res, (self._input_updates_g(values_g), out_g))
       return (*self._check(tangents), [None] * len(self.rest_index))
 
     f = jax.custom_vjp(primal, nondiff_argnums=self.static)
     f.defvjp(fwd, bwd)
     out, new_values = f(*pargs, self.rest)
-    self.finish(new_values, self.update)
+    nodes = self.finish(new_values, self.update)
+    treedef, positions = self.out_structure
+    for p, node in zip(positions, nodes, strict=True):
+      out[p] = node
+    out = treedef.unflatten(out)
     return out
 
   def _chosen(self, k: int) -> list[int]:
