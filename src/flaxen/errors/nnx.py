@@ -223,9 +223,21 @@ class TracerLeakError(FlaxenError, TypeError):
 
 
 class TraceContextError(FlaxenError, ValueError):
-  """A traced value was assigned to a Variable created outside the current trace."""
+  """A traced value was assigned to a Variable (or stored on a Module attribute) created
+  outside the current trace."""
 
-  def __init__(self, variable: object):
+  def __init__(self, variable: object, attribute: str | None = None):
+    if attribute is not None:  # an attribute of a graph object, not a Variable's value
+      kind = type(variable).__name__
+      super().__init__(
+        f"Cannot store a JAX tracer on attribute {attribute!r} of this {kind}: the {kind} was "
+        "created outside the transform being traced (it was closed over, not passed in), so "
+        "the attribute would keep the tracer after the trace ends and fail on its next use "
+        "(JAX's UnexpectedTracerError). Fix: pass the module to an nnx transform as an "
+        "argument (e.g. `nnx.jit(lambda model, x: ...)(model, x)`), or return the value and "
+        "assign it outside."
+      )
+      return
     value = getattr(variable, "raw_value", None)
     shape = getattr(value, "shape", None)
     dtype = getattr(value, "dtype", None)

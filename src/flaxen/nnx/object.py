@@ -31,12 +31,13 @@ from typing import Any
 
 import jax
 import numpy as np
+from jax.core import Tracer
 
-from flaxen.errors.nnx import MissingKeyError
+from flaxen.errors.nnx import MissingKeyError, TraceContextError
 from flaxen.errors.nnx_tree import StaticDataError
 from flaxen.nnx import epoch
 from flaxen.nnx.pytree_annotations import DATA_TYPES, Marked, class_kinds, has_data
-from flaxen.nnx.variables import Variable, _value_repr
+from flaxen.nnx.variables import Variable, _value_repr, current_trace
 
 __all__ = ["Object", "Pytree", "List", "Dict", "StaticList", "StaticDict", "is_graph_node",
            "ARRAY_TYPES"]
@@ -120,6 +121,23 @@ def _is_structural(old: Any, new: Any) -> bool:
     return True
 
 
+def _check_tracer_owner(obj: Any, name: str) -> None:
+  """A tracer may only be stored on an Object of the current trace (as a Variable's value,
+  see ``Variable._check_trace``): one closed over by the traced function would keep it
+  after the trace ends. Objects record no trace, so their Variables (or, lacking any, those
+  of the nearest descendants, a few levels down) tell: if all that recorded one were made
+  outside this trace, so was the Object. Pytree-unflattened copies record none: unchecked."""
+  now, values = current_trace(), [v for _, v in obj._graph_items()]
+  for _ in range(4):
+    made = [t for v in values if isinstance(v, Variable)
+            and (t := v.__dict__.get("_trace")) is not None]
+    if made:
+      if all(t is not now for t in made):
+        raise TraceContextError(obj, name)
+      return
+    values = [c for v in values if isinstance(v, Object) for _, c in v._graph_items()]
+
+
 class Object:
   """Base class of NNX graph objects (Modules, Rngs, Optimizers, containers)."""
 
@@ -140,6 +158,8 @@ class Object:
     return obj
 
   def __setattr__(self, name: str, value: Any) -> None:
+    if isinstance(value, Tracer):
+      _check_tracer_owner(self, name)
     if type(value) is Marked:
       value = self._nnx_mark(name, value)
     else:
@@ -213,6 +233,8 @@ def _flatten_with_keys(obj: Object):
   keys, mask, children, static = [], [], [], []
   kinds = obj.__dict__.get("_nnx_kinds")
   for k, v in obj._graph_items():
+    if k == "_nnx_kinds":  # implied by the mask (see _unflatten): not part of the structure
+      continue
     keys.append(k)
     mask.append(kinds[k] if kinds and k in kinds else is_data(v))
     if mask[-1]:
@@ -233,6 +255,14 @@ def _unflatten(aux, children):
   obj = cls._graph_empty()
   items = [(k, next(data) if m else next(rest)) for k, m in zip(keys, mask, strict=True)]
   obj._graph_set(items, bump=False)
+  # A data leaf that is not data by its type (an int marked nnx.data, a prefix's axis)
+  # keeps its mark, so the object flattens the same way again.
+  marks = {k: True for (k, v), m in zip(items, mask, strict=True)
+           if m and not isinstance(v, _LEAF_DATA) and not is_data(v)}
+  if cls._nnx_class_kinds:  # the fields' own kinds (static ones included)
+    marks = {**cls._nnx_class_kinds, **marks}
+  if marks:
+    obj.__dict__["_nnx_kinds"] = marks
   return obj
 
 
@@ -248,6 +278,7 @@ def _register(cls: type) -> None:
 
 _register(Object)
 DATA_TYPES.append(Object)
+_LEAF_DATA = (Variable, Object, *ARRAY_TYPES)
 _N_BUILTIN_DATA = len(DATA_TYPES)
 
 

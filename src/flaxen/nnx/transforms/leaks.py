@@ -29,6 +29,7 @@ import functools
 import types
 from typing import Any
 
+from jax._src.core import trace_ctx  # private, as in variables.py: the current trace
 from jax.core import Tracer
 
 from flaxen.errors.nnx import TracerLeakError
@@ -50,6 +51,16 @@ def check_no_leaks(graphdef: GraphDef, inputs: list, transform: str) -> None:
   ``graphdef`` is that of the tuple of graph arguments: a path's first key is the
   argument's index among them."""
   trace = next((x._trace for x in inputs if isinstance(x, Tracer)), None)
+  _check(graphdef, trace, transform)
+
+
+def check_current_trace(graphdef: GraphDef, transform: str) -> None:
+  """:func:`check_no_leaks` from inside the traced function: tracers of the current trace
+  count (a transform's tracers, e.g. vmap's, need not be among the inputs)."""
+  _check(graphdef, trace_ctx.trace, transform)
+
+
+def _check(graphdef: GraphDef, trace: Any, transform: str) -> None:
   seen: set[int] = set()
   for path, value in _statics(graphdef.root, ()):
     found = find_tracer(value, trace, seen)

@@ -17,6 +17,7 @@ place, creating what is new and reusing what is not, so identity and sharing are
 from __future__ import annotations
 
 import functools
+import sys
 from typing import Any
 
 import jax
@@ -24,6 +25,7 @@ from jax._src.array import ArrayImpl
 
 from flaxen.nnx.graph import GraphDef, flatten, unflatten
 from flaxen.nnx.object import Object, is_graph_node
+from flaxen.nnx.transforms.leaks import check_current_trace
 from flaxen.nnx.variables import Variable
 
 __all__ = ["GraphUpdate", "find_nodes", "find_arg_nodes", "rebuild", "take_nodes", "capture",
@@ -105,10 +107,24 @@ def raw(leaf: Any) -> Any:
   return leaf._raw if isinstance(leaf, Variable) else leaf
 
 
+_TRANSFORM_NAMES = {
+  "jit": "nnx.jit", "vmap": "nnx.vmap", "remat": "nnx.remat", "scan": "nnx.scan",
+  "autodiff": "nnx.grad", "control_flow": "nnx.cond / switch / while_loop / fori_loop",
+  "checkify": "nnx.checkify",
+}
+
+
 def capture(inner_inputs: list, refs_in: list, graphdef_in: GraphDef,
             out_nodes: list) -> tuple[list, GraphUpdate]:
-  """Flattens the graph after the user function ran: ``(values, update)``."""
+  """Flattens the graph after the user function ran: ``(values, update)``.
+
+  Raises:
+    TracerLeakError: the function left a tracer of this trace in a static attribute.
+  """
   graphdef_out, leaves, _, refs_out = flatten((*inner_inputs, *out_nodes))
+  # The transform's module (jit, vmap, scan...) names it in the error.
+  caller = sys._getframe(1).f_globals.get("__name__", "").rsplit(".", 1)[-1]
+  check_current_trace(graphdef_out, _TRANSFORM_NAMES.get(caller, "nnx transform"))
   position = {id(r): i for i, r in enumerate(refs_in)}
   out_to_in = tuple(position.get(id(r), -1) for r in refs_out)
   same = (not out_nodes and graphdef_out == graphdef_in
