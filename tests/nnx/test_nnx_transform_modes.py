@@ -230,3 +230,10 @@ def test_prefix_of_a_tuple_and_unmatched_filter():
   assert r_axes.values() == [None]
   with pytest.raises(errors.UnmatchedFilterError):
     nnx.prefix(m, {nnx.Param: 0})
+
+
+def test_bound_methods_of_modules_are_refused():
+  m = Block(nnx.Rngs(0))
+  for make in (nnx.vmap, nnx.pmap, nnx.remat, lambda f: nnx.scan(f, in_axes=(0,), out_axes=0)):
+    with pytest.raises(errors.BoundMethodError, match="bound methods"):
+      make(m.__call__)

@@ -23,7 +23,7 @@ import jax
 from flaxen.nnx.graph import flatten
 from flaxen.nnx.graph_mode import resolve_graph, resolve_graph_updates
 from flaxen.nnx.transforms import lift
-from flaxen.nnx.transforms.tree_mode import check_unique
+from flaxen.nnx.transforms.tree_mode import check_not_bound_method, check_unique
 from flaxen.nnx.variables import Variable
 
 __all__ = ["remat"]
@@ -50,6 +50,7 @@ def remat(f: Callable | None = None, *, prevent_cse: bool = True,
   if f is None:
     return functools.partial(remat, prevent_cse=prevent_cse, static_argnums=static_argnums,
                              policy=policy, graph=graph, graph_updates=graph_updates)
+  check_not_bound_method(f, "nnx.remat")
   static = {static_argnums} if isinstance(static_argnums, int) else set(static_argnums)
   graph = resolve_graph(graph)
   updates = graph and resolve_graph_updates(graph_updates)

@@ -50,7 +50,7 @@ from flaxen.nnx.transforms.axes import (
   remove_axis,
   state_axes,
 )
-from flaxen.nnx.transforms.tree_mode import check_unique
+from flaxen.nnx.transforms.tree_mode import check_not_bound_method, check_unique
 
 __all__ = ["scan"]
 
@@ -172,6 +172,7 @@ class _Scanned:
   def __init__(self, f: Callable, in_axes: Any, out_axes: Any, metadata: Mapping[str, Any],
                scan_options: dict, graph: bool | None = None,
                graph_updates: bool | None = None):
+    check_not_bound_method(f, "nnx.scan")
     functools.update_wrapper(self, f)
     self.f, self.in_axes, self.out_axes, self.metadata = f, in_axes, out_axes, metadata
     self.scan_options = scan_options

@@ -49,7 +49,7 @@ from flaxen.nnx.transforms.axes import (
   remove_axis,
   state_axes,
 )
-from flaxen.nnx.transforms.tree_mode import check_unique
+from flaxen.nnx.transforms.tree_mode import check_not_bound_method, check_unique
 
 __all__ = ["vmap"]
 
@@ -85,6 +85,7 @@ class _Vmapped:
 
   def __init__(self, f: Callable, in_axes: Any, out_axes: Any, metadata: Mapping[str, Any],
                jax_options: dict, graph: bool | None = None, graph_updates: bool | None = None):
+    check_not_bound_method(f, f"nnx.{self.name}")
     functools.update_wrapper(self, f)
     self.f, self.in_axes, self.out_axes, self.metadata = f, in_axes, out_axes, metadata
     self.graph = resolve_graph(graph)
