@@ -86,3 +86,17 @@ def test_check_pytree():
   foo.__dict__["b"] = jnp.ones(1)  # bypasses the check on assignment
   with pytest.raises(errors.StaticDataError):
     nnx.check_pytree(foo)
+
+
+def test_marks_survive_tree_map_and_stay_out_of_the_structure():
+  foo = Foo(1, 2)
+  mapped = jax.tree.map(lambda x: x + 1, foo)
+  assert jax.tree.leaves(mapped) == [2] and mapped.b == 2
+  assert jax.tree.structure(mapped) == jax.tree.structure(foo)
+  # a Module whose Variable is replaced by a plain value flattens like the original
+  model = nnx.Linear(2, 3, rngs=nnx.Rngs(0))
+  axes = jax.tree.map(lambda v: 0, model, is_leaf=lambda x: isinstance(x, nnx.Variable))
+  assert jax.tree.leaves(axes) == [0, 0]
+  out = jax.vmap(lambda m: m.kernel.value.sum(), in_axes=(axes,))(
+    jax.tree.map(lambda x: jnp.stack([x, x]), model))
+  assert out.shape == (2,)
