@@ -147,3 +147,14 @@ def test_refuses_after_a_real_flax_was_imported(monkeypatch):
   monkeypatch.setitem(sys.modules, "flax", types.ModuleType("flax"))
   with pytest.raises(errors.RealFlaxImportedError, match="before anything imports flax"):
     flaxen.install_as_flax()
+
+
+def test_a_blocked_flax_import_is_unblocked(monkeypatch):
+  monkeypatch.setitem(sys.modules, "flax", None)  # what `sys.modules["flax"] = None` blocks
+  flaxen.install_as_flax()
+  try:
+    import flax
+
+    assert flax is flaxen
+  finally:
+    flaxen.uninstall_flax_alias()

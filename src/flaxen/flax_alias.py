@@ -85,6 +85,8 @@ def install_as_flax() -> None:
           and not getattr(module, "__name__", "").startswith("flaxen")]
   if real:
     raise errors.RealFlaxImportedError(real)
+  for name in [n for n, m in sys.modules.items() if _is_flax(n) and m is None]:
+    del sys.modules[name]  # an import blocked with None would never reach the finder
   if _ALIAS not in sys.meta_path:
     sys.meta_path.insert(0, _ALIAS)
 
