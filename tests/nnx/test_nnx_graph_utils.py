@@ -94,3 +94,40 @@ def test_graphdef_apply_and_call_item():
   out, _ = nnx.call(nnx.split(nodes))["a"](x)
   np.testing.assert_allclose(out, y)
   assert nnx.GraphDef[nnx.Linear] is not None  # usable in annotations
+
+
+@pytest.mark.parametrize("graph", [True, False])
+def test_flatten_unflatten_round_trip(graph):
+  model = nnx.Linear(2, 3, rngs=nnx.Rngs(0))
+  graphdef, flat = nnx.flatten(model, graph=graph)
+  assert [p for p, _ in flat] == [("bias",), ("kernel",)]
+  assert flat[1][1] is model.kernel  # the graph's own Variables
+  back = nnx.unflatten(graphdef, flat)
+  np.testing.assert_array_equal(back.kernel.value, model.kernel.value)
+  _, leaves = nnx.flatten(model, with_paths=False, graph=graph)
+  assert nnx.unflatten(graphdef, leaves).bias.value.shape == (3,)
+  v = nnx.Param(jnp.ones(1))
+  with pytest.raises(errors.SharedReferenceError):
+    nnx.flatten([v, v], graph=False)
+
+
+def test_as_pure_and_with_vars():
+  model = nnx.Linear(2, 3, rngs=nnx.Rngs(0))
+  pure = nnx.as_pure(nnx.state(model))
+  assert isinstance(pure["kernel"], jax.Array)
+  np.testing.assert_array_equal(pure["kernel"], model.kernel.value)
+  assert nnx.with_vars(model, hijax=False) is model
+
+
+def test_to_tree_from_tree_cross_jit():
+  model = nnx.Linear(2, 1, rngs=nnx.Rngs(0))
+  x = jnp.ones((1, 2))
+
+  @jax.jit
+  def f(pure, x):
+    m, scale = nnx.from_tree(pure)
+    return m(x) * scale
+
+  np.testing.assert_allclose(f(nnx.to_tree((model, 2.0)), x), model(x) * 2.0, rtol=1e-6)
+  states = nnx.to_tree([model])[0]
+  assert isinstance(states, nnx.NodeStates) and states.state["kernel"].value.shape == (2, 1)

@@ -12,8 +12,9 @@
 """
 
 from flaxen import initializers
+from flaxen import traverse_util as traversals
 from flaxen.core.spmd import get_logical_axis_rules, logical_axis_rules, set_logical_axis_rules
-from flaxen.nnx import compat, filterlib, metrics, state_serialization  # noqa: F401 (registers State)
+from flaxen.nnx import compat, extract, filterlib, metrics, state_serialization  # noqa: F401 (registers State)
 from flaxen.nnx.abstract import (
   abstract_with_sharding,
   as_abstract,
@@ -23,17 +24,24 @@ from flaxen.nnx.abstract import (
 )
 from flaxen.nnx.capture import capture
 from flaxen.nnx.display import display
+from flaxen.nnx.extract import NodeStates, from_tree, to_tree
 from flaxen.nnx.filterlib import All, Any, Everything, Not, Nothing, OfType, PathContains, WithTag
 from flaxen.nnx.graph import GraphDef
 from flaxen.nnx.graph_mode import set_graph_mode, set_graph_updates
 from flaxen.nnx.graph_utils import (
   GraphState,
   PureState,
+  as_pure,
   find_duplicates,
+  flatten,
   map,
+  pure,
   recursive_map,
   set_metadata,
+  unflatten,
   unpack,
+  vars_as,
+  with_vars,
 )
 from flaxen.nnx.graphlib import (
   call,
@@ -179,6 +187,8 @@ __all__ += ["abstract_with_sharding", "as_abstract", "get_abstract_model",
             "use_eager_sharding", "using_eager_sharding"]
 __all__ += ["transform_metadata", "var_defaults"]
 __all__ += ["capture"]
+__all__ += ["NodeStates", "from_tree", "to_tree", "as_pure", "flatten", "pure", "unflatten",
+            "vars_as", "with_vars", "extract", "traversals"]
 __all__ += ["MergeContext", "SplitContext", "UpdateContext", "current_update_context",
             "merge_context", "split_context", "update_context"]
 __all__ += ["jit_partial", "StateSharding", "checkify", "make_jaxpr"]

@@ -20,16 +20,18 @@ from typing import Any, TypeVar
 import jax
 
 from flaxen.nnx import filterlib
-from flaxen.nnx.graph import GraphDef, cached_walk
+from flaxen.nnx.graph import GraphDef, cached_walk, leaves_by_path
+from flaxen.nnx.graph import flatten as graph_flatten
+from flaxen.nnx.graph import unflatten as graph_unflatten
 from flaxen.nnx.graph_mode import set_graph_mode
 from flaxen.nnx.graphlib import merge, split, variables
 from flaxen.nnx.object import ARRAY_TYPES, Object
-from flaxen.nnx.state import State
+from flaxen.nnx.state import FlatState, State
 from flaxen.nnx.tree_mode import check_tree
 from flaxen.nnx.variables import Variable
 
 __all__ = ["GraphState", "PureState", "unpack", "recursive_map", "map", "find_duplicates",
-           "set_metadata"]
+           "set_metadata", "flatten", "unflatten", "as_pure", "pure", "with_vars", "vars_as"]
 
 A = TypeVar("A")
 PureState = tuple[GraphDef[A], State]  # what ``split`` returns, for annotations
@@ -174,3 +176,62 @@ def set_metadata(node: Any, /, *, only: Any = ..., **metadata: Any) -> None:
   for path, var in variables(node).flat_state():
     if predicate(path, var):
       var.set_metadata(**metadata)
+
+
+def flatten(node: Any, /, *, with_paths: bool = True, ref_index: Any = None,
+            ref_outer_index: Any = None, graph: bool | None = None) -> tuple[GraphDef, Any]:
+  """``(graphdef, flat_state)``: the graph's leaves (its Variables themselves, and raw
+  arrays) with their paths, as a ``FlatState`` of ``(path, leaf)`` pairs (``with_paths=
+  False``: a list of leaves). ``ref_index`` / ``ref_outer_index`` are accepted for Flax's
+  signature; flaxen keeps no outside index tables.
+
+  Raises:
+    SharedReferenceError: tree mode found a shared node.
+  """
+  del ref_index, ref_outer_index
+  graphdef, leaves, paths, _ = graph_flatten(node)
+  if _tree_mode(graph):
+    check_tree(graphdef)
+  return graphdef, (FlatState(zip(paths, leaves, strict=True)) if with_paths else leaves)
+
+
+def unflatten(graphdef: GraphDef, state: Any, /, *, index_ref: Any = None,
+              outer_index_outer_ref: Any = None, copy_variables: bool = False,
+              recreate_variables: bool = True) -> Any:
+  """Rebuilds the graph from ``flatten``'s output: ``state`` is a FlatState (or list) of
+  ``(path, leaf)`` pairs, a list of leaves in order, or a nested State."""
+  del index_ref, outer_index_outer_ref, copy_variables, recreate_variables
+  if isinstance(state, State):
+    state = state.flat_state()
+  items = list(state)
+  if items and all(isinstance(x, tuple) and len(x) == 2 and isinstance(x[0], tuple)
+                   for x in items):
+    leaves = leaves_by_path(graphdef, dict(items))
+  else:
+    leaves = items
+  return graph_unflatten(graphdef, leaves)[0]
+
+
+def as_pure(tree: Any) -> Any:
+  """``tree`` with every Variable replaced by its value (a plain pytree of arrays)."""
+  return jax.tree.map(lambda x: x.get_value() if isinstance(x, Variable) else x, tree,
+                      is_leaf=lambda x: isinstance(x, Variable))
+
+
+def pure(tree: Any) -> Any:
+  """Deprecated name of :func:`as_pure`."""
+  return as_pure(tree)
+
+
+def with_vars(node: Any, /, *, hijax: bool | None = None, ref: bool | None = None,
+              mutable: bool | None = None, only: Any = ..., allow_duplicates: bool = False
+              ) -> Any:
+  """Flax converts Variables between its kinds (hijax, array refs) here. flaxen has a
+  single kind of Variable, so ``node`` is returned as it is."""
+  del hijax, ref, mutable, only, allow_duplicates
+  return node
+
+
+def vars_as(node: Any, /, **kwargs: Any) -> Any:
+  """Deprecated name of :func:`with_vars`."""
+  return with_vars(node, **kwargs)

@@ -15,6 +15,7 @@ True
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import jax
@@ -50,6 +51,14 @@ def _sampler(name: str) -> Any:
 
   def method(self: Sampling, *args: Any, **kwargs: Any) -> Any:
     return fn(self._next_key(), *args, **kwargs)
+
+  try:  # the sampler's own parameters after ``key``, for help() and signature checks
+    sig = inspect.signature(fn)
+    params = list(sig.parameters.values())[1:]
+    self_param = inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    method.__signature__ = sig.replace(parameters=[self_param, *params])
+  except (TypeError, ValueError):
+    pass
 
   method.__doc__ = f"``jax.random.{name}`` with this stream's next key as ``key``."
   return method
