@@ -80,3 +80,31 @@ def test_scan_data_transform_sees_each_step():
   assert calls  # traced once by lax.scan
   np.testing.assert_allclose(ys, 2 * xs)  # the steps saw w doubled
   np.testing.assert_allclose(carry, 2 * xs.sum())
+
+
+def test_transformed_method_returning_a_module_or_variable_is_named():
+  import pytest
+
+  from flaxen import errors
+
+  class Bar(nn.Module):
+    what: str
+
+    @nn.compact
+    def __call__(self, x):
+      out = self.helper(x)
+      return out if self.what == "array" else out(x)
+
+    @nn.jit
+    def helper(self, x):
+      if self.what == "module":
+        return nn.Dense(2)
+      if self.what == "variable":
+        return self.variable("state", "v", jnp.zeros, ())
+      return x * 2
+
+  x = jnp.ones(2)
+  np.testing.assert_allclose(Bar("array").apply({}, x), 2 * x)
+  for what in ("module", "variable"):
+    with pytest.raises(errors.TransformedMethodReturnValueError, match="helper"):
+      Bar(what).init(jax.random.key(0), x)

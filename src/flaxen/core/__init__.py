@@ -10,11 +10,12 @@ FrozenDict({
 from flaxen.core import meta
 from flaxen.core.filters import CollectionFilter, DenyList, in_filter, union_filters
 from flaxen.core.frozen_dict import FrozenDict, copy, freeze, pop, pretty_repr, unfreeze
+from flaxen.core.lazy import lazy_init
 from flaxen.core.meta import AxisMetadata
 from flaxen.core.scope import Scope, Variable, apply, bind, init
 
 __all__ = [
   "meta", "AxisMetadata", "FrozenDict", "freeze", "unfreeze", "copy", "pop", "pretty_repr",
   "CollectionFilter", "DenyList", "in_filter", "union_filters", "Scope", "Variable", "bind",
-  "init", "apply",
+  "init", "apply", "lazy_init",
 ]

@@ -25,6 +25,7 @@ from flaxen.errors.config import *  # noqa: F403
 from flaxen.errors.core import *  # noqa: F403
 from flaxen.errors.cursor import *  # noqa: F403
 from flaxen.errors.flax_alias import *  # noqa: F403
+from flaxen.errors.flax_names import *  # noqa: F403
 from flaxen.errors.layers import *  # noqa: F403
 from flaxen.errors.linen import *  # noqa: F403
 from flaxen.errors.nested import *  # noqa: F403

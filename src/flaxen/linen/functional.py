@@ -26,7 +26,9 @@ __all__ = ["apply", "init", "init_with_output", "share_scope"]
 
 def share_scope(module: Module, other: Module) -> None:
   """Make ``other`` (a bound submodule) store its variables in ``module``'s scope."""
-  if module.scope is None or other.scope is None:
+  if module.scope is None:
+    raise errors.CallShareScopeOnUnboundModuleError()
+  if other.scope is None:
     raise errors.UnboundModuleError(type(other).__name__, "share_scope")
   object.__setattr__(other, "scope", module.scope)
 

@@ -28,15 +28,16 @@ operations to the traced program.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import inspect
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
-import jax
 import jax.numpy as jnp
 from typing_extensions import dataclass_transform
 
 from flaxen import errors
+from flaxen.core import lazy as core_lazy
 from flaxen.core import scope as core_scope
 from flaxen.core.filters import CollectionFilter, DenyList, union_filters
 from flaxen.core.scope import Scope, Variable
@@ -57,6 +58,28 @@ _NOT_INTERMEDIATES = DenyList("intermediates")  # init's default: everything els
 
 
 @dataclass_transform(field_specifiers=(dataclasses.field,))  # type: ignore[literal-required]
+class _instance_only:  # noqa: N801 (used as a decorator)
+  """An entry point (``init``, ``apply``, ...) that names the mistake when it is called on
+  the Module class instead of an instance (``Dense.init(key, x)``)."""
+
+  def __init__(self, fn: Callable[..., Any]):
+    self.fn = fn
+    functools.update_wrapper(self, fn)
+
+  def __get__(self, obj: Any, owner: type | None = None) -> Any:
+    if obj is not None:
+      return self.fn.__get__(obj, owner)
+    fn = self.fn
+
+    @functools.wraps(fn)
+    def from_class(*args: Any, **kwargs: Any) -> Any:
+      if not args or not isinstance(args[0], owner):  # type: ignore[arg-type]
+        raise errors.InvalidInstanceModuleError(fn.__name__, getattr(owner, "__name__", "?"))
+      return fn(*args, **kwargs)
+
+    return from_class
+
+
 class Module:
   """Base class of Linen modules (see the module docstring for the lifecycle).
 
@@ -272,6 +295,7 @@ class Module:
 
   # ---------------------------------------------------------------- entry points
 
+  @_instance_only
   def apply(self, variables: Mapping[str, Any], *args: Any, rngs: Mapping[str, Any] | None = None,
             method: Callable[..., Any] | str | None = None, mutable: CollectionFilter = False,
             capture_intermediates: bool | Callable[[Module, str], bool] = False,
@@ -288,6 +312,7 @@ class Module:
     y, mutated = _run(self, fn, variables, rngs, mutable, flags, args, kwargs)
     return y if mutable is False else (y, mutated)
 
+  @_instance_only
   def init_with_output(self, rngs: Any, *args: Any,
                        method: Callable[..., Any] | str | None = None,
                        mutable: CollectionFilter = _NOT_INTERMEDIATES,
@@ -306,6 +331,7 @@ class Module:
     flags = {"initializing": True, "capture_intermediates": capture_intermediates}
     return _run(self, fn, {}, rngs, mutable, flags, args, kwargs)
 
+  @_instance_only
   def init(self, rngs: Any, *args: Any, method: Callable[..., Any] | str | None = None,
            mutable: CollectionFilter = _NOT_INTERMEDIATES,
            capture_intermediates: bool | Callable[[Module, str], bool] = False,
@@ -314,24 +340,24 @@ class Module:
     return self.init_with_output(rngs, *args, method=method, mutable=mutable,
                                  capture_intermediates=capture_intermediates, **kwargs)[1]
 
+  @_instance_only
   def lazy_init(self, rngs: Any, *args: Any, method: Callable[..., Any] | str | None = None,
                 mutable: CollectionFilter = _NOT_INTERMEDIATES, **kwargs: Any) -> dict[str, Any]:
     """``init`` from input shapes only: ``args`` may be ``jax.ShapeDtypeStruct``.
 
-    Runs ``init`` under ``jax.jit`` on zero-filled stand-ins of the abstract inputs and
-    returns only the variables, so the compiler drops the forward computation. Variables
-    that depend on the input values would see zeros.
+    Partially evaluates ``init`` (:func:`flaxen.core.lazy_init`): what the variables need is
+    computed under ``jax.jit``, the forward computation on the abstract inputs never runs.
+
+    Raises:
+      flaxen.errors.LazyInitError: a variable depends on an abstract input's values.
     """
 
-    def concrete(x: Any) -> Any:
-      return jnp.zeros(x.shape, x.dtype) if isinstance(x, jax.ShapeDtypeStruct) else x
+    def run(rngs: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
+      return self.init(rngs, *args, method=method, mutable=mutable, **kwargs)
 
-    def run(rngs: Any) -> dict[str, Any]:
-      filled = jax.tree.map(concrete, args)
-      return self.init(rngs, *filled, method=method, mutable=mutable, **kwargs)
+    return core_lazy.lazy_init(run)(rngs, *args, **kwargs)
 
-    return jax.jit(run)(rngs)
-
+  @_instance_only
   def bind(self: M, variables: Mapping[str, Any], *args: Any,
            rngs: Mapping[str, Any] | None = None, mutable: CollectionFilter = False) -> M:
     """A clone bound to ``variables`` for interactive use (it stays bound)."""

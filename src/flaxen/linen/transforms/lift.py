@@ -319,6 +319,7 @@ def body(static: Static, variables: Groups, rngs: Groups, args: Any, kwargs: Any
     enter_frame(mods[0], compact=True)
   try:
     y = fn(mods[0], *args, **kwargs)
+    _check_returned(y, fn)
   except errors.ModifyScopeVariableError as e:
     if in_filter(static.outer_mutable, e.col):
       raise errors.TransformImmutableCollectionError(static.name, e.col, static.why,
@@ -335,6 +336,14 @@ def body(static: Static, variables: Groups, rngs: Groups, args: Any, kwargs: Any
       trees = out[group_index(static.groups, col)].setdefault(col, [{}] * len(inner))
       trees[k] = tree
   return y, tuple({c: tuple(t) for c, t in g.items()} for g in out)
+
+
+def _check_returned(y: Any, fn: Callable[..., Any]) -> None:
+  """A Module or Variable returned from inside a transform is bound to its inner scope."""
+  if isinstance(y, dict | list | tuple | Module | core_scope.Variable):
+    for leaf in jax.tree.leaves(y, is_leaf=lambda x: isinstance(x, core_scope.Variable)):
+      if isinstance(leaf, Module | core_scope.Variable):
+        raise errors.TransformedMethodReturnValueError(getattr(fn, "__qualname__", repr(fn)))
 
 
 def lift_target(target: Any, spec: Lift, methods: Any = None, prefix: str | None = None) -> Any:
