@@ -11,7 +11,7 @@ __all__ = [
   "FeatureGroupError", "NumGroupsError", "NumHeadsError", "DropoutRngError",
   "InvalidRateError", "DecodeCacheError", "EmptySequentialError", "AttentionInputsError",
   "CarryShapeError", "SeqLengthsError", "MetricInputError", "CacheNotInitializedError",
-  "EinsumSubscriptsError", "AxisCountError",
+  "EinsumSubscriptsError", "AxisCountError", "AttentionEinsumError",
 ]
 
 
@@ -212,3 +212,11 @@ class AxisCountError(FlaxenError, ValueError):
       f"axis={axis}, or axis={tuple(range(-len(in_features), 0))} for in_features="
       f"{in_features}."
     )
+
+
+class AttentionEinsumError(FlaxenError, ValueError):
+  """Attention's replacement einsums were given alone, or with ``precision`` /
+  ``einsum_dot_general`` (which they would not see)."""
+
+  def __init__(self, problem: str, fix: str):
+    super().__init__(f"dot_product_attention: {problem}. Fix: {fix}.")

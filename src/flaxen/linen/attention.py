@@ -68,6 +68,9 @@ class MultiHeadDotProductAttention(Module):
     force_fp32_for_softmax: softmax in float32 for half-precision dtypes.
     qkv_dot_general, out_dot_general: replace ``lax.dot_general`` in the projections.
     qkv_dot_general_cls, out_dot_general_cls: classes whose instances replace it.
+    qk_attn_weights_einsum_cls, attn_weights_value_einsum_cls: classes (e.g.
+      :class:`flaxen.linen.Fp8Einsum`) whose instances replace the two einsums of the
+      attention; given together, made on every call.
   """
 
   num_heads: int
@@ -92,6 +95,8 @@ class MultiHeadDotProductAttention(Module):
   out_dot_general: DotGeneralT | None = None
   qkv_dot_general_cls: Any = None
   out_dot_general_cls: Any = None
+  qk_attn_weights_einsum_cls: Callable[..., Callable[..., Array]] | None = None
+  attn_weights_value_einsum_cls: Callable[..., Callable[..., Array]] | None = None
 
   @compact
   def __call__(
@@ -164,8 +169,12 @@ class MultiHeadDotProductAttention(Module):
         dropout_rng = self.make_rng("dropout")
     else:
       deterministic = True
-    # `module` only when sowing, so custom attention_fns without that argument keep working.
-    extra = {"module": self} if sow_weights else {}
+    # Optional arguments only when used, so custom attention_fns without them keep working.
+    extra: dict[str, Any] = {"module": self} if sow_weights else {}
+    if self.qk_attn_weights_einsum_cls is not None:
+      extra["qk_attn_weights_einsum"] = self.qk_attn_weights_einsum_cls()
+    if self.attn_weights_value_einsum_cls is not None:
+      extra["attn_weights_value_einsum"] = self.attn_weights_value_einsum_cls()
     x = self.attention_fn(
       query, key, value, mask=mask, dropout_rng=dropout_rng, dropout_rate=self.dropout_rate,
       broadcast_dropout=self.broadcast_dropout, deterministic=deterministic, dtype=self.dtype,
@@ -219,4 +228,6 @@ class SelfAttention(MultiHeadDotProductAttention):
                             dropout_rng=dropout_rng, sow_weights=sow_weights)
 
 
-MultiHeadAttention = MultiHeadDotProductAttention
+class MultiHeadAttention(MultiHeadDotProductAttention):
+  """:class:`MultiHeadDotProductAttention` under Flax's other name (a subclass, so its
+  default submodule name is ``MultiHeadAttention_<n>``)."""

@@ -21,8 +21,13 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from flaxen.errors.layers import DecodeCacheError, DropoutRngError, InputShapeError
-from flaxen.ops.dtypes import promote_dtype
+from flaxen.errors.layers import (
+  AttentionEinsumError,
+  DecodeCacheError,
+  DropoutRngError,
+  InputShapeError,
+)
+from flaxen.ops.dtypes import PromoteFn, promote
 from flaxen.ops.stochastic import keep_mask
 from flaxen.typing import Array, Dtype, PrecisionLike, PRNGKey
 
@@ -60,6 +65,30 @@ def _check_shapes(query: Array, key: Array, value: Array | None = None) -> None:
     )
 
 
+def _default_einsum(precision: PrecisionLike,
+                    einsum_dot_general: Callable[..., Array] | None) -> Callable[..., Array]:
+  if einsum_dot_general is None:
+    return lambda eq, a, b: jnp.einsum(eq, a, b, precision=precision)
+  return lambda eq, a, b: jnp.einsum(eq, a, b, precision=precision,
+                                     _dot_general=einsum_dot_general)
+
+
+def _check_einsums(precision: PrecisionLike, einsum_dot_general: Any, *einsums: Any) -> None:
+  """A replaced einsum carries its own precision and dot_general (it is called with the
+  subscripts and the two operands only), so giving those too is a mistake."""
+  if any(e is not None for e in einsums) and (
+      precision is not None or einsum_dot_general is not None):
+    raise AttentionEinsumError(
+      "precision / einsum_dot_general were given together with a replacement einsum, which "
+      "is called without them", "set the precision inside the einsum you pass, or drop it")
+
+
+def _causal(mask: Array | None, q_len: int, kv_len: int) -> Array:
+  """``mask`` and a causal mask (query ``i`` sees keys ``j <= i``, aligned top-left)."""
+  causal = jnp.tril(jnp.ones((q_len, kv_len), jnp.bool_))
+  return causal if mask is None else jnp.logical_and(mask, causal)
+
+
 def dot_product_attention_weights(
   query: Array,
   key: Array,
@@ -75,6 +104,9 @@ def dot_product_attention_weights(
   force_fp32_for_softmax: bool = False,
   einsum_dot_general: Callable[..., Array] | None = None,
   einsum: Callable[..., Array] | None = None,
+  *,
+  promote_rule: PromoteFn | None = None,
+  is_causal: bool = False,
 ) -> Array:
   """Softmax attention weights ``(*batch, heads, q_len, kv_len)`` of ``query`` over ``key``.
 
@@ -90,28 +122,36 @@ def dot_product_attention_weights(
     precision: ``lax`` precision of the einsum.
     module: an object with ``sow(collection, name, value)`` (a Linen module); the weights
       are sown into its 'intermediates' as 'attention_weights'.
-    force_fp32_for_softmax: compute the softmax in float32 for half-precision dtypes.
+    force_fp32_for_softmax: compute the softmax in float32 for half-precision dtypes (the
+      weights then stay float32).
     einsum_dot_general: ``_dot_general`` passed to the einsum.
-    einsum: replaces ``jnp.einsum`` (mutually exclusive with ``einsum_dot_general``).
+    einsum: replaces ``jnp.einsum``, called as ``einsum(subscripts, query, key)``
+      (so not together with ``precision`` or ``einsum_dot_general``).
+    promote_rule: the ``promote_dtype`` rule of :func:`flaxen.ops.dtypes.promote`.
+    is_causal: also mask every key after the query's position.
+
+  Raises:
+    AttentionEinsumError: ``einsum`` together with ``precision`` or ``einsum_dot_general``.
   """
-  query, key = promote_dtype(query, key, dtype=dtype)
+  _check_einsums(precision, einsum_dot_general, einsum)
+  query, key = promote((query, key), dtype=dtype, rule=promote_rule)
   (key,) = _share_kv_heads(query, key)
   _check_shapes(query, key)
   dtype = query.dtype
   if einsum is None:
-    einsum = jnp.einsum if einsum_dot_general is None else (
-      lambda *a, **kw: jnp.einsum(*a, **kw, _dot_general=einsum_dot_general))
+    einsum = _default_einsum(precision, einsum_dot_general)
   query = query / jnp.sqrt(query.shape[-1]).astype(dtype)
-  logits = einsum("...qhd,...khd->...hqk", query, key, precision=precision)
+  logits = einsum("...qhd,...khd->...hqk", query, key)
   if bias is not None:
     logits = logits + bias
+  if is_causal:
+    mask = _causal(mask, query.shape[-3], key.shape[-3])
   if mask is not None:
     logits = jnp.where(mask, logits, jnp.finfo(dtype).min)
   if force_fp32_for_softmax and dtype != jnp.float32:
     weights = jax.nn.softmax(logits.astype(jnp.float32))
   else:
-    weights = jax.nn.softmax(logits)
-  weights = weights.astype(dtype)
+    weights = jax.nn.softmax(logits).astype(dtype)
   if module is not None:
     module.sow("intermediates", "attention_weights", weights)
   if not deterministic and dropout_rate > 0.0:
@@ -142,25 +182,37 @@ def dot_product_attention(
   einsum_dot_general: Callable[..., Array] | None = None,
   qk_attn_weights_einsum: Callable[..., Array] | None = None,
   attn_weights_value_einsum: Callable[..., Array] | None = None,
+  *,
+  promote_rule: PromoteFn | None = None,
+  is_causal: bool = False,
 ) -> Array:
   """Attention output ``(*batch, q_len, heads, v_depth)``: the weights applied to ``value``.
 
   Arguments are those of :func:`dot_product_attention_weights`; ``value`` has shape
-  ``(*batch, kv_len, heads, v_depth)``; the two einsums can be replaced separately.
+  ``(*batch, kv_len, heads, v_depth)``. The two einsums are replaced together, each called
+  as ``einsum(subscripts, a, b)``.
+
+  Raises:
+    AttentionEinsumError: only one einsum is replaced, or they come with ``precision`` or
+      ``einsum_dot_general``.
   """
-  query, key, value = promote_dtype(query, key, value, dtype=dtype)
+  if (qk_attn_weights_einsum is None) != (attn_weights_value_einsum is None):
+    raise AttentionEinsumError(
+      "only one of qk_attn_weights_einsum / attn_weights_value_einsum was given",
+      "pass both einsums (e.g. the same one twice), or neither")
+  _check_einsums(precision, einsum_dot_general, qk_attn_weights_einsum)
+  query, key, value = promote((query, key, value), dtype=dtype, rule=promote_rule)
   key, value = _share_kv_heads(query, key, value)
   _check_shapes(query, key, value)
   weights = dot_product_attention_weights(
     query, key, bias, mask, broadcast_dropout, dropout_rng, dropout_rate, deterministic,
     query.dtype, precision, module, force_fp32_for_softmax, einsum_dot_general,
-    qk_attn_weights_einsum,
+    qk_attn_weights_einsum, is_causal=is_causal,
   )
   einsum = attn_weights_value_einsum
   if einsum is None:
-    einsum = jnp.einsum if einsum_dot_general is None else (
-      lambda *a, **kw: jnp.einsum(*a, **kw, _dot_general=einsum_dot_general))
-  return einsum("...hqk,...khd->...qhd", weights, value, precision=precision)
+    einsum = _default_einsum(precision, einsum_dot_general)
+  return einsum("...hqk,...khd->...qhd", weights, value)
 
 
 def make_attention_mask(

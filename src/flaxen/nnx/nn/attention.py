@@ -28,18 +28,20 @@ from flaxen.errors.layers import (
 )
 from flaxen.errors.linen import MergeParamError
 from flaxen.nnx.module import Module
-from flaxen.nnx.nn.linear import (
+from flaxen.nnx.nn.defaults import (
   NO_METADATA,
-  LinearGeneral,
   default_bias_init,
   default_kernel_init,
+  rule_of,
 )
+from flaxen.nnx.nn.dtypes import promote_dtype as default_promote_dtype
+from flaxen.nnx.nn.linear import LinearGeneral
 from flaxen.nnx.nn.normalization import LayerNorm
 from flaxen.nnx.rnglib import Rngs, RngStream
 from flaxen.nnx.variables import Cache, Intermediate
 from flaxen.ops import attention as attention_ops
 from flaxen.ops.attention import combine_masks, make_attention_mask, make_causal_mask
-from flaxen.typing import Array, DotGeneralT, Dtype, Initializer, PrecisionLike
+from flaxen.typing import Array, DotGeneralT, Dtype, Initializer, PrecisionLike, PromoteDtypeFn
 
 __all__ = [
   "MultiHeadAttention", "combine_masks", "dot_product_attention",
@@ -61,24 +63,37 @@ def _sower(module: Any) -> Any:
   return _Sower(module) if isinstance(module, Module) else module
 
 
-def dot_product_attention_weights(query: Array, key: Array, bias: Array | None = None,
-                                  mask: Array | None = None, *args: Any,
-                                  module: Module | None = None, **kwargs: Any) -> Array:
-  """The softmax attention weights; arguments as
+def dot_product_attention_weights(
+  query: Array, key: Array, bias: Array | None = None, mask: Array | None = None,
+  broadcast_dropout: bool = True, dropout_rng: jax.Array | None = None,
+  dropout_rate: float = 0.0, deterministic: bool = False, dtype: Dtype | None = None,
+  precision: PrecisionLike = None, module: Module | None = None,
+  promote_dtype: PromoteDtypeFn = default_promote_dtype, is_causal: bool = False,
+) -> Array:
+  """The softmax attention weights ``(*batch, heads, q_len, kv_len)``; arguments as
   :func:`flaxen.ops.attention.dot_product_attention_weights`, with ``module`` an NNX Module
-  that receives the weights as ``module.attention_weights`` (an ``Intermediate``)."""
-  return attention_ops.dot_product_attention_weights(query, key, bias, mask, *args,
-                                                     module=_sower(module), **kwargs)
+  that receives the weights as ``module.attention_weights`` (an ``Intermediate``),
+  ``promote_dtype`` called as ``promote_dtype((query, key), dtype=dtype)`` and
+  ``is_causal`` adding a causal mask."""
+  return attention_ops.dot_product_attention_weights(
+    query, key, bias, mask, broadcast_dropout, dropout_rng, dropout_rate, deterministic,
+    dtype, precision, _sower(module), promote_rule=rule_of(promote_dtype), is_causal=is_causal)
 
 
-def dot_product_attention(query: Array, key: Array, value: Array, bias: Array | None = None,
-                          mask: Array | None = None, *args: Any, module: Module | None = None,
-                          **kwargs: Any) -> Array:
-  """Scaled dot-product attention; arguments as
-  :func:`flaxen.ops.attention.dot_product_attention`, ``module`` as in
-  :func:`dot_product_attention_weights`."""
-  return attention_ops.dot_product_attention(query, key, value, bias, mask, *args,
-                                             module=_sower(module), **kwargs)
+def dot_product_attention(
+  query: Array, key: Array, value: Array, bias: Array | None = None,
+  mask: Array | None = None, broadcast_dropout: bool = True,
+  dropout_rng: jax.Array | None = None, dropout_rate: float = 0.0,
+  deterministic: bool = False, dtype: Dtype | None = None, precision: PrecisionLike = None,
+  module: Module | None = None, promote_dtype: PromoteDtypeFn = default_promote_dtype,
+  is_causal: bool = False,
+) -> Array:
+  """Scaled dot-product attention ``(*batch, q_len, heads, v_depth)``; arguments as
+  :func:`dot_product_attention_weights` (``promote_dtype`` gets ``(query, key, value)``)."""
+  return attention_ops.dot_product_attention(
+    query, key, value, bias, mask, broadcast_dropout, dropout_rng, dropout_rate,
+    deterministic, dtype, precision, _sower(module), promote_rule=rule_of(promote_dtype),
+    is_causal=is_causal)
 
 
 def _dot_general(fn: DotGeneralT | None, cls: Any) -> DotGeneralT:
@@ -114,11 +129,13 @@ class MultiHeadAttention(Module):
     decode: autoregressive decoding: create the cache with :meth:`init_cache`, then call
       with one position at a time.
     normalize_qk: apply LayerNorms (without bias) to queries and keys.
+    qkv_promote_dtype, out_promote_dtype, ln_promote_dtype: the ``promote_dtype`` rules of
+      the query/key/value projections, the output projection and the qk LayerNorms.
     qkv_dot_general, out_dot_general: replace ``lax.dot_general`` in the projections.
     qkv_dot_general_cls, out_dot_general_cls: classes whose instances replace it.
     rngs: random streams (``params``; ``dropout`` is drawn from them at call time when
       ``dropout_rate > 0``).
-    keep_rngs: keep a reference to ``rngs`` for dropout.
+    keep_rngs: keep a fork of the ``dropout`` stream (as ``self.rngs``) for dropout.
     kernel_metadata, bias_metadata: metadata of the query/key/value Params (e.g.
       ``sharding``); out_kernel_metadata, out_bias_metadata: of the output projection's;
       query_ln_scale_metadata, key_ln_scale_metadata: of the qk-norm scales.
@@ -136,6 +153,9 @@ class MultiHeadAttention(Module):
                out_bias_init: Initializer | None = None, use_bias: bool = True,
                attention_fn: Callable[..., Array] = dot_product_attention,
                decode: bool | None = None, normalize_qk: bool = False,
+               qkv_promote_dtype: PromoteDtypeFn = default_promote_dtype,
+               out_promote_dtype: PromoteDtypeFn = default_promote_dtype,
+               ln_promote_dtype: PromoteDtypeFn = default_promote_dtype,
                qkv_dot_general: DotGeneralT | None = None,
                out_dot_general: DotGeneralT | None = None, qkv_dot_general_cls: Any = None,
                out_dot_general_cls: Any = None, rngs: Rngs, keep_rngs: bool = True,
@@ -175,6 +195,7 @@ class MultiHeadAttention(Module):
         param_dtype=param_dtype, kernel_init=(out_kernel_init or kernel_init) if out
         else kernel_init, bias_init=(out_bias_init or bias_init) if out else bias_init,
         precision=precision, dot_general=dot_general, rngs=rngs,
+        promote_dtype=out_promote_dtype if out else qkv_promote_dtype,
         kernel_metadata=out_kernel_metadata if out else kernel_metadata,
         bias_metadata=out_bias_metadata if out else bias_metadata)
 
@@ -185,12 +206,13 @@ class MultiHeadAttention(Module):
     self.value = projection(self.in_kv_features, kv_heads, -1, qkv_dot)
     self.query_ln = self.key_ln = None
     if normalize_qk:
-      norm = dict(use_bias=False, dtype=dtype, param_dtype=param_dtype, rngs=rngs)
+      norm = dict(use_bias=False, dtype=dtype, param_dtype=param_dtype,
+                  promote_dtype=ln_promote_dtype, rngs=rngs)
       self.query_ln = LayerNorm(self.head_dim, scale_metadata=query_ln_scale_metadata, **norm)
       self.key_ln = LayerNorm(self.head_dim, scale_metadata=key_ln_scale_metadata, **norm)
     self.out = projection(heads, self.out_features, (-2, -1),
                           _dot_general(out_dot_general, out_dot_general_cls), out=True)
-    self.rngs = rngs if keep_rngs and dropout_rate > 0 else None
+    self.rngs = rngs.dropout.fork() if keep_rngs and dropout_rate > 0 else None
     self.cached_key: Cache | None = None
     self.cached_value: Cache | None = None
     self.cache_index: Cache | None = None
@@ -199,7 +221,8 @@ class MultiHeadAttention(Module):
                inputs_v: Array | None = None, *, mask: Array | None = None,
                deterministic: bool | None = None,
                rngs: Rngs | RngStream | jax.Array | None = None, sow_weights: bool = False,
-               decode: bool | None = None) -> Array:
+               decode: bool | None = None, is_causal: bool = False, out_sharding: Any = None,
+               qkv_sharding: Any = None) -> Array:
     """Attends from ``inputs_q`` to ``inputs_k`` / ``inputs_v``.
 
     Args:
@@ -212,6 +235,10 @@ class MultiHeadAttention(Module):
         layer's own ``rngs``.
       sow_weights: store the attention weights as ``self.attention_weights``.
       decode: overrides the attribute.
+      is_causal: also mask every key after the query's position (passed on to
+        ``attention_fn`` only when set).
+      out_sharding: the sharding of the output projection's result.
+      qkv_sharding: the sharding of the query/key/value projections' results.
 
     Returns:
       ``(*batch, q_len, out_features)``.
@@ -229,9 +256,9 @@ class MultiHeadAttention(Module):
       inputs_k = inputs_q
     if inputs_v is None:
       inputs_v = inputs_k
-    query = self.query(inputs_q)
-    key = self.key(inputs_k)
-    value = self.value(inputs_v)
+    query = self.query(inputs_q, out_sharding=qkv_sharding)
+    key = self.key(inputs_k, out_sharding=qkv_sharding)
+    value = self.value(inputs_v, out_sharding=qkv_sharding)
     if self.normalize_qk:
       query, key = self.query_ln(query), self.key_ln(key)
     decode = self.decode if decode is None else decode
@@ -253,13 +280,16 @@ class MultiHeadAttention(Module):
         dropout_rng = self._dropout_key(self.rngs if rngs is None else rngs, where)
     else:
       deterministic = True
-    extra = {"module": self} if sow_weights else {}
+    # Optional arguments only when used, so custom attention_fns without them keep working.
+    extra: dict[str, Any] = {"module": self} if sow_weights else {}
+    if is_causal:
+      extra["is_causal"] = True
     x = self.attention_fn(
       query, key, value, mask=mask, dropout_rng=dropout_rng, dropout_rate=self.dropout_rate,
       broadcast_dropout=self.broadcast_dropout, deterministic=deterministic, dtype=self.dtype,
       precision=self.precision, **extra,
     )
-    return self.out(x)
+    return self.out(x, out_sharding=out_sharding)
 
   @staticmethod
   def _dropout_key(rngs: Any, where: str) -> jax.Array:

@@ -24,12 +24,13 @@ import jax.numpy as jnp
 from flaxen import initializers
 from flaxen.errors.layers import InputShapeError
 from flaxen.nnx.module import Module
-from flaxen.nnx.nn.linear import NO_METADATA
+from flaxen.nnx.nn.defaults import NO_METADATA, rule_of
+from flaxen.nnx.nn.dtypes import promote_dtype as default_promote_dtype
 from flaxen.nnx.rnglib import Rngs
 from flaxen.nnx.variables import BatchStat, Param
 from flaxen.ops import normalization as norm_ops
 from flaxen.ops.linear import canonicalize_axes
-from flaxen.typing import Axes, Dtype, Initializer
+from flaxen.typing import Axes, Dtype, Initializer, PromoteDtypeFn
 
 __all__ = ["BatchNorm", "GroupNorm", "InstanceNorm", "LayerNorm", "RMSNorm"]
 
@@ -40,8 +41,8 @@ class _Norm(Module):
   def _setup(self, num_features: int, *, epsilon: float, dtype: Dtype | None,
              param_dtype: Dtype, use_bias: bool, use_scale: bool, bias_init: Initializer,
              scale_init: Initializer, axis_name: str | None, axis_index_groups: Any,
-             use_fast_variance: bool, rngs: Rngs, scale_metadata: Mapping[str, Any],
-             bias_metadata: Mapping[str, Any]) -> None:
+             use_fast_variance: bool, promote_dtype: PromoteDtypeFn, rngs: Rngs,
+             scale_metadata: Mapping[str, Any], bias_metadata: Mapping[str, Any]) -> None:
     shape = (num_features,)
     self.scale = (Param(scale_init(rngs.params(), shape, param_dtype), **scale_metadata)
                   if use_scale else None)
@@ -56,10 +57,18 @@ class _Norm(Module):
     self.axis_name = axis_name
     self.axis_index_groups = axis_index_groups
     self.use_fast_variance = use_fast_variance
+    self.promote_dtype = promote_dtype
 
-  def _affine(self) -> tuple[jax.Array | None, jax.Array | None]:
-    return (None if self.scale is None else self.scale.value,
-            None if self.bias is None else self.bias.value)
+  def _affine(self, x: jax.Array) -> tuple[Any, jax.Array | None, jax.Array | None]:
+    """``x``, ``scale`` and ``bias``, through the layer's ``promote_dtype`` when it is not
+    the default (the default promotion happens inside the ops)."""
+    scale = None if self.scale is None else self.scale.value
+    bias = None if self.bias is None else self.bias.value
+    rule = rule_of(self.promote_dtype)
+    if rule is None:
+      return x, scale, bias
+    x, scale, bias = rule((x, scale, bias), dtype=self.dtype)
+    return x, scale, bias
 
 
 _zeros = initializers.zeros_init()
@@ -83,6 +92,9 @@ class BatchNorm(_Norm):
     axis_name: a mapped axis to average the batch statistics over.
     axis_index_groups: device groups of ``axis_name`` to average within.
     use_fast_variance: one-pass ``E[x^2] - E[x]^2`` variance.
+    promote_dtype: a dtype promotion rule applied to ``(x, scale, bias)`` before
+      normalizing, called as ``promote_dtype((x, scale, bias), dtype=dtype)`` (the default
+      leaves it to the ops, as :func:`flaxen.nnx.nn.dtypes.promote_dtype` would).
     rngs: random streams (``params``).
     scale_metadata, bias_metadata: metadata of the Params (e.g. ``sharding``).
   """
@@ -92,7 +104,8 @@ class BatchNorm(_Norm):
                param_dtype: Dtype = jnp.float32, use_bias: bool = True, use_scale: bool = True,
                bias_init: Initializer = _zeros, scale_init: Initializer = _ones,
                axis_name: str | None = None, axis_index_groups: Any = None,
-               use_fast_variance: bool = True, rngs: Rngs,
+               use_fast_variance: bool = True,
+               promote_dtype: PromoteDtypeFn = default_promote_dtype, rngs: Rngs,
                scale_metadata: Mapping[str, Any] = NO_METADATA,
                bias_metadata: Mapping[str, Any] = NO_METADATA):
     self.mean = BatchStat(jnp.zeros((num_features,), jnp.float32))
@@ -100,7 +113,8 @@ class BatchNorm(_Norm):
     self._setup(num_features, epsilon=epsilon, dtype=dtype, param_dtype=param_dtype,
                 use_bias=use_bias, use_scale=use_scale, bias_init=bias_init,
                 scale_init=scale_init, axis_name=axis_name, axis_index_groups=axis_index_groups,
-                use_fast_variance=use_fast_variance, rngs=rngs, scale_metadata=scale_metadata,
+                use_fast_variance=use_fast_variance, promote_dtype=promote_dtype, rngs=rngs,
+                scale_metadata=scale_metadata,
                 bias_metadata=bias_metadata)
     self.use_running_average = use_running_average
     self.axis = axis
@@ -130,7 +144,7 @@ class BatchNorm(_Norm):
       )
       self.mean.value = norm_ops.ema(self.mean.value, mean, self.momentum)
       self.var.value = norm_ops.ema(self.var.value, var, self.momentum)
-    scale, bias = self._affine()
+    x, scale, bias = self._affine(x)
     return norm_ops.batch_norm(x, mean, var, scale, bias, axis=feature_axes,
                                epsilon=self.epsilon, dtype=self.dtype)
 
@@ -158,19 +172,21 @@ class LayerNorm(_Norm):
                bias_init: Initializer = _zeros, scale_init: Initializer = _ones,
                reduction_axes: Axes = -1, feature_axes: Axes = -1,
                axis_name: str | None = None, axis_index_groups: Any = None,
-               use_fast_variance: bool = True, rngs: Rngs,
+               use_fast_variance: bool = True,
+               promote_dtype: PromoteDtypeFn = default_promote_dtype, rngs: Rngs,
                scale_metadata: Mapping[str, Any] = NO_METADATA,
                bias_metadata: Mapping[str, Any] = NO_METADATA):
     self._setup(num_features, epsilon=epsilon, dtype=dtype, param_dtype=param_dtype,
                 use_bias=use_bias, use_scale=use_scale, bias_init=bias_init,
                 scale_init=scale_init, axis_name=axis_name, axis_index_groups=axis_index_groups,
-                use_fast_variance=use_fast_variance, rngs=rngs, scale_metadata=scale_metadata,
+                use_fast_variance=use_fast_variance, promote_dtype=promote_dtype, rngs=rngs,
+                scale_metadata=scale_metadata,
                 bias_metadata=bias_metadata)
     self.reduction_axes = reduction_axes
     self.feature_axes = feature_axes
 
-  def __call__(self, x: jax.Array, *, mask: jax.Array | None = None) -> jax.Array:
-    scale, bias = self._affine()
+  def __call__(self, x: jax.Array, mask: jax.Array | None = None) -> jax.Array:
+    x, scale, bias = self._affine(x)
     return norm_ops.layer_norm(
       x, scale, bias, reduction_axes=self.reduction_axes, feature_axes=self.feature_axes,
       epsilon=self.epsilon, dtype=self.dtype, use_fast_variance=self.use_fast_variance,
@@ -191,19 +207,21 @@ class RMSNorm(_Norm):
                param_dtype: Dtype = jnp.float32, use_scale: bool = True,
                scale_init: Initializer = _ones, reduction_axes: Axes = -1,
                feature_axes: Axes = -1, axis_name: str | None = None,
-               axis_index_groups: Any = None, use_fast_variance: bool = True, rngs: Rngs,
+               axis_index_groups: Any = None, use_fast_variance: bool = True,
+               promote_dtype: PromoteDtypeFn = default_promote_dtype, rngs: Rngs,
                scale_metadata: Mapping[str, Any] = NO_METADATA,
                bias_metadata: Mapping[str, Any] = NO_METADATA):
     self._setup(num_features, epsilon=epsilon, dtype=dtype, param_dtype=param_dtype,
                 use_bias=False, use_scale=use_scale, bias_init=_zeros, scale_init=scale_init,
                 axis_name=axis_name, axis_index_groups=axis_index_groups,
-                use_fast_variance=use_fast_variance, rngs=rngs, scale_metadata=scale_metadata,
+                use_fast_variance=use_fast_variance, promote_dtype=promote_dtype, rngs=rngs,
+                scale_metadata=scale_metadata,
                 bias_metadata=bias_metadata)
     self.reduction_axes = reduction_axes
     self.feature_axes = feature_axes
 
-  def __call__(self, x: jax.Array, *, mask: jax.Array | None = None) -> jax.Array:
-    scale, _ = self._affine()
+  def __call__(self, x: jax.Array, mask: jax.Array | None = None) -> jax.Array:
+    x, scale, _ = self._affine(x)
     return norm_ops.rms_norm(
       x, scale, reduction_axes=self.reduction_axes, feature_axes=self.feature_axes,
       epsilon=self.epsilon, dtype=self.dtype, axis_name=self.axis_name,
@@ -234,7 +252,8 @@ class GroupNorm(_Norm):
                use_bias: bool = True, use_scale: bool = True, bias_init: Initializer = _zeros,
                scale_init: Initializer = _ones, reduction_axes: Axes | None = None,
                axis_name: str | None = None, axis_index_groups: Any = None,
-               use_fast_variance: bool = True, rngs: Rngs,
+               use_fast_variance: bool = True,
+               promote_dtype: PromoteDtypeFn = default_promote_dtype, rngs: Rngs,
                scale_metadata: Mapping[str, Any] = NO_METADATA,
                bias_metadata: Mapping[str, Any] = NO_METADATA):
     self.num_groups = norm_ops.resolve_groups(num_features, num_groups, group_size)
@@ -242,12 +261,13 @@ class GroupNorm(_Norm):
     self._setup(num_features, epsilon=epsilon, dtype=dtype, param_dtype=param_dtype,
                 use_bias=use_bias, use_scale=use_scale, bias_init=bias_init,
                 scale_init=scale_init, axis_name=axis_name, axis_index_groups=axis_index_groups,
-                use_fast_variance=use_fast_variance, rngs=rngs, scale_metadata=scale_metadata,
+                use_fast_variance=use_fast_variance, promote_dtype=promote_dtype, rngs=rngs,
+                scale_metadata=scale_metadata,
                 bias_metadata=bias_metadata)
     self.reduction_axes = reduction_axes
 
-  def __call__(self, x: jax.Array, *, mask: jax.Array | None = None) -> jax.Array:
-    scale, bias = self._affine()
+  def __call__(self, x: jax.Array, mask: jax.Array | None = None) -> jax.Array:
+    x, scale, bias = self._affine(x)
     return norm_ops.group_norm(
       x, scale, bias, num_groups=self.num_groups, reduction_axes=self.reduction_axes,
       epsilon=self.epsilon, dtype=self.dtype, use_fast_variance=self.use_fast_variance,
@@ -269,17 +289,19 @@ class InstanceNorm(_Norm):
                param_dtype: Dtype = jnp.float32, use_bias: bool = True, use_scale: bool = True,
                bias_init: Initializer = _zeros, scale_init: Initializer = _ones,
                feature_axes: Axes = -1, axis_name: str | None = None,
-               axis_index_groups: Any = None, use_fast_variance: bool = True, rngs: Rngs,
+               axis_index_groups: Any = None, use_fast_variance: bool = True,
+               promote_dtype: PromoteDtypeFn = default_promote_dtype, rngs: Rngs,
                scale_metadata: Mapping[str, Any] = NO_METADATA,
                bias_metadata: Mapping[str, Any] = NO_METADATA):
     self._setup(num_features, epsilon=epsilon, dtype=dtype, param_dtype=param_dtype,
                 use_bias=use_bias, use_scale=use_scale, bias_init=bias_init,
                 scale_init=scale_init, axis_name=axis_name, axis_index_groups=axis_index_groups,
-                use_fast_variance=use_fast_variance, rngs=rngs, scale_metadata=scale_metadata,
+                use_fast_variance=use_fast_variance, promote_dtype=promote_dtype, rngs=rngs,
+                scale_metadata=scale_metadata,
                 bias_metadata=bias_metadata)
     self.feature_axes = feature_axes
 
-  def __call__(self, x: jax.Array, *, mask: jax.Array | None = None) -> jax.Array:
+  def __call__(self, x: jax.Array, mask: jax.Array | None = None) -> jax.Array:
     x = jnp.asarray(x)
     feature_axes = canonicalize_axes(x.ndim, self.feature_axes)
     if 0 in feature_axes:
@@ -288,7 +310,7 @@ class InstanceNorm(_Norm):
         x.shape, "set feature_axes to the channel axes, e.g. -1",
       )
     reduction_axes = tuple(a for a in range(1, x.ndim) if a not in feature_axes)
-    scale, bias = self._affine()
+    x, scale, bias = self._affine(x)
     return norm_ops.layer_norm(
       x, scale, bias, reduction_axes=reduction_axes, feature_axes=feature_axes,
       epsilon=self.epsilon, dtype=self.dtype, use_fast_variance=self.use_fast_variance,
