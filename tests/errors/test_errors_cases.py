@@ -297,17 +297,6 @@ def nnx_linear_feature_size():
   nnx.Linear(4, 3, rngs=nnx.Rngs(0))(jnp.ones((2, 5)))
 
 
-@case(errors.ModifyScopeVariableError, '"/bn"', '"batch_stats"', 'mutable=["batch_stats"]')
-def to_linen_update_of_immutable_collection():
-  class Outer(nn.Module):
-    @nn.compact
-    def __call__(self, x):
-      return bridge.to_linen(nnx.BatchNorm, 4, name="bn")(x)
-
-  variables = Outer().init(jax.random.key(0), X)
-  Outer().apply(variables, X)
-
-
 @pytest.mark.parametrize("trigger, error, names", CASES)
 def test_misuse_raises_a_flaxen_error_naming_where_and_the_fix(trigger, error, names):
   with pytest.raises(error) as info:
