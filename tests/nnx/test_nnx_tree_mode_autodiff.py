@@ -159,3 +159,24 @@ def test_eval_shape_checkify_make_jaxpr(graph, updates):
   assert float(m.calls[...]) == 1.0
   with pytest.raises(errors.GraphUpdatesUnsupportedError):
     nnx.make_jaxpr(_call, graph=True, graph_updates=True)
+
+
+@pytest.mark.parametrize("graph", [True, False])
+def test_custom_vjp_over_remat_sees_no_update_when_none_is_made(graph):
+  # remat returns only the Variables it replaced, so custom_vjp's bwd gets no updates_g
+  @nnx.custom_vjp(graph=graph, graph_updates=False)
+  @nnx.remat(graph=graph, graph_updates=False)
+  def f(m):
+    return jnp.sum(jnp.sin(m.w[...]))
+
+  def bwd(res, g):  # two arguments: no Variable was updated
+    m_g = nnx.clone(res)
+    m_g.w[...] = g * jnp.cos(res.w[...])
+    m_g.b[...] = jnp.zeros(2)
+    m_g.calls[...] = jnp.zeros(())
+    return (m_g,)
+
+  f.defvjp(lambda m: (f(m), m), bwd)
+  m = _affine()
+  grads = nnx.grad(f, graph=graph, graph_updates=False)(m)
+  np.testing.assert_allclose(grads.w[...], jnp.cos(m.w[...]), rtol=1e-6)
