@@ -98,8 +98,6 @@ class AsyncManager:
     self.save_future = self.executor.submit(task)
 
 
-
-
 def save_checkpoint(
   ckpt_dir: str | os.PathLike, target: PyTree, step: int | float,
   prefix: str = "checkpoint_", keep: int = 1, overwrite: bool = False,
@@ -241,7 +239,8 @@ def restore_checkpoint(
   Raises:
     CheckpointStepNotFoundError: no checkpoint of ``step``.
     CheckpointCorruptedError: the checkpoint's files are damaged or incomplete.
-    CheckpointMismatchError: (Orbax) the target's structure, a shape or a dtype differs.
+    CheckpointMismatchError: (Orbax) the target's structure or a shape differs (a dtype
+      that differs is cast to the target's, as Orbax casts it).
     StateMismatchError: (msgpack) the target's structure differs.
   """
   del parallel, gda_manager
