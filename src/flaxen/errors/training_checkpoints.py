@@ -57,4 +57,3 @@ class MPACheckpointingRequiredError(CheckpointError, ValueError):
       "the Orbax backend (flaxen.config.update('flax_use_orbax_checkpointing', True), the "
       "default)."
     )
-
