@@ -256,9 +256,16 @@ def _unflatten(aux, children):
   items = [(k, next(data) if m else next(rest)) for k, m in zip(keys, mask, strict=True)]
   obj._graph_set(items, bump=False)
   # A data leaf that is not data by its type (an int marked nnx.data, a prefix's axis)
-  # keeps its mark, so the object flattens the same way again.
-  marks = {k: True for (k, v), m in zip(items, mask, strict=True)
-           if m and not isinstance(v, _LEAF_DATA) and not is_data(v)}
+  # keeps its mark, so the object flattens the same way again. Checked per child only
+  # when a child's class is not yet known to be data (one set operation otherwise).
+  marks = {}
+  if not _DATA_CLASSES.issuperset(map(type, children)):
+    for (k, v), m in zip(items, mask, strict=True):
+      if m:
+        if is_data(v):
+          _DATA_CLASSES.add(type(v))
+        else:
+          marks[k] = True
   if cls._nnx_class_kinds:  # the fields' own kinds (static ones included)
     marks = {**cls._nnx_class_kinds, **marks}
   if marks:
@@ -278,7 +285,7 @@ def _register(cls: type) -> None:
 
 _register(Object)
 DATA_TYPES.append(Object)
-_LEAF_DATA = (Variable, Object, *ARRAY_TYPES)
+_DATA_CLASSES: set[type] = set()  # classes of unflattened children found to be data
 _N_BUILTIN_DATA = len(DATA_TYPES)
 
 
