@@ -117,3 +117,30 @@ def test_optimizer_graph_modes_return_the_same_updates(graph):
   updates = opt.update(model, grads)
   np.testing.assert_allclose(updates["kernel"], -0.5 * grads["kernel"].value)
   assert "model" not in nnx.state(opt)
+
+
+def _train(graph):
+  model = nnx.Linear(2, 2, rngs=nnx.Rngs(0))
+  opt = nnx.Optimizer(model, optax.adam(0.1), wrt=nnx.Param, graph=graph)
+  ema = nnx.EMA(model, 0.9, graph=graph)
+  metrics = nnx.MultiMetric(loss=nnx.metrics.Average("loss"))
+
+  @nnx.jit(graph=graph)
+  def step(model, opt, ema, metrics, x):
+    loss, grads = nnx.value_and_grad(lambda m: jnp.sum(m(x) ** 2), graph=graph)(model)
+    opt.update(model, grads)
+    ema.update(model)
+    metrics.update(loss=loss)
+    return loss
+
+  losses = [float(step(model, opt, ema, metrics, jnp.ones((1, 2)))) for _ in range(2)]
+  return losses, model, ema, metrics
+
+
+def test_train_step_with_optimizer_ema_and_metrics_in_tree_and_graph_mode():
+  (tree_losses, tree_model, tree_ema, tree_metrics) = _train(False)
+  (graph_losses, graph_model, graph_ema, _) = _train(True)
+  assert tree_losses == graph_losses and tree_losses[1] < tree_losses[0]
+  np.testing.assert_allclose(tree_metrics.compute()["loss"], np.mean(tree_losses), rtol=1e-6)
+  np.testing.assert_array_equal(tree_model.kernel.value, graph_model.kernel.value)
+  np.testing.assert_array_equal(tree_ema.params["kernel"].value, graph_ema.params["kernel"].value)
