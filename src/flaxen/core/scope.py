@@ -37,6 +37,7 @@ from typing import Any, Generic, TypeVar
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax._src.core import EvalTrace, trace_ctx  # private, as in nnx.variables
 
 from flaxen import errors
 from flaxen.core import meta
@@ -60,7 +61,8 @@ _KEYLESS_INITS = (jax.nn.initializers.zeros, jax.nn.initializers.ones)
 class _Root:
   """State shared by every scope of one bind."""
 
-  __slots__ = ("store", "mutable", "rngs", "flags", "valid", "lifted", "_mutable_cache")
+  __slots__ = ("store", "mutable", "rngs", "flags", "valid", "lifted", "_mutable_cache",
+               "trace")
 
   def __init__(self, store, mutable, rngs, flags):
     self.store = store
@@ -72,6 +74,19 @@ class _Root:
     # any: its modules are then invisible to the transform and must not be called.
     self.lifted: str | None = None
     self._mutable_cache: dict[str, bool] = {}
+    # The JAX trace the variables were last read in (at first, the one that bound them):
+    # a bound module kept after the jax.jit / vmap call that bound it holds dead tracers.
+    self.trace = trace_ctx.trace
+
+  def check_trace(self, path: str) -> None:
+    """Called when the current trace is another: outside every transform (where JAX, too,
+    knows a tracer escaped), raises InvalidScopeError if the variables hold tracers."""
+    now = trace_ctx.trace
+    if any(isinstance(x, jax.core.Tracer) for x in jax.tree.leaves(self.store)):
+      if isinstance(now, EvalTrace):
+        raise errors.InvalidScopeError(path, trace_ended=True)
+      return  # maybe a nested transform of the live trace: JAX decides
+    self.trace = now  # concrete variables: nothing to check until the next trace change
 
   def is_mutable(self, col: str) -> bool:
     hit = self._mutable_cache.get(col)
@@ -139,6 +154,8 @@ class Scope:
   # --------------------------------------------------------------------- collections
 
   def _read_col(self, col: str) -> Mapping | None:
+    if self.root.trace is not trace_ctx.trace:
+      self.root.check_trace(self.path_text)
     d = self._cols.get(col)
     if d is None:
       if self.parent is None:

@@ -153,7 +153,16 @@ class InvalidFilterError(FlaxenError, TypeError):
 class InvalidScopeError(FlaxenError, RuntimeError):
   """A scope (or a module bound to it) was used after its apply call returned."""
 
-  def __init__(self, scope_path: str):
+  def __init__(self, scope_path: str, trace_ended: bool = False):
+    if trace_ended:
+      super().__init__(
+        f'The scope "{_where(scope_path)}" was bound inside a JAX transform (jax.jit, '
+        "jax.vmap, jax.grad, ...) that has returned: its variables are tracers of that "
+        "trace, which cannot be used after it (JAX would raise UnexpectedTracerError). Fix: "
+        "use the bound module inside the transformed function and return plain arrays, or "
+        "bind it outside the transform (module.bind(variables))."
+      )
+      return
     super().__init__(
       f'The scope "{_where(scope_path)}" is no longer valid: bound modules only live during '
       "the init/apply call that created them. Fix: do the work inside a module method "

@@ -1,0 +1,72 @@
+"""A Linen module bound inside a JAX transform and used after it returned raises
+InvalidScopeError naming the scope path and the fix, not JAX's UnexpectedTracerError."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import flaxen.linen as nn
+from flaxen import errors
+
+X = jnp.ones((2, 3))
+
+
+class Model(nn.Module):
+  def setup(self):
+    self.dense = nn.Dense(2)
+
+  def __call__(self, x):
+    return self.dense(x)
+
+
+MODEL = Model()
+PARAMS = MODEL.init(jax.random.key(0), X)
+
+
+@pytest.mark.parametrize("transform", [jax.jit, jax.vmap], ids=["jit", "vmap"])
+def test_bound_module_kept_after_the_transform(transform):
+  kept = {}
+
+  def f(params, x):
+    kept["model"] = MODEL.bind(params)
+    return kept["model"](x)
+
+  params = PARAMS if transform is jax.jit else jax.tree.map(lambda p: jnp.stack([p, p]), PARAMS)
+  transform(f)(params, X if transform is jax.jit else jnp.stack([X, X]))
+  with pytest.raises(errors.InvalidScopeError, match=r'"/dense" was bound inside a JAX') as e:
+    kept["model"](X)
+  assert "Fix: use the bound module inside the transformed function" in str(e.value)
+
+
+def test_self_kept_from_apply_under_jit():
+  kept = {}
+
+  class Keeps(nn.Module):
+    @nn.compact
+    def __call__(self, x):
+      kept["self"] = self
+      return nn.Dense(2)(x)
+
+  params = Keeps().init(jax.random.key(0), X)
+  jax.jit(Keeps().apply)(params, X)
+  with pytest.raises(errors.InvalidScopeError, match="bound inside a JAX transform"):
+    kept["self"].variables
+
+
+def test_concrete_binds_work_across_traces():
+  bound = MODEL.bind(PARAMS)  # bound outside: usable inside a transform and after it
+  expected = X @ PARAMS["params"]["dense"]["kernel"] + PARAMS["params"]["dense"]["bias"]
+  # rtol: float32 rounding of the same 3-term dot product, jitted or not
+  np.testing.assert_allclose(jax.jit(lambda x: bound(x))(X), expected, rtol=1e-6)
+  np.testing.assert_allclose(bound(X), expected, rtol=1e-6)
+
+  kept = {}
+
+  @jax.jit
+  def f(x):
+    kept["model"] = MODEL.bind(PARAMS)  # closed-over concrete params: nothing is traced
+    return x
+
+  f(X)
+  np.testing.assert_allclose(kept["model"](X), expected, rtol=1e-6)
