@@ -16,7 +16,11 @@ from typing import Any
 
 from flaxen.errors.nested import FlatKeyError, NotAMappingError, PathConflictError
 
-__all__ = ["empty_node", "flatten_dict", "unflatten_dict", "path_aware_map"]
+__all__ = [  # noqa: F405 (the Traversal names come from flaxen.traversal, imported below)
+  "empty_node", "flatten_dict", "unflatten_dict", "path_aware_map", "Traversal", "TraverseId",
+  "TraverseMerge", "TraverseCompose", "TraverseFilter", "TraverseAttr", "TraverseItem",
+  "TraverseEach", "TraverseTree", "ModelParamTraversal", "t_identity",
+]
 
 
 class _EmptyNode:
@@ -134,3 +138,7 @@ def path_aware_map(f: Callable[[Path, Any], Any], nested_dict: Mapping) -> dict:
   return unflatten_dict(
     {path: value if value is empty_node else f(path, value) for path, value in flat.items()}
   )
+
+
+# Flax's deprecated Traversal objects (one module of their own).
+from flaxen.traversal import *  # noqa: E402, F403
