@@ -31,8 +31,8 @@ from flaxen.errors.linen import *  # noqa: F403
 from flaxen.errors.nested import *  # noqa: F403
 from flaxen.errors.nnx import *  # noqa: F403
 from flaxen.errors.nnx_bridge import *  # noqa: F403
-from flaxen.errors.nnx_tree import *  # noqa: F403
 from flaxen.errors.nnx_transforms import *  # noqa: F403
+from flaxen.errors.nnx_tree import *  # noqa: F403
 from flaxen.errors.pytree import *  # noqa: F403
 from flaxen.errors.sharding import *  # noqa: F403
 from flaxen.errors.training import *  # noqa: F403
