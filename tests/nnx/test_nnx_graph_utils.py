@@ -131,3 +131,28 @@ def test_to_tree_from_tree_cross_jit():
   np.testing.assert_allclose(f(nnx.to_tree((model, 2.0)), x), model(x) * 2.0, rtol=1e-6)
   states = nnx.to_tree([model])[0]
   assert isinstance(states, nnx.NodeStates) and states.state["kernel"].value.shape == (2, 1)
+
+
+@pytest.mark.parametrize("leaf", [nnx.Param(1.0), 42, jnp.array([1, 2])], ids=type)
+def test_split_of_a_leaf_is_the_leaf(leaf):
+  graphdef, state = nnx.split(leaf)
+  assert state is leaf and nnx.merge(graphdef, state) is leaf
+  x = jnp.array(1.0)
+  graphdef, arrays, rest = nnx.split(x, jax.Array, ...)
+  assert arrays is x and rest == nnx.State({}) and nnx.merge(graphdef, arrays, rest) is x
+
+
+def test_update_and_pop_through_plain_dicts_and_lists():
+  node = {"a": {"b": 1, "c": nnx.Param(jnp.array(2)), "d": 3}}
+  nnx.update(node, {"a": {"b": 4, "c": jnp.array(10)}})
+  assert node["a"]["b"] == 4 and int(node["a"]["c"][...]) == 10 and node["a"]["d"] == 3
+  node = {"a": [jnp.array(1), nnx.Param(jnp.array(2)), jnp.array(3.0)]}
+  popped = nnx.pop(node, (nnx.Param, lambda _, x: x < 2))
+  assert int(popped["a"][0]) == 1 and int(popped["a"][1][...]) == 2
+  assert len(node["a"]) == 1 and float(node["a"][0]) == 3.0
+
+
+def test_ellipsis_index_of_a_scalar_variable():
+  v = nnx.Param(jnp.array(2))
+  v[...] = 3
+  assert v[...] == 3

@@ -206,7 +206,21 @@ def split(node: Any, *filters: Any, graph: bool | None = None) -> tuple[Any, ...
   (['key'], ['count'])
   """
   walked = _walked(node, graph)
+  if walked[0].root[0] in _LONE:  # the node is itself a leaf: it is its own state
+    return (walked[0], *_lone_states(node, filters or (...,)))
   return (walked[0], *_states(walked, filters or (...,), exhaustive=True))
+
+
+_LONE = ("var", "array", "static")  # GraphDef roots of a graph that is a single leaf
+
+
+def _lone_states(leaf: Any, filters: tuple) -> list:
+  """``split`` of a leaf: the leaf for the first filter it matches, empty States for the
+  others."""
+  for i, f in enumerate(filters):
+    if filterlib.to_predicate(f)((), leaf):
+      return [leaf if j == i else State._wrap({}) for j in range(len(filters))]
+  raise UnmatchedFilterError((), leaf, filters)
 
 
 def _flat(states: tuple) -> dict:
@@ -242,6 +256,10 @@ def merge(graphdef: Any, /, *states: Any, copy: bool = False,
   if type(graphdef) is not GraphDef:
     raise NotAGraphDefError(graphdef)
   state, states = (states[0], states[1:]) if states else ({}, ())
+  if graphdef.root[0] in _LONE:  # split of a single leaf: the leaf is in one of the States
+    for s in (state, *states):
+      if not isinstance(s, State | dict):
+        return s
   nested = _merged((state, *states)) if states else state
   root, checked = graph_builder.merge_state(graphdef, nested)
   if root is None:  # a leaf is missing: the flat lookup says which
@@ -385,21 +403,41 @@ def _update_flat(node: Any, flat: dict) -> None:
   if raw_changed:
     unflatten(gd, new_leaves, existing=dict(enumerate(refs)))
   for path, leaf in flat.items():
-    parent = _at(node, path[:-1], path)
-    parent._graph_put(path[-1], _copy(leaf))
+    _put(_at(node, path[:-1], path), path[-1], _copy(leaf))
 
 
 def _at(node: Any, keys: tuple, full_path: tuple) -> Any:
+  """The container at ``keys``: an Object, or a plain dict or list (which the walk enters
+  as well)."""
   for k in keys:
-    if not isinstance(node, Object):
-      raise StatePathError(full_path, k, node)
     try:
-      node = node._graph_get(k)
-    except (AttributeError, KeyError, IndexError):
+      if isinstance(node, Object):
+        node = node._graph_get(k)
+      elif isinstance(node, dict | list):
+        node = node[k]
+      else:
+        raise StatePathError(full_path, k, node)
+    except (AttributeError, KeyError, IndexError, TypeError):
       raise StatePathError(full_path, k, node) from None
-  if not isinstance(node, Object):
+  if not isinstance(node, Object | dict | list):
     raise StatePathError(full_path, full_path[-1] if full_path else None, node)
   return node
+
+
+def _put(parent: Any, key: Any, value: Any) -> None:
+  if isinstance(parent, Object):
+    parent._graph_put(key, value)
+  elif isinstance(parent, list) and key == len(parent):
+    parent.append(value)
+  else:
+    parent[key] = value
+
+
+def _del(parent: Any, key: Any) -> None:
+  if isinstance(parent, Object):
+    parent._graph_del(key)
+  else:
+    del parent[key]
 
 
 def clone(node: N, variables: bool = True, *, arrays: bool = False,
@@ -442,8 +480,9 @@ def pop(node: Any, *filters: Any) -> Any:
   """Removes the Variables matching ``filters`` from the graph and returns them as State(s)."""
   states = _states(walk(node), filters, exhaustive=False)
   for s in states:
-    for path, _leaf in s.flat_state():
-      _at(node, path[:-1], path)._graph_del(path[-1])
+    # last to first, so that deleting from a list leaves the earlier indices valid
+    for path, _leaf in reversed(s.flat_state()):
+      _del(_at(node, path[:-1], path), path[-1])
   return states[0] if len(states) == 1 else tuple(states)
 
 

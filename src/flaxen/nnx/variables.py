@@ -308,7 +308,10 @@ class Variable(Generic[A]):
     return np.asarray(self.value, dtype=dtype)
 
   def __getitem__(self, index: Any) -> Any:
-    return self.value[index]
+    value = self.value
+    if index is Ellipsis and not hasattr(value, "__getitem__"):  # v[...] of a scalar
+      return value
+    return value[index]
 
   def __setitem__(self, index: Any, value: Any) -> None:
     if index is Ellipsis:
