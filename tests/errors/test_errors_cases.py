@@ -137,16 +137,6 @@ def test_a_submodule_called_twice_reads_its_params_again():
   assert jnp.allclose(Twice().apply(variables, X), ref, atol=1e-6)
 
 
-@case(errors.MultipleMethodsCompactError, "TwoCompact", "'decode', 'encode'")
-def two_compact_methods():
-  class TwoCompact(nn.Module):
-    @nn.compact
-    def encode(self, x):
-      return x
-
-    @nn.compact
-    def decode(self, x):
-      return x
 
 
 @case(errors.AssignSubModuleError, "Dense", "Lazy at /", "setup()")

@@ -210,16 +210,23 @@ def test_param_and_submodule_cannot_share_a_name():
     Clash().init(KEY, jnp.ones((1, 2)))
 
 
-def test_only_one_compact_method():
-  with pytest.raises(errors.MultipleMethodsCompactError, match="encode"):
-    class Two(nn.Module):  # noqa: F841
-      @nn.compact
-      def encode(self, x):
-        return x
+def test_several_compact_methods_share_the_naming_cursor():
+  class Two(nn.Module):
+    @nn.compact
+    def __call__(self, x):
+      return self.decode(nn.Dense(3)(x))
 
-      @nn.compact
-      def decode(self, x):
-        return x
+    @nn.compact
+    def decode(self, x):
+      return nn.Dense(2)(x)
+
+  x = jnp.ones((1, 4))
+  variables = Two().init(KEY, x)
+  p = variables["params"]
+  assert p["Dense_0"]["kernel"].shape == (4, 3) and p["Dense_1"]["kernel"].shape == (3, 2)
+  ref = (x @ p["Dense_0"]["kernel"] + p["Dense_0"]["bias"]) @ p["Dense_1"]["kernel"]
+  ref = ref + p["Dense_1"]["bias"]
+  assert jnp.allclose(Two().apply(variables, x), ref, atol=1e-6)  # fp32 matmuls
 
 
 def test_submodule_outside_setup_or_compact():

@@ -60,7 +60,8 @@ class CallSetupUnboundModuleError(FlaxenError, AttributeError):
 
 
 class MultipleMethodsCompactError(FlaxenError, TypeError):
-  """More than one method of a Module class is decorated with ``@nn.compact``."""
+  """Flax once rejected several ``@nn.compact`` methods in one class; Flax 0.12 and flaxen
+  accept them, and the class stays for programs that catch it."""
 
   def __init__(self, cls: str = "", methods=()):
     super().__init__(

@@ -132,13 +132,9 @@ class Module:
     cls._field_names = tuple(
       f.name for f in dataclasses.fields(cls) if f.init and f.name not in ("parent", "name")
     )
+    # Several @compact methods are allowed (as in Flax 0.12): they share the module's
+    # auto-naming cursor, so a compact method called from another names on from it.
     cls._has_setup = cls.setup is not Module.setup
-    compacts = sorted({
-      n for klass in cls.__mro__[:-1] for n in vars(klass)
-      if getattr(getattr(cls, n, None), "compact", False)
-    })
-    if len(compacts) > 1:
-      raise errors.MultipleMethodsCompactError(cls.__name__, compacts)
 
   # ------------------------------------------------------------------- binding
 
