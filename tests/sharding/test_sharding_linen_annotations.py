@@ -145,7 +145,9 @@ def test_with_logical_constraint_fallbacks():
 
 
 def test_names_must_match_rank_and_mesh():
-  box = nn.Partitioned(jnp.ones((2, 3)), ("data",))
+  assert nn.get_partition_spec({"w": nn.Partitioned(jnp.ones((2, 3)), ("data",))})["w"] == (
+    P("data"))  # fewer names than dimensions: the rest unsharded, as in a PartitionSpec
+  box = nn.Partitioned(jnp.ones((2, 3)), ("data", None, None))
   with pytest.raises(errors.ShardingNamesError, match=r"shape \(2, 3\)"):
     nn.get_partition_spec({"w": box})
   with pytest.raises(errors.ShardingNamesError):

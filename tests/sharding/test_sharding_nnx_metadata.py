@@ -80,11 +80,13 @@ def test_unknown_mesh_axis_names_the_variable():
 
 
 def test_names_must_match_the_rank():
-  var = nnx.Param(jnp.ones((2, 3)), sharding_names=("data",))
-  with pytest.raises(errors.ShardingNamesError, match=r"\('data',\).*shape \(2, 3\)"):
+  short = nnx.Param(jnp.ones((2, 3)), sharding_names=("data",))  # the rest unsharded
+  assert nnx.get_partition_spec({"w": short})["w"].value == P("data")
+  var = nnx.Param(jnp.ones((2, 3)), sharding_names=("data", None, None))
+  with pytest.raises(errors.ShardingNamesError, match=r"\('data', None, None\).*shape \(2, 3\)"):
     nnx.get_partition_spec({"w": var})
   with jax.set_mesh(MESH), pytest.raises(errors.ShardingNamesError):
-    nnx.Param(jnp.ones((2, 3)), sharding_names=("data",))  # laid out on creation
+    nnx.Param(jnp.ones((2, 3)), sharding_names=("data", None, None))  # laid out on creation
 
 
 def test_with_sharding_constraint():

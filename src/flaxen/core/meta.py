@@ -127,8 +127,8 @@ class Partitioned(AxisMetadata[T]):
     return jax.sharding.NamedSharding(mesh, spec)
 
   def check_names(self) -> None:
-    """Raise :class:`flaxen.errors.ShardingNamesError` unless there is one name per
-    dimension."""
+    """Raise :class:`flaxen.errors.ShardingNamesError` when there are more names than
+    dimensions."""
     if hasattr(self.value, "shape"):
       spmd.check_names(self.names, self.value.shape)
 

@@ -85,8 +85,11 @@ def logical_axis_rules(rules: LogicalRules):
     _rules.rules = old
 
 
+_UNCONSTRAINED = PartitionSpec.UNCONSTRAINED
+
+
 def _free(mesh_axes: Any, taken: set) -> bool:
-  if mesh_axes is None:
+  if mesh_axes is None or mesh_axes is _UNCONSTRAINED:
     return True
   axes = mesh_axes if isinstance(mesh_axes, tuple) else (mesh_axes,)
   return not taken.intersection(axes)
@@ -95,19 +98,21 @@ def _free(mesh_axes: Any, taken: set) -> bool:
 def assign_mesh_axes(names: Sequence[str | None], rules: LogicalRules | None = None) -> list:
   """Linen's rule precedence: rules are tried in order; a rule gives its mesh axes to its
   logical name's dimension if that dimension has none yet and no other dimension uses them.
-  Dimensions named None get None; the others no rule could assign get ``UNASSIGNED``.
+  Dimensions named None get None and dimensions named ``PartitionSpec.UNCONSTRAINED`` keep
+  it; the others no rule could assign (all of them when there are no rules) get
+  ``UNASSIGNED``. A rule may map a name to None or to ``UNCONSTRAINED``, which take no mesh
+  axis.
 
   Raises:
-    flaxen.errors.LogicalAxisRulesError: a name is repeated, or names are set but no rules.
+    flaxen.errors.LogicalAxisRulesError: a logical name is repeated.
   """
   names = tuple(names)
   rules = _rules.rules if rules is None else _normalize(rules)
-  dups = tuple(n for n, c in collections.Counter(names).items() if c > 1 and n is not None)
+  dups = tuple(n for n, c in collections.Counter(names).items()
+               if c > 1 and isinstance(n, str))
   if dups:
     raise errors.LogicalAxisRulesError.duplicate(names, dups)
-  if not rules and any(n is not None for n in names):
-    raise errors.LogicalAxisRulesError.no_rules(names)
-  result: list = [None if n is None else UNASSIGNED for n in names]
+  result: list = [n if n is None or n is _UNCONSTRAINED else UNASSIGNED for n in names]
   taken: set = set()
   for logical, mesh_axes in rules:
     if logical not in names:
@@ -115,7 +120,7 @@ def assign_mesh_axes(names: Sequence[str | None], rules: LogicalRules | None = N
     pos = names.index(logical)
     if result[pos] is UNASSIGNED and _free(mesh_axes, taken):
       result[pos] = mesh_axes
-      if mesh_axes is not None:
+      if mesh_axes is not None and mesh_axes is not _UNCONSTRAINED:
         taken.update(mesh_axes if isinstance(mesh_axes, tuple) else (mesh_axes,))
   return result
 
@@ -161,8 +166,10 @@ def check_mesh_axes(spec: PartitionSpec, mesh: Any, where: str = "") -> None:
 
 
 def check_names(names: Sequence[Any], shape: Sequence[int], where: str = "") -> None:
-  """Raise :class:`flaxen.errors.ShardingNamesError` unless there is one name per dimension."""
-  if len(names) != len(shape):
+  """Raise :class:`flaxen.errors.ShardingNamesError` when there are more names than
+  dimensions (fewer are fine: as in a PartitionSpec, the trailing dimensions are
+  unsharded)."""
+  if len(names) > len(shape):
     raise errors.ShardingNamesError(tuple(names), tuple(shape), where)
 
 

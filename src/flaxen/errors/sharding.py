@@ -14,13 +14,13 @@ def _at(where: str) -> str:
 
 
 class ShardingNamesError(FlaxenError, ValueError):
-  """A value's sharding names do not give exactly one entry per dimension."""
+  """A value has more sharding names than dimensions."""
 
   def __init__(self, names_: tuple, shape: tuple, where: str = ""):
     super().__init__(
       f"Sharding names {tuple(names_)!r}{_at(where)} have {len(names_)} entries, but the "
       f"value has shape {tuple(shape)} ({len(shape)} dimensions). Fix: give one axis name "
-      "(or None for an unsharded dimension) per dimension of the value."
+      "(or None for an unsharded dimension) per dimension of the value, at most."
     )
 
 
