@@ -325,9 +325,16 @@ def check_prefixes(transform: str, graph: bool, graph_updates: bool, **prefixes:
 
 
 def check_aliasing(transform: str, nodes: list, node_axes: list) -> None:
-  """One graph argument passed twice must get the same axis (spec) both times."""
+  """One graph argument passed twice must get the same axis (spec) for each of its
+  Variables both times (``0`` and ``StateAxes({...: 0})`` agree)."""
   seen: dict[int, Any] = {}
   for node, axis in zip(nodes, node_axes, strict=True):
     first = seen.setdefault(id(node), axis)
-    if first is not axis and first != axis:
+    if first is axis or first == axis:
+      continue
+    _, variables, paths, _ = graph.flatten(node)
+    paths = [(0, *p) for p in paths]
+    a = state_axes(transform.removeprefix("nnx."), [first], paths, variables)
+    b = state_axes(transform.removeprefix("nnx."), [axis], paths, variables)
+    if a != b:
       raise InconsistentAliasingError(transform, node, first, axis)
