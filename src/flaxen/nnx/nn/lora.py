@@ -18,11 +18,13 @@ import jax.numpy as jnp
 
 from flaxen import initializers
 from flaxen.nnx.module import Module
-from flaxen.nnx.nn.linear import NO_METADATA, Linear
+from flaxen.nnx.nn.defaults import NO_METADATA, rule_of
+from flaxen.nnx.nn.dtypes import promote_dtype as default_promote_dtype
+from flaxen.nnx.nn.linear import Linear
 from flaxen.nnx.rnglib import Rngs
 from flaxen.nnx.variables import Param
 from flaxen.ops import linear as linear_ops
-from flaxen.typing import Dtype, Initializer
+from flaxen.typing import Dtype, Initializer, PromoteDtypeFn
 
 __all__ = ["LoRA", "LoRALinear", "LoRAParam"]
 
@@ -48,6 +50,7 @@ class LoRA(Module):
     b_initializer: initializer of ``lora_b`` ``(lora_rank, out_features)`` (zeros, so the
       bypass starts as a no-op).
     lora_param_type: the Variable type of the factors.
+    promote_dtype: the ``promote_dtype`` rule of both products.
     rngs: random streams (``params``).
     a_metadata, b_metadata: metadata of the factors (e.g. ``sharding``).
   """
@@ -57,9 +60,11 @@ class LoRA(Module):
                param_dtype: Dtype = jnp.float32,
                a_initializer: Initializer = default_a_initializer,
                b_initializer: Initializer = default_b_initializer,
-               lora_param_type: type[Param] = LoRAParam, rngs: Rngs,
+               lora_param_type: type[Param] = LoRAParam,
+               promote_dtype: PromoteDtypeFn = default_promote_dtype, rngs: Rngs,
                a_metadata: Mapping[str, Any] = NO_METADATA,
                b_metadata: Mapping[str, Any] = NO_METADATA):
+    self.promote_dtype = promote_dtype
     self.in_features = in_features
     self.out_features = out_features
     self.dtype = dtype
@@ -73,8 +78,11 @@ class LoRA(Module):
 
   def __call__(self, x: jax.Array) -> jax.Array:
     where = type(self).__name__
-    hidden = linear_ops.dense(x, self.lora_a.value, dtype=self.dtype, where=where)
-    out = linear_ops.dense(hidden, self.lora_b.value, dtype=self.dtype, where=where)
+    rule = rule_of(self.promote_dtype)
+    hidden = linear_ops.dense(x, self.lora_a.value, dtype=self.dtype, promote_rule=rule,
+                              where=where)
+    out = linear_ops.dense(hidden, self.lora_b.value, dtype=self.dtype, promote_rule=rule,
+                           where=where)
     if self.base_module is not None:
       out = out + self.base_module(x)
     return out
@@ -86,7 +94,8 @@ class LoRALinear(Linear):
   Args:
     in_features, out_features: as in :class:`Linear`.
     lora_rank: the rank of the bypass.
-    lora_dtype, lora_param_dtype: ``dtype`` / ``param_dtype`` of the bypass.
+    lora_dtype, lora_param_dtype, lora_promote_dtype: ``dtype`` / ``param_dtype`` /
+      ``promote_dtype`` of the bypass.
     a_initializer, b_initializer, lora_param_type, a_metadata, b_metadata: as in
       :class:`LoRA`.
     rngs: random streams (``params``).
@@ -97,14 +106,16 @@ class LoRALinear(Linear):
                lora_dtype: Dtype | None = None, lora_param_dtype: Dtype = jnp.float32,
                a_initializer: Initializer = default_a_initializer,
                b_initializer: Initializer = default_b_initializer,
-               lora_param_type: type[Param] = LoRAParam, rngs: Rngs,
+               lora_param_type: type[Param] = LoRAParam,
+               lora_promote_dtype: PromoteDtypeFn = default_promote_dtype, rngs: Rngs,
                a_metadata: Mapping[str, Any] = NO_METADATA,
                b_metadata: Mapping[str, Any] = NO_METADATA, **kwargs: Any):
     super().__init__(in_features, out_features, rngs=rngs, **kwargs)
     self.lora = LoRA(in_features, lora_rank, out_features, dtype=lora_dtype,
                      param_dtype=lora_param_dtype, a_initializer=a_initializer,
-                     b_initializer=b_initializer, lora_param_type=lora_param_type, rngs=rngs,
+                     b_initializer=b_initializer, lora_param_type=lora_param_type,
+                     promote_dtype=lora_promote_dtype, rngs=rngs,
                      a_metadata=a_metadata, b_metadata=b_metadata)
 
-  def __call__(self, x: jax.Array) -> jax.Array:
-    return super().__call__(x) + self.lora(x)
+  def __call__(self, x: jax.Array, out_sharding: Any = None) -> jax.Array:
+    return super().__call__(x, out_sharding=out_sharding) + self.lora(x)

@@ -20,8 +20,10 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
+from flaxen import initializers
 from flaxen.errors.layers import InputShapeError, SeqLengthsError
 from flaxen.nnx.module import Module
+from flaxen.nnx.nn.defaults import default_bias_init, default_kernel_init
 from flaxen.nnx.nn.recurrent_cells import (
   GRUCell,
   LSTMCell,
@@ -29,21 +31,47 @@ from flaxen.nnx.nn.recurrent_cells import (
   RNNCellBase,
   SimpleCell,
 )
-from flaxen.nnx.rnglib import Rngs
+from flaxen.nnx.rnglib import Rngs, split_rngs
 from flaxen.nnx.transforms.axes import Carry as CarryAxis
 from flaxen.nnx.transforms.axes import StateAxes
 from flaxen.nnx.transforms.scan import scan
 from flaxen.ops.recurrent import flip_sequences, last_valid
+from flaxen.typing import Dtype
 
 __all__ = [
-  "Bidirectional", "GRUCell", "LSTMCell", "OptimizedLSTMCell", "RNN", "RNNCellBase",
-  "SimpleCell", "flip_sequences",
+  "Bidirectional", "GRUCell", "LSTMCell", "OptimizedLSTMCell", "RNN", "RNNBase", "RNNCellBase",
+  "SimpleCell", "default_bias_init", "default_kernel_init", "flip_sequences",
+  "modified_orthogonal",
 ]
 
 Carry = Any
 
 
-class RNN(Module):
+def modified_orthogonal(key: jax.Array, shape: tuple[int, ...],
+                        dtype: Dtype = jnp.float32) -> jax.Array:
+  """An orthogonal matrix drawn in float32, then cast to ``dtype`` (so half-precision
+  recurrent kernels start from the same values as float32 ones).
+
+  >>> w = modified_orthogonal(jax.random.key(0), (3, 3), jnp.bfloat16)
+  >>> w.dtype
+  dtype(bfloat16)
+  """
+  return initializers.orthogonal()(key, shape, jnp.float32).astype(dtype)
+
+
+class RNNBase(Module):
+  """Base class of the sequence layers (:class:`RNN`, :class:`Bidirectional`):
+  ``__call__(inputs, *, initial_carry, rngs, seq_lengths, return_carry, time_major,
+  reverse, keep_order)``."""
+
+  def __call__(self, inputs: jax.Array, *, initial_carry: Carry | None = None,
+               rngs: Rngs | None = None, seq_lengths: jax.Array | None = None,
+               return_carry: bool | None = None, time_major: bool | None = None,
+               reverse: bool | None = None, keep_order: bool | None = None) -> Any:
+    raise NotImplementedError(f"{type(self).__name__} must define __call__")
+
+
+class RNN(RNNBase):
   """Applies a cell over the time axis of ``(*batch, time, features)`` inputs.
 
   Args:
@@ -56,12 +84,20 @@ class RNN(Module):
     unroll: scan steps unrolled per loop iteration.
     state_axes: how ``nnx.scan`` treats the cell's state (default
       ``nnx.StateAxes({...: nnx.Carry})``: all of it carried from step to step).
+    broadcast_rngs: a filter of rng streams (e.g. ``'recurrent_dropout'``) whose one key,
+      drawn once per call, every step shares (the same dropout mask at every step), instead
+      of each step drawing its own.
+    rngs: an ``Rngs`` used by ``initialize_carry`` when the call gives none (``True`` /
+      ``False``: none kept).
   """
 
   def __init__(self, cell: RNNCellBase, *, time_major: bool = False,
                return_carry: bool = False, reverse: bool = False, keep_order: bool = False,
-               unroll: int = 1, state_axes: StateAxes | None = None):
+               unroll: int = 1, state_axes: StateAxes | None = None,
+               broadcast_rngs: Any = None, rngs: Rngs | bool = True):
     self.cell = cell
+    self.broadcast_rngs = broadcast_rngs
+    self.rngs = rngs if isinstance(rngs, Rngs) else None
     self.time_major = time_major
     self.return_carry = return_carry
     self.reverse = reverse
@@ -82,7 +118,7 @@ class RNN(Module):
       seq_lengths: integer array of the batch shape: the valid steps of each sequence.
         Later steps are still computed, but the returned carry is the one after the last
         valid step (and ``reverse`` flips only the valid part).
-      rngs: passed to ``initialize_carry``.
+      rngs: passed to ``initialize_carry`` (default: the layer's ``rngs``).
 
     Raises:
       InputShapeError: ``inputs`` has no time axis besides the feature axis.
@@ -115,7 +151,7 @@ class RNN(Module):
       inputs = flip(inputs)
     if initial_carry is None:
       step_shape = inputs.shape[:time_axis] + inputs.shape[time_axis + 1:]
-      initial_carry = self.cell.initialize_carry(step_shape, rngs)
+      initial_carry = self.cell.initialize_carry(step_shape, self.rngs if rngs is None else rngs)
 
     keep_carries = seq_lengths is not None and return_carry
 
@@ -123,10 +159,18 @@ class RNN(Module):
       carry, y = cell(carry, x)
       return carry, ((carry, y) if keep_carries else y)
 
-    state_axes = StateAxes({...: CarryAxis}) if self.state_axes is None else self.state_axes
+    state_axes = self.state_axes
+    if state_axes is None:
+      state_axes = StateAxes({...: CarryAxis} if self.broadcast_rngs is None
+                             else {self.broadcast_rngs: None, ...: CarryAxis})
     looped = scan(step, in_axes=(state_axes, CarryAxis, time_axis), out_axes=(CarryAxis, 0),
                   unroll=self.unroll)
-    carry, outputs = looped(self.cell, initial_carry, inputs)
+    if self.broadcast_rngs is None:
+      carry, outputs = looped(self.cell, initial_carry, inputs)
+    else:
+      # One draw from each broadcast stream per call; every step starts from that key.
+      with split_rngs(self.cell, splits=1, only=self.broadcast_rngs, squeeze=True):
+        carry, outputs = looped(self.cell, initial_carry, inputs)
     if keep_carries:
       carries, outputs = outputs
       carry = last_valid(carries, seq_lengths)
@@ -140,7 +184,7 @@ def _concatenate(a: jax.Array, b: jax.Array) -> jax.Array:
   return jnp.concatenate([a, b], axis=-1)
 
 
-class Bidirectional(Module):
+class Bidirectional(RNNBase):
   """Runs one RNN forwards and another backwards over the same inputs and merges their
   outputs (the backward outputs in input order).
 
@@ -149,6 +193,8 @@ class Bidirectional(Module):
     merge_fn: combines the two outputs (default: concatenation along the last axis).
     time_major: inputs are ``(time, *batch, features)``.
     return_carry: return ``((forward_carry, backward_carry), outputs)``.
+    rngs: an ``Rngs`` passed to both RNNs when the call gives none (``True`` / ``False``:
+      none kept).
 
   >>> import jax.numpy as jnp
   >>> from flaxen import nnx
@@ -160,7 +206,8 @@ class Bidirectional(Module):
 
   def __init__(self, forward_rnn: RNN, backward_rnn: RNN, *,
                merge_fn: Callable[[Any, Any], Any] = _concatenate, time_major: bool = False,
-               return_carry: bool = False):
+               return_carry: bool = False, rngs: Rngs | bool = True):
+    self.rngs = rngs if isinstance(rngs, Rngs) else None
     self.forward_rnn = forward_rnn
     self.backward_rnn = backward_rnn
     self.merge_fn = merge_fn
@@ -177,6 +224,7 @@ class Bidirectional(Module):
     return_carry = self.return_carry if return_carry is None else return_carry
     time_major = self.time_major if time_major is None else time_major
     carry_fw, carry_bw = (None, None) if initial_carry is None else initial_carry
+    rngs = self.rngs if rngs is None else rngs
     common = dict(rngs=rngs, seq_lengths=seq_lengths, return_carry=True, time_major=time_major)
     carry_fw, out_fw = self.forward_rnn(inputs, initial_carry=carry_fw, reverse=False,
                                         **common)

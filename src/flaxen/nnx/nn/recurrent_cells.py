@@ -24,10 +24,12 @@ import jax.numpy as jnp
 from flaxen import initializers
 from flaxen.errors.layers import CarryShapeError
 from flaxen.nnx.module import Module
-from flaxen.nnx.nn.linear import NO_METADATA, Linear, default_bias_init, default_kernel_init
+from flaxen.nnx.nn.defaults import NO_METADATA, default_bias_init, default_kernel_init
+from flaxen.nnx.nn.dtypes import promote_dtype as default_promote_dtype
+from flaxen.nnx.nn.linear import Linear
 from flaxen.nnx.rnglib import Rngs
 from flaxen.ops import recurrent as ops
-from flaxen.typing import Dtype, Initializer
+from flaxen.typing import Dtype, Initializer, PromoteDtypeFn
 
 __all__ = ["GRUCell", "LSTMCell", "OptimizedLSTMCell", "RNNCellBase", "SimpleCell"]
 
@@ -65,6 +67,10 @@ class RNNCellBase(Module):
       return init(key_c, shape, self.param_dtype), init(key_h, shape, self.param_dtype)
     return init(key, shape, self.param_dtype)
 
+  def __call__(self, carry: Carry, inputs: jax.Array) -> tuple[Carry, Any]:
+    """One step: ``(new_carry, output)``; subclasses define it."""
+    raise NotImplementedError(f"{type(self).__name__} must define __call__(carry, inputs)")
+
   @property
   def num_feature_axes(self) -> int:
     return 1
@@ -80,6 +86,7 @@ class RNNCellBase(Module):
               recurrent_kernel_init: Initializer, bias_init: Initializer,
               dtype: Dtype | None, param_dtype: Dtype, carry_init: Initializer | None,
               keep_rngs: bool, rngs: Rngs, kernel_metadata: Mapping[str, Any],
+              promote_dtype: PromoteDtypeFn = default_promote_dtype,
               recurrent_kernel_metadata: Mapping[str, Any], bias_metadata: Mapping[str, Any],
               ) -> tuple[Callable[..., Linear], Callable[..., Linear]]:
     """Stores the shared attributes; returns factories of input and recurrent Linears."""
@@ -88,8 +95,10 @@ class RNNCellBase(Module):
     self.param_dtype = param_dtype
     self.carry_init = default_carry_init if carry_init is None else carry_init
     self.rngs = rngs if keep_rngs else None
+    self.promote_dtype = promote_dtype
     self.in_features = in_features
     common = dict(dtype=dtype, param_dtype=param_dtype, bias_init=bias_init, rngs=rngs,
+                  promote_dtype=promote_dtype,
                   bias_metadata=bias_metadata)
 
     def dense_i(in_features: int, out_features: int, use_bias: bool) -> Linear:
@@ -115,6 +124,7 @@ class _GatedCell(RNNCellBase):
                recurrent_kernel_init: Initializer = default_recurrent_kernel_init,
                bias_init: Initializer = default_bias_init, dtype: Dtype | None = None,
                param_dtype: Dtype = jnp.float32, carry_init: Initializer | None = None,
+               promote_dtype: PromoteDtypeFn = default_promote_dtype,
                keep_rngs: bool = False, rngs: Rngs,
                kernel_metadata: Mapping[str, Any] = NO_METADATA,
                recurrent_kernel_metadata: Mapping[str, Any] = NO_METADATA,
@@ -123,6 +133,7 @@ class _GatedCell(RNNCellBase):
       in_features=in_features, hidden_features=hidden_features, kernel_init=kernel_init,
       recurrent_kernel_init=recurrent_kernel_init, bias_init=bias_init, dtype=dtype,
       param_dtype=param_dtype, carry_init=carry_init, keep_rngs=keep_rngs, rngs=rngs,
+      promote_dtype=promote_dtype,
       kernel_metadata=kernel_metadata, recurrent_kernel_metadata=recurrent_kernel_metadata,
       bias_metadata=bias_metadata)
     self.gate_fn = gate_fn
@@ -154,6 +165,7 @@ class LSTMCell(_GatedCell):
     bias_init: initializer of the biases (default: zeros).
     dtype: computation dtype; param_dtype: dtype of params and carry.
     carry_init: initializer of the carry (default: zeros).
+    promote_dtype: the ``promote_dtype`` rule of the cell's Linears.
     keep_rngs: keep ``rngs`` for :meth:`initialize_carry`.
     rngs: random streams (``params``).
     kernel_metadata, recurrent_kernel_metadata, bias_metadata: metadata of the Params.
@@ -236,8 +248,8 @@ class SimpleCell(RNNCellBase):
 
   Args:
     in_features, hidden_features, kernel_init, recurrent_kernel_init, bias_init, dtype,
-      param_dtype, carry_init, keep_rngs, rngs, kernel_metadata, recurrent_kernel_metadata,
-      bias_metadata: as in :class:`LSTMCell`.
+      param_dtype, carry_init, promote_dtype, keep_rngs, rngs, kernel_metadata,
+      recurrent_kernel_metadata, bias_metadata: as in :class:`LSTMCell`.
     residual: add ``h`` before the activation.
     activation_fn: the activation (default: tanh).
   """
@@ -247,7 +259,8 @@ class SimpleCell(RNNCellBase):
                residual: bool = False, activation_fn: Callable[..., Any] = jnp.tanh,
                kernel_init: Initializer = default_kernel_init,
                recurrent_kernel_init: Initializer = default_recurrent_kernel_init,
-               bias_init: Initializer = default_bias_init, keep_rngs: bool = False,
+               bias_init: Initializer = default_bias_init,
+               promote_dtype: PromoteDtypeFn = default_promote_dtype, keep_rngs: bool = False,
                rngs: Rngs, kernel_metadata: Mapping[str, Any] = NO_METADATA,
                recurrent_kernel_metadata: Mapping[str, Any] = NO_METADATA,
                bias_metadata: Mapping[str, Any] = NO_METADATA):
@@ -255,6 +268,7 @@ class SimpleCell(RNNCellBase):
       in_features=in_features, hidden_features=hidden_features, kernel_init=kernel_init,
       recurrent_kernel_init=recurrent_kernel_init, bias_init=bias_init, dtype=dtype,
       param_dtype=param_dtype, carry_init=carry_init, keep_rngs=keep_rngs, rngs=rngs,
+      promote_dtype=promote_dtype,
       kernel_metadata=kernel_metadata, recurrent_kernel_metadata=recurrent_kernel_metadata,
       bias_metadata=bias_metadata)
     self.residual = residual
