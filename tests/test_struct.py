@@ -402,3 +402,13 @@ def test_typed_annotations_do_not_matter_to_registration():
     b: np.ndarray
 
   assert len(jax.tree.leaves(Plain(jnp.ones(1), np.ones(1)))) == 2
+
+
+def test_static_containers_walk_as_pytrees():
+  p = Point(1, 2, label={"b": [1, 2], "a": 3})
+  assert jax.tree.leaves(p.label) == [3, 1, 2]
+  doubled = jax.tree.map(lambda v: v * 2, p.label)
+  assert doubled == {"a": 6, "b": [2, 4]} and type(doubled) is dict
+  assert type(doubled["b"]) is list
+  paths = [jax.tree_util.keystr(k) for k, _ in jax.tree_util.tree_flatten_with_path(p.label)[0]]
+  assert paths == ["['a']", "['b'][0]", "['b'][1]"]

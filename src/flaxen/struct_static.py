@@ -7,8 +7,8 @@ compiled function. A static field therefore stores a subclass of the container t
 (:class:`flaxen.errors.StaticFieldMutationWarning`) on in-place mutation and whose
 ``hash`` raises :class:`flaxen.errors.UnhashableStaticFieldError` naming class and field
 (``hash`` is what ``jax.jit(static_argnums=...)`` and a frozen dataclass' ``__hash__`` call).
-Reads, ``==``, ``isinstance`` and iteration behave as for the plain container; copies
-(``.copy()``, :func:`copy.copy`) are plain containers again.
+Reads, ``==``, ``isinstance``, iteration and ``jax.tree`` functions behave as for the plain
+container; copies (``.copy()``, :func:`copy.copy`, ``jax.tree.map``) are plain containers.
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ from __future__ import annotations
 import copy
 import warnings
 from typing import Any
+
+import jax
 
 from flaxen import errors
 
@@ -74,6 +76,23 @@ StaticDict = _guard_class(dict, _DICT_MUTATORS)
 StaticList = _guard_class(list, _LIST_MUTATORS)
 StaticSet = _guard_class(set, _SET_MUTATORS)
 _GUARDS = {dict: StaticDict, list: StaticList, set: StaticSet}
+
+
+# JAX treats a dict or list subclass as a leaf: register the guards so that a static
+# value walks as the plain container does (``jax.tree.map`` over ``obj.field``), unflattening
+# to the plain container.
+def _flatten_dict(d: dict) -> tuple[list, tuple]:
+  keys = sorted(d)
+  return [(jax.tree_util.DictKey(k), d[k]) for k in keys], tuple(keys)
+
+
+def _flatten_list(xs: list) -> tuple[list, None]:
+  return [(jax.tree_util.SequenceKey(i), x) for i, x in enumerate(xs)], None
+
+
+jax.tree_util.register_pytree_with_keys(
+  StaticDict, _flatten_dict, lambda keys, values: dict(zip(keys, values, strict=True)))
+jax.tree_util.register_pytree_with_keys(StaticList, _flatten_list, lambda _, values: list(values))
 
 
 def guard(cls_name: str, field: str, value: Any) -> Any:

@@ -82,8 +82,9 @@ def test_rules_context_nests_and_restores():
 
 
 def test_rule_errors():
-  with pytest.raises(errors.LogicalAxisRulesError, match="no logical axis rules are set"):
-    nn.logical_to_mesh_axes(("batch",))
+  assert nn.logical_to_mesh_axes(("batch",)) == P(None)  # no rules: unsharded, as in Flax
+  u = P.UNCONSTRAINED  # repeats, passes through, and takes no mesh axis
+  assert nn.logical_to_mesh_axes(("batch", u, u), RULES) == P("data", u, u)
   with pytest.raises(errors.LogicalAxisRulesError, match="more than once"):
     nn.logical_to_mesh_axes(("batch", "batch"), RULES)
   with pytest.raises(errors.LogicalAxisRulesError, match="not a .logical_name, mesh_axes. pair"):

@@ -19,9 +19,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import jax
 from jax.sharding import PartitionSpec
 
 from flaxen import errors, struct, traverse_util
+from flaxen.core.filters import CollectionFilter
 from flaxen.linen.spmd import (
   LogicallyPartitioned,
   RulesFallback,
@@ -36,14 +38,22 @@ from flaxen.linen.spmd import (
   with_logical_partitioning,
 )
 from flaxen.linen.wrapping import ctx
+from flaxen.typing import ArrayPytree, LogicalPartitionSpec, LogicalRules, PartitionSpecPytree
+from flaxen.typing import In as ScanIn
+from flaxen.typing import Out as ScanOut
 
 __all__ = [
   "AxisMetadata", "param_with_axes", "variable_with_axes", "get_axis_names", "axis_rules",
   "get_axis_rules", "set_axis_rules", "with_sharding_constraint", "logical_to_mesh_axes",
   "logical_to_mesh", "logical_to_mesh_sharding", "with_logical_constraint",
   "with_logical_partitioning", "LogicallyPartitioned", "RulesFallback", "get_sharding",
-  "logical_axis_rules", "get_logical_axis_rules", "set_logical_axis_rules",
+  "logical_axis_rules", "get_logical_axis_rules", "set_logical_axis_rules", "scan_with_axes",
+  "vmap_with_axes", "remat", "core_remat_static", "ScanIn", "ScanOut", "ArrayPytree",
+  "CollectionFilter", "PRNGSequenceFilter", "LogicalPartitionSpec", "LogicalRules",
+  "PartitionSpecPytree",
 ]
+
+PRNGSequenceFilter = CollectionFilter  # rng streams are filtered like collections
 
 # This module's names for the shared rules context and the logical constraint.
 axis_rules = logical_axis_rules
@@ -79,8 +89,10 @@ def param_with_axes(name: str, init_fn: Any, *init_args: Any, axes: tuple | None
   module = _current(module)
   value = module.param(name, init_fn, *init_args, **init_kwargs)
   if axes is not None:
-    value = with_logical_constraint(value, PartitionSpec(*axes))
-    module.sow("params_axes", f"{name}_axes", AxisMetadata(tuple(axes)), reduce_fn=_keep_same)
+    if isinstance(axes, list | tuple):  # a pytree of axes (for a pytree param) is kept as is
+      axes = tuple(axes)
+      value = with_logical_constraint(value, PartitionSpec(*axes))
+    module.sow("params_axes", f"{name}_axes", AxisMetadata(axes), reduce_fn=_keep_same)
   return value
 
 
@@ -93,10 +105,11 @@ def variable_with_axes(collection: str, name: str, init_fn: Any = None, *init_ar
   module = _current(module)
   var = module.variable(collection, name, init_fn, *init_args, **init_kwargs)
   if axes is not None:
-    if module.is_mutable_collection(collection):
-      var.value = with_logical_constraint(var.value, PartitionSpec(*axes), fallback=fallback)
-    module.sow(f"{collection}_axes", f"{name}_axes", AxisMetadata(tuple(axes)),
-               reduce_fn=_keep_same)
+    if isinstance(axes, list | tuple):
+      axes = tuple(axes)
+      if module.is_mutable_collection(collection):
+        var.value = with_logical_constraint(var.value, PartitionSpec(*axes), fallback=fallback)
+    module.sow(f"{collection}_axes", f"{name}_axes", AxisMetadata(axes), reduce_fn=_keep_same)
   return var
 
 
@@ -107,5 +120,19 @@ def get_axis_names(axes_metadata: Any) -> Any:
   for path, meta in flat.items():
     if not isinstance(meta, AxisMetadata):
       continue
-    specs[(*path[:-1], path[-1].removesuffix("_axes"))] = PartitionSpec(*meta.names)
+    specs[(*path[:-1], path[-1].removesuffix("_axes"))] = jax.tree.map(
+      lambda names: PartitionSpec(*names), meta.names, is_leaf=_is_names)
   return traverse_util.unflatten_dict(specs)
+
+
+def _is_names(x: Any) -> bool:
+  """One array's axis names (a tuple of str / None), not a pytree of them."""
+  return isinstance(x, tuple) and all(n is None or isinstance(n, str) for n in x)
+
+
+from flaxen.linen.partitioning_transforms import (  # noqa: E402 (they read AxisMetadata)
+  core_remat_static,
+  remat,
+  scan_with_axes,
+  vmap_with_axes,
+)
