@@ -236,6 +236,8 @@ class Variable(Generic[A]):
     meta = self.__dict__["_meta"]
     if name in meta:
       return meta[name]
+    if name == "out_sharding" and (names := _sharding_names(meta)) is not None:
+      return names  # Flax 0.12's name for the axis names, whatever key holds them
     try:
       return getattr(self.__dict__["_raw"], name)
     except AttributeError:
