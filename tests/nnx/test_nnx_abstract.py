@@ -60,3 +60,18 @@ def test_use_eager_sharding(eager):
     spec = getattr(w.value.sharding, "spec", P())
     assert (spec == P(None, "b")) is eager
   assert nnx.using_eager_sharding() is True
+
+
+def test_out_sharding_as_named_sharding_lays_the_value_out():
+  mesh = _mesh()
+  ns = NamedSharding(mesh, P(None, "b"))
+  v = nnx.Variable(jnp.ones((4, 4)), out_sharding=ns)
+  assert v.value.sharding.is_equivalent_to(ns, 2)
+
+
+def test_metadata_rules_combine_with_active_rules():
+  mesh = _mesh()
+  with jax.set_mesh(mesh), nnx.logical_axis_rules((("col-alias", "b"),)):
+    w = nnx.Param(jnp.ones((2, 4)), sharding_names=("row-alias", "col-alias"),
+                  sharding_rules=(("row-alias", "a"),))
+  assert w.value.sharding.spec == P("a", "b")

@@ -46,10 +46,10 @@ def using_eager_sharding() -> bool:
   return use_eager_sharding.current_value()
 
 
-def _abstract(value: Any, meta: dict) -> Any:
+def _abstract(value: Any, meta: dict, mesh: Any = None) -> Any:
   if not hasattr(value, "shape") or not hasattr(value, "dtype"):
     return value
-  mesh = core_spmd.active_mesh(meta.get("mesh"))
+  mesh = meta.get("mesh") or mesh or core_spmd.active_mesh()
   sharding = None
   if mesh is not None and sharding_names(meta) is not None:
     sharding = NamedSharding(mesh, variable_spec(value, meta))
@@ -61,10 +61,14 @@ def _abstract(value: Any, meta: dict) -> Any:
 def as_abstract(tree: Any, graph: bool | None = None) -> Any:
   """A copy of ``tree`` whose Variables hold ``jax.ShapeDtypeStruct``s with the shardings
   their metadata describes (none without a mesh or sharding names)."""
+  return _as_abstract(tree, graph, None)
+
+
+def _as_abstract(tree: Any, graph: bool | None, mesh: Any) -> Any:
   out = clone(tree, graph=graph)
   for _, var in variables(out).flat_state():
     meta = var.get_metadata()
-    var.raw_value = jax.tree.map(lambda x, meta=meta: _abstract(x, meta), var.raw_value)
+    var.raw_value = jax.tree.map(lambda x, meta=meta: _abstract(x, meta, mesh), var.raw_value)
   return out
 
 
@@ -80,5 +84,5 @@ def get_abstract_model(init_fn: Callable[[], Any], mesh: Any, *,
   from flaxen.nnx.transforms.eval_shape import eval_shape
 
   with jax.set_mesh(mesh):
-    model = as_abstract(eval_shape(init_fn), graph=graph)
+    model = _as_abstract(eval_shape(init_fn), graph, mesh)  # the concrete mesh
   return split(model, graph=graph)

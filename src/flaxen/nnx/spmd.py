@@ -51,11 +51,21 @@ def variable_spec(value: Any, meta: dict[str, Any], where: str = "") -> Partitio
     return PartitionSpec()
   if hasattr(value, "shape"):
     spmd.check_names(names, value.shape, where)
-  return PartitionSpec(*spmd.from_sharding_rules(names, meta.get("sharding_rules")))
+  rules = meta.get("sharding_rules")
+  if rules is not None:  # the Variable's own rules first, then the active ones
+    rules = (*spmd.get_logical_axis_rules(), *rules)  # later entries win in the table
+  return PartitionSpec(*spmd.from_sharding_rules(names, rules))
 
 
 def shard_new_value(value: Any, meta: dict[str, Any]) -> Any:
-  """A new Variable's value, laid out as its annotation says when a mesh is active."""
+  """A new Variable's value, laid out as its annotation says when a mesh is active (or as
+  the ``NamedSharding`` / ``Format`` given as its ``out_sharding``)."""
+  target = meta.get("out_sharding")
+  target = getattr(target, "sharding", target)  # a jax Format: its sharding
+  if isinstance(target, NamedSharding) and isinstance(value, jax.Array):
+    if meta.get("eager_sharding") is False or not _eager_default():
+      return value
+    return spmd.constrain(value, target.spec, target.mesh)
   mesh = spmd.active_mesh(meta.get("mesh"))
   if mesh is None or not isinstance(value, jax.Array):
     return value
