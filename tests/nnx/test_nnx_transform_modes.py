@@ -237,3 +237,33 @@ def test_bound_methods_of_modules_are_refused():
   for make in (nnx.vmap, nnx.pmap, nnx.remat, lambda f: nnx.scan(f, in_axes=(0,), out_axes=0)):
     with pytest.raises(errors.BoundMethodError, match="bound methods"):
       make(m.__call__)
+
+
+def test_scan_stacks_variables_the_body_adds_with_graph_updates():
+  axes = nnx.StateAxes({(nnx.Param, nnx.Intermediate): 0, ...: None})
+  stack = nnx.Dict(w=nnx.Param(jnp.arange(12.0).reshape(4, 3)))
+
+  @nnx.scan(in_axes=(axes, nnx.Carry), out_axes=nnx.Carry, graph=True, graph_updates=True)
+  def f(m, x):
+    x = x * m["w"].value
+    m["seen"] = nnx.Intermediate(x)  # a new Variable in every iteration
+    return x
+
+  y = f(stack, jnp.ones(3))
+  ref_y, ref_seen = jax.lax.scan(lambda c, w: (c * w, c * w), jnp.ones(3), stack["w"].value)
+  np.testing.assert_allclose(y, ref_y)
+  np.testing.assert_allclose(stack["seen"].value, ref_seen)
+
+
+def test_vmap_names_the_axis_of_variables_made_in_an_input():
+  axes = nnx.StateAxes({nnx.Param: 0, ...: None})
+
+  class M(nnx.Module):
+    @nnx.vmap(in_axes=(axes, 0), transform_metadata={nnx.PARTITION_NAME: "layers"})
+    def __init__(self, key):
+      w = jax.random.normal(key, (2, 3))
+      self.w = nnx.Param(w, sharding_names=("a", "b"))
+
+  m = M(jax.random.split(jax.random.key(0), 4))
+  assert m.w.value.shape == (4, 2, 3)
+  assert m.w.sharding_names == ("layers", "a", "b")

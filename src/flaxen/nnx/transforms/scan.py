@@ -70,7 +70,7 @@ class _Body:
   stacked output, so a cached trace hands back the facts of its own trace)."""
 
   __slots__ = ("update", "treedef", "node_positions", "node_sources", "carry_leaves",
-               "scan_leaves", "scan_axes", "new_graphdef", "new_axes")
+               "scan_leaves", "scan_axes", "new_graphdef", "new_axes", "layout", "added")
 
 
 jax.tree_util.register_static(_Body)
@@ -100,10 +100,12 @@ class _Plan:
   unchanged, never closed over: a cached trace must not keep one call's constants)."""
 
   __slots__ = ("graphdef", "treedef", "positions", "leaf_groups", "value_groups",
-               "value_axes", "passed", "static", "num_leaves", "num_values", "_key")
+               "value_axes", "node_axes", "passed", "static", "num_leaves", "num_values",
+               "_key")
 
-  def __init__(self, g: lift.GraphArgs, arg_axes: list, value_axes: list):
+  def __init__(self, g: lift.GraphArgs, arg_axes: list, value_axes: list, node_axes: list):
     self.graphdef, self.treedef, self.positions = g.graphdef, g.treedef, g.positions
+    self.node_axes = tuple(node_axes)
     self.leaf_groups = tuple(map(tuple, _split(g.leaves, arg_axes)))
     self.value_groups = tuple(map(tuple, _split(g.values, value_axes)))
     self.value_axes = tuple(value_axes)
@@ -119,7 +121,8 @@ class _Plan:
         v = _ById(v)
       static_key.append((i, type(v), v))
     self._key = (self.graphdef, self.treedef, self.positions, self.leaf_groups,
-                 self.value_groups, self.value_axes, self.passed, tuple(static_key))
+                 self.value_groups, self.value_axes, self.node_axes, self.passed,
+                 tuple(static_key))
 
   def __eq__(self, other: object) -> bool:
     return isinstance(other, _Plan) and other._key == self._key
@@ -132,11 +135,11 @@ jax.tree_util.register_static(_Plan)
 
 
 def _to_front(x: Any, axis: int) -> Any:
-  return jnp.moveaxis(x, axis, 0) if axis != 0 else x
+  return jax.tree.map(lambda a: jnp.moveaxis(a, axis, 0), x) if axis != 0 else x
 
 
 def _from_front(x: Any, axis: int) -> Any:
-  return jnp.moveaxis(x, 0, axis) if axis != 0 else x
+  return jax.tree.map(lambda a: jnp.moveaxis(a, 0, axis), x) if axis != 0 else x
 
 
 def _check_axes(in_axes: Any, out_axes: Any, graph: bool, graph_updates: bool) -> None:
@@ -204,7 +207,7 @@ class _Scanned:
       value_axes = [Carry if a is None else a for a in value_axes]
     arg_axes = plain_axes("scan", g.leaves, axes)
     check_sizes("scan", g, arg_axes, value_axes)
-    plan = _Plan(g, arg_axes, value_axes)
+    plan = _Plan(g, arg_axes, value_axes, node_axes)
     lg, vg = plan.leaf_groups, plan.value_groups
     carry = (plan, [g.leaves[i] for i in lg[0]], [g.values[j] for j in vg[0]],
              [g.leaves[i] for i in plan.passed], [g.values[j] for j in vg[2]])
@@ -213,13 +216,17 @@ class _Scanned:
     # self._body is made once: jax caches the body's trace by its identity and the
     # structure of carry and xs (the plan is a static part of it), so a repeated call
     # with the same structure skips tracing the body
-    (_, carry_leaves, carry_values, _, _), (ys_leaves, ys_values, ys_new, info) = (
+    (_, carry_leaves, carry_values, _, _), (ys_leaves, ys_values, ys_new, ys_added, info) = (
       jax.lax.scan(self._body, carry, xs, **self.scan_options))
     values = list(g.values)
     for j, v in zip(vg[0], carry_values, strict=True):
       values[j] = v
     for j, v in zip(vg[1], ys_values, strict=True):
       values[j] = _from_front(v, value_axes[j])
+    if info.layout is not None:  # Variables added by the body: the new structure's values
+      added = dict(zip([k for k, _ in info.added], [
+        _from_front(v, a) for v, (_, a) in zip(ys_added, info.added, strict=True)], strict=True))
+      values = [values[j] if j >= 0 else added[k] for k, j in enumerate(info.layout)]
     g.write_back(info.update, values)
     out = [None] * info.treedef.num_leaves
     for i, v in zip(info.carry_leaves, carry_leaves, strict=True):
@@ -263,10 +270,12 @@ class _Scanned:
       info.new_graphdef, new_vars, paths, _ = flatten(tuple(n for n, _ in fresh))
       info.new_axes = state_axes("scan", [a for _, a in fresh], paths, new_vars)
       ys_new = [_to_front(lift.raw(v), a) for v, a in zip(new_vars, info.new_axes, strict=True)]
+    info.layout, info.added, ys_added = None, (), []
     if self.graph and self.graph_updates:
       new_values, info.update = lift.capture(inner, refs, plan.graphdef, [])
       if not info.update.same:
-        raise LoopStructureError("scan", "the body changed the structure of its graph objects")
+        new_values, ys_added = self._new_variables(plan, info, inner, inner_leaves,
+                                                   new_values)
     else:  # only the Variables' new values count
       new_values = [lift.raw(x) for x in inner_leaves]
       info.update = lift.GraphUpdate(True, plan.graphdef, tuple(range(len(refs))), len(inner))
@@ -280,8 +289,36 @@ class _Scanned:
     new_carry = (plan, [out_leaves[i] for i in info.carry_leaves],
                  [new_values[j] for j in vg[0]], passed_leaves, passed_values)
     ys = ([out_leaves[i] for i in info.scan_leaves], [new_values[j] for j in vg[1]], ys_new,
-          info)
+          ys_added, info)
     return new_carry, ys
+
+  def _new_variables(self, plan: _Plan, info: _Body, inner: list, inner_leaves: list,
+                     new_values: list) -> tuple[list, list]:
+    """Graph updates: the body added Variables (``sow``, a new attribute). Each is stacked
+    along its object's axis; the input Variables keep their place. Returns the input
+    Variables' new values and the added ones moved to the front."""
+    _, leaves, paths, _ = flatten(tuple(inner))
+    old = {id(x): j for j, x in enumerate(inner_leaves)}
+    info.layout = tuple(old.get(id(x), -1) for x in leaves)
+    if len({j for j in info.layout if j >= 0}) != len(inner_leaves):
+      raise LoopStructureError("scan", "the body removed or replaced Variables of its graph "
+                               "objects")
+    axes = state_axes("scan", list(plan.node_axes), paths, leaves)
+    added = []
+    for k, j in enumerate(info.layout):
+      if j < 0:
+        if not isinstance(axes[k], int) or axes[k] is Carry:
+          raise LoopStructureError(
+            "scan", f"the body added {type(leaves[k]).__name__} at "
+            f"{'/'.join(map(str, paths[k][1:]))}, whose axis is {axes[k]!r}: a Variable made "
+            "in the body can only be stacked (give its type an int axis in a StateAxes)")
+        added.append((k, axes[k]))
+    info.added = tuple(added)
+    values = [None] * len(inner_leaves)
+    for k, j in enumerate(info.layout):
+      if j >= 0:
+        values[j] = new_values[k]
+    return values, [_to_front(new_values[k], a) for k, a in added]
 
   def _sources(self, inner: list, out_nodes: list, axes: list) -> tuple[tuple, list]:
     """Where each output graph object comes from: ``k >= 0``, input object ``k`` (a carry);

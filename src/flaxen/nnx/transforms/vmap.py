@@ -141,11 +141,14 @@ class _Vmapped:
     add_axis(inner_vars, value_axes, self.metadata)
     out_leaves, treedef, node_positions, out_nodes = lift.take_nodes(out)
     out_axes = leaf_axes("vmap", "out_axes", self.out_axes, out)
-    if self.metadata and out_nodes:  # objects created inside get the new axis' name
-      _, out_vars, paths, _ = flatten(tuple(out_nodes))
-      fresh = [k for k, v in enumerate(out_vars) if all(v is not w for w in inner_vars)]
-      new_axes = state_axes("vmap", [out_axes[p] for p in node_positions], paths, out_vars)
-      add_axis([out_vars[k] for k in fresh], [new_axes[k] for k in fresh], self.metadata)
+    if self.metadata:  # Variables created inside (in outputs or inputs) get the axis' name
+      _, all_vars, paths, _ = flatten((*inner, *out_nodes))
+      known = {id(v) for v in inner_vars}
+      fresh = [k for k, v in enumerate(all_vars) if id(v) not in known]
+      if fresh:
+        owner_axes = node_axes + [out_axes[p] for p in node_positions]
+        new_axes = state_axes("vmap", owner_axes, paths, all_vars)
+        add_axis([all_vars[k] for k in fresh], [new_axes[k] for k in fresh], self.metadata)
     new_values, update = lift.capture(inner, refs, g.graphdef, out_nodes)
     changed.extend((g.paths[j][1:], g.variables[j]) for j, axis in enumerate(value_axes)
                    if axis is None and update.same and new_values[j] is not values[j])
