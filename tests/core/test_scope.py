@@ -113,3 +113,41 @@ def test_keyless_initializers_draw_no_key():
   assert [str(e.primitive) for e in jaxpr.eqns].count("random_fold_in") == 1
   with pytest.raises(errors.InvalidRngError, match='"params"'):
     init(f)({})  # a keyless init still needs the stream, as any param does
+
+
+# --------------------------------------------------------- Flax's public Scope API
+
+
+def test_public_constructor_rewound_and_names():
+  import flaxen.linen as nn
+  from flaxen.core import Scope as PublicScope
+
+  key = jax.random.key(0)
+  scope = PublicScope({}, {"params": key}, mutable=["params"])
+  x = jnp.ones((2,))
+  y = nn.Dense(3, parent=scope)(x)
+  params = scope.variables()["params"]
+  y2 = nn.Dense(3, parent=scope.rewound())(x)  # same name again, same params
+  np.testing.assert_array_equal(y, y2)
+  assert scope.variables()["params"] is params or scope.variables()["params"] == params
+  scope.push("Dense_0")
+  assert scope.default_name("Dense_") == "Dense_1" and scope.name_reserved("Dense_0")
+  scope.reserve("extra")
+  with pytest.raises(errors.NameInUseError):
+    scope.reserve("extra")
+  assert scope.has_flag("initializing") is False and scope.invalid is False
+  assert PublicScope(variables={}).variables() == {}
+
+
+def test_child_applies_fn_to_a_named_child_scope():
+  from flaxen.core import Scope as PublicScope
+
+  scope = PublicScope({}, {"params": jax.random.key(1)}, mutable=True)
+
+  def make(s, n, scale=1.0):
+    return s.param("w", lambda k, shape: jnp.full(shape, scale), (n,))
+
+  w = scope.child(make, name="layer", scale=2.0)(3)
+  np.testing.assert_array_equal(w, jnp.full((3,), 2.0))
+  assert scope.variables()["params"]["layer"]["w"].shape == (3,)
+  assert scope.temporary("tmp").path == ("tmp",) and not scope.name_reserved("tmp")

@@ -98,10 +98,22 @@ class _Root:
 class Scope:
   """One node of the variable tree: reads, writes and creates variables at its path."""
 
-  __slots__ = ("root", "parent", "name", "path", "_cols", "_children", "_rng_counts", "_text")
+  __slots__ = ("root", "parent", "name", "path", "_cols", "_children", "_rng_counts", "_text",
+               "_reserved")
 
-  def __init__(self, root: _Root, parent: Scope | None = None, name: str | None = None,
-               path: tuple[str, ...] = ()):
+  def __init__(self, variables: Any = None, rngs: Any = None, name: str | None = None,
+               mutable: CollectionFilter = False, parent: Scope | None = None,
+               path: tuple[str, ...] = (), debug_path: tuple[str, ...] = (),
+               flags: Mapping[str, Any] | None = None):
+    """``Scope(variables, rngs, mutable=...)``: a root scope, as :func:`bind` makes it.
+
+    (Inside flaxen, ``Scope(root, parent, name)`` makes a child of an existing bind.)
+    """
+    del debug_path
+    if isinstance(variables, _Root):
+      root, parent = variables, rngs
+    else:
+      root = bind({} if variables is None else variables, rngs, mutable, flags, path).root
     self.root = root
     self.parent = parent
     self.name = name
@@ -110,6 +122,7 @@ class Scope:
     self._children: dict[str, Scope] = {}
     self._rng_counts: dict[str, int] = {}
     self._text: str | None = None
+    self._reserved: set[str] | None = None
 
   # ------------------------------------------------------------------ tree structure
 
@@ -138,6 +151,63 @@ class Scope:
       raise errors.NameInUseError("submodule", name, self.path_text)
     child = self._children[name] = Scope(self.root, self, name)
     return child
+
+  def default_name(self, prefix: str) -> str:
+    """The first free name ``{prefix}{i}`` among the children and reserved names."""
+    i = 0
+    while self.name_reserved(f"{prefix}{i}"):
+      i += 1
+    return f"{prefix}{i}"
+
+  def name_reserved(self, name: str, col: str | None = None) -> bool:
+    """Whether ``name`` is taken here (by a child scope or :meth:`reserve`)."""
+    del col
+    return name in self._children or (self._reserved is not None and name in self._reserved)
+
+  def reserve(self, name: str, col: str | None = None) -> None:
+    """Take ``name`` here, so that a later child or reservation of it is an error.
+
+    Raises:
+      flaxen.errors.NameInUseError: the name is taken already.
+    """
+    if self.name_reserved(name, col):
+      raise errors.NameInUseError("name", name, self.path_text)
+    if self._reserved is None:
+      self._reserved = set()
+    self._reserved.add(name)
+
+  def child(self, fn: Callable[..., Any], name: str | None = None, prefix: str | None = None,
+            named_call: bool = True, **partial_kwargs: Any) -> Callable[..., Any]:
+    """``fn`` partially applied to a new child scope (named ``name`` or ``{prefix}{i}``)."""
+    del named_call
+    if name is None:
+      name = self.default_name(prefix if prefix is not None else getattr(fn, "__name__", ""))
+    scope = self.push(name)
+
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+      return fn(scope, *args, **{**partial_kwargs, **kwargs})
+
+    return wrapper
+
+  def rewound(self, rewind_rngs: bool = False) -> Scope:
+    """A scope on the same variables and path whose names are all free again (so modules
+    can be rebuilt on it); rng draws continue unless ``rewind_rngs``."""
+    out = Scope(self.root, self.parent, self.name, self.path)
+    if not rewind_rngs:
+      out._rng_counts = dict(self._rng_counts)
+    return out
+
+  def temporary(self, name: str) -> Scope:
+    """A child scope ``name`` that is not registered here (it reserves nothing)."""
+    return Scope(self.root, self, name)
+
+  def has_flag(self, key: str) -> bool:
+    return key in self.root.flags
+
+  @property
+  def invalid(self) -> bool:
+    """Whether the bind this scope belongs to has ended."""
+    return not self.root.valid
 
   def invalidate(self) -> None:
     """Mark every scope of this bind unusable (called when apply returns)."""
