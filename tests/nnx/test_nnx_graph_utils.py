@@ -156,3 +156,18 @@ def test_ellipsis_index_of_a_scalar_variable():
   v = nnx.Param(jnp.array(2))
   v[...] = 3
   assert v[...] == 3
+
+
+def test_map_without_recreating_variables_puts_plain_values():
+  rngs = nnx.map(lambda path, x: 0, nnx.Rngs(0), recreate_variables=False)
+  assert rngs.default.count == 0 and not isinstance(rngs.default.count, nnx.Variable)
+
+
+def test_state_helpers_with_flax_parameters():
+  state = nnx.state(nnx.Linear(2, 3, rngs=nnx.Rngs(0)))
+  shapes = nnx.to_pure_dict(state, lambda path, v: v.value.shape)
+  assert shapes == {"bias": (3,), "kernel": (2, 3)}
+  assert isinstance(nnx.merge_state(state, state, cls=nnx.GraphState), nnx.GraphState)
+  flat = nnx.FlatState([(("b",), 1), (("a", 1), 2), (("a", 0), 3)])
+  assert flat.paths == (("a", 0), ("a", 1), ("b",))
+  assert nnx.Not(collection_filter=nnx.Param)((), nnx.BatchStat(1)) is True

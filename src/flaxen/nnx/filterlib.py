@@ -83,10 +83,10 @@ class OfType(_Predicate):
   def __init__(self, type: type):
     self.type = type
 
-  def __call__(self, path: tuple, value: _Any) -> bool:
-    if isinstance(value, self.type):
+  def __call__(self, path: tuple, x: _Any) -> bool:
+    if isinstance(x, self.type):
       return True
-    t = getattr(value, "type", None)
+    t = getattr(x, "type", None)
     return isinstance(t, builtins.type) and issubclass(t, self.type)
 
 
@@ -96,8 +96,8 @@ class WithTag(_Predicate):
   def __init__(self, tag: str):
     self.tag = tag
 
-  def __call__(self, path: tuple, value: _Any) -> bool:
-    return getattr(value, "tag", None) == self.tag
+  def __call__(self, path: tuple, x: _Any) -> bool:
+    return getattr(x, "tag", None) == self.tag
 
 
 class PathContains(_Predicate):
@@ -107,7 +107,7 @@ class PathContains(_Predicate):
     self.key = key
     self.exact = exact
 
-  def __call__(self, path: tuple, value: _Any) -> bool:
+  def __call__(self, path: tuple, x: _Any) -> bool:
     if self.exact:
       return self.key in path
     return builtins.any(str(self.key) in str(k) for k in path)
@@ -123,8 +123,8 @@ class Any(_Predicate):
   def _by_type(self) -> bool:
     return builtins.all(by_type(p) for p in self.predicates)
 
-  def __call__(self, path: tuple, value: _Any) -> bool:
-    return builtins.any(p(path, value) for p in self.predicates)
+  def __call__(self, path: tuple, x: _Any) -> bool:
+    return builtins.any(p(path, x) for p in self.predicates)
 
 
 class All(_Predicate):
@@ -137,22 +137,22 @@ class All(_Predicate):
   def _by_type(self) -> bool:
     return builtins.all(by_type(p) for p in self.predicates)
 
-  def __call__(self, path: tuple, value: _Any) -> bool:
-    return builtins.all(p(path, value) for p in self.predicates)
+  def __call__(self, path: tuple, x: _Any) -> bool:
+    return builtins.all(p(path, x) for p in self.predicates)
 
 
 class Not(_Predicate):
   """Matches values that do not match ``filter``."""
 
-  def __init__(self, filter: Filter, /):
-    self.predicate = to_predicate(filter)
+  def __init__(self, collection_filter: Filter):
+    self.predicate = to_predicate(collection_filter)
 
   @property
   def _by_type(self) -> bool:
     return by_type(self.predicate)
 
-  def __call__(self, path: tuple, value: _Any) -> bool:
-    return not self.predicate(path, value)
+  def __call__(self, path: tuple, x: _Any) -> bool:
+    return not self.predicate(path, x)
 
 
 class Everything(_Predicate):
@@ -160,7 +160,7 @@ class Everything(_Predicate):
 
   _by_type = True
 
-  def __call__(self, path: tuple, value: _Any) -> bool:
+  def __call__(self, path: tuple, x: _Any) -> bool:
     return True
 
 
@@ -169,7 +169,7 @@ class Nothing(_Predicate):
 
   _by_type = True
 
-  def __call__(self, path: tuple, value: _Any) -> bool:
+  def __call__(self, path: tuple, x: _Any) -> bool:
     return False
 
 

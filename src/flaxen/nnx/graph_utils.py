@@ -130,17 +130,26 @@ def map(f: Callable[[tuple, Any], Any], node: Any, /, *, graph: bool | None = No
     f: ``(path, variable) -> variable or value``.
     node: the graph.
     graph: graph mode or tree mode.
-    recreate_variables: build new Variables (``False``: the new graph holds the Variables
-      of ``node``, given the new values in place).
+    recreate_variables: ``False`` puts what ``f`` returns in the new graph as it is (a
+      plain value replaces the Variable).
   """
   graphdef, state = split(node, graph=graph)
   flat = [(p, f(p, v)) for p, v in state.flat_state()]
-  if not recreate_variables:
-    for (_, new), (_, old) in zip(flat, state.flat_state(), strict=True):
-      if isinstance(old, Variable) and new is not old:
-        old.value = new.value if isinstance(new, Variable) else new
-    flat = list(state.flat_state())
-  return merge(graphdef, State.from_flat_path(flat))
+  out = merge(graphdef, State.from_flat_path(flat))
+  if not recreate_variables:  # what f returned goes in as it is, plain values included
+    for path, new in flat:
+      if not isinstance(new, Variable):
+        _put_at(out, path, new)
+  return out
+
+
+def _put_at(node: Any, path: tuple, value: Any) -> None:
+  for k in path[:-1]:
+    node = node._graph_get(k) if isinstance(node, Object) else node[k]
+  if isinstance(node, Object):
+    node._graph_put(path[-1], value)
+  else:
+    node[path[-1]] = value
 
 
 def find_duplicates(node: Any, /, *, only: Any = None) -> list[list[tuple]]:

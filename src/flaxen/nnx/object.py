@@ -329,8 +329,8 @@ class List(Object, list):
   [1.0, 2.0]
   """
 
-  def __init__(self, items: Any = ()):
-    list.__init__(self, (_convert(v, self) for v in items))
+  def __init__(self, it: Any = ()):
+    list.__init__(self, (_convert(v, self) for v in it))
 
   def _graph_items(self) -> list[tuple[Any, Any]]:
     return list(enumerate(self))

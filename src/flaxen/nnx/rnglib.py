@@ -83,10 +83,10 @@ class RngStream(Sampling, Object):
   def split(self, k: int | tuple[int, ...]) -> RngStream:
     return self.fork(split=k)
 
-  def broadcast(self, shape: int | tuple[int, ...]) -> RngStream:
-    """A new stream whose key and count are this stream's, repeated to ``shape`` (every
+  def broadcast(self, k: int | tuple[int, ...]) -> RngStream:
+    """A new stream whose key and count are this stream's, repeated to shape ``k`` (every
     slice of a ``vmap`` over that shape then draws the same keys)."""
-    shape = (shape,) if isinstance(shape, int) else tuple(shape)
+    shape = (k,) if isinstance(k, int) else tuple(k)
     out = RngStream(jnp.broadcast_to(self.key.value, shape), tag=self.tag)
     out.count.value = jnp.broadcast_to(self.count.value, shape)
     return out
@@ -158,12 +158,12 @@ class Rngs(Sampling, Object):
     """``fork(split=k)``."""
     return self.fork(split=k)
 
-  def broadcast(self, shape: Any) -> Rngs:
-    """New Rngs whose streams are these, broadcast to ``shape``: one shape for all, or a
+  def broadcast(self, k: Any) -> Rngs:
+    """New Rngs whose streams are these, broadcast to shape ``k``: one shape for all, or a
     mapping from stream name to shape (``None``: the stream is copied as it is)."""
     out = {}
     for name, stream in self.items():
-      to = shape.get(name) if isinstance(shape, Mapping) else shape
+      to = k.get(name) if isinstance(k, Mapping) else k
       out[name] = stream.broadcast(to) if to is not None else stream.broadcast(
         stream.key.value.shape)
     return Rngs(**out)

@@ -32,7 +32,14 @@ __all__ = [
 
 
 class FlatState(list):
-  """A list of ``(path, leaf)`` pairs, paths being tuples of keys, in graph order."""
+  """A list of ``(path, leaf)`` pairs, paths being tuples of keys, in graph order (sorted by
+  path when made from ``items`` with ``sort=True``)."""
+
+  def __init__(self, items: Iterable = (), /, *, sort: bool = True):
+    items = list(items)
+    if sort and len(items) > 1:
+      items.sort(key=lambda item: tuple(map(_sort_key, item[0])))
+    list.__init__(self, items)
 
   @property
   def paths(self) -> tuple[tuple, ...]:
@@ -110,9 +117,9 @@ class State(MutableMapping):
     return out
 
   @classmethod
-  def from_flat_path(cls, flat: Iterable | Mapping, /) -> State:
+  def from_flat_path(cls, flat_state: Iterable | Mapping, /) -> State:
     """Builds a nested State from ``(path, leaf)`` pairs (or a ``{path: leaf}`` mapping)."""
-    items = flat.items() if isinstance(flat, Mapping) else flat
+    items = flat_state.items() if isinstance(flat_state, Mapping) else flat_state
     root: dict = {}
     for path, leaf in items:
       node = root
@@ -128,10 +135,17 @@ class State(MutableMapping):
 
   # ------------------------------------------------------------------ pure values
 
-  def to_pure_dict(self) -> dict:
-    """A nested plain dict of the raw values (Variables unwrapped)."""
+  def to_pure_dict(self, extract_fn: Callable[[tuple, Any], Any] | None = None) -> dict:
+    """A nested plain dict of the raw values (Variables unwrapped), or of
+    ``extract_fn(path, leaf)``."""
+    if extract_fn is not None:
+      return State.from_flat_path(
+        [(p, extract_fn(p, v)) for p, v in self.flat_state()])._plain()
     return {k: v.to_pure_dict() if isinstance(v, State) else
             (v.raw_value if isinstance(v, Variable) else v) for k, v in self._mapping.items()}
+
+  def _plain(self) -> dict:
+    return {k: v._plain() if isinstance(v, State) else v for k, v in self._mapping.items()}
 
   def replace_by_pure_dict(self, pure_dict: Mapping,
                            replace_fn: Callable[[Any, Any], Any] | None = None) -> None:
@@ -194,9 +208,9 @@ def from_flat_state(flat_state: Iterable | Mapping, *, cls: type[State] = State)
   return cls.from_flat_path(flat_state)
 
 
-def to_pure_dict(state: State) -> dict:
-  """``state.to_pure_dict()``."""
-  return state.to_pure_dict()
+def to_pure_dict(state: State, extract_fn: Callable[[tuple, Any], Any] | None = None) -> dict:
+  """``state.to_pure_dict(extract_fn)``."""
+  return state.to_pure_dict(extract_fn)
 
 
 def replace_by_pure_dict(state: State, pure_dict: Mapping,
@@ -215,9 +229,10 @@ def split_state(state: State, first: Any, /, *filters: Any) -> State | tuple[Sta
   return state.split(first, *filters)
 
 
-def merge_state(state: State, /, *states: State) -> State:
-  """``State.merge(state, *states)``."""
-  return State.merge(state, *states)
+def merge_state(state: State, /, *states: State, cls: type[State] = State) -> State:
+  """``State.merge(state, *states)``, as a ``cls``."""
+  out = State.merge(state, *states)
+  return out if cls is State else cls._wrap(out._mapping)
 
 
 def map_state(f: Callable[[tuple, Any], Any], state: State) -> State:
