@@ -18,7 +18,13 @@ from flaxen.linen import dtypes as dtypes
 from flaxen.linen import initializers as initializers
 from flaxen.linen.activation import *  # noqa: F403
 from flaxen.linen.attention import *  # noqa: F403
+from flaxen.linen.batch_apply import BatchApply as BatchApply
 from flaxen.linen.combinators import Sequential as Sequential
+from flaxen.linen.fp8 import Fp8DirectDotGeneralOp as Fp8DirectDotGeneralOp
+from flaxen.linen.fp8 import Fp8DotGeneral as Fp8DotGeneral
+from flaxen.linen.fp8 import Fp8DotGeneralOp as Fp8DotGeneralOp
+from flaxen.linen.fp8 import Fp8Einsum as Fp8Einsum
+from flaxen.linen.fp8 import NANOOFp8DotGeneralOp as NANOOFp8DotGeneralOp
 from flaxen.linen.functional import apply as apply
 from flaxen.linen.functional import init as init
 from flaxen.linen.functional import init_with_output as init_with_output
@@ -69,6 +75,8 @@ from flaxen.linen.spmd import with_logical_partitioning as with_logical_partitio
 from flaxen.linen.stochastic import Dropout as Dropout
 from flaxen.linen.summary import tabulate as tabulate
 from flaxen.linen.transforms import *  # noqa: F403
+from flaxen.linen.weight_norm import SpectralNorm as SpectralNorm
+from flaxen.linen.weight_norm import WeightNorm as WeightNorm
 from flaxen.linen.wrapping import InterceptorContext as InterceptorContext
 from flaxen.linen.wrapping import compact as compact
 from flaxen.linen.wrapping import disable_named_call as disable_named_call

@@ -26,6 +26,7 @@ from flaxen.nnx.nn.recurrent import (
 )
 from flaxen.nnx.nn.sequential import Sequential
 from flaxen.nnx.nn.stochastic import Dropout
+from flaxen.nnx.nn.weight_norm import SpectralNorm, WeightNorm
 from flaxen.ops.pooling import avg_pool, max_pool, min_pool, pool
 from flaxen.typing import Initializer
 
@@ -35,5 +36,5 @@ __all__ = [
   "MultiHeadAttention", "combine_masks", "dot_product_attention", "dot_product_attention_weights",
   "make_attention_mask", "make_causal_mask", "LoRA", "LoRALinear", "LoRAParam", "RNN",
   "Bidirectional", "GRUCell", "LSTMCell", "OptimizedLSTMCell", "RNNCellBase", "SimpleCell",
-  "avg_pool", "max_pool", "min_pool", "pool", "Initializer",
+  "avg_pool", "max_pool", "min_pool", "pool", "Initializer", "SpectralNorm", "WeightNorm",
 ]
