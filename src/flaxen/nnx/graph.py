@@ -194,7 +194,7 @@ class GraphDef:
 
   __class_getitem__ = classmethod(types.GenericAlias)  # ``GraphDef[Model]`` in annotations
 
-  def apply(self, state: Any, *states: Any) -> Any:
+  def apply(self, state: Any, *states: Any, graph: bool | None = None) -> Any:
     """``nnx.call((self, state))``: ``graphdef.apply(state).method(*args)`` returns
     ``(output, (graphdef, new_state))``."""
     from flaxen.nnx.graphlib import call, merge_states_for_call

@@ -56,7 +56,12 @@ class Variable(Generic[A]):
   on_set_value = None
   on_create_value = None
 
-  def __init__(self, value: A, **metadata: Any):
+  def __init__(self, value: A, *, hijax: bool | None = None, ref: bool | None = None,
+               eager_sharding: bool | None = None, **metadata: Any):
+    # flaxen has one kind of Variable: hijax / ref are accepted for Flax's signature.
+    del hijax, ref
+    if eager_sharding is not None:
+      metadata["eager_sharding"] = eager_sharding
     if isinstance(value, VariableMetadata):  # from an initializer wrapped by with_metadata
       metadata.update(value.metadata)
       value = value.raw_value
