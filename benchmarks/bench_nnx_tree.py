@@ -41,7 +41,7 @@ def rows(label: str, model_cls, tx, with_stats: bool) -> list[Result]:
     return loss
 
   out = []
-  for graph, name, target in ((False, "tree mode", 1.05), (True, "graph mode", 1.1)):
+  for graph, name, target in ((True, "graph mode", 1.1), (False, "tree mode", 1.05)):
     model = model_cls(nnx.Rngs(0))
     optimizer = nnx.Optimizer(model, tx, wrt=nnx.Param, graph=graph)
     step = make_step(graph)
