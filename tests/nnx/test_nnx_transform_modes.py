@@ -267,3 +267,22 @@ def test_vmap_names_the_axis_of_variables_made_in_an_input():
   m = M(jax.random.split(jax.random.key(0), 4))
   assert m.w.value.shape == (4, 2, 3)
   assert m.w.sharding_names == ("layers", "a", "b")
+
+
+class Box(nnx.Pytree):
+  def __init__(self, data):
+    self.data = data  # a raw array attribute, not a Variable
+
+
+@pytest.mark.parametrize("graph,graph_updates", MODES)
+def test_scan_carries_raw_array_attributes(graph, graph_updates):
+  box = Box(jnp.array(0.0))
+
+  @nnx.scan(in_axes=nnx.Carry, out_axes=nnx.Carry, length=4, graph=graph,
+            graph_updates=graph_updates)
+  def f(b):
+    b.data = b.data + 1.0
+    return b
+
+  out = f(box)
+  assert float(out.data) == 4.0

@@ -51,6 +51,7 @@ from flaxen.nnx.transforms.axes import (
   state_axes,
 )
 from flaxen.nnx.transforms.tree_mode import check_not_bound_method, check_unique
+from flaxen.nnx.variables import Variable
 
 __all__ = ["scan"]
 
@@ -254,7 +255,7 @@ class _Scanned:
       values[j] = v
     args, inner, refs = lift.rebuild(plan.graphdef, values, leaves, plan.treedef,
                                      plan.positions)
-    inner_leaves = flatten(tuple(inner))[1]
+    _, inner_leaves, inner_paths, _ = flatten(tuple(inner))
     inner_vars = inner_leaves if self.metadata else []
     remove_axis(inner_vars, plan.value_axes, self.metadata)
     out = self.f(*args)
@@ -275,9 +276,12 @@ class _Scanned:
       new_values, info.update = lift.capture(inner, refs, plan.graphdef, [])
       if not info.update.same:
         new_values, ys_added = self._new_variables(plan, info, inner, inner_leaves,
-                                                   new_values)
-    else:  # only the Variables' new values count
-      new_values = [lift.raw(x) for x in inner_leaves]
+                                                   inner_paths, new_values)
+    else:  # no structural change counts: the input Variables' values, raw arrays by path
+      _, after, after_paths, _ = flatten(tuple(inner))
+      by_path = dict(zip(after_paths, after, strict=True))
+      new_values = [lift.raw(x if isinstance(x, Variable) else by_path.get(p, x))
+                    for x, p in zip(inner_leaves, inner_paths, strict=True)]
       info.update = lift.GraphUpdate(True, plan.graphdef, tuple(range(len(refs))), len(inner))
     out_axes = plain_axes("scan", out_leaves, all_out_axes)
     info.carry_leaves, info.scan_leaves, broadcast = _split(out_leaves, out_axes)
@@ -293,13 +297,17 @@ class _Scanned:
     return new_carry, ys
 
   def _new_variables(self, plan: _Plan, info: _Body, inner: list, inner_leaves: list,
-                     new_values: list) -> tuple[list, list]:
+                     inner_paths: list, new_values: list) -> tuple[list, list]:
     """Graph updates: the body added Variables (``sow``, a new attribute). Each is stacked
     along its object's axis; the input Variables keep their place. Returns the input
     Variables' new values and the added ones moved to the front."""
     _, leaves, paths, _ = flatten(tuple(inner))
-    old = {id(x): j for j, x in enumerate(inner_leaves)}
-    info.layout = tuple(old.get(id(x), -1) for x in leaves)
+    # Variables are found by identity, raw arrays (replaced on assignment) by path
+    old = {id(x): j for j, x in enumerate(inner_leaves) if isinstance(x, Variable)}
+    old_paths = {p: j for j, (p, x) in enumerate(zip(inner_paths, inner_leaves, strict=True))
+                 if not isinstance(x, Variable)}
+    info.layout = tuple(old.get(id(x), -1) if isinstance(x, Variable) else old_paths.get(p, -1)
+                        for x, p in zip(leaves, paths, strict=True))
     if len({j for j in info.layout if j >= 0}) != len(inner_leaves):
       raise LoopStructureError("scan", "the body removed or replaced Variables of its graph "
                                "objects")
