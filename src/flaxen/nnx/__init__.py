@@ -145,6 +145,7 @@ from flaxen.nnx.variable_names import (
   variable_type_from_name,
 )
 from flaxen.nnx.variables import (
+  A,
   BatchStat,
   Cache,
   Intermediate,
@@ -192,7 +193,7 @@ __all__ += ["NodeStates", "from_tree", "to_tree", "as_pure", "flatten", "pure", 
 __all__ += ["MergeContext", "SplitContext", "UpdateContext", "current_update_context",
             "merge_context", "split_context", "update_context"]
 __all__ += ["jit_partial", "StateSharding", "checkify", "make_jaxpr"]
-__all__ += ["pmap", "shard_map", "prefix"]
+__all__ += ["pmap", "shard_map", "prefix", "A"]
 
 __all__ += ["EMA", "TrainState", "optimizer"]
 __all__ += ["register_variable_name", "variable_name_from_type", "variable_type_from_name"]
