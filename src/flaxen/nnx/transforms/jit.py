@@ -39,7 +39,9 @@ from flaxen import errors
 from flaxen.nnx import epoch, filterlib
 from flaxen.nnx.graph import flatten, unflatten
 from flaxen.nnx.graph_mode import resolve_graph, resolve_graph_updates
+from flaxen.nnx.state import State
 from flaxen.nnx.transforms import lift, tree_mode
+from flaxen.nnx.transforms.axes import PathIs
 from flaxen.nnx.transforms.leaks import check_no_leaks
 from flaxen.nnx.variables import Variable
 
@@ -545,6 +547,8 @@ class StateSharding:
   """
 
   def __init__(self, filter_sharding: Any, /):
+    if isinstance(filter_sharding, State):  # a State of shardings: one filter per path
+      filter_sharding = [(PathIs(p), s) for p, s in filter_sharding.flat_state()]
     items = tuple(filter_sharding.items() if hasattr(filter_sharding, "items")
                   else filter_sharding)
     self._filters = tuple(f for f, _ in items)
