@@ -286,3 +286,19 @@ def test_scan_carries_raw_array_attributes(graph, graph_updates):
 
   out = f(box)
   assert float(out.data) == 4.0
+
+
+def test_shard_map_with_state_sharding_from_a_state():
+  mesh = jax.sharding.Mesh(jax.devices()[:1], ("d",))
+  P = jax.sharding.PartitionSpec
+  m = nnx.Linear(2, 4, rngs=nnx.Rngs(0))
+  specs = nnx.StateSharding(nnx.State({"kernel": P(None, "d"), "bias": P("d")}))
+  assert specs.map_prefix(("kernel",), m.kernel) == P(None, "d")
+
+  @nnx.shard_map(mesh=mesh, in_specs=(specs, P()), out_specs=P(None, "d"), graph=True,
+                 graph_updates=True)
+  def f(m, x):
+    return m(x)
+
+  x = jnp.ones((3, 2))
+  np.testing.assert_allclose(f(m, x), x @ m.kernel.value + m.bias.value, rtol=1e-6)
