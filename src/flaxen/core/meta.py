@@ -33,8 +33,17 @@ T = TypeVar("T")
 PARTITION_NAME = "partition_name"  # metadata_params key: the axis name a transform adds
 
 
-class AxisMetadata(struct.PyTreeNode, Generic[T], metaclass=abc.ABCMeta):
-  """Abstract base of boxed values; subclasses say how their metadata follows transforms."""
+class AxisMetadata(Generic[T], metaclass=abc.ABCMeta):
+  """Abstract base of boxed values; subclasses say how their metadata follows transforms.
+
+  As in Flax, a box is usually ``class Box(struct.PyTreeNode, AxisMetadata)``; a subclass
+  of ``AxisMetadata`` alone is made a struct dataclass too.
+  """
+
+  def __init_subclass__(cls, **kwargs: Any):
+    super().__init_subclass__()
+    if not issubclass(cls, struct.PyTreeNode):
+      struct.dataclass(cls, **kwargs)
 
   @abc.abstractmethod
   def unbox(self) -> T:
