@@ -108,3 +108,45 @@ def test_transformed_method_returning_a_module_or_variable_is_named():
   for what in ("module", "variable"):
     with pytest.raises(errors.TransformedMethodReturnValueError, match="helper"):
       Bar(what).init(jax.random.key(0), x)
+
+
+def test_vmap_applies_box_axis_hooks_outside_the_map():
+  from typing import Any
+
+  from flaxen import struct
+  from flaxen.core.meta import AxisMetadata
+
+  class Mean(struct.PyTreeNode, AxisMetadata):
+    """Stored as the mean over the mapped axis, broadcast back when mapped again."""
+
+    value: Any
+
+    def unbox(self):
+      return self.value
+
+    def replace_boxed(self, val):
+      return self.replace(value=val)
+
+    def add_axis(self, index, params):
+      return self.replace(value=jnp.mean(self.value, axis=index))
+
+    def remove_axis(self, index, params):
+      shape = list(jnp.shape(self.value))
+      shape.insert(index, params["size"])
+      return self.replace(value=jnp.broadcast_to(self.value, shape))
+
+  class Inner(nn.Module):
+    @nn.compact
+    def __call__(self, x):
+      v = self.variable("aux", "v", lambda: Mean(jnp.zeros(())))
+      v.value = v.value + x.sum()
+      return x
+
+  V = nn.vmap(Inner, variable_axes={"aux": 0}, metadata_params={"size": 2})
+  x = jnp.arange(6.0).reshape(2, 3)
+  _, state = V().init_with_output(jax.random.key(0), x)
+  box = state["aux"]["v"]
+  assert isinstance(box, Mean) and box.value.shape == ()
+  np.testing.assert_allclose(box.value, (3.0 + 12.0) / 2)  # mean of the per-row sums
+  _, state = V().apply(state, x, mutable="aux")
+  np.testing.assert_allclose(state["aux"]["v"].value, 7.5 + 7.5)  # each row adds its sum

@@ -57,14 +57,14 @@ def vmap(target: Any, variable_axes: Mapping[CollectionFilter, int | None] = {},
               rngs[-1])
     rng_axes = (*(0 for _ in split), None)
 
-    def mapped(v: Any, r: Any, a: Any, k: Any) -> Any:
-      y, mutated = body(box_axes(v, axes, params, add=False), r, a, k)
-      return y, box_axes(mutated, axes, params, add=True)
-
+    # Boxes drop the mapped axis from their metadata before the map and add it back after
+    # it (as in Flax), so a box may also reshape its value there (see AxisMetadata).
     arg_axes = tuple(in_axes) if isinstance(in_axes, list | tuple) else in_axes
-    return jax.vmap(mapped, in_axes=(axes, rng_axes, arg_axes, None),
-                    out_axes=(out_axes, axes), axis_size=size, axis_name=axis_name,
-                    spmd_axis_name=spmd_axis_name)(variables, rngs, args, kwargs)
+    y, mutated = jax.vmap(body, in_axes=(axes, rng_axes, arg_axes, None),
+                          out_axes=(out_axes, axes), axis_size=size, axis_name=axis_name,
+                          spmd_axis_name=spmd_axis_name)(
+      box_axes(variables, axes, params, add=False), rngs, args, kwargs)
+    return y, box_axes(mutated, axes, params, add=True)
 
   spec = Lift("vmap", transform, variable_groups=filters, rng_groups=split)
   return lift_target(target, spec, methods)
