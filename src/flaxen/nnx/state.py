@@ -19,8 +19,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping
 from typing import Any
 
-import jax
-
 from flaxen.errors.nnx import MissingKeyError, StatePathError, UnmatchedFilterError
 from flaxen.nnx import filterlib
 from flaxen.nnx.variables import Variable, _value_repr
@@ -84,6 +82,8 @@ class State(MutableMapping):
   def __getattr__(self, name: str) -> Any:
     if name.startswith("__"):
       raise AttributeError(name)
+    if name == "_mapping":  # unflattened and not read yet (see state_pytree.py)
+      return state_pytree.materialize(self)
     try:
       return self._mapping[name]
     except KeyError:
@@ -286,20 +286,5 @@ def _sorted_keys(m: dict) -> list:
   return sorted(m) if set(map(type, m)) in _NATURAL else sorted(m, key=_sort_key)
 
 
-def _flatten_with_keys(state: State):
-  m = state._mapping
-  keys = _sorted_keys(m)
-  return [(jax.tree_util.DictKey(k), m[k]) for k in keys], tuple(keys)
-
-
-def _flatten(state: State):
-  m = state._mapping
-  keys = _sorted_keys(m)
-  return list(map(m.__getitem__, keys)), tuple(keys)
-
-
-def _unflatten(keys: tuple, children: Iterable) -> State:
-  return State._wrap(dict(zip(keys, children, strict=True)))
-
-
-jax.tree_util.register_pytree_with_keys(State, _flatten_with_keys, _unflatten, _flatten)
+# Last: the pytree registration needs State (and _sorted_keys) from this module.
+from flaxen.nnx import state_pytree  # noqa: E402
