@@ -80,3 +80,23 @@ def test_mutation_through_a_field_module_is_written_back():
   assert int(variables["counter"]["Counter_0"]["n"]) == 2
   _, state = Top().apply(variables, mutable="counter")
   assert int(state["counter"]["Counter_0"]["n"]) == 4
+
+
+def test_variable_passed_to_a_transformed_method_is_lifted():
+  class Acc(nn.Module):
+    @nn.compact
+    def __call__(self, x):
+      total = self.variable("state", "total", jnp.zeros, x.shape)
+      return self.add(x, total)
+
+    @nn.jit
+    def add(self, x, total):
+      total.value = total.value + 2 * x
+      return total.value
+
+  x = jnp.arange(3.0)
+  variables = Acc().init(jax.random.key(0), x)
+  np.testing.assert_allclose(variables["state"]["total"], 2 * x)
+  y, state = Acc().apply(variables, x, mutable="state")
+  np.testing.assert_allclose(y, 4 * x)
+  np.testing.assert_allclose(state["state"]["total"], 4 * x)

@@ -89,6 +89,8 @@ class Static:
   treedef: Any
   static_leaves: tuple[tuple[int, Any], ...]
   module_leaves: tuple[int, ...]
+  # Variables among the arguments: (leaf, collection, name, unbox, scope index, rel path)
+  variable_leaves: tuple[tuple[int, str, str, bool, int, tuple[str, ...]], ...]
   mutable: Any
   outer_mutable: Any
   flags: tuple[tuple[str, Any], ...]
@@ -162,10 +164,16 @@ def lift_call(spec: Lift, fn: Callable[..., Any], module: Any, args: tuple[Any, 
   leaves, treedef = jax.tree.flatten((args, kwargs), is_leaf=lambda x: x is None)
   static_pos = _static_positions(args, kwargs, spec)
   dyn, static_leaves, module_leaves, arg_modules = [], [], [], []
+  var_leaves, var_scopes = [], []
   for i, leaf in enumerate(leaves):
     if isinstance(leaf, Module) and leaf.scope is not None and i not in static_pos:
       module_leaves.append(i)
       arg_modules.append(leaf)
+      dyn.append(None)
+    elif isinstance(leaf, core_scope.Variable) and i not in static_pos:
+      # a Variable handed in (not closed over) is rebuilt inside on the lifted scope
+      var_leaves.append((i, leaf.collection, leaf.name, leaf.unbox))
+      var_scopes.append(leaf.scope)
       dyn.append(None)
     elif i in static_pos or not isinstance(leaf, _DYNAMIC):
       static_leaves.append((i, leaf))
@@ -174,7 +182,8 @@ def lift_call(spec: Lift, fn: Callable[..., Any], module: Any, args: tuple[Any, 
       dyn.append(leaf)
   fields, field_modules = _field_modules(module)
   mods = [module, *field_modules, *arg_modules]
-  scopes, where = _cover([m.scope for m in mods])
+  scopes, where = _cover([m.scope for m in mods] + var_scopes)
+  where, var_where = where[:len(mods)], where[len(mods):]
   outer = scopes[0].root
   inner_mutable = intersect(outer.mutable, spec.mutable)
   static = Static(
@@ -182,6 +191,8 @@ def lift_call(spec: Lift, fn: Callable[..., Any], module: Any, args: tuple[Any, 
     modules=tuple((m, i, rel) for m, (i, rel) in zip(mods, where, strict=True)),
     fields=fields + ((),) * len(arg_modules), n_fields=len(field_modules),
     treedef=treedef, static_leaves=tuple(static_leaves), module_leaves=tuple(module_leaves),
+    variable_leaves=tuple((*v, i, rel) for v, (i, rel) in zip(var_leaves, var_where,
+                                                               strict=True)),
     mutable=_hashable(inner_mutable), outer_mutable=_hashable(outer.mutable),
     flags=tuple(sorted(outer.flags.items())), groups=tuple(spec.variable_groups),
     name=spec.name, why=spec.why)
@@ -310,6 +321,8 @@ def body(static: Static, variables: Groups, rngs: Groups, args: Any, kwargs: Any
     leaves[i] = value
   for i, m in zip(static.module_leaves, mods[1 + static.n_fields:], strict=True):
     leaves[i] = m
+  for i, col, name, unbox, si, rel in static.variable_leaves:
+    leaves[i] = core_scope.Variable(_descend(inner[si], rel), col, name, unbox)
   args, kwargs = jax.tree.unflatten(static.treedef, leaves)
   fn = fn or static.fn
   # A plain function ``fn(mdl, ...)`` (the function form) runs as if it were a compact method
