@@ -74,13 +74,11 @@ class _Fp8Base(Module):
 class Fp8DirectDotGeneralOp(_Fp8Base):
   """A ``lax.dot_general`` replacement (``dot_general_cls``) computing in FP8."""
 
-  def __call__(self, lhs: Array, rhs: Array, dimension_numbers: Any,
-               precision: PrecisionLike = None, preferred_element_type: Dtype | None = None,
-               **kwargs: Any) -> Array:
+  def __call__(self, *args: Any, **kwargs: Any) -> Array:
+    """``lax.dot_general(lhs, rhs, dimension_numbers, ...)``'s arguments."""
+    lhs, rhs, *rest = args
     lhs, rhs, dtype = self._quantized(lhs, rhs)
-    y = lax.dot_general(lhs, rhs, dimension_numbers, precision=precision,
-                        preferred_element_type=preferred_element_type, **kwargs)
-    return self._output(y, dtype)
+    return self._output(lax.dot_general(lhs, rhs, *rest, **kwargs), dtype)
 
 
 Fp8DotGeneral = Fp8DirectDotGeneralOp

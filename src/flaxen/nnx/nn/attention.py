@@ -299,6 +299,26 @@ class MultiHeadAttention(Module):
       return rngs.dropout()
     return rngs() if isinstance(rngs, RngStream) else rngs
 
+  def set_view(self, deterministic: bool | None = None, decode: bool | None = None,
+               batch_size: int | Sequence[int] | None = None, max_length: int | None = None,
+               **kwargs: Any) -> dict[str, Any]:
+    """For ``nnx.view``: sets the given attributes; returns the other arguments.
+
+    Args:
+      deterministic: disable dropout.
+      decode: autoregressive decoding.
+      batch_size: with ``max_length``, the batch size (or shape) of a fresh decode cache.
+      max_length: with ``batch_size``, the length of a fresh decode cache.
+    """
+    if deterministic is not None:
+      self.deterministic = deterministic
+    if decode is not None:
+      self.decode = decode
+    if batch_size is not None and max_length is not None:
+      batch = (batch_size,) if isinstance(batch_size, int) else tuple(batch_size)
+      self.init_cache((*batch, max_length, self.in_features), self.dtype or jnp.float32)
+    return kwargs
+
   def init_cache(self, input_shape: Sequence[int], dtype: Dtype = jnp.float32) -> None:
     """Creates zeroed ``cached_key`` / ``cached_value`` (``(*batch, max_length,
     num_kv_heads, head_dim)``) and ``cache_index`` Cache Variables for decoding.

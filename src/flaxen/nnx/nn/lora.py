@@ -76,7 +76,8 @@ class LoRA(Module):
     self.lora_b = lora_param_type(b_initializer(rngs.params(), (lora_rank, out_features),
                                                 param_dtype), **b_metadata)
 
-  def __call__(self, x: jax.Array) -> jax.Array:
+  def __call__(self, x: jax.Array, **kwargs: Any) -> jax.Array:
+    """``x @ lora_a @ lora_b``, plus ``base_module(x, **kwargs)`` when there is one."""
     where = type(self).__name__
     rule = rule_of(self.promote_dtype)
     hidden = linear_ops.dense(x, self.lora_a.value, dtype=self.dtype, promote_rule=rule,
@@ -84,7 +85,7 @@ class LoRA(Module):
     out = linear_ops.dense(hidden, self.lora_b.value, dtype=self.dtype, promote_rule=rule,
                            where=where)
     if self.base_module is not None:
-      out = out + self.base_module(x)
+      out = out + self.base_module(x, **kwargs)
     return out
 
 

@@ -120,6 +120,17 @@ class BatchNorm(_Norm):
     self.axis = axis
     self.momentum = momentum
 
+  def set_view(self, use_running_average: bool | None = None, **kwargs: Any) -> dict[str, Any]:
+    """For ``nnx.view``: sets ``use_running_average`` when given; returns the other
+    arguments.
+
+    Args:
+      use_running_average: normalize with the stored averages.
+    """
+    if use_running_average is not None:
+      self.use_running_average = use_running_average
+    return kwargs
+
   def __call__(self, x: jax.Array, use_running_average: bool | None = None, *,
                mask: jax.Array | None = None) -> jax.Array:
     """Normalizes ``x``; when training, also updates ``mean`` and ``var``.

@@ -204,6 +204,10 @@ class Bidirectional(RNNBase):
   (2, 5, 8)
   """
 
+  merge_fn = staticmethod(_concatenate)
+  time_major: bool = False
+  return_carry: bool = False
+
   def __init__(self, forward_rnn: RNN, backward_rnn: RNN, *,
                merge_fn: Callable[[Any, Any], Any] = _concatenate, time_major: bool = False,
                return_carry: bool = False, rngs: Rngs | bool = True):

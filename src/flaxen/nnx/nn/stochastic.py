@@ -12,6 +12,7 @@ True
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import jax
 
@@ -33,8 +34,9 @@ class Dropout(Module):
     deterministic: return the inputs unchanged (flipped by ``model.eval()`` /
       ``model.train()``; may be overridden per call).
     rng_collection: the stream of ``rngs`` the masks are drawn from.
-    rngs: the random streams to draw masks from (held by reference, so draws advance the
-      caller's stream); may instead be given per call.
+    rngs: where to draw masks from; of an ``Rngs`` the layer keeps its ``rng_collection``
+      stream (by reference, so draws advance the caller's stream, ``nnx.reseed`` resets it
+      and ``self.rngs.count`` counts the draws); may instead be given per call.
   """
 
   def __init__(self, rate: float, *, broadcast_dims: Sequence[int] = (),
@@ -44,7 +46,17 @@ class Dropout(Module):
     self.broadcast_dims = tuple(broadcast_dims)
     self.deterministic = deterministic
     self.rng_collection = rng_collection
-    self.rngs = rngs
+    self.rngs = rngs[rng_collection] if isinstance(rngs, Rngs) else rngs
+
+  def set_view(self, deterministic: bool | None = None, **kwargs: Any) -> dict[str, Any]:
+    """For ``nnx.view``: sets ``deterministic`` when given; returns the other arguments.
+
+    Args:
+      deterministic: return the inputs unchanged.
+    """
+    if deterministic is not None:
+      self.deterministic = deterministic
+    return kwargs
 
   def __call__(self, inputs: jax.Array, *, deterministic: bool | None = None,
                rngs: Rngs | RngStream | jax.Array | None = None) -> jax.Array:
