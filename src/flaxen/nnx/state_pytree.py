@@ -34,21 +34,26 @@ __all__: list[str] = []
 
 # ------------------------------------------------------------------------ State -> tree
 
+_SORTABLE = frozenset(map(frozenset, _NATURAL))  # key types JAX sorts as State does
+
+
 def _tree(m: dict) -> dict:
   """A State's mapping with its sub-States as plain dicts (the form JAX walks in C++).
   Exact type: State subclasses (GraphState) flatten through their own registration."""
-  return {k: _subtree(v) if type(v) is State else v for k, v in m.items()}
-
-
-def _subtree(state: State) -> Any:
-  lazy = state.__dict__.get("_lazy")
-  if lazy is not None:
-    keys, children = lazy
-    if set(map(type, keys)) in _NATURAL:
-      return dict(zip(keys, children, strict=True))
-    return state
-  m = state.__dict__["_mapping"]
-  return _tree(m) if set(map(type, m)) in _NATURAL else state  # else a State node of its own
+  out = {}
+  for k, v in m.items():
+    if type(v) is State:
+      d = v.__dict__
+      sub = d.get("_mapping")
+      if sub is None:  # unflattened, unread: its children as they came
+        keys, children = d["_lazy"]
+        if frozenset(map(type, keys)) in _SORTABLE:
+          v = dict(zip(keys, children, strict=True))
+      elif frozenset(map(type, sub)) in _SORTABLE:
+        v = _tree(sub)
+      # else v stays a State node: JAX would not sort its mixed keys as State does
+    out[k] = v
+  return out
 
 
 def _flatten(state: State):

@@ -456,7 +456,9 @@ def _register(cls: type) -> None:
   def unflatten(aux: tuple, children: Any) -> Variable:  # cls._from_raw, inlined
     var = new(cls)
     d = var.__dict__
-    d["_raw"], d["_meta"], d["_nnx_version"] = children[0], dict(aux), 0
+    d["_raw"] = children[0]  # one store each: faster than a tuple assignment or update()
+    d["_meta"] = dict(aux) if aux else {}
+    d["_nnx_version"] = 0
     return var
 
   jax.tree_util.register_pytree_with_keys(cls, _flatten_with_keys, unflatten, _flatten)
