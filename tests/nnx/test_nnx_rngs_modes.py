@@ -100,3 +100,11 @@ def test_with_rngs_decorator():
   def f(r):
     return r.params.key.value.shape
   assert f(nnx.Rngs(params=0)) == (4,)
+
+
+def test_rngs_split_with_a_mapping():
+  rngs = nnx.Rngs(params=0, dropout=1)
+  new = rngs.split({"dropout": 5})
+  assert new.dropout.key.value.shape == (5,) and new.params.key.value.shape == ()
+  np.testing.assert_array_equal(jax.random.key_data(new.dropout.key.value),
+                                jax.random.key_data(jax.random.split(_key(1, 0), 5)))

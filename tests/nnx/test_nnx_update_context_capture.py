@@ -112,3 +112,19 @@ def test_capture_method_outputs():
   y, intms = nnx.capture(Outer(), nnx.Intermediate, method_outputs=nnx.Intermediate)(1.0)
   assert y == 4.0 and intms["__call__"][0] == 4.0 and intms["inner"]["process"][0] == 2.0
   assert Inner.process.__name__ == "process" and not hasattr(Inner.process, "_nnx_sowing")
+
+
+def test_capture_of_a_function_taking_the_module():
+  class Foo(nnx.Module):
+    def __call__(self, x):
+      self.sow(nnx.Intermediate, "x2", x * 2)
+      return x
+
+  def forward(module, x):
+    return module(x) + 1
+
+  foo = Foo()
+  out, intms = nnx.capture(forward, nnx.Intermediate)(foo, 3.0)
+  assert out == 4.0 and intms["x2"][0] == 6.0 and "x2" not in vars(foo)
+  with pytest.raises(TypeError, match="none of its arguments is a Module"):
+    nnx.capture(lambda x: x, nnx.Intermediate)(1.0)

@@ -25,8 +25,11 @@ import inspect
 from collections.abc import Callable
 from typing import Any
 
+import jax
+
 from flaxen.nnx.graphlib import pop, update
 from flaxen.nnx.module import Module, iter_modules
+from flaxen.nnx.object import List
 from flaxen.nnx.state import State
 
 __all__ = ["capture"]
@@ -34,22 +37,23 @@ __all__ = ["capture"]
 
 def capture(fn: Callable, *var_types: Any, init: Any = None,
             method_outputs: Any = None) -> Callable:
-  """Wraps ``fn`` (a Module, or a bound method of one) to return ``(output, state)``.
+  """Wraps ``fn`` (a Module, a bound method of one, or a function taking Modules) to
+  return ``(output, state)``.
 
   Args:
-    fn: the Module to call, or a bound method of a Module.
+    fn: the Module to call, a bound method of a Module, or a function whose arguments hold
+      the Module(s) to collect from (several: the State is indexed by their order).
     *var_types: the Variable types (filters) to collect; the state is one State for one
       type, a tuple of States for several (an empty State for none).
     init: a State put into the Module before the call (and taken out after).
     method_outputs: a Variable type: every method called on a Module of the graph sows
       its output under the method's name.
   """
-  module = fn if isinstance(fn, Module) else getattr(fn, "__self__", None)
-  if not isinstance(module, Module):
-    raise TypeError(f"nnx.capture needs a Module or a bound method of one, got {fn!r}")
+  bound = fn if isinstance(fn, Module) else getattr(fn, "__self__", None)
 
   @functools.wraps(fn)
   def wrapper(*args: Any, **kwargs: Any) -> Any:
+    module = bound if isinstance(bound, Module) else _modules_in((args, kwargs), fn)
     if init is not None:
       update(module, init)
     undo = _sow_method_outputs(module, method_outputs) if method_outputs else []
@@ -69,6 +73,17 @@ def capture(fn: Callable, *var_types: Any, init: Any = None,
     return out, states
 
   return wrapper
+
+
+def _modules_in(tree: Any, fn: Any) -> Any:
+  """The Module (or a list of the Modules) among a plain function's arguments."""
+  found = [x for x in jax.tree.leaves(tree, is_leaf=lambda x: isinstance(x, Module))
+           if isinstance(x, Module)]
+  if not found:
+    raise TypeError(f"nnx.capture: {fn!r} is not a Module or a bound method of one, and "
+                    "none of its arguments is a Module. Fix: capture a Module's call, or pass "
+                    "the Module as an argument.")
+  return found[0] if len(found) == 1 else List(found)
 
 
 def _types(state: Any) -> list[type]:

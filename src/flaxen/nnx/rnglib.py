@@ -149,12 +149,20 @@ class Rngs(Sampling, Object):
   def items(self) -> Iterator[tuple[str, RngStream]]:
     return ((k, self.__dict__[k]) for k in self.streams())
 
-  def fork(self, *, split: int | tuple[int, ...] | None = None) -> Rngs:
-    """New Rngs seeded from these streams (each advances by one); ``split`` splits every
-    new key into that many (for constructing modules under ``vmap``)."""
-    return Rngs(**{name: stream.fork(split=split) for name, stream in self.items()})
+  def fork(self, *, split: Any = None) -> Rngs:
+    """New Rngs seeded from these streams (each advances by one); ``split`` splits the new
+    keys (for constructing modules under ``vmap``): one shape for every stream, or
+    ``{filter: shape}`` (first match; the other streams are forked unsplit)."""
+    if not isinstance(split, Mapping):
+      return Rngs(**{name: stream.fork(split=split) for name, stream in self.items()})
+    rules = _rules(split)
+    out = {}
+    for name, stream in self.items():
+      m = _first(rules, (name,), stream)
+      out[name] = stream.fork(split=None if m is None else m[0])
+    return Rngs(**out)
 
-  def split(self, k: int | tuple[int, ...]) -> Rngs:
+  def split(self, k: Any) -> Rngs:
     """``fork(split=k)``."""
     return self.fork(split=k)
 
