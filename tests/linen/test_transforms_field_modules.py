@@ -100,3 +100,29 @@ def test_variable_passed_to_a_transformed_method_is_lifted():
   y, state = Acc().apply(variables, x, mutable="state")
   np.testing.assert_allclose(y, 4 * x)
   np.testing.assert_allclose(state["state"]["total"], 4 * x)
+
+
+def test_partial_of_a_module_class_and_unbound_transformed_methods():
+  import functools
+
+  dense = functools.partial(nn.Dense, use_bias=False)
+  stacked = nn.vmap(dense, variable_axes={"params": 0}, split_rngs={"params": True})(4)
+  x = jnp.ones((3, 2))
+  variables = stacked.init(jax.random.key(0), x)
+  kernel = variables["params"]["kernel"]
+  assert kernel.shape == (3, 2, 4) and "bias" not in variables["params"]
+  np.testing.assert_allclose(stacked.apply(variables, x), jnp.einsum("bi,bio->bo", x, kernel),
+                             rtol=1e-6)  # fp32 matmul
+
+  class Foo(nn.Module):
+    @nn.compact
+    def __call__(self, x):
+      return nn.Dense(2)(x)
+
+    @nn.jit
+    def init_with_output(self, rngs, *args, **kwargs):  # called on the unbound module
+      return super().init_with_output(rngs, *args, **kwargs)
+
+  y, variables = Foo().init_with_output(jax.random.key(0), x)
+  p = variables["params"]["Dense_0"]
+  np.testing.assert_allclose(y, x @ p["kernel"] + p["bias"], rtol=1e-6)

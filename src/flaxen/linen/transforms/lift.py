@@ -366,6 +366,10 @@ def lift_target(target: Any, spec: Lift, methods: Any = None, prefix: str | None
   ``VmapDense_0``) whose methods run lifted; a function ``fn(module, *args)`` gives a function
   with the same signature.
   """
+  if (isinstance(target, functools.partial) and isinstance(target.func, type)
+      and issubclass(target.func, Module)):  # partial(nn.Dense, use_bias=False)
+    return functools.partial(lift_target(target.func, spec, methods, prefix), *target.args,
+                             **target.keywords)
   if isinstance(target, type) and issubclass(target, Module):
     attrs: dict[str, Any] = {}
     for name in methods or ("__call__",):
@@ -379,9 +383,19 @@ def lift_target(target: Any, spec: Lift, methods: Any = None, prefix: str | None
 
   @functools.wraps(target)
   def wrapper(module: Any, *args: Any, **kwargs: Any) -> Any:
+    if isinstance(module, Module) and module.scope is None and _is_method_of(target, module):
+      # a transformed method of an unbound module (an init_with_output override, say) has
+      # nothing to lift; a plain function of an unbound module is a mistake (below)
+      return target(module, *args, **kwargs)
     return lift_call(spec, target, module, args, kwargs)
 
   return wrapper
+
+
+def _is_method_of(fn: Any, module: Module) -> bool:
+  """Whether ``fn`` was defined in the body of one of ``module``'s classes."""
+  owner = getattr(fn, "__qualname__", "").rpartition(".")[0]
+  return any(owner == klass.__qualname__ for klass in type(module).__mro__)
 
 
 def _lifted_method(spec: Lift, fn: Callable[..., Any]) -> Callable[..., Any]:
