@@ -59,3 +59,32 @@ def test_filters():
     check_filter(3)
   with pytest.raises(errors.InvalidFilterError):
     in_filter(3.5, "x")
+
+
+# ------------------------------------------- Flax's remaining core / meta / frozen names
+
+
+def test_map_axis_meta_and_nnx_metadata_round_trip():
+  from flaxen.core import map_axis_meta
+  from flaxen.core import meta as m
+
+  box = m.Partitioned(jnp.ones((2, 3)), ("a", "b"))
+  tree = {"w": box, "n": 1}
+  out = map_axis_meta(lambda b: b.replace(names=("c", "d")), tree)
+  assert out["w"].names == ("c", "d") and out["n"] == 1
+  md = box.to_nnx_metadata()
+  back = m.Partitioned.from_nnx_metadata({**md, "value": box.value})
+  assert back.names == ("a", "b") and back.value is box.value
+  assert m.get_global_mesh() is None and not m.global_mesh_defined()
+
+
+def test_frozen_views_and_core_aliases():
+  import flaxen.linen as nn
+  from flaxen import core
+  from flaxen.core.frozen_dict import FrozenKeysView, FrozenValuesView
+
+  fd = core.freeze({"b": 1, "a": {"c": 2}})
+  assert isinstance(fd.keys(), FrozenKeysView) and list(fd.keys()) == ["b", "a"]
+  assert isinstance(fd.values(), FrozenValuesView) and list(fd.values())[0] == 1
+  assert core.broadcast is nn.broadcast
+  assert core.unbox({"w": core.meta.Partitioned(3, ("x",))}) == {"w": 3}

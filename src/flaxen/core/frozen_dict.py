@@ -14,7 +14,7 @@ accepts both kinds.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, KeysView, Mapping, ValuesView
 from typing import Any, TypeVar
 
 import jax
@@ -23,7 +23,10 @@ from flaxen import serialization
 from flaxen.errors.core import FrozenDictError
 from flaxen.errors.nested import DictKeyNotFoundError, NotAMappingError
 
-__all__ = ["FrozenDict", "freeze", "unfreeze", "copy", "pop", "pretty_repr"]
+__all__ = [
+  "FrozenDict", "freeze", "unfreeze", "copy", "pop", "pretty_repr", "FrozenKeysView",
+  "FrozenValuesView",
+]
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -82,6 +85,12 @@ class FrozenDict(Mapping[K, V]):
       return self._dict == other._dict
     return isinstance(other, dict) and self._dict == other
 
+  def keys(self) -> FrozenKeysView:
+    return FrozenKeysView(self)
+
+  def values(self) -> FrozenValuesView:
+    return FrozenValuesView(self)
+
   def copy(self, add_or_replace: Mapping | None = None) -> FrozenDict:
     """A new FrozenDict with the entries of ``add_or_replace`` added or replaced."""
     return FrozenDict({**self._dict, **(add_or_replace or {})})
@@ -115,6 +124,20 @@ jax.tree_util.register_pytree_with_keys(
     tuple(fd._dict[k] for k in sorted(fd._dict)), tuple(sorted(fd._dict))
   ),
 )
+
+
+class FrozenKeysView(KeysView):
+  """The keys of a FrozenDict; its repr lists them as Flax shows them."""
+
+  def __repr__(self) -> str:
+    return f"frozen_dict_keys({list(self)})"
+
+
+class FrozenValuesView(ValuesView):
+  """The values of a FrozenDict."""
+
+  def __repr__(self) -> str:
+    return f"frozen_dict_values({list(self)})"
 
 
 def freeze(xs: Mapping[Any, Any]) -> FrozenDict:

@@ -16,6 +16,7 @@ P('in', 'out')
 from __future__ import annotations
 
 import abc
+from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
 import jax
@@ -26,7 +27,7 @@ from flaxen.core import spmd
 __all__ = [
   "AxisMetadata", "Partitioned", "unbox", "replace_boxed", "add_axis", "remove_axis",
   "is_axis_metadata", "with_partitioning", "get_partition_spec", "get_sharding",
-  "PARTITION_NAME",
+  "PARTITION_NAME", "map_axis_meta", "get_global_mesh", "global_mesh_defined",
 ]
 
 T = TypeVar("T")
@@ -62,8 +63,25 @@ class AxisMetadata(Generic[T], metaclass=abc.ABCMeta):
     """The metadata after a lifted transform removes the axis at ``index``."""
 
 
-def is_axis_metadata(x: Any) -> bool:
-  return isinstance(x, AxisMetadata)
+def is_axis_metadata(val: Any) -> bool:
+  """Whether ``val`` is a box (:class:`AxisMetadata`)."""
+  return isinstance(val, AxisMetadata)
+
+
+def map_axis_meta(fn: Callable[[AxisMetadata], Any], tree: Any) -> Any:
+  """``fn(box)`` for every box in ``tree``; other leaves are kept."""
+  return jax.tree.map(lambda x: fn(x) if isinstance(x, AxisMetadata) else x, tree,
+                      is_leaf=is_axis_metadata)
+
+
+def get_global_mesh() -> Any:
+  """The mesh set with ``jax.set_mesh`` (or a ``with mesh:`` block), or None."""
+  return spmd.active_mesh()
+
+
+def global_mesh_defined() -> bool:
+  """Whether a mesh is set (see :func:`get_global_mesh`)."""
+  return get_global_mesh() is not None
 
 
 def unbox(tree: Any) -> Any:
@@ -127,6 +145,16 @@ class Partitioned(AxisMetadata[T]):
 
   def get_partition_spec(self) -> jax.sharding.PartitionSpec:
     return jax.sharding.PartitionSpec(*self.names)
+
+  def to_nnx_metadata(self) -> dict[str, Any]:
+    """The NNX Variable metadata for this box (``sharding_names``, ``mesh``)."""
+    return {"sharding_names": self.names, "mesh": self.mesh}
+
+  @classmethod
+  def from_nnx_metadata(cls, vs: dict[str, Any]) -> Partitioned:
+    """A box from NNX Variable metadata: ``value`` and its ``sharding_names``."""
+    names = vs.get("sharding_names", vs.get("sharding", vs.get("out_sharding")))
+    return cls(vs["value"], tuple(names) if names is not None else (), vs.get("mesh"))
 
   def get_sharding(self, mesh: Any) -> jax.sharding.NamedSharding:
     """The ``NamedSharding`` of this value on ``mesh``."""

@@ -10,7 +10,7 @@ from flaxen.errors.base import FlaxenError, short_repr
 
 __all__ = [
   "LazyInitError", "InvalidInstanceModuleError", "TransformedMethodReturnValueError",
-  "CallShareScopeOnUnboundModuleError",
+  "CallShareScopeOnUnboundModuleError", "JaxTransformError",
 ]
 
 
@@ -61,4 +61,16 @@ class CallShareScopeOnUnboundModuleError(FlaxenError, ValueError):
     super().__init__(
       "nn.share_scope was called on an unbound module. Fix: call it inside setup() or an "
       "@nn.compact method of a module that is being initialized or applied."
+    )
+
+
+class JaxTransformError(FlaxenError, ValueError):
+  """A scope or module bound in one JAX trace was used inside another (a raw ``jax.jit`` /
+  ``jax.vmap`` around a bound module's method)."""
+
+  def __init__(self):
+    super().__init__(
+      "A bound scope was used inside a JAX transform (jax.jit, jax.vmap, ...) other than the "
+      "one it was bound in. Fix: use the lifted Linen transform (nn.jit, nn.vmap, ...), which "
+      "carries the module's variables and rngs through the transform."
     )

@@ -137,6 +137,15 @@ class LogicallyPartitioned(meta.Partitioned):
     spmd.check_mesh_axes(spec, mesh)
     return NamedSharding(mesh, spec)
 
+  def to_nnx_metadata(self) -> dict[str, Any]:
+    """NNX Variable metadata: the logical names and their ``sharding_rules``."""
+    return {**super().to_nnx_metadata(), "sharding_rules": self.rules}
+
+  @classmethod
+  def from_nnx_metadata(cls, vs: dict[str, Any]) -> LogicallyPartitioned:
+    box = super().from_nnx_metadata(vs)
+    return box.replace(rules=vs.get("sharding_rules"))
+
 
 def with_logical_partitioning(fn: Any, names: tuple[str | None, ...], mesh: Any = None,
                               rules: spmd.LogicalRules | None = None):

@@ -30,6 +30,7 @@ import jax
 import jax.numpy as jnp
 
 from flaxen import errors
+from flaxen.core.broadcast import broadcast
 from flaxen.core.filters import CollectionFilter, in_filter, union_filters
 from flaxen.linen.module import Module
 from flaxen.linen.transforms.checkpoint import checkpoint
@@ -38,14 +39,6 @@ from flaxen.linen.transforms.lift import Lift, box_axes, lift_target
 __all__ = ["scan", "remat_scan", "broadcast"]
 
 
-class _Broadcast:
-  """The ``in_axes`` marker for a scan argument passed whole to every step."""
-
-  def __repr__(self) -> str:
-    return "nn.broadcast"
-
-
-broadcast: Any = _Broadcast()
 
 
 def scan(target: Any, variable_axes: Mapping[CollectionFilter, int] = {},  # noqa: B006
