@@ -302,3 +302,15 @@ def test_shard_map_with_state_sharding_from_a_state():
 
   x = jnp.ones((3, 2))
   np.testing.assert_allclose(f(m, x), x @ m.kernel.value + m.bias.value, rtol=1e-6)
+
+
+def test_transform_metadata_takes_axes_per_argument():
+  v = nnx.Param(jnp.zeros((4, 2)), sharding_names=("layers", "d"))
+
+  @nnx.transform_metadata(in_axes=(0, nnx.Carry), out_axes=nnx.Carry, partition="layers")
+  def f(v, c):
+    assert v.sharding_names == ("d",)
+    return c
+
+  f(v, jnp.ones(()))
+  assert v.sharding_names == ("layers", "d")

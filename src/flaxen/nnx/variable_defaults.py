@@ -56,31 +56,44 @@ def _variables(tree: Any, graph: bool | None) -> list[Variable]:
   return [v for _, v in iter_graph(tree, graph=graph) if isinstance(v, Variable)]
 
 
+def _with_axes(tree: Any, axes: Any, graph: bool | None) -> list[tuple[Variable, int]]:
+  """``(variable, axis)`` for the Variables of ``tree``; ``axes`` is an int for all of
+  them or a tuple with one entry per element of a tuple ``tree`` (entries that are not
+  ints, such as ``None`` or ``nnx.Carry``, leave their part alone)."""
+  if type(axes) is tuple and isinstance(tree, tuple) and len(axes) == len(tree):
+    return [pair for sub, a in zip(tree, axes, strict=True) for pair in
+            _with_axes(sub, a, graph)]
+  if not isinstance(axes, int) or isinstance(axes, bool):
+    return []
+  return [(v, axes) for v in _variables(tree, graph)]
+
+
 def transform_metadata(f: Callable | None = None, *, in_axes: Any = 0, out_axes: Any = 0,
                        partition: Any, graph: bool | None = None) -> Any:
   """Decorator: ``f``'s input Variables lose the axis ``in_axes`` from their sharding
   names while ``f`` runs (restored after), its output Variables gain ``partition`` at
-  ``out_axes``. ``None`` axes leave the metadata alone."""
+  ``out_axes``. ``None`` axes leave the metadata alone; a tuple gives one axis per
+  argument (per output element), as ``nnx.vmap`` / ``nnx.scan`` take them (``nnx.Carry``
+  entries are left alone too)."""
   if f is None:
     return functools.partial(transform_metadata, in_axes=in_axes, out_axes=out_axes,
                              partition=partition, graph=graph)
 
   @functools.wraps(f)
   def wrapper(*args: Any, **kwargs: Any) -> Any:
-    inputs = _variables((args, kwargs), graph) if in_axes is not None else []
-    for v in inputs:
-      v.remove_axis(in_axes, partition)
+    kw_axes = in_axes if isinstance(in_axes, int) else None  # keyword arguments: an int only
+    inputs = _with_axes(args, in_axes, graph) + _with_axes(kwargs, kw_axes, graph)
+    for v, axis in inputs:
+      v.remove_axis(axis, partition)
     try:
       out = f(*args, **kwargs)
     finally:
-      for v in inputs:
-        v.add_axis(in_axes, partition)
-    if out_axes is not None:
-      known = {id(v) for v in inputs}
-      for v in _variables(out, graph):
-        if id(v) not in known:
-          v.add_axis(out_axes, partition)
+      for v, axis in inputs:
+        v.add_axis(axis, partition)
+    known = {id(v) for v, _ in inputs}
+    for v, axis in _with_axes(out, out_axes, graph):
+      if id(v) not in known:
+        v.add_axis(axis, partition)
     return out
 
   return wrapper
-
