@@ -58,7 +58,9 @@ class _Alias(importlib.abc.MetaPathFinder, importlib.abc.Loader):
     return module
 
   def exec_module(self, module: ModuleType) -> None:
-    module.__spec__ = module.__spec__.loader_state[1]  # already executed as flaxen.X
+    spec = module.__spec__
+    assert spec is not None  # the import system sets it before exec_module
+    module.__spec__ = spec.loader_state[1]  # already executed as flaxen.X
 
 
 _ALIAS = _Alias()

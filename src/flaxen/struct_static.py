@@ -75,7 +75,7 @@ def _guard_class(base: type, mutators: tuple[str, ...]) -> type:
 StaticDict = _guard_class(dict, _DICT_MUTATORS)
 StaticList = _guard_class(list, _LIST_MUTATORS)
 StaticSet = _guard_class(set, _SET_MUTATORS)
-_GUARDS = {dict: StaticDict, list: StaticList, set: StaticSet}
+_GUARDS: dict[type, type] = {dict: StaticDict, list: StaticList, set: StaticSet}
 
 
 # JAX treats a dict or list subclass as a leaf: register the guards so that a static

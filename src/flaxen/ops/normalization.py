@@ -160,9 +160,9 @@ def _normalize(x: Array, mean: Array, var: Array, scale: Array | None, bias: Arr
       y = y + bias.reshape(feature_shape)
     return jnp.asarray(y, out_dtype)
   # One dtype: the same primitives as above, bound directly (size-1 dims broadcast in lax).
-  reduction_axes = sorted(reduction_axes)
-  mean = lax.expand_dims(mean, reduction_axes)
-  var = lax.expand_dims(var, reduction_axes)
+  axes = sorted(reduction_axes)
+  mean = lax.expand_dims(mean, axes)
+  var = lax.expand_dims(var, axes)
   y = lax.sub(x, mean)
   mul = lax.rsqrt(lax.add(var, var.dtype.type(epsilon)))
   if scale is not None:
@@ -241,6 +241,7 @@ def resolve_groups(channels: int, num_groups: int | None, group_size: int | None
       raise NumGroupsError(channels, num_groups, group_size,
                            "group_size must divide the channel count")
     return channels // group_size
+  assert num_groups is not None  # exactly one of the two is set (checked above)
   if num_groups <= 0 or channels % num_groups:
     raise NumGroupsError(channels, num_groups, group_size,
                          "num_groups must divide the channel count")
