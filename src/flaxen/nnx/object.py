@@ -229,24 +229,44 @@ class Object:
 # ----------------------------------------------------------------- pytree registration
 
 
-def _flatten_with_keys(obj: Object):
+_TYPE_DATA: dict[type, bool] = {}  # is_data of the values whose type alone decides it
+_TYPE_DATA_FOR = [0]  # len(DATA_TYPES) the cache was made for (register_data_type adds)
+
+
+def _data(v: Any) -> bool:
+  t = type(v)
+  known = _TYPE_DATA.get(t)
+  if known is not None:
+    return known
+  out = is_data(v)
+  if not issubclass(t, list | tuple | dict):  # containers: it depends on their items
+    _TYPE_DATA[t] = out
+  return out
+
+
+def _flatten(obj: Object):
+  if len(DATA_TYPES) != _TYPE_DATA_FOR[0]:
+    _TYPE_DATA.clear()
+    _TYPE_DATA_FOR[0] = len(DATA_TYPES)
   keys, mask, children, static = [], [], [], []
   kinds = obj.__dict__.get("_nnx_kinds")
   for k, v in obj._graph_items():
     if k == "_nnx_kinds":  # implied by the mask (see _unflatten): not part of the structure
       continue
+    m = kinds[k] if kinds and k in kinds else _data(v)
     keys.append(k)
-    mask.append(kinds[k] if kinds and k in kinds else is_data(v))
-    if mask[-1]:
-      children.append((_key_entry(k), v))
+    mask.append(m)
+    if m:
+      children.append(v)
     else:
       static.append(v)
   return children, (type(obj), tuple(keys), tuple(mask), tuple(static))
 
 
-def _flatten(obj: Object):
-  children, aux = _flatten_with_keys(obj)
-  return [c for _, c in children], aux
+def _flatten_with_keys(obj: Object):
+  children, aux = _flatten(obj)
+  keys = [k for k, m in zip(aux[1], aux[2], strict=True) if m]
+  return list(zip(map(_key_entry, keys), children, strict=True)), aux
 
 
 def _unflatten(aux, children):
