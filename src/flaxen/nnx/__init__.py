@@ -121,13 +121,15 @@ from flaxen.nnx.transforms.checkify import checkify
 from flaxen.nnx.transforms.control_flow import cond, fori_loop, switch, while_loop
 from flaxen.nnx.transforms.custom_vjp import CustomVjp, custom_vjp
 from flaxen.nnx.transforms.eval_shape import eval_shape
-from flaxen.nnx.transforms.jit import StateSharding, cached_partial, jit, jit_partial
+from flaxen.nnx.transforms.jit import jit
+from flaxen.nnx.transforms.jit_partial import cached_partial, jit_partial
 from flaxen.nnx.transforms.make_jaxpr import make_jaxpr
 from flaxen.nnx.transforms.pmap import pmap
 from flaxen.nnx.transforms.prefix import prefix
 from flaxen.nnx.transforms.remat import remat
 from flaxen.nnx.transforms.scan import scan
 from flaxen.nnx.transforms.shard_map import shard_map
+from flaxen.nnx.transforms.state_sharding import StateSharding
 from flaxen.nnx.transforms.vmap import vmap
 from flaxen.nnx.update_context import (
   MergeContext,

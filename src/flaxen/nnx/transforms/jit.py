@@ -36,17 +36,15 @@ from typing import Any
 import jax
 
 from flaxen import errors
-from flaxen.nnx import epoch, filterlib
-from flaxen.nnx.graph import flatten, unflatten
+from flaxen.nnx import epoch
+from flaxen.nnx.graph import flatten
 from flaxen.nnx.graph_mode import resolve_graph, resolve_graph_updates
-from flaxen.nnx.state import State
 from flaxen.nnx.transforms import lift, tree_mode
-from flaxen.nnx.transforms.axes import PathIs
 from flaxen.nnx.transforms.leaks import check_no_leaks
+from flaxen.nnx.transforms.state_sharding import StateSharding, state_shardings
 from flaxen.nnx.variables import Variable
 
-__all__ = ["jit", "JitWrapped", "cached_partial", "jit_partial", "JitPartial",
-           "StateSharding"]
+__all__ = ["jit", "JitWrapped"]
 
 _MAX_ENTRIES = 64
 
@@ -180,7 +178,7 @@ class JitWrapped:
     entry = _Entry()
     options = None
     if self._state_sharding:
-      in_specs, state_specs = _state_shardings(self._options["in_shardings"], treedef,
+      in_specs, state_specs = state_shardings(self._options["in_shardings"], treedef,
                                                positions, leaves, paths)
       # the state comes back with the shardings it went in with (nothing is trimmed)
       options = {**self._options, "in_shardings": in_specs,
@@ -346,36 +344,6 @@ def _as_tuple(x: Any) -> tuple:
   return () if x is None else (x,) if isinstance(x, int | str) else tuple(x)
 
 
-def _state_shardings(in_shardings: Any, treedef: Any, positions: tuple, leaves: list,
-                     paths: list) -> Any:
-  """``in_shardings`` with each ``StateSharding`` (given for a positional argument that is
-  a graph object) replaced by the list of its Variables' shardings, chosen by filter."""
-  arg_defs = treedef.children()[0].children()
-  specs = list(in_shardings) if isinstance(in_shardings, tuple | list) else (
-    [in_shardings] * len(arg_defs))
-  offsets, start = [], 0
-  for d in arg_defs:
-    offsets.append(start)
-    start += d.num_leaves
-  per_node: dict[int, Any] = {}
-  for i, spec in enumerate(specs):
-    k = positions.index(offsets[i]) if offsets[i] in positions else -1
-    if not isinstance(spec, StateSharding):
-      if k >= 0:
-        per_node[k] = spec
-      continue
-    if k < 0 or arg_defs[i].num_leaves != 1:
-      raise errors.GraphNodePrefixError("nnx.jit", f"in_shardings[{i}]", spec)
-    specs[i] = [spec.map_prefix(path[1:], leaf)
-                for path, leaf in zip(paths, leaves, strict=True) if path[0] == k]
-    per_node[k] = iter(specs[i])
-  state = []
-  for path in paths:
-    spec = per_node.get(path[0])
-    state.append(next(spec) if hasattr(spec, "__next__") else spec)
-  return tuple(specs), state
-
-
 def _by_position_and_name(fun: Callable, nums: Any, names: Any) -> tuple[Any, Any]:
   """``(argnums, argnames)`` completed from ``fun``'s signature (each ``None`` if empty)."""
   if nums is None and names is None:
@@ -448,135 +416,3 @@ def jit(fun: Callable | None = None, *, in_shardings: Any = None, out_shardings:
   if fun is None:
     return functools.partial(jit, **options, graph=graph, graph_updates=graph_updates)
   return JitWrapped(fun, **options, graph=graph, graph_updates=graph and graph_updates)
-
-
-class JitPartial:
-  """``nnx.jit_partial``'s result: the jitted function with its first arguments bound."""
-
-  def __init__(self, wrapped: JitWrapped, partial_args: tuple):
-    functools.update_wrapper(self, wrapped.fun)
-    self.wrapped = wrapped
-    self.partial_args = partial_args
-
-  def __call__(self, *args: Any, **kwargs: Any) -> Any:
-    return self.wrapped(*self.partial_args, *args, **kwargs)
-
-  def lower(self, *args: Any, **kwargs: Any) -> Any:
-    """``jax.jit(...).lower`` for the bound function: the arguments after the bound ones."""
-    return _PartialLowered(self.wrapped.lower(*self.partial_args, *args, **kwargs),
-                           self.partial_args)
-
-
-class _PartialLowered:
-  def __init__(self, lowered: Any, partial_args: tuple):
-    self.lowered, self.partial_args = lowered, partial_args
-
-  def compile(self, *args: Any, **kwargs: Any) -> Callable:
-    compiled = self.lowered.compile(*args, **kwargs)
-    return _PartialCompiled(compiled, self.partial_args)
-
-  def __getattr__(self, name: str) -> Any:
-    return getattr(self.lowered, name)
-
-
-class _PartialCompiled:
-  def __init__(self, compiled: Any, partial_args: tuple):
-    self.compiled, self.partial_args = compiled, partial_args
-
-  def __call__(self, *args: Any, **kwargs: Any) -> Any:
-    return self.compiled(*self.partial_args, *args, **kwargs)
-
-  def __getattr__(self, name: str) -> Any:
-    return getattr(self.compiled, name)
-
-
-def jit_partial(fun: Callable, *partial_args: Any, in_shardings: Any = None,
-                out_shardings: Any = None, static_argnums: int | Sequence[int] | None = None,
-                static_argnames: str | Sequence[str] | None = None,
-                donate_argnums: int | Sequence[int] | None = None,
-                donate_argnames: str | Sequence[str] | None = None, keep_unused: bool = False,
-                device: Any = None, backend: str | None = None, inline: bool = False,
-                graph: bool | None = None, graph_updates: bool | None = None) -> JitPartial:
-  """``nnx.jit(fun)`` with ``partial_args`` bound as its first arguments.
-
-  The options index the full argument list (bound arguments first), as for ``nnx.jit``.
-  The bound graph objects are checked (tree mode: no Variable twice) here, and their walk
-  is cached by ``nnx.jit`` as for any repeated call.
-
-  >>> import jax.numpy as jnp
-  >>> from flaxen import nnx
-  >>> model = nnx.Linear(2, 3, rngs=nnx.Rngs(0))
-  >>> forward = nnx.jit_partial(lambda m, x: m(x), model, graph=False)
-  >>> forward(jnp.ones((1, 2))).shape
-  (1, 3)
-  """
-  wrapped = jit(fun, in_shardings=in_shardings, out_shardings=out_shardings,
-                static_argnums=static_argnums, static_argnames=static_argnames,
-                donate_argnums=donate_argnums, donate_argnames=donate_argnames,
-                keep_unused=keep_unused, device=device, backend=backend, inline=inline,
-                graph=graph, graph_updates=graph_updates)
-  if wrapped._tree:
-    tree_mode.check_unique(partial_args, "nnx.jit_partial")
-  return JitPartial(wrapped, partial_args)
-
-
-def cached_partial(f: Callable, *cached_args: Any, graph: bool | None = None,
-                   graph_updates: bool | None = None) -> Callable:
-  """``functools.partial(f, *cached_args)``, for graph objects passed on every call.
-
-  In graph mode with graph updates the graph objects among ``cached_args`` are replaced by
-  copies of their structure that share their Variables, so the function sees them as
-  objects of their own (Flax's behaviour); ``nnx.jit`` caches its graph walk per argument
-  structure, so nothing more is needed for speed. Otherwise it is ``functools.partial``.
-  """
-  if resolve_graph(graph) and resolve_graph_updates(graph_updates):
-    leaves, treedef, positions = lift.find_nodes(cached_args)
-    if positions:
-      graphdef, state, _, refs = flatten(tuple(leaves[p] for p in positions))
-      shared = {i: r for i, r in enumerate(refs) if isinstance(r, Variable)}
-      copies, _ = unflatten(graphdef, [lift.raw(x) for x in state], shared)
-      for p, node in zip(positions, copies, strict=True):
-        leaves[p] = node
-      cached_args = treedef.unflatten(leaves)
-  return functools.partial(f, *cached_args)
-
-
-class StateSharding:
-  """Shardings for a graph argument's state, chosen per Variable by filters (graph mode
-  with graph updates): ``nnx.StateSharding({nnx.PathContains('kernel'): s1, ...: s2})``.
-  """
-
-  def __init__(self, filter_sharding: Any, /):
-    if isinstance(filter_sharding, State):  # a State of shardings: one filter per path
-      filter_sharding = [(PathIs(p), s) for p, s in filter_sharding.flat_state()]
-    items = tuple(filter_sharding.items() if hasattr(filter_sharding, "items")
-                  else filter_sharding)
-    self._filters = tuple(f for f, _ in items)
-    self._shardings = tuple(s for _, s in items)
-
-  @property
-  def filters(self) -> tuple:
-    """The filters, in order of precedence."""
-    return self._filters
-
-  @property
-  def shardings(self) -> tuple:
-    """The sharding of each filter."""
-    return self._shardings
-
-  def map_prefix(self, path: tuple, variable: Any) -> Any:
-    """The sharding of the Variable at ``path``: the first filter's that matches."""
-    for filt, sharding in zip(self.filters, self.shardings, strict=True):
-      if filterlib.to_predicate(filt)(path, variable):
-        return sharding
-    raise errors.UnmatchedFilterError(path, variable, self.filters)
-
-  def __repr__(self) -> str:
-    return f"StateSharding({dict(zip(self.filters, self.shardings, strict=True))})"
-
-  def __eq__(self, other: object) -> bool:
-    return (isinstance(other, StateSharding) and self.filters == other.filters
-            and self.shardings == other.shardings)
-
-  def __hash__(self) -> int:
-    return hash((self.filters, self.shardings))
