@@ -144,7 +144,8 @@ class DenseGeneral(Module):
     inputs = jnp.asarray(inputs)
     features = linear_ops.canonicalize_axes(0, self.features)
     linear_ops.check_axes(inputs.shape, self.axis, None, layer_name(self))
-    axis = linear_ops.canonicalize_axes(inputs.ndim, self.axis)
+    # Sorted, as Flax does: the kernel's contracted dims follow the input's order.
+    axis = tuple(sorted(linear_ops.canonicalize_axes(inputs.ndim, self.axis)))
     batch_dims = linear_ops.canonicalize_axes(inputs.ndim, self.batch_dims)
     batch_shape = tuple(inputs.shape[a] for a in batch_dims)
     in_shape = tuple(inputs.shape[a] for a in axis)
