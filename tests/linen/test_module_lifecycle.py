@@ -453,3 +453,42 @@ def test_setup_cannot_reassign_construction_attributes():
 
   with pytest.raises(errors.SetAttributeInModuleSetupError, match="'width'"):
     Reassigns().init(KEY, 1.0)
+
+
+def test_same_variable_name_in_two_collections_is_fine_in_one_is_not():
+  class Two(nn.Module):
+    same_col: bool
+
+    @nn.compact
+    def __call__(self, x):
+      a = self.variable("c1", "v", jnp.zeros, x.shape)
+      b = self.variable("c1" if self.same_col else "c2", "v", jnp.ones, x.shape)
+      return x + a.value + b.value
+
+  x = jnp.zeros((2,))
+  variables = Two(False).init(KEY, x)
+  assert set(variables) == {"c1", "c2"}
+  np.testing.assert_array_equal(Two(False).apply(variables, x), jnp.ones(2))
+  with pytest.raises(errors.NameInUseError):
+    Two(True).init(KEY, x)
+
+
+def test_field_submodules_of_the_top_module_are_bound_when_it_is():
+  class B(nn.Module):
+    def setup(self):
+      self.p = self.param("p", lambda k: jnp.full((2,), 3.0))
+
+    def fn(self, x):
+      return self.p + x
+
+  class A(nn.Module):
+    b: nn.Module
+
+    def __call__(self, x):
+      return self.b.fn(x)
+
+  a = A(b=B())
+  x = jnp.ones((2,))
+  variables = nn.init(lambda m, x: m(x), a)(KEY, x)
+  y = nn.apply(lambda m, x: m.b.fn(x), a)(variables, x)  # reached from outside, bound
+  np.testing.assert_array_equal(y, jnp.full((2,), 4.0))

@@ -148,6 +148,15 @@ class Module:
     if isinstance(parent, Scope):
       d["scope"] = parent
       d["_state"] = State()
+      d["_initialized"] = True
+      # A module bound at the top (init / apply / bind) adopts the submodules in its fields
+      # now, so that reading ``model.field.method`` from outside finds them bound.
+      state = d["_state"]
+      state.in_setup = True
+      try:
+        self._adopt_fields()
+      finally:
+        state.in_setup = False
     elif parent is not None and parent.scope is not None:
       pstate = parent._state
       name = d["name"]
@@ -169,23 +178,27 @@ class Module:
     state.in_setup = True
     ctx.stack.append(self)
     try:
-      d = self.__dict__
-      for f in self._field_names:
-        value = d.get(f)
-        if isinstance(value, Module | list | tuple | dict):
-          adopted = self._adopt(f, value)
-          if adopted is not value:
-            object.__setattr__(self, f, adopted)
+      self._adopt_fields()
       if self._has_setup:
         self.setup()
     finally:
       state.in_setup = False
       ctx.stack.pop()
 
+  def _adopt_fields(self) -> None:
+    """Bind the unbound submodules held in fields as children named after the field."""
+    d = self.__dict__
+    for f in self._field_names:
+      value = d.get(f)
+      if isinstance(value, Module | list | tuple | dict):
+        adopted = self._adopt(f, value)
+        if adopted is not value:
+          object.__setattr__(self, f, adopted)
+
   def _bind_as(self, parent: Module, name: str, in_setup: bool) -> None:
     pstate = parent._state
     taken = pstate.setup_names if in_setup else pstate.call_names
-    if name in taken or (not in_setup and name in pstate.setup_names):
+    if name in taken or ("", name) in taken or (not in_setup and name in pstate.setup_names):
       why = " by a submodule defined in setup()" if name in pstate.setup_names else ""
       raise errors.NameInUseError("submodule", name, _describe(parent), why)
     taken.add(name)
@@ -199,7 +212,7 @@ class Module:
     state = self._state
     i = state.cursor.get(prefix, 0)
     name = f"{prefix}_{i}"
-    while name in state.call_names or name in state.setup_names:
+    while name in state.call_names or ("", name) in state.call_names or name in state.setup_names:
       i += 1
       name = f"{prefix}_{i}"
     state.cursor[prefix] = i + 1
@@ -407,7 +420,7 @@ class Module:
     if scope is None or not self._state.compact_depth:
       scope = self._creating("param", name)
     else:
-      self._reserve("param", name)
+      self._reserve("param", name, "params")
     return scope.param(name, init_fn, *init_args, unbox=unbox, **init_kwargs)
 
   def variable(self, col: str, name: str, init_fn: Callable[..., Any] | None = None,
@@ -417,16 +430,18 @@ class Module:
     if scope is None or not self._state.compact_depth:
       scope = self._creating("variable", name)
     else:
-      self._reserve("variable", name)
+      self._reserve("variable", name, col)
     return scope.variable(col, name, init_fn, *init_args, unbox=unbox, **init_kwargs)
 
-  def _reserve(self, kind: str, name: str) -> None:
-    """One compact call declares each name once: a second param/variable of the same name
-    (or a submodule's) is a collision, not a read of the first."""
+  def _reserve(self, kind: str, name: str, col: str) -> None:
+    """One compact call declares each name once per collection: a second variable of the
+    same name in the same collection (or a submodule of that name) is a collision, not a
+    read of the first; the same name in another collection is fine (as in Flax)."""
     taken = self._state.call_names
-    if name in taken:
+    if (col, name) in taken or name in taken:
       raise errors.NameInUseError(kind, name, _describe(self))
-    taken.add(name)
+    taken.add((col, name))
+    taken.add(("", name))  # so that a submodule of this name is caught in _bind_as
 
   def has_variable(self, col: str, name: str) -> bool:
     return self._bound_scope("variables").has_variable(col, name)
