@@ -125,7 +125,8 @@ class LinearGeneral(Module):
   ``(prod(batch + in), prod(out))`` and ``(prod(batch + out),)``.
 
   Args:
-    in_features: size(s) of the contracted input axes, one per entry of ``axis``.
+    in_features: size(s) of the contracted input axes, in the order those axes have in the
+      input (``axis`` is sorted, as in Flax).
     out_features: size(s) of the output feature axes.
     axis: the input axes to contract.
     batch_axis: ``{axis: size}`` of leading input axes with a separate kernel per index.
@@ -183,8 +184,13 @@ class LinearGeneral(Module):
       dot_general = self.dot_general_cls()
     else:
       dot_general = lax.dot_general if self.dot_general is None else self.dot_general
+    # Sorted, as Flax does: the kernel's in_features follow the input's axis order.
+    ndim = jnp.ndim(inputs)
+    axis = self.axis
+    if all(-ndim <= a < ndim for a in axis):
+      axis = tuple(sorted(a % ndim for a in axis))
     return linear_ops.dense_general(
-      inputs, self.kernel.value, bias, axis=self.axis, batch_dims=sorted(self.batch_axis),
+      inputs, self.kernel.value, bias, axis=axis, batch_dims=sorted(self.batch_axis),
       dtype=self.dtype, precision=self.precision, dot_general=dot_general,
       promote_rule=rule_of(self.promote_dtype),
       preferred_element_type=self.preferred_element_type, out_sharding=out_sharding,
