@@ -168,3 +168,19 @@ def test_static_argnames_resolve_positional_calls():
   assert float(g(jnp.array(2.0), 3.0, True)) == -6.0
   assert float(g(jnp.array(2.0), 3.0, False)) == 6.0
   assert traces == [True, False]
+
+
+@pytest.mark.parametrize("graph", [True, False])
+def test_out_shardings_from_nnx_prefix_constrain_each_variable(graph):
+  mesh = jax.sharding.Mesh(jax.devices()[:1], ("a",))
+  named = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
+  template = nnx.Linear(2, 3, rngs=nnx.Rngs(0))
+  specs = nnx.prefix(template, {nnx.PathContains("kernel"): named, ...: None}, graph=graph)
+
+  @nnx.jit(out_shardings=specs, graph=graph, graph_updates=False)
+  def make():
+    return nnx.Linear(2, 3, rngs=nnx.Rngs(0))
+
+  m = make()
+  assert m.kernel[...].sharding == named
+  np.testing.assert_array_equal(m.kernel[...], template.kernel[...])

@@ -41,7 +41,7 @@ from flaxen.nnx.graph import flatten
 from flaxen.nnx.graph_mode import resolve_graph, resolve_graph_updates
 from flaxen.nnx.transforms import lift, tree_mode
 from flaxen.nnx.transforms.leaks import check_no_leaks
-from flaxen.nnx.transforms.state_sharding import StateSharding, state_shardings
+from flaxen.nnx.transforms.state_sharding import StateSharding, constrain, state_shardings
 from flaxen.nnx.variables import Variable
 
 __all__ = ["jit", "JitWrapped"]
@@ -132,7 +132,7 @@ class JitWrapped:
     snapshot = tree_mode.Snapshot(inner)
     out = self.fun(*args, **kwargs)
     if self.out_shardings is not None:
-      out = jax.lax.with_sharding_constraint(out, self.out_shardings)
+      out = constrain(out, self.out_shardings)
     written, new_values = snapshot.updates(self._may_trim)
     out, nodes = tree_mode.pack_output(out, snapshot.variable_ids(), "nnx.jit", self._tree)
     if nodes is not None:
@@ -146,7 +146,7 @@ class JitWrapped:
     (args, kwargs), inner, refs = lift.rebuild(graphdef, values, leaves, treedef, positions)
     out = self.fun(*args, **kwargs)
     if self.out_shardings is not None:
-      out = jax.lax.with_sharding_constraint(out, self.out_shardings)
+      out = constrain(out, self.out_shardings)
     out_leaves, out_treedef, out_positions, out_nodes = lift.take_nodes(out)
     new_values, update = lift.capture(inner, refs, graphdef, out_nodes)
     check_no_leaks(update.graphdef, [*values, *leaves], "nnx.jit")
