@@ -240,11 +240,11 @@ class GRUCell(_GatedCell):
 
 
 class SimpleCell(RNNCellBase):
-  r"""Elman cell: :math:`h' = \tanh(W_i x + W_h h + b_h)` (plus ``h`` inside the activation
+  r"""Elman cell: :math:`h' = \tanh(W_i x + b_i + W_h h)` (plus ``h`` inside the activation
   when ``residual``); the carry and output are ``h'``.
 
-  Submodules: ``dense_i`` (``in -> hidden``, no bias), ``dense_h`` (``hidden -> hidden``,
-  with bias).
+  Submodules: ``dense_i`` (``in -> hidden``, with bias), ``dense_h`` (``hidden -> hidden``,
+  no bias), as in Flax (and Linen's ``i`` / ``h``).
 
   Args:
     in_features, hidden_features, kernel_init, recurrent_kernel_init, bias_init, dtype,
@@ -273,8 +273,8 @@ class SimpleCell(RNNCellBase):
       bias_metadata=bias_metadata)
     self.residual = residual
     self.activation_fn = activation_fn
-    self.dense_h = dense_h(hidden_features, True)
-    self.dense_i = dense_i(in_features, hidden_features, False)
+    self.dense_h = dense_h(hidden_features, False)
+    self.dense_i = dense_i(in_features, hidden_features, True)
 
   def __call__(self, carry: jax.Array, inputs: jax.Array) -> tuple[jax.Array, jax.Array]:
     self._check_carry(carry, inputs)
