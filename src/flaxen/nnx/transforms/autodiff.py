@@ -47,6 +47,10 @@ class DiffState:
     self.argnum = argnum
     self.filter = filter
 
+  def map_prefix(self, path: tuple, variable: Any) -> bool:
+    """Whether the Variable at ``path`` (within the argument) is differentiated."""
+    return filterlib.to_predicate(self.filter)(path, variable)
+
   def __repr__(self) -> str:
     return f"DiffState({self.argnum}, {self.filter!r})"
 
