@@ -65,6 +65,8 @@ def test_inconsistent_aliasing_and_prefix_filters_raise():
     nnx.grad(lambda a, b: a[...] * b[...], graph=True, graph_updates=False)(v, v)
   with pytest.raises(errors.PrefixFilterError, match="cannot contain `DiffState`"):
     nnx.grad(lambda m: 0.0, argnums=nnx.DiffState(0, nnx.Param), graph=False)
+  kernel_only = nnx.DiffState(0, nnx.PathContains("kernel"))
+  assert kernel_only.map_prefix(("kernel",), v) and not kernel_only.map_prefix(("bias",), v)
 
 
 @pytest.mark.parametrize("graph,updates", MODES)
