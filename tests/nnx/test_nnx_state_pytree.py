@@ -117,3 +117,43 @@ def test_functional_split_merge_under_jit():
   out = step(step(state))
   np.testing.assert_allclose(out["bias"].value, state["bias"].value + 2.0)
   np.testing.assert_allclose(nnx.merge(graphdef, out).kernel.value, model.kernel.value)
+
+
+class _Stack(nnx.Module):
+  def __init__(self):
+    self.layers = nnx.List([nnx.Linear(2, 2, rngs=nnx.Rngs(0))])
+    self.note = "static"
+    self.extra = _Box(1.0)
+
+
+class _Box:
+  def __init__(self, v):
+    self.v = v
+
+
+def test_module_key_paths_and_treedef():
+  m = _Stack()
+  flat, treedef = jax.tree_util.tree_flatten_with_path(m)
+  assert treedef == jax.tree.structure(m)
+  assert [p for p, _ in flat] == [
+    (GetAttrKey("layers"), jax.tree_util.SequenceKey(0), GetAttrKey("bias"), GetAttrKey("value")),
+    (GetAttrKey("layers"), jax.tree_util.SequenceKey(0), GetAttrKey("kernel"),
+     GetAttrKey("value")),
+  ]
+  out = jax.tree.unflatten(treedef, [leaf for _, leaf in flat])
+  assert out.note == "static" and out.extra is m.extra
+
+
+def test_registered_data_type_becomes_a_child():
+  class Holder:
+    def __init__(self, v):
+      self.v = v
+  jax.tree_util.register_pytree_node(Holder, lambda h: ((h.v,), None), lambda _, c: Holder(*c))
+
+  class M(nnx.Module):
+    def __init__(self):
+      self.h = Holder(jnp.ones(1))
+
+  assert jax.tree.leaves(M()) == []  # an unregistered class is static config
+  nnx.register_data_type(Holder)
+  np.testing.assert_array_equal(jax.tree.leaves(M())[0], jnp.ones(1))
