@@ -314,3 +314,20 @@ def test_transform_metadata_takes_axes_per_argument():
 
   f(v, jnp.ones(()))
   assert v.sharding_names == ("layers", "d")
+
+
+@pytest.mark.parametrize("graph_updates", [True, False])
+def test_scan_traces_its_body_once_per_structure(graph_updates):
+  traces = []
+  stack = nnx.Dict(w=nnx.Param(jnp.arange(6.0).reshape(3, 2)))
+
+  @nnx.scan(in_axes=(nnx.Carry, 0, None), out_axes=nnx.Carry, graph_updates=graph_updates)
+  def f(c, m, scale):
+    traces.append(1)
+    return c + m["w"].value * scale
+
+  first = f(jnp.zeros(2), stack, jnp.array(1.0))
+  second = f(jnp.zeros(2), stack, jnp.array(2.0))  # a new broadcast value, no new trace
+  assert len(traces) == 1
+  np.testing.assert_allclose(first, stack["w"].value.sum(0))
+  np.testing.assert_allclose(second, 2.0 * stack["w"].value.sum(0))
