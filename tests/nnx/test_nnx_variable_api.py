@@ -73,3 +73,19 @@ def test_var_defaults_context():
   with nnx.var_defaults(hijax=True):
     assert nnx.var_defaults.current()["hijax"] is True
   assert nnx.var_defaults.current()["hijax"] is False
+
+
+def test_equality_with_plain_values_compares_the_value():
+  v = nnx.Variable(2.0)
+  assert v == 2.0 and v != 3.0 and not (v != 2.0)
+  w = nnx.Variable(2.0)
+  assert v != w and v == v  # two Variables: identity, as in States and lists
+  assert v in [w, v] and [v].index(v) == 0
+  assert bool((nnx.Param(jnp.arange(3)) == jnp.arange(3)).all())
+
+
+def test_typevar_a_is_exported():
+  class Box(nnx.Variable[nnx.A]):
+    pass
+
+  assert Box(1).value == 1

@@ -336,7 +336,17 @@ class Variable(Generic[A]):
     return bool(self.value)
 
   def __eq__(self, other: object) -> Any:
-    return self is other
+    # Two Variables are equal only if they are the same box (States and lists of
+    # Variables compare by identity); against a plain value the value is compared, as in
+    # Flax (``assert model.count == 1``).
+    if isinstance(other, Variable):
+      return self is other
+    return self.value == other
+
+  def __ne__(self, other: object) -> Any:
+    if isinstance(other, Variable):
+      return self is not other
+    return self.value != other
 
   __hash__ = object.__hash__
 
