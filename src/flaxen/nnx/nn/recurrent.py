@@ -204,7 +204,7 @@ class Bidirectional(RNNBase):
   (2, 5, 8)
   """
 
-  merge_fn = staticmethod(_concatenate)
+  merge_fn = _concatenate  # a default only: __init__ sets the instance's
   time_major: bool = False
   return_carry: bool = False
 
