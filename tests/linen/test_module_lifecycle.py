@@ -492,3 +492,18 @@ def test_field_submodules_of_the_top_module_are_bound_when_it_is():
   variables = nn.init(lambda m, x: m(x), a)(KEY, x)
   y = nn.apply(lambda m, x: m.b.fn(x), a)(variables, x)  # reached from outside, bound
   np.testing.assert_array_equal(y, jnp.full((2,), 4.0))
+
+
+def test_field_submodules_are_bound_with_their_holder():
+  class Foo(nn.Module):
+    def setup(self):
+      self.seq = nn.Sequential([nn.Dense(3), nn.Dense(4)])
+
+    def __call__(self, x):
+      return self.seq.layers[0](x)  # the Sequential's own setup has not run yet
+
+  x = jnp.ones((1, 2))
+  variables = Foo().init(KEY, x)
+  p = variables["params"]["seq"]["layers_0"]
+  np.testing.assert_allclose(Foo().apply(variables, x), x @ p["kernel"] + p["bias"],
+                             rtol=1e-6)  # fp32 matmul

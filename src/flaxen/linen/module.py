@@ -149,14 +149,7 @@ class Module:
       d["scope"] = parent
       d["_state"] = State()
       d["_initialized"] = True
-      # A module bound at the top (init / apply / bind) adopts the submodules in its fields
-      # now, so that reading ``model.field.method`` from outside finds them bound.
-      state = d["_state"]
-      state.in_setup = True
-      try:
-        self._adopt_fields()
-      finally:
-        state.in_setup = False
+      self._adopt_fields()
     elif parent is not None and parent.scope is not None:
       pstate = parent._state
       name = d["name"]
@@ -169,6 +162,9 @@ class Module:
         self._bind_as(parent, name, in_setup=False)
       else:
         raise errors.AssignSubModuleError(type(self).__name__, _describe(parent))
+      d["_initialized"] = True
+      if d.get("scope") is not None:
+        self._adopt_fields()
     d["_initialized"] = True
 
   def _run_setup(self) -> None:
@@ -186,14 +182,21 @@ class Module:
       ctx.stack.pop()
 
   def _adopt_fields(self) -> None:
-    """Bind the unbound submodules held in fields as children named after the field."""
+    """Bind the unbound submodules held in fields as children named after the field. Done
+    when the module is bound (and again, idempotently, before setup), so that reading
+    ``model.field.method`` or ``self.seq.layers[0]`` finds them bound."""
     d = self.__dict__
-    for f in self._field_names:
-      value = d.get(f)
-      if isinstance(value, Module | list | tuple | dict):
-        adopted = self._adopt(f, value)
-        if adopted is not value:
-          object.__setattr__(self, f, adopted)
+    state = d["_state"]
+    in_setup, state.in_setup = state.in_setup, True
+    try:
+      for f in self._field_names:
+        value = d.get(f)
+        if isinstance(value, Module | list | tuple | dict):
+          adopted = self._adopt(f, value)
+          if adopted is not value:
+            object.__setattr__(self, f, adopted)
+    finally:
+      state.in_setup = in_setup
 
   def _bind_as(self, parent: Module, name: str, in_setup: bool) -> None:
     pstate = parent._state
@@ -207,6 +210,8 @@ class Module:
     d["parent"] = parent
     d["scope"] = parent.scope.push(name, reuse=True)  # type: ignore[union-attr]
     d["_state"] = State()
+    if d.get("_initialized"):  # else __post_init__ is still running: fields are adopted later
+      self._adopt_fields()
 
   def _auto_name(self, prefix: str) -> str:
     state = self._state
