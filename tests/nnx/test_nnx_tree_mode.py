@@ -98,3 +98,10 @@ def test_compat_signatures_default_to_graph_mode():
   assert sig.parameters["graph"].default is True
   assert inspect.signature(nnx.compat.jit).parameters["graph_updates"].default is True
   assert set(nnx.compat.__all__) >= {"split", "jit", "vmap", "iter_graph"}
+
+
+def test_tree_mode_rejects_shared_array_refs():
+  ref = jax.new_ref(jnp.array(1.0))
+  with pytest.raises(errors.SharedReferenceError, match="Ref"):
+    nnx.split([ref, ref], graph=False)
+  nnx.split([ref, jax.new_ref(jnp.array(2.0))], graph=False)

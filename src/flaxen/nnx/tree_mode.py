@@ -20,9 +20,16 @@ from __future__ import annotations
 
 from typing import Any
 
+import jax
+
 from flaxen.errors.nnx_tree import NotAPytreeError, SharedReferenceError
+from flaxen.nnx.graph import _unwrap
 
 __all__ = ["check_tree"]
+
+# Mutable array references (``jax.new_ref``) are static to the walk, but shared ones alias
+# state just as a shared Variable does.
+_REF_TYPES = tuple(t for t in (getattr(jax, "Ref", None),) if isinstance(t, type))
 
 
 def check_tree(graphdef: Any) -> Any:
@@ -33,7 +40,7 @@ def check_tree(graphdef: Any) -> Any:
   return graphdef
 
 
-def _scan(entry: tuple, path: tuple, seen: dict[int, tuple]) -> None:
+def _scan(entry: tuple, path: tuple, seen: dict[Any, tuple]) -> None:
   # ``seen``: node index -> (class, first path), for the ``ref`` entries that follow.
   tag = entry[0]
   if tag == "ref":
@@ -41,6 +48,13 @@ def _scan(entry: tuple, path: tuple, seen: dict[int, tuple]) -> None:
     raise SharedReferenceError(cls, first, path)
   if tag == "var":
     seen[entry[1]] = (entry[2], path)
+  elif tag == "static":
+    value = _unwrap(entry[1])
+    if _REF_TYPES and isinstance(value, _REF_TYPES):
+      key = ("ref", id(value))
+      if key in seen:
+        raise SharedReferenceError(type(value), seen[key][1], path)
+      seen[key] = (type(value), path)
   elif tag == "node":
     cls = entry[2]
     if not getattr(cls, "_nnx_pytree", True):
