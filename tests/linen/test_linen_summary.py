@@ -176,3 +176,16 @@ def test_private_helper_methods_are_not_rows():
   table = Net().tabulate(jax.random.key(0), jnp.ones((1, 8, 8, 1)))
   assert "Conv" in table
   assert "_kernel_size" not in table and "_params" not in table
+
+
+def test_flax_row_and_table_types():
+  import numpy as np
+
+  from flaxen.linen import summary
+
+  row = summary.Row(("a",), nn.Dense(2), "__call__", (np.ones(3),), np.ones(2),
+                    {"params": {"kernel": np.ones((3, 2))}},
+                    {"params": {"kernel": np.ones((3, 2), np.float32), "bias": np.ones(2)}})
+  assert row.size_and_bytes(["params"]) == {"params": (8, 6 * 4 + 2 * 8)}
+  table = summary.Table(nn.Dense(2), ("params",), [row])
+  assert table[0] is row and table.collections == ["params"]

@@ -26,10 +26,11 @@ import jax
 
 from flaxen import summary_table as st
 from flaxen.core.filters import CollectionFilter, DenyList
+from flaxen.linen.summary_rows import Row, Table
 from flaxen.linen.wrapping import intercept_methods
 from flaxen.traverse_util import flatten_dict
 
-__all__ = ["tabulate", "module_tabulate", "summarize"]
+__all__ = ["tabulate", "module_tabulate", "summarize", "Row", "Table"]
 
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
 _NOT_INTERMEDIATES = DenyList("intermediates")
