@@ -171,3 +171,17 @@ def test_state_helpers_with_flax_parameters():
   flat = nnx.FlatState([(("b",), 1), (("a", 1), 2), (("a", 0), 3)])
   assert flat.paths == (("a", 0), ("a", 1), ("b",))
   assert nnx.Not(collection_filter=nnx.Param)((), nnx.BatchStat(1)) is True
+
+
+def test_flat_state_members():
+  state = nnx.state(nnx.BatchNorm(2, rngs=nnx.Rngs(0)))
+  flat = state.flat_state()
+  params, stats = flat.filter(nnx.Param, nnx.BatchStat)
+  assert params.paths == (("bias",), ("scale",)) and stats.paths == (("mean",), ("var",))
+  merged = nnx.FlatState.merge(params, stats)
+  assert merged.paths == (("bias",), ("mean",), ("scale",), ("var",))
+  assert merged.to_nested_state()["mean"] is state["mean"]
+  again = nnx.FlatState.from_sorted_keys_values(merged.paths, merged.leaves)
+  assert again == merged and state.raw_mapping is state._mapping
+  doubled = state.map(lambda path, v: v.replace(v.value * 2))
+  np.testing.assert_array_equal(doubled["scale"].value, state["scale"].value * 2)

@@ -50,6 +50,11 @@ class NodeStates:
       raise ValueError(f"NodeStates holds {len(self.states)} States; use .states")
     return self.states[0]
 
+  def replace(self, **updates: Any) -> NodeStates:
+    """A copy with ``states``, ``metadata`` or ``graphdef`` replaced."""
+    return NodeStates(updates.get("states", self.states), updates.get("metadata", self.metadata),
+                      updates.get("graphdef", self._graphdef))
+
   @classmethod
   def from_split(cls, graphdef: GraphDef, state: Any, /, *states: Any,
                  metadata: Any = None) -> NodeStates:

@@ -241,6 +241,9 @@ def with_vars(node: Any, /, *, hijax: bool | None = None, ref: bool | None = Non
   return node
 
 
-def vars_as(node: Any, /, **kwargs: Any) -> Any:
+def vars_as(node: Any, /, *, hijax: bool | None = None, ref: bool | None = None,
+            mutable: bool | None = None, only: Any = ..., allow_duplicates: bool = False
+            ) -> Any:
   """Deprecated name of :func:`with_vars`."""
-  return with_vars(node, **kwargs)
+  return with_vars(node, hijax=hijax, ref=ref, mutable=mutable, only=only,
+                   allow_duplicates=allow_duplicates)

@@ -231,7 +231,7 @@ def _flat(states: tuple) -> dict:
   return flat
 
 
-def merge(graphdef: Any, /, *states: Any, copy: bool = False,
+def merge(graphdef_or_graphstate: Any, /, *states: Any, copy: bool = False,
           recreate_variables: bool = True) -> Any:
   """Builds a new graph from a GraphDef and the States that ``split`` returned (or from
   the ``GraphState``s that ``unpack`` returned).
@@ -250,6 +250,7 @@ def merge(graphdef: Any, /, *states: Any, copy: bool = False,
   0
   """
   del copy, recreate_variables
+  graphdef = graphdef_or_graphstate
   if isinstance(graphdef, State) and "_graphdef" in graphdef.__dict__:  # a GraphState
     states = (graphdef, *states)
     graphdef = graphdef.__dict__["_graphdef"]

@@ -43,6 +43,32 @@ class FlatState(list):
   def paths(self) -> tuple[tuple, ...]:
     return tuple(p for p, _ in self)
 
+  @staticmethod
+  def from_sorted_keys_values(keys: Iterable, values: Iterable, /) -> FlatState:
+    """A FlatState from paths already in order and their leaves."""
+    return FlatState(zip(keys, values, strict=True), sort=False)
+
+  def to_nested_state(self) -> State:
+    return State.from_flat_path(self)
+
+  def filter(self, first: Any, /, *filters: Any) -> Any:
+    """The pairs matching each filter (a FlatState per filter; one alone for one)."""
+    out = self.to_nested_state().filter(first, *filters)
+    return out.flat_state() if isinstance(out, State) else tuple(s.flat_state() for s in out)
+
+  def split(self, first: Any, /, *filters: Any) -> Any:
+    """Like ``filter`` but every pair must match one of the filters."""
+    out = self.to_nested_state().split(first, *filters)
+    return out.flat_state() if isinstance(out, State) else tuple(s.flat_state() for s in out)
+
+  @staticmethod
+  def merge(flat_state: Iterable, /, *flat_states: Iterable) -> FlatState:
+    """The pairs of all the FlatStates, later ones winning on equal paths, by path."""
+    merged: dict = {}
+    for fs in (flat_state, *flat_states):
+      merged.update(fs)
+    return FlatState(merged.items())
+
   @property
   def leaves(self) -> tuple[Any, ...]:
     return tuple(v for _, v in self)
@@ -96,6 +122,15 @@ class State(MutableMapping):
     return isinstance(other, State) and self._mapping == other._mapping
 
   __hash__ = None
+
+  @property
+  def raw_mapping(self) -> dict:
+    """The underlying nested dict."""
+    return self._mapping
+
+  def map(self, f: Callable[[tuple, Any], Any]) -> State:
+    """Deprecated: ``nnx.map_state(f, self)``."""
+    return map_state(f, self)
 
   def __or__(self, other: State) -> State:
     return State.merge(self, other)
