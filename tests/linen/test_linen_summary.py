@@ -189,3 +189,20 @@ def test_flax_row_and_table_types():
   assert row.size_and_bytes(["params"]) == {"params": (8, 6 * 4 + 2 * 8)}
   table = summary.Table(nn.Dense(2), ("params",), [row])
   assert table[0] is row and table.collections == ["params"]
+
+
+def test_module_paths_lists_unbound_copies():
+  class Bar(nn.Module):
+    @nn.compact
+    def __call__(self, x):
+      return nn.Dense(4)(nn.Dense(3)(x))  # Dense(4) is built first: Dense_0
+
+  class Foo(nn.Module):
+    @nn.compact
+    def __call__(self, x):
+      return nn.Dense(5)(Bar()(x))
+
+  paths = Foo().module_paths(jax.random.key(0), jnp.ones((1, 2)))
+  assert sorted(paths) == ["", "Bar_0", "Bar_0/Dense_0", "Bar_0/Dense_1", "Dense_0"]
+  assert type(paths[""]) is Foo and type(paths["Bar_0"]) is Bar
+  assert paths["Bar_0/Dense_1"].features == 3 and all(m.scope is None for m in paths.values())

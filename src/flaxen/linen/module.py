@@ -384,6 +384,16 @@ class Module:
       raise errors.CallUnbindOnUnboundModuleError(type(self).__name__)
     return self.clone(_reset_names=True), dict(self.scope.variables())
 
+  def module_paths(self, rngs: Any, *args: Any, show_repeated: bool = False,
+                   mutable: CollectionFilter = _NOT_INTERMEDIATES,
+                   **kwargs: Any) -> dict[str, Module]:
+    """``{"path/of/submodule": unbound copy}`` of every module that ``init`` would call
+    (``""`` is this one); nothing is computed (``jax.eval_shape``)."""
+    from flaxen.linen.summary import module_paths  # summary imports this module
+
+    return module_paths(self, rngs, *args, show_repeated=show_repeated, mutable=mutable,
+                        **kwargs)
+
   def tabulate(self, rngs: Any, *args: Any, **kwargs: Any) -> str:
     """A summary table of this module's calls and variables (see :func:`nn.tabulate`)."""
     from flaxen.linen.summary import module_tabulate

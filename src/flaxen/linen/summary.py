@@ -30,7 +30,7 @@ from flaxen.linen.summary_rows import Row, Table
 from flaxen.linen.wrapping import intercept_methods
 from flaxen.traverse_util import flatten_dict
 
-__all__ = ["tabulate", "module_tabulate", "summarize", "Row", "Table"]
+__all__ = ["tabulate", "module_tabulate", "summarize", "module_paths", "Row", "Table"]
 
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
 _NOT_INTERMEDIATES = DenyList("intermediates")
@@ -103,6 +103,33 @@ def module_tabulate(module: Any, rngs: Any, *args: Any, depth: int | None = None
                    show_flops=compute_flops, show_vjp_flops=compute_vjp_flops,
                    console_kwargs=console_kwargs, table_kwargs=table_kwargs,
                    column_kwargs=column_kwargs)
+
+
+def module_paths(module: Any, rngs: Any, *args: Any, show_repeated: bool = False,
+                 mutable: CollectionFilter = _NOT_INTERMEDIATES,
+                 **kwargs: Any) -> dict[str, Any]:
+  """``{"a/b": unbound copy of the module at a/b}`` for every module ``init`` calls (``""``
+  is the root), found under ``jax.eval_shape`` (no computation)."""
+  del show_repeated  # each path appears once either way
+  rngs = dict(rngs) if isinstance(rngs, Mapping) else {"params": rngs}
+  method = kwargs.pop("method", None)
+  found: dict[str, Any] = {}
+
+  def record(next_fun, call_args, call_kwargs, context):
+    mod = context.module
+    if mod.scope is not None:
+      found.setdefault("/".join(mod.scope.path), mod.clone(parent=None))
+    return next_fun(*call_args, **call_kwargs)
+
+  arrays, rebuild = st.split_arrays((rngs, args, kwargs))
+
+  def init(arrays):
+    r, a, kw = rebuild(arrays)
+    with intercept_methods(record):
+      return module.init(r, *a, method=method, mutable=mutable, **kw)
+
+  jax.eval_shape(init, arrays)
+  return found
 
 
 def summarize(module: Any, rngs: Any, *args: Any, depth: int | None = None,
