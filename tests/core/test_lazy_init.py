@@ -7,24 +7,33 @@ import pytest
 
 import flaxen.linen as nn
 from flaxen import core, errors
+from flaxen.core import lazy
 
 
-def test_core_lazy_init_matches_the_eager_function():
+def test_partial_evaluate_matches_the_eager_function():
   def f(key, x, scale):
     w = jax.random.normal(key, (x.shape[-1], 3)) * scale
     return {"w": w, "n": x.shape[0]}
 
   key = jax.random.key(4)
   abstract = jax.ShapeDtypeStruct((5, 2), jnp.float32)
-  out = core.lazy_init(f)(key, abstract, np.float32(2.0))
+  out = lazy.partial_evaluate(f)(key, abstract, np.float32(2.0))
   ref = f(key, jnp.zeros((5, 2)), np.float32(2.0))
   np.testing.assert_array_equal(out["w"], ref["w"])
   assert out["n"] == 5
-
-
-def test_core_lazy_init_rejects_value_dependence():
   with pytest.raises(errors.LazyInitError):
-    core.lazy_init(lambda x: {"m": x.sum()})(jax.ShapeDtypeStruct((3,), jnp.float32))
+    lazy.partial_evaluate(lambda x: {"m": x.sum()})(jax.ShapeDtypeStruct((3,), jnp.float32))
+
+
+def test_core_lazy_init_is_a_lazy_core_init():
+  def dense(scope, x):
+    w = scope.param("w", jax.nn.initializers.lecun_normal(), (x.shape[-1], 2))
+    return x @ w
+
+  key = jax.random.key(2)
+  lazy_vars = core.lazy_init(dense)(key, jax.ShapeDtypeStruct((4, 3), jnp.float32))
+  _, eager_vars = core.init(dense)(key, jnp.ones((4, 3)))
+  np.testing.assert_array_equal(lazy_vars["params"]["w"], eager_vars["params"]["w"])
 
 
 def test_module_lazy_init_equals_init():

@@ -1,23 +1,26 @@
-"""``lazy_init``: compute a function's outputs from input shapes, by partial evaluation.
+"""``lazy_init``: variables from input shapes only, by partial evaluation.
 
 Inputs given as ``jax.ShapeDtypeStruct`` are unknown; everything computed from the known
 inputs alone (the rng keys, the shapes) is computed, under ``jax.jit``, and whatever would
 need the unknown values is never run. An output that depends on an unknown input raises
-:class:`flaxen.errors.LazyInitError`. Linen's ``Module.lazy_init`` is built on it.
+:class:`flaxen.errors.LazyInitError`. ``lazy_init(fn)`` is the lazy ``core.init`` of a
+function ``fn(scope, *args)``; Linen's ``Module.lazy_init`` runs ``Module.init`` through
+:func:`partial_evaluate`.
 
 >>> import jax, jax.numpy as jnp
 >>> from flaxen import core
->>> def init(key, x):
-...   return {"w": jax.random.normal(key, (x.shape[-1], 2))}
->>> out = core.lazy_init(init)(jax.random.key(0), jax.ShapeDtypeStruct((8, 3), jnp.float32))
->>> out["w"].shape
+>>> def dense(scope, x):
+...   w = scope.param("w", jax.nn.initializers.lecun_normal(), (x.shape[-1], 2))
+...   return x @ w
+>>> abstract = jax.ShapeDtypeStruct((8, 3), jnp.float32)
+>>> core.lazy_init(dense)(jax.random.key(0), abstract)["params"]["w"].shape
 (3, 2)
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import jax
@@ -27,13 +30,32 @@ import numpy as np
 from jax.interpreters import partial_eval as pe
 
 from flaxen import errors
+from flaxen.core.filters import CollectionFilter
 
-__all__ = ["lazy_init"]
+__all__ = ["lazy_init", "partial_evaluate"]
 
 _ARRAY = (jax.Array, np.ndarray, np.generic)
 
 
-def lazy_init(fn: Callable[..., Any]) -> Callable[..., Any]:
+def lazy_init(fn: Callable[..., Any], mutable: CollectionFilter = True,
+              flags: Mapping[str, Any] | None = None) -> Callable[..., Any]:
+  """``core.init(fn, mutable, flags)`` returning only the variables, computed lazily.
+
+  Args:
+    fn: ``fn(scope, *args)``.
+    mutable: the collections that may be created (default all).
+    flags: read with ``Scope.get_flag``.
+
+  Returns:
+    ``wrapper(rngs, *args, **kwargs) -> variables``; ``args`` may be
+    ``jax.ShapeDtypeStruct``.
+  """
+  from flaxen.core.scope import init  # scope imports this package's other modules
+
+  return partial_evaluate(lambda rngs, *a, **kw: init(fn, mutable, flags)(rngs, *a, **kw)[1])
+
+
+def partial_evaluate(fn: Callable[..., Any]) -> Callable[..., Any]:
   """Wrap ``fn`` so that its ``jax.ShapeDtypeStruct`` arguments are only shapes.
 
   Args:

@@ -113,7 +113,7 @@ def remove_axis(tree: Any, index: int, params: dict[str, Any]) -> Any:
   )
 
 
-class Partitioned(AxisMetadata[T]):
+class Partitioned(struct.PyTreeNode, AxisMetadata[T]):
   """A value with one logical mesh-axis name (or None) per dimension."""
 
   value: Any
@@ -151,8 +151,9 @@ class Partitioned(AxisMetadata[T]):
     return {"sharding_names": self.names, "mesh": self.mesh}
 
   @classmethod
-  def from_nnx_metadata(cls, vs: dict[str, Any]) -> Partitioned:
+  def from_nnx_metadata(cls, metadata: dict[str, Any]) -> Partitioned:
     """A box from NNX Variable metadata: ``value`` and its ``sharding_names``."""
+    vs = metadata
     names = vs.get("sharding_names", vs.get("sharding", vs.get("out_sharding")))
     return cls(vs["value"], tuple(names) if names is not None else (), vs.get("mesh"))
 

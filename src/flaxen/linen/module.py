@@ -359,8 +359,9 @@ class Module:
                 mutable: CollectionFilter = _NOT_INTERMEDIATES, **kwargs: Any) -> dict[str, Any]:
     """``init`` from input shapes only: ``args`` may be ``jax.ShapeDtypeStruct``.
 
-    Partially evaluates ``init`` (:func:`flaxen.core.lazy_init`): what the variables need is
-    computed under ``jax.jit``, the forward computation on the abstract inputs never runs.
+    Partially evaluates ``init`` (:func:`flaxen.core.lazy.partial_evaluate`): what the
+    variables need is computed under ``jax.jit``; the forward computation on the abstract
+    inputs never runs.
 
     Raises:
       flaxen.errors.LazyInitError: a variable depends on an abstract input's values.
@@ -369,7 +370,7 @@ class Module:
     def run(rngs: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
       return self.init(rngs, *args, method=method, mutable=mutable, **kwargs)
 
-    return core_lazy.lazy_init(run)(rngs, *args, **kwargs)
+    return core_lazy.partial_evaluate(run)(rngs, *args, **kwargs)
 
   @_instance_only
   def bind(self: M, variables: Mapping[str, Any], *args: Any,

@@ -142,9 +142,9 @@ class LogicallyPartitioned(meta.Partitioned):
     return {**super().to_nnx_metadata(), "sharding_rules": self.rules}
 
   @classmethod
-  def from_nnx_metadata(cls, vs: dict[str, Any]) -> LogicallyPartitioned:
-    box = super().from_nnx_metadata(vs)
-    return box.replace(rules=vs.get("sharding_rules"))
+  def from_nnx_metadata(cls, metadata: dict[str, Any]) -> LogicallyPartitioned:
+    box = super().from_nnx_metadata(metadata)
+    return box.replace(rules=metadata.get("sharding_rules"))
 
 
 def with_logical_partitioning(fn: Any, names: tuple[str | None, ...], mesh: Any = None,

@@ -50,7 +50,7 @@ def scan(target: Any, variable_axes: Mapping[CollectionFilter, int] = {},  # noq
          data_transform: Callable[..., Any] | None = None,
          metadata_params: Mapping[str, Any] = {},  # noqa: B006
          methods: Sequence[str] | None = None,
-         check_constancy_invariants: bool = False) -> Any:
+         check_constancy_invariants: bool = True) -> Any:
   """A lifted ``jax.lax.scan`` of ``fn(module, carry, *xs) -> (carry, ys)``.
 
   Args:
