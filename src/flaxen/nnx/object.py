@@ -349,8 +349,8 @@ class List(Object, list):
   [1.0, 2.0]
   """
 
-  def __init__(self, it: Any = ()):
-    list.__init__(self, (_convert(v, self) for v in it))
+  def __init__(self, it: Any = None):
+    list.__init__(self, (_convert(v, self) for v in (it or ())))
 
   def _graph_items(self) -> list[tuple[Any, Any]]:
     return list(enumerate(self))

@@ -86,8 +86,13 @@ class UpdateContext:
     return unflatten(graphdef.with_no_outer_index(), leaves, existing)[0]
 
 
-class update_context:  # noqa: N801 (Flax's name)
+def update_context(tag: Any) -> UpdateContextManager:
   """Opens an update context named ``tag``: a ``with`` block or a decorator."""
+  return UpdateContextManager(tag)
+
+
+class UpdateContextManager:
+  """What ``update_context(tag)`` returns: a context manager and a decorator."""
 
   def __init__(self, tag: Any):
     self.tag = tag
@@ -106,7 +111,7 @@ class update_context:  # noqa: N801 (Flax's name)
   def __call__(self, f: Callable) -> Callable:
     @functools.wraps(f)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-      with update_context(self.tag):
+      with UpdateContextManager(self.tag):
         return f(*args, **kwargs)
     return wrapper
 

@@ -28,10 +28,15 @@ from flaxen.nnx.variables import Variable
 __all__ = ["var_defaults", "transform_metadata"]
 
 
-class var_defaults:  # noqa: N801 (Flax's name)
+def var_defaults(*, hijax: bool | None = None, ref: bool | None = None) -> VarDefaults:
   """Defaults for new Variables (``hijax``, ``ref``): a ``with`` block, or a call that
-  sets them for the thread. flaxen has a single kind of Variable, so both are recorded
-  (``var_defaults.current()``) but change nothing."""
+  sets them. flaxen has a single kind of Variable, so both are recorded
+  (``nnx.var_defaults.current()``) but change nothing."""
+  return VarDefaults(hijax=hijax, ref=ref)
+
+
+class VarDefaults:
+  """What ``var_defaults(...)`` returns: the new defaults, undone on leaving a block."""
 
   _stack: list[dict[str, Any]] = [{"hijax": False, "ref": False}]
 
@@ -40,7 +45,7 @@ class var_defaults:  # noqa: N801 (Flax's name)
     new.update({k: v for k, v in (("hijax", hijax), ("ref", ref)) if v is not None})
     self._stack.append(new)
 
-  def __enter__(self) -> var_defaults:
+  def __enter__(self) -> VarDefaults:
     return self
 
   def __exit__(self, *exc: Any) -> None:
@@ -97,3 +102,6 @@ def transform_metadata(f: Callable | None = None, *, in_axes: Any = 0, out_axes:
     return out
 
   return wrapper
+
+
+var_defaults.current = VarDefaults.current  # type: ignore[attr-defined]

@@ -361,16 +361,16 @@ VariableState = Variable  # older Flax name of the detached copies that live in 
 class VariableMetadata(Generic[A]):
   """An initializer's result plus metadata (and hooks) for the Variable that will hold it."""
 
-  def __init__(self, raw_value: A, on_set_value: Any = None, on_get_value: Any = None,
-               on_create_value: Any = None, on_add_axis: Any = None,
-               on_remove_axis: Any = None, metadata: dict[str, Any] | None = None):
+  def __init__(self, raw_value: A, on_set_value: Any = (), on_get_value: Any = (),
+               on_create_value: Any = (), on_add_axis: Any = (), on_remove_axis: Any = (),
+               metadata: dict[str, Any] | None = None):
     if isinstance(on_set_value, dict) and metadata is None:  # (raw_value, metadata) calls
       on_set_value, metadata = None, on_set_value
     hooks = {"on_set_value": on_set_value, "on_get_value": on_get_value,
              "on_create_value": on_create_value, "on_add_axis": on_add_axis,
              "on_remove_axis": on_remove_axis}
     self.raw_value = raw_value
-    self.metadata = {**(metadata or {}), **{k: h for k, h in hooks.items() if h is not None}}
+    self.metadata = {**(metadata or {}), **{k: h for k, h in hooks.items() if h}}  # () = none
 
 
 def with_metadata(initializer: Any, **metadata: Any):
