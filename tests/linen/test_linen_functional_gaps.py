@@ -48,5 +48,5 @@ def test_share_scope_puts_the_child_variables_at_the_parent_level():
 
 
 def test_share_scope_of_unbound_modules_raises():
-  with pytest.raises(errors.UnboundModuleError, match="share_scope"):
-    nn.share_scope(Affine(), nn.Dense(2))
+  with pytest.raises(errors.CallShareScopeOnUnboundModuleError, match="share_scope"):
+    nn.share_scope(Affine(), nn.Dense(2))  # Flax's error for an unbound first module

@@ -507,3 +507,54 @@ def test_field_submodules_are_bound_with_their_holder():
   p = variables["params"]["seq"]["layers_0"]
   np.testing.assert_allclose(Foo().apply(variables, x), x @ p["kernel"] + p["bias"],
                              rtol=1e-6)  # fp32 matmul
+
+
+def test_init_of_a_bound_submodule_holds_its_field_submodules():
+  class Leaf(nn.Module):
+    def setup(self):
+      self.b = self.param("b", lambda k: jnp.full((), 2.0))
+
+    def __call__(self, x):
+      return x * self.b
+
+  class Holder(nn.Module):
+    leaf: nn.Module
+
+    def __call__(self, x):
+      return self.leaf(x)
+
+  class Top(nn.Module):
+    def setup(self):
+      self.holder = Holder(leaf=Leaf())
+
+    def __call__(self, x):
+      return self.holder.init_with_output(KEY, x)  # a separate init, from inside
+
+  (y, inner), outer = Top().init_with_output(KEY, jnp.ones(()))
+  assert float(y) == 2.0 and inner == {"params": {"leaf": {"b": 2.0}}} and outer == {}
+
+
+def test_share_scope_moves_field_submodules_along():
+  class Grand(nn.Module):
+    @nn.compact
+    def __call__(self):
+      return nn.Dense(2)(jnp.zeros(3))
+
+  class Child(nn.Module):
+    child: nn.Module
+
+    @nn.compact
+    def __call__(self):
+      return self.child()
+
+  class Parent(nn.Module):
+    main: nn.Module
+
+    def setup(self):
+      nn.share_scope(self, self.main)
+
+    def __call__(self):
+      return self.main()
+
+  params = Parent(Child(Grand())).init(KEY)["params"]
+  assert list(params) == ["child"] and params["child"]["Dense_0"]["kernel"].shape == (3, 2)

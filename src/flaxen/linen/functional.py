@@ -31,6 +31,14 @@ def share_scope(module: Module, other: Module) -> None:
   if other.scope is None:
     raise errors.UnboundModuleError(type(other).__name__, "share_scope")
   object.__setattr__(other, "scope", module.scope)
+  # Submodules ``other`` adopted from its fields under its old scope move along with it.
+  d, names = other.__dict__, other._state.setup_names
+  for f in other._field_names:
+    value = d.get(f)
+    if isinstance(value, Module) and value.parent is other:
+      names.discard(value.name)
+      object.__setattr__(other, f, value.clone(parent=None))
+  other._adopt_fields()
 
 
 def apply(fn: Callable[..., Any], module: Module, mutable: CollectionFilter = False,

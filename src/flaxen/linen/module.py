@@ -285,8 +285,8 @@ class Module:
 
     Args:
       parent: the new parent (a Module, a Scope, or None for an unbound module).
-      _deep_clone: accepted for Flax compatibility; submodule attributes are always
-        re-adopted by the clone when it is bound, so there is nothing deeper to copy.
+      _deep_clone: also replace the submodules held in fields by unbound copies, so that
+        the clone adopts them afresh when it is bound (``init`` / ``apply`` do this).
       _reset_names: give the clone no name.
       **updates: construction attributes to change.
 
@@ -298,6 +298,8 @@ class Module:
     """
     d = self.__dict__
     attrs = {f: d[f] if f in d else getattr(self, f) for f in self._field_names}
+    if _deep_clone:
+      attrs = {f: _unbound_copies(v) for f, v in attrs.items()}
     attrs["name"] = None if _reset_names else d.get("name")
     attrs.update(updates)
     return type(self)(**attrs, parent=parent)
@@ -552,7 +554,9 @@ def _run(module: Module, fn: Callable[..., Any], variables: Mapping[str, Any], r
          mutable: CollectionFilter, flags: Mapping[str, Any] | None, args: Iterable[Any],
          kwargs: Mapping[str, Any]) -> tuple[Any, dict[str, Any]]:
   scope = core_scope.bind(variables, rngs, mutable, flags)
-  bound = module.clone(parent=scope)
+  # field submodules bound elsewhere (a module's init called from inside another) are
+  # copied, so that this call's variables hold them
+  bound = module.clone(parent=scope, _deep_clone=True)
   if bound.scope is not scope:
     raise errors.IncorrectPostInitOverrideError(type(module).__name__)
   try:
@@ -560,6 +564,22 @@ def _run(module: Module, fn: Callable[..., Any], variables: Mapping[str, Any], r
   finally:
     scope.invalidate()
   return y, (scope.mutable_variables() if mutable is not False else {})
+
+
+def _unbound_copies(value: Any) -> Any:
+  """``value`` with every Module in it (in lists, tuples, dicts too) an unbound copy."""
+  if isinstance(value, Module):
+    if value.scope is None and value.parent is None:
+      return value
+    return value.clone(parent=None, _deep_clone=True)
+  if isinstance(value, list | tuple) and any(isinstance(v, Module | list | tuple | dict)
+                                             for v in value):
+    items = [_unbound_copies(v) for v in value]
+    return type(value)(*items) if hasattr(value, "_fields") else type(value)(items)
+  if isinstance(value, dict) and any(isinstance(v, Module | list | tuple | dict)
+                                     for v in value.values()):
+    return {k: _unbound_copies(v) for k, v in value.items()}
+  return value
 
 
 def merge_param(name: str, a: Any, b: Any) -> Any:
