@@ -51,13 +51,36 @@ def test_fork_with_split_gives_batched_keys_for_vmap():
   assert rngs.split(2).params().shape == (2,)
 
 
-def test_reseed_restarts_streams():
+def test_reseed_restarts_streams_from_the_first_key_of_the_seed():
   model = nnx.Linear(2, 2, rngs=nnx.Rngs(0))
   model.rngs = nnx.Rngs(dropout=3)
-  first = model.rngs.dropout()
   model.rngs.dropout()
   nnx.reseed(model, dropout=3)
-  np.testing.assert_array_equal(_data(model.rngs.dropout()), _data(first))
+  # the stream's new base key is Rngs(dropout=3)'s first key, as in Flax (what a layer
+  # forking its stream from Rngs(dropout=3) starts from)
+  first = jax.random.fold_in(jax.random.key(3), 0)
+  assert int(model.rngs.dropout.count.value) == 0
+  np.testing.assert_array_equal(_data(model.rngs.dropout()),
+                                _data(jax.random.fold_in(first, 0)))
+
+
+def test_reseed_gives_streams_of_one_name_successive_keys():
+  a, b = nnx.Rngs(dropout=0), nnx.Rngs(dropout=0)
+  nnx.reseed([a, b], graph=False, dropout=5)
+  k5 = jax.random.key(5)
+  np.testing.assert_array_equal(_data(a.dropout.key.value), _data(jax.random.fold_in(k5, 0)))
+  np.testing.assert_array_equal(_data(b.dropout.key.value), _data(jax.random.fold_in(k5, 1)))
+
+
+def test_reseed_of_a_split_stream_needs_a_shape_policy():
+  rngs = nnx.Rngs(dropout=0)
+  with nnx.split_rngs(rngs, splits=3):
+    with pytest.raises(errors.ReseedShapeError, match="match_shape"):
+      nnx.reseed(rngs, dropout=1)
+    nnx.reseed(rngs, dropout=1, policy="match_shape")
+    assert rngs.dropout.key.value.shape == (3,)
+    nnx.reseed(rngs, dropout=1, policy=lambda path, key, shape: jax.random.split(key, 3)[0])
+    assert rngs.dropout.key.value.shape == ()
 
 
 def test_rngs_accepts_keys_and_raw_key_data():

@@ -14,7 +14,7 @@ __all__ = [
   "LoopStructureError", "CustomVjpError", "CustomVjpTangentError", "BridgeVariableError",
   "VariableNameConflictError", "TracerLeakError", "TraceContextError",
   "VariableMetadataValueError", "NotAGraphDefError", "UnexpectedStateError",
-  "StaticGraphNodeError",
+  "StaticGraphNodeError", "ReseedShapeError",
 ]
 
 
@@ -300,3 +300,14 @@ class StaticGraphNodeError(FlaxenError, ValueError):
       f"traced, not hashed. Fix: leave it out of static_argnums / static_argnames; "
       f"nnx.{transform} already treats a graph node's structure as static and its Variables "
       f"as traced state.")
+
+
+class ReseedShapeError(FlaxenError, ValueError):
+  """``nnx.reseed`` with ``policy='scalars_only'`` met a stream whose key was split."""
+
+  def __init__(self, path: tuple, shape: tuple):
+    super().__init__(
+      f"nnx.reseed: the Rng stream at {_path(path)!r} has a key of shape {shape} (split by "
+      "nnx.split_rngs or made under nnx.vmap), and policy='scalars_only' only puts a single "
+      "key into a stream. Fix: pass policy='match_shape' to split the new key to that shape, "
+      "or a function (path, key, shape) -> key.")

@@ -24,7 +24,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from flaxen.errors.nnx import NoRngStreamError
+from flaxen.errors.nnx import NoRngStreamError, ReseedShapeError
 from flaxen.nnx import filterlib
 from flaxen.nnx.graph_mode import resolve_graph, resolve_graph_updates
 from flaxen.nnx.graphlib import clone, iter_graph
@@ -180,33 +180,57 @@ class Rngs(Sampling, Object):
     return self._stream("default")()
 
 
-def reseed(node: Any, /, *, graph: bool | None = None, policy: str = "scalars_only",
+def reseed(node: Any, /, *, graph: bool | None = None,
+           policy: str | Callable[[tuple, jax.Array, tuple], jax.Array] = "scalars_only",
            **stream_keys: Any) -> None:
-  """Resets the named streams found anywhere in ``node``: new key, count back to 0.
+  """Restarts the named streams found anywhere in ``node``: new key, count back to 0.
+
+  Each stream named ``name`` gets the next key drawn from a fresh ``Rngs(name=seed)``
+  (streams sharing a name get that stream's successive keys), the key a layer that forks
+  its stream from ``Rngs(name=seed)`` (``nnx.Dropout``) started with: reseeding such a
+  layer with its original seed replays its draws.
 
   Args:
     node: a graph (or pytree) holding Rng streams.
     graph: graph mode or tree mode (``False``: no shared references allowed).
-    policy: ``'scalars_only'`` puts the given key in as it is; ``'match_shape'`` splits it
-      to the shape of a stream whose key was split (by ``split_rngs``).
+    policy: ``'scalars_only'`` (a stream whose key was split is an error),
+      ``'match_shape'`` (the new key is split to the shape of a split stream's key), or a
+      function ``(path, key, shape) -> key``.
     **stream_keys: seed (int or key) per stream name.
 
+  Raises:
+    ReseedShapeError: with ``'scalars_only'``, a matching stream's key is not a scalar.
+
   >>> from flaxen import nnx
-  >>> rngs = nnx.Rngs(dropout=0)
-  >>> a = rngs.dropout(); nnx.reseed(rngs, dropout=0)
-  >>> bool((jax.random.key_data(a) == jax.random.key_data(rngs.dropout())).all())
+  >>> layer = nnx.Dropout(0.5, rngs=nnx.Rngs(dropout=0))
+  >>> x = jax.numpy.ones(16)
+  >>> a = layer(x); nnx.reseed(layer, dropout=0)
+  >>> bool((a == layer(x)).all())
   True
   """
-  if policy not in ("scalars_only", "match_shape"):
-    raise ValueError(f"reseed: policy must be 'scalars_only' or 'match_shape', got {policy!r}")
-  for _, value in iter_graph(node, graph=graph):
-    if isinstance(value, RngStream) and value.tag in stream_keys:
-      key = _as_key(stream_keys[value.tag])
-      shape = value.key.value.shape
-      if policy == "match_shape" and shape and key.shape != shape:
-        key = jax.random.split(key, shape)
+  if policy == "scalars_only":
+    policy = _scalars_only
+  elif policy == "match_shape":
+    policy = _match_shape
+  elif not callable(policy):
+    raise ValueError("reseed: policy must be 'scalars_only', 'match_shape' or a function, "
+                     f"got {policy!r}")
+  fresh = {name: RngStream(seed, tag=name) for name, seed in stream_keys.items()}
+  for path, value in iter_graph(node, graph=graph):
+    if isinstance(value, RngStream) and value.tag in fresh:
+      key = policy(path, fresh[value.tag](), value.key.value.shape)
       value.key.value = key
       value.count.value = jnp.zeros(key.shape, jnp.uint32)
+
+
+def _scalars_only(path: tuple, key: jax.Array, shape: tuple) -> jax.Array:
+  if shape != ():
+    raise ReseedShapeError(path, shape)
+  return key
+
+
+def _match_shape(path: tuple, key: jax.Array, shape: tuple) -> jax.Array:
+  return jax.random.split(key, shape) if shape != () else key
 
 
 class SplitBackups:

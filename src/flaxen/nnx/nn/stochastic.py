@@ -34,9 +34,11 @@ class Dropout(Module):
     deterministic: return the inputs unchanged (flipped by ``model.eval()`` /
       ``model.train()``; may be overridden per call).
     rng_collection: the stream of ``rngs`` the masks are drawn from.
-    rngs: where to draw masks from; of an ``Rngs`` the layer keeps its ``rng_collection``
-      stream (by reference, so draws advance the caller's stream, ``nnx.reseed`` resets it
-      and ``self.rngs.count`` counts the draws); may instead be given per call.
+    rngs: where to draw masks from. The layer keeps a stream of its own (``self.rngs``,
+      with its own key and count), forked from the ``rng_collection`` stream of an
+      ``Rngs`` or from an ``RngStream``: forking draws one key from the caller's stream,
+      so ``nnx.split_rngs`` / ``StateAxes`` over the layer act on the layer's stream, and
+      ``nnx.reseed`` of that stream name restarts it. May instead be given per call.
   """
 
   def __init__(self, rate: float, *, broadcast_dims: Sequence[int] = (),
@@ -46,7 +48,11 @@ class Dropout(Module):
     self.broadcast_dims = tuple(broadcast_dims)
     self.deterministic = deterministic
     self.rng_collection = rng_collection
-    self.rngs = rngs[rng_collection] if isinstance(rngs, Rngs) else rngs
+    if isinstance(rngs, Rngs):
+      rngs = rngs[rng_collection].fork()
+    elif isinstance(rngs, RngStream):
+      rngs = rngs.fork()
+    self.rngs = rngs
 
   def set_view(self, deterministic: bool | None = None, **kwargs: Any) -> dict[str, Any]:
     """For ``nnx.view``: sets ``deterministic`` when given; returns the other arguments.
