@@ -185,3 +185,11 @@ def test_flat_state_members():
   assert again == merged and state.raw_mapping is state._mapping
   doubled = state.map(lambda path, v: v.replace(v.value * 2))
   np.testing.assert_array_equal(doubled["scale"].value, state["scale"].value * 2)
+
+
+def test_map_of_a_lone_variable():
+  v = nnx.Param(jnp.ones(3), tag="t")
+  out = nnx.map(lambda path, x: (path, x.value * 2), v)
+  assert isinstance(out, nnx.Param) and out is not v and out.tag == "t"
+  assert out.value[0] == () and np.array_equal(out.value[1], 2 * jnp.ones(3))
+  assert nnx.map(lambda path, x: 0, v, recreate_variables=False) == 0

@@ -133,6 +133,11 @@ def map(f: Callable[[tuple, Any], Any], node: Any, /, *, graph: bool | None = No
     recreate_variables: ``False`` puts what ``f`` returns in the new graph as it is (a
       plain value replaces the Variable).
   """
+  if isinstance(node, Variable):  # a lone Variable is its own state, at the empty path
+    new = f((), node)
+    if isinstance(new, Variable) or not recreate_variables:
+      return new
+    return node.replace(new)
   graphdef, state = split(node, graph=graph)
   flat = [(p, f(p, v)) for p, v in state.flat_state()]
   out = merge(graphdef, State.from_flat_path(flat))

@@ -230,6 +230,8 @@ def _values(prefix: Any) -> list:
     return [prefix.value]
   if isinstance(prefix, Prefix):
     return prefix.values()
+  if isinstance(prefix, Object):  # a tree-mode nnx.prefix copy: its Variables hold the axes
+    return [x.value for x in graph.flatten(prefix)[1] if isinstance(x, Variable)]
   if not _is_container(prefix):
     return [prefix]
   if hasattr(prefix, "__state__"):
@@ -313,12 +315,13 @@ def positional(f: Any, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
 
 
 def check_prefixes(transform: str, graph: bool, graph_updates: bool, **prefixes: Any) -> None:
-  """Checks ``in_axes``/``out_axes``-like prefixes when a transform is made: no Variables
-  (nor, in graph mode, graph objects) in them, and prefix filters (``StateAxes``,
-  ``StateSharding``) only in graph mode with graph updates."""
+  """Checks ``in_axes``/``out_axes``-like prefixes when a transform is made: no graph
+  objects in them in graph mode (tree mode takes ``nnx.prefix``'s copies, Variables
+  holding axes), and prefix filters (``StateAxes``, ``StateSharding``) only in graph mode
+  with graph updates."""
   for name, prefix in prefixes.items():
     for leaf in jax.tree_util.tree_leaves(prefix, is_leaf=is_prefix_leaf):
-      if isinstance(leaf, Variable) or (graph and is_graph_node(leaf)):
+      if graph and is_graph_node(leaf):
         raise GraphNodePrefixError(transform, name, leaf)
       if hasattr(leaf, "map_prefix") and not (graph and graph_updates):
         raise PrefixFilterError(transform, name, type(leaf).__name__)

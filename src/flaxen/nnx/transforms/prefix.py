@@ -7,10 +7,17 @@ up by its path. This is how prefixes are chosen per Variable without graph updat
 ``StateAxes`` / ``StateSharding`` are not available. Given a pytree of graph objects, it
 returns the same pytree with one prefix per object.
 
+In tree mode (``graph=False``) the prefix of a graph object is a copy of it whose Variables
+hold their prefixes (a pytree shaped like the object, so plain ``jax.vmap`` takes it as an
+``in_axes`` prefix too); in graph mode it is a ``Prefix`` (shared Variables are not a tree).
+
 >>> import jax.numpy as jnp
 >>> from flaxen import nnx
 >>> model = nnx.Linear(2, 3, rngs=nnx.Rngs(0))
->>> axes = nnx.prefix(model, {nnx.PathContains("kernel"): 0, ...: None})
+>>> axes = nnx.prefix(model, {nnx.PathContains("kernel"): 0, ...: None}, graph=False)
+>>> axes.kernel.value, axes.bias.value
+(0, None)
+>>> axes = nnx.prefix(model, {nnx.PathContains("kernel"): 0, ...: None}, graph=True)
 >>> axes.prefix_of(("kernel",), model.kernel), axes.prefix_of(("bias",), model.bias)
 (0, None)
 """
@@ -26,8 +33,8 @@ from flaxen.errors.nnx import UnmatchedFilterError
 from flaxen.nnx import filterlib
 from flaxen.nnx.graph import flatten
 from flaxen.nnx.graph_mode import resolve_graph
+from flaxen.nnx.graph_utils import map as graph_map
 from flaxen.nnx.object import is_graph_node
-from flaxen.nnx.variables import Variable
 
 __all__ = ["prefix", "Prefix"]
 
@@ -60,19 +67,9 @@ class Prefix:
     return f"Prefix({self._by_path!r})"
 
 
-def _key(entry: Any) -> Any:
-  for name in ("name", "key", "idx"):
-    if hasattr(entry, name):
-      return getattr(entry, name)
-  return entry
-
-
-def _paths(node: Any, graph: bool) -> list[tuple[tuple, Any]]:
-  if graph:
-    _, leaves, paths, _ = flatten(node)
-    return list(zip(paths, leaves, strict=True))
-  flat = jax.tree_util.tree_flatten_with_path(node, is_leaf=lambda x: isinstance(x, Variable))
-  return [(tuple(_key(k) for k in path), leaf) for path, leaf in flat[0]]
+def _paths(node: Any) -> list[tuple[tuple, Any]]:
+  _, leaves, paths, _ = flatten(node)
+  return list(zip(paths, leaves, strict=True))
 
 
 def prefix(node: Any, filter_map: Mapping[Any, Any] | Callable[[tuple, Any], Any], /, *,
@@ -87,8 +84,9 @@ def prefix(node: Any, filter_map: Mapping[Any, Any] | Callable[[tuple, Any], Any
       False, as a pytree. ``None``: ``nnx.set_graph_mode``'s value.
 
   Returns:
-    ``node``'s pytree with a ``Prefix`` in place of each graph object (and the prefix of
-    each array leaf in place of the array), to pass as ``in_axes`` / ``out_axes`` /
+    ``node``'s pytree with, in place of each graph object, a copy of it whose Variables
+    hold their prefixes (tree mode) or a ``Prefix`` (graph mode), and the prefix of each
+    array leaf in place of the array, to pass as ``in_axes`` / ``out_axes`` /
     ``in_specs``.
 
   Raises:
@@ -110,6 +108,8 @@ def prefix(node: Any, filter_map: Mapping[Any, Any] | Callable[[tuple, Any], Any
   def one(x: Any) -> Any:
     if not is_graph_node(x):
       return fn((), x)
-    return Prefix(fn, {path: fn(path, leaf) for path, leaf in _paths(x, graph)})
+    if not graph:  # a copy shaped like x: the Variables' types and metadata stay
+      return graph_map(fn, x, graph=False)
+    return Prefix(fn, {path: fn(path, leaf) for path, leaf in _paths(x)})
 
   return jax.tree_util.tree_map(one, node, is_leaf=is_graph_node)

@@ -21,7 +21,7 @@ from flaxen.nnx import filterlib
 from flaxen.nnx.graph import flatten
 from flaxen.nnx.object import is_graph_node
 from flaxen.nnx.state import State
-from flaxen.nnx.transforms.axes import PathIs
+from flaxen.nnx.transforms.axes import PathIs, resolve
 from flaxen.nnx.transforms.prefix import Prefix
 from flaxen.nnx.variables import Variable
 
@@ -99,22 +99,26 @@ def state_shardings(in_shardings: Any, treedef: Any, positions: tuple, leaves: l
   return tuple(specs), state
 
 
+def _is_prefix(x: Any) -> bool:
+  return isinstance(x, Prefix) or is_graph_node(x)  # graph / tree mode nnx.prefix results
+
+
 def _is_spec_leaf(x: Any) -> bool:
-  return x is None or isinstance(x, Prefix)
+  return x is None or _is_prefix(x)
 
 
 def constrain(out: Any, specs: Any) -> Any:
   """``jax.lax.with_sharding_constraint(out, specs)``, where an ``nnx.prefix`` result in
   ``specs`` stands for the graph object at its place in ``out``: each of that object's
   Variables is constrained to the sharding its path selects."""
-  if not any(isinstance(x, Prefix) for x in jax.tree.leaves(specs, is_leaf=_is_spec_leaf)):
+  if not any(_is_prefix(x) for x in jax.tree.leaves(specs, is_leaf=_is_spec_leaf)):
     return jax.lax.with_sharding_constraint(out, specs)
 
   def one(spec: Any, x: Any) -> Any:
-    if isinstance(spec, Prefix) and is_graph_node(x):
+    if _is_prefix(spec) and is_graph_node(x):
       _, leaves, paths, _ = flatten(x)
       for path, leaf in zip(paths, leaves, strict=True):
-        sharding = spec.prefix_of(path, leaf) if isinstance(leaf, Variable) else None
+        sharding = resolve(spec, path, leaf) if isinstance(leaf, Variable) else None
         if sharding is not None:
           leaf.__dict__["_raw"] = jax.lax.with_sharding_constraint(leaf._raw, sharding)
       return x
