@@ -144,12 +144,13 @@ def _describe(x: Any) -> str:
 
 
 def _check_leaf(target: Any, state: Any) -> None:
-  """A leaf restores a leaf: a subtree or nothing (None) would change the tree's structure;
-  an array must keep its shape. The dtype may differ (Flax restores float64 NumPy state
-  into float32 params as saved). A target of None takes whatever was saved."""
-  if target is None:
+  """A leaf restores a leaf: a subtree would change the tree's structure; an array must keep
+  its shape. The dtype may differ (Flax restores float64 NumPy state into float32 params as
+  saved). A target of None takes whatever was saved, and a saved None (e.g. an optional
+  field left unset when saving) is restored as None, as Flax does."""
+  if target is None or state is None:
     return
-  if state is None or isinstance(state, dict | list):
+  if isinstance(state, dict | list):
     raise errors.StateMismatchError(current_path(), _describe(target), _describe(state))
   if not (hasattr(target, "shape") and hasattr(target, "dtype")):
     return
@@ -160,8 +161,13 @@ def _check_leaf(target: Any, state: Any) -> None:
     raise errors.StateMismatchError(current_path(), _describe(target), _describe(state))
 
 
-def check_keys(state: Any, expected: Iterable[str], what: str) -> None:
-  """Raise StateMismatchError unless ``state`` is a dict with exactly ``expected`` keys."""
+def check_keys(
+  state: Any, expected: Iterable[str], what: str, allow_extra: bool = False
+) -> None:
+  """Raise StateMismatchError unless ``state`` is a dict with the ``expected`` keys.
+
+  Keys of ``state`` beyond ``expected`` are an error too unless ``allow_extra``.
+  """
   expected = list(expected)
   if not isinstance(state, dict):
     raise errors.StateMismatchError(
@@ -171,6 +177,8 @@ def check_keys(state: Any, expected: Iterable[str], what: str) -> None:
   if missing:
     path = "/".join([*_stack(), str(missing[0])])
     raise errors.StateMismatchError(path, f"a value for {what} key {missing[0]!r}", "nothing")
+  if allow_extra:
+    return
   wanted = set(expected)
   extra = sorted((k for k in state if k not in wanted), key=str)
   if extra:
@@ -193,7 +201,8 @@ def _dict_to_state(xs: dict) -> dict:
 
 
 def _dict_from_state(xs: dict, state: Any) -> dict:
-  check_keys(state, [str(k) for k in xs], "dict")
+  # Flax drops saved keys the target dict lacks (restoring a subset of a checkpoint)
+  check_keys(state, [str(k) for k in xs], "dict", allow_extra=True)
   return {k: from_state_dict(v, state[str(k)], name=str(k)) for k, v in xs.items()}
 
 

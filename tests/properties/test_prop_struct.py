@@ -200,6 +200,9 @@ def test_a_missing_or_extra_entry_names_its_path(tree, data):
   else:
     path = (*path[:-1], "extra")
     parent["extra"] = np.zeros(())
+    if isinstance(node_at(tree, path[:-1]), dict):  # as in Flax, a dict drops extra keys
+      assert_equal_trees(serialization.from_state_dict(tree, state), tree, same_type=False)
+      return
   # a sequence reports its length at its own path; dicts and structs name the key
   expected = path[:-1] if isinstance(node_at(tree, path[:-1]), list | tuple) else path
   with pytest.raises(errors.StateMismatchError) as info:
