@@ -80,7 +80,8 @@ def test_dropout_rate_and_determinism():
   x = jnp.ones((4, 16))
   layer = nnx.Dropout(0.5, rngs=nnx.Rngs(dropout=0))
   y = layer(x)
-  keep = jax.random.bernoulli(jax.random.fold_in(jax.random.key(0), 0), 0.5, x.shape)
+  own = jax.random.fold_in(jax.random.key(0), 0)  # the layer's stream, forked from Rngs
+  keep = jax.random.bernoulli(jax.random.fold_in(own, 0), 0.5, x.shape)
   np.testing.assert_array_equal(y, jnp.where(keep, 2.0, 0.0))
   assert not np.array_equal(layer(x), y)  # the stream advanced
   np.testing.assert_array_equal(layer(x, deterministic=True), x)
@@ -105,7 +106,8 @@ def test_dropout_inside_jit_advances_rng_count():
   layer = nnx.Dropout(0.5, rngs=rngs)
   f = nnx.jit(lambda m, x: m(x))
   a, b = f(layer, jnp.ones(32)), f(layer, jnp.ones(32))
-  assert int(rngs.dropout.count.value) == 2 and not np.array_equal(a, b)
+  assert int(layer.rngs.count.value) == 2 and not np.array_equal(a, b)
+  assert int(rngs.dropout.count.value) == 1  # drawn once, by the fork at construction
 
 
 def test_sequential_unpacks_tuples_and_rejects_empty():

@@ -97,3 +97,15 @@ def test_layer_init_is_deterministic_in_seed():
   k3 = nnx.Linear(3, 2, rngs=nnx.Rngs(1)).kernel.value
   np.testing.assert_array_equal(k1, k2)
   assert not jnp.allclose(k1, k3)
+
+
+def test_split_rngs_of_a_batched_stream_splits_every_key():
+  rngs = nnx.Rngs(dropout=0).fork(split=2)  # a stream of 2 keys, as made under vmap
+  keys = rngs.dropout.key.value
+  with nnx.split_rngs(rngs, splits=3):
+    assert rngs.dropout.key.value.shape == (3, 2) and rngs.dropout.count.value.shape == (3, 2)
+    for j in range(2):  # column j: the 3 keys split from key j's next draw
+      ref = jax.random.split(jax.random.fold_in(keys[j], 0), 3)
+      np.testing.assert_array_equal(_data(rngs.dropout.key.value[:, j]), _data(ref))
+  assert rngs.dropout.key.value.shape == (2,)
+  assert rngs.dropout.count.value.tolist() == [1, 1]  # the split drew once from each key

@@ -256,7 +256,7 @@ class MLP(nnx.Module):
     self.blocks = create_block(rngs)
 
   def __call__(self, x):
-    @nnx.split_rngs(splits=3)
+    # each block's Dropout forked its own stream under the vmap: already one key per layer
     @nnx.scan(in_axes=(nnx.Carry, 0), out_axes=nnx.Carry)
     def forward(x, block):
       return block(x)
@@ -267,7 +267,7 @@ class MLP(nnx.Module):
 def test_mlp_of_scanned_blocks_matches_loop_over_merged_slices():
   model = MLP(nnx.Rngs(0))
   assert model.blocks.linear.kernel.value.shape == (3, 4, 4)
-  assert model.blocks.dropout.rngs.default.key.value.shape == ()  # restored after creation
+  assert model.blocks.dropout.rngs.key.value.shape == (3,)  # one stream per layer
   graphdef, stacked, rest = nnx.split(model.blocks, (nnx.Param, nnx.BatchStat), ...)
   model.eval()  # no dropout, running statistics: a deterministic reference exists
   ref = X
@@ -283,6 +283,7 @@ def test_mlp_of_scanned_blocks_matches_loop_over_merged_slices():
   assert y.shape == X.shape
   assert not np.allclose(model.blocks.bn.mean.value, before)  # every layer's stats moved
   assert (np.abs(np.asarray(model.blocks.bn.mean.value - before)).sum(1) > 0).all()
+  assert model.blocks.dropout.rngs.count.value.tolist() == [1, 1, 1]  # every layer drew
 
 
 def test_scanned_length_mismatch_is_reported():

@@ -77,7 +77,7 @@ class RngStream(Sampling, Object):
     constructing vmapped modules)."""
     key = self()
     if split is not None:
-      key = jax.random.split(key, split)
+      key = _split(key, split)
     return RngStream(key, tag=self.tag)
 
   def split(self, k: int | tuple[int, ...]) -> RngStream:
@@ -93,6 +93,19 @@ class RngStream(Sampling, Object):
 
   def _next_key(self) -> jax.Array:
     return self()
+
+
+def _split(key: jax.Array, shape: int | tuple[int, ...]) -> jax.Array:
+  """``jax.random.split`` that also splits a batch of keys (a stream split before, or made
+  under ``vmap``): the new axes come first, shape ``(*shape, *key.shape)``, so a transform
+  over axis 0 hands each slice a batch like the one split."""
+  if key.ndim == 0:
+    return jax.random.split(key, shape)
+  shape = (shape,) if isinstance(shape, int) else tuple(shape)
+  out = jax.vmap(lambda k: jax.random.split(k, shape))(key.reshape(-1))
+  out = out.reshape(*key.shape, *shape)
+  n = key.ndim
+  return jnp.transpose(out, (*range(n, out.ndim), *range(n)))
 
 
 def _fold_in(key: jax.Array, count: jax.Array) -> jax.Array:
@@ -362,7 +375,7 @@ def with_rngs(node: Any = _MISSING, /, *, split: Any = None, fork: Any = None,
     else:
       key = orig()
       if kind == "split":
-        key = jax.random.split(key, shape)
+        key = _split(key, shape)
       count = jnp.zeros(key.shape, jnp.uint32)
     stream.key.value, stream.count.value = key, count
   return out
@@ -406,7 +419,7 @@ def fork_rngs(node: Any = _MISSING, /, *, split: Any = None, graph: bool | None 
   def new_key(path: tuple, stream: RngStream) -> jax.Array:
     key = stream()
     m = _first(splits, path, stream)
-    return key if m is None else jax.random.split(key, m[0])
+    return key if m is None else _split(key, m[0])
 
   return _in_place(node, ..., graph, new_key)
 
@@ -466,7 +479,7 @@ def split_rngs(node: Any = _MISSING, /, *, splits: int | tuple[int, ...], only: 
     return out
 
   def new_key(path: tuple, stream: RngStream) -> jax.Array:
-    key = jax.random.split(stream(), splits)
+    key = _split(stream(), splits)
     return key[0] if squeeze else key
 
   return _in_place(node, only, graph, new_key)
