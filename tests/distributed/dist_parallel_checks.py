@@ -19,7 +19,7 @@ import jax
 import numpy as np
 import optax
 from dist_harness import load_example, report  # this folder is sys.path[0] in the script
-from jax.sharding import AxisType, NamedSharding, SingleDeviceSharding
+from jax.sharding import AxisType, NamedSharding, make_single_device_sharding
 from jax.sharding import PartitionSpec as P
 
 import flaxen.linen as nn
@@ -228,7 +228,7 @@ def check_checkpoint_to_4x2_mesh_and_resume():
 
 def check_checkpoint_to_one_device():
   _, state = done["tp"]
-  device = SingleDeviceSharding(jax.devices()[3])
+  device = make_single_device_sharding(jax.devices()[3])
   target = abstract_state(jax.tree.map(lambda _: device, meta.unbox(state)))
   restored = checkpoint.restore(done["checkpoint"], target)
   assert_restored(restored, state, target)
