@@ -66,10 +66,13 @@ def capture(fn: Callable, *var_types: Any, init: Any = None,
         else:
           setattr(cls, name, original)
     states = pop(module, *var_types) if var_types else State({})
-    if init is not None:  # take out what init added and the call did not collect
+    if init is not None:  # take out what init added; it was given, not made by the call
       extra = [t for t in _types(init) if t not in var_types]
       if extra:
         pop(module, *extra)
+      given = {path for path, _ in init.flat_state()}
+      states = (tuple(_without(s, given) for s in states) if isinstance(states, tuple)
+                else _without(states, given))
     return out, states
 
   return wrapper
@@ -84,6 +87,15 @@ def _modules_in(tree: Any, fn: Any) -> Any:
                     "none of its arguments is a Module. Fix: capture a Module's call, or pass "
                     "the Module as an argument.")
   return found[0] if len(found) == 1 else List(found)
+
+
+def _without(state: State, paths: set) -> State:
+  """``state`` less the entries at ``paths`` (a Perturbation is an Intermediate, so
+  collecting Intermediates would hand init's own perturbations back as if sown)."""
+  flat = state.flat_state()
+  if not any(path in paths for path, _ in flat):
+    return state
+  return State.from_flat_path([(p, v) for p, v in flat if p not in paths])
 
 
 def _types(state: Any) -> list[type]:
