@@ -44,9 +44,9 @@ class Model(nnx.Module):
     self.table = {"a": nnx.Param(jnp.ones(1)), "b": 3}
 
 
-def merged_twice(graphdef, *states):
-  first = nnx.merge(graphdef, *states)
-  second = nnx.merge(graphdef, *states)
+def merged_twice(graphdef, *states, copy=True):
+  first = nnx.merge(graphdef, *states, copy=copy)
+  second = nnx.merge(graphdef, *states, copy=copy)
   assert isinstance(graphdef._plan, dict), "the second merge should run the builders"
   return first, second
 
@@ -70,6 +70,9 @@ def test_builders_rebuild_layers_lists_dicts_and_sharing():
   assert second.layers[1].scale == 2.0 and second.table["b"] == 3
   assert second.layers[0].w.sharding_names == ("x",)
   assert len(graph_builder.plan(graphdef)) >= 3  # the three Flat layers at least
+  _, shared = merged_twice(graphdef, state, copy=False)  # the builders reuse the Variables
+  assert shared.shared is shared.layers[0].w is model.shared
+  assert shared.layers[1].w is model.layers[1].w and shared.table["a"] is model.table["a"]
 
 
 def test_built_objects_are_new_and_independent():
@@ -100,8 +103,9 @@ def test_raw_arrays_and_other_variable_types_as_leaves():
   assert type(built.w) is nnx.Param and built.w.sharding_names == ("x",)
   np.testing.assert_array_equal(built.w.value, jnp.full((2,), 7.0))
   other = nnx.State({"w": nnx.BatchStat(jnp.zeros(2), tag=1), "b": nnx.BatchStat(1.0)})
-  built = nnx.merge(graphdef, other)  # a Variable of another type gives value and metadata
+  built = nnx.merge(graphdef, other, copy=True)  # another type's Variable: value, metadata
   assert type(built.w) is nnx.Param and built.w.get_metadata() == {"tag": 1}
+  assert nnx.merge(graphdef, other).w is other["w"]  # without copy: that Variable itself
 
 
 def test_errors_come_from_the_interpreter():

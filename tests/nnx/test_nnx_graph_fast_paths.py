@@ -136,7 +136,7 @@ def test_state_of_everything_from_a_cached_walk_matches_the_walk():
     fast = nnx.state(model)
     slow = graphlib._states(graph.walk(model), (nnx.Any(...),), exhaustive=False)[0]
     assert described(fast) == described(slow)
-  assert all(v is not w for (_, v), (_, w) in zip(
+  assert all(v is w for (_, v), (_, w) in zip(
     fast.flat_state(), nnx.variables(model).flat_state(), strict=True))
   own = dict(nnx.variables(model).flat_state())
   assert own[("layers", 0, "w")] is model.layers[0].w  # variables: the graph's own

@@ -85,9 +85,10 @@ def test_optimizer_state_is_graph_state():
   assert not any(p[0] == "model" for p in paths)
   graphdef, state = nnx.split(opt)
   assert not any(p[0] == "model" for p, _ in state.flat_state())
-  opt2 = nnx.merge(graphdef, state)
+  opt2 = nnx.merge(graphdef, state, copy=True)
   opt2.update(model, nnx.grad(_loss)(model))
   assert int(opt2.step.value) == 1 and int(opt.step.value) == 0
+  assert nnx.merge(graphdef, state).step is opt.step  # without copy: the same Variable
 
 
 def test_wrt_filter_restricts_updates():

@@ -18,7 +18,8 @@ def test_split_merge_round_trip(graph):
   gd, st = nnx.split(m, graph=graph)
   m2 = nnx.merge(gd, st)
   np.testing.assert_array_equal(m2.kernel.value, m.kernel.value)
-  assert m2 is not m and m2.kernel is not m.kernel
+  assert m2 is not m and m2.kernel is m.kernel  # merge reuses the State's Variables
+  assert nnx.merge(gd, st, copy=True).kernel is not m.kernel
   # the State's leaves are those JAX sees in the Module as a pytree
   assert [x.shape for x in jax.tree.leaves(st)] == [x.shape for x in jax.tree.leaves(m)]
 

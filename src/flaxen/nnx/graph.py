@@ -435,24 +435,26 @@ def _drop(key: Any, _: Any) -> None:
   _WALKS.pop(key, None)
 
 
-def unflatten(graphdef: GraphDef, leaves: list, existing: dict[int, Any] | None = None
-              ) -> tuple[Any, list]:
+def unflatten(graphdef: GraphDef, leaves: list, existing: dict[int, Any] | None = None,
+              share: bool = False) -> tuple[Any, list]:
   """Rebuilds a graph: ``(root, refs)``; leaves may be Variables, arrays or other values.
 
   Objects and Variables whose index is in ``existing`` are updated in place and reused.
+  ``share``: Variable leaves go into the graph themselves, not copies.
   """
-  return _rebuild(graphdef, iter(leaves).__next__, existing or {}, None)
+  return _rebuild(graphdef, iter(leaves).__next__, existing or {}, None, None, share)
 
 
-def unflatten_state(graphdef: GraphDef, state: Any, flat: dict | None = None
-                    ) -> tuple[Any, list] | None:
+def unflatten_state(graphdef: GraphDef, state: Any, flat: dict | None = None,
+                    share: bool = False) -> tuple[Any, list] | None:
   """``unflatten`` with each leaf looked up in a nested State (or dict) by key as the walk
   descends, so no path is built; ``None`` when a leaf is missing. ``flat`` is a plan from
   ``graph_builder``: each container entry of the GraphDef (by id) to ``(builder, first
   index)``, or to ``(None, number of its children with leaves)``; with it, a mapping with
-  more keys than that raises ``Recount``."""
+  more keys than that raises ``Recount``. ``share``: the State's Variables go into the graph
+  themselves (``merge(copy=False)``), not copies."""
   try:
-    return _rebuild(graphdef, None, {}, {"root": state}, flat)
+    return _rebuild(graphdef, None, {}, {"root": state}, flat, share)
   except _Missing:
     return None
 
@@ -480,7 +482,7 @@ def _mapping(x: Any) -> dict:
 
 @gc_paused
 def _rebuild(graphdef: GraphDef, next_leaf: Any, existing: dict, root_src: dict | None,
-             flat: dict | None = None) -> tuple[Any, list]:
+             flat: dict | None = None, share: bool = False) -> tuple[Any, list]:
   """Leaves come from ``next_leaf()``, or from ``root_src["root"]`` (a nested mapping)."""
   refs: list = [None] * graphdef.num_refs
   kinds = _KINDS
@@ -501,6 +503,10 @@ def _rebuild(graphdef: GraphDef, next_leaf: Any, existing: dict, root_src: dict 
           if leaf is _EMPTY:
             raise _Missing
         if isinstance(leaf, Variable):
+          if share and tag == "var":
+            refs[sub[1]] = leaf
+            append(leaf)
+            continue
           ld = leaf.__dict__
           value, meta = ld["_raw"], ld["_meta"]
         elif src is not None and _mapping(leaf) is not _EMPTY:  # a State where a leaf goes
@@ -540,7 +546,7 @@ def _rebuild(graphdef: GraphDef, next_leaf: Any, existing: dict, root_src: dict 
             raise Recount
           append(build(sub, sub_src))
         else:  # a flat entry with a compiled builder (graph_builder)
-          append(planned[0](sub_src, trace, refs, planned[1]))
+          append(planned[0](sub_src, trace, refs, planned[1], share))
     return out
 
   def build(d: tuple, src: dict | None) -> Any:

@@ -35,10 +35,12 @@ from flaxen.nnx.variables import Variable
 
 __all__ = ["plan", "build", "merge_state"]
 
-def merge_state(graphdef: graph.GraphDef, state: Any) -> tuple[Any, bool]:
+def merge_state(graphdef: graph.GraphDef, state: Any, share: bool = False
+                ) -> tuple[Any, bool]:
   """``(root, checked)``: the root built from ``state`` (``None`` when a leaf is missing),
   with the GraphDef's plan from its second merge on. ``checked``: ``state`` is known to
-  hold no leaf the GraphDef has no place for (the plan compares each mapping's size)."""
+  hold no leaf the GraphDef has no place for (the plan compares each mapping's size).
+  ``share``: the State's Variables go into the graph themselves, not copies."""
   flat = graphdef._plan
   if flat is None:  # the first merge of this GraphDef: it may be the only one
     graphdef._plan = 0
@@ -46,17 +48,18 @@ def merge_state(graphdef: graph.GraphDef, state: Any) -> tuple[Any, bool]:
     flat = graphdef._plan = plan(graphdef)
   if flat:
     try:
-      return build(graphdef, state, flat), True
+      return build(graphdef, state, flat, share), True
     except graph.Recount:  # more keys than needed somewhere: the caller counts leaves
       pass
-  built = graph.unflatten_state(graphdef, state)
+  built = graph.unflatten_state(graphdef, state, share=share)
   return (None if built is None else built[0]), False
 
 
-def build(graphdef: graph.GraphDef, state: Any, flat: dict | None) -> Any:
+def build(graphdef: graph.GraphDef, state: Any, flat: dict | None, share: bool = False
+          ) -> Any:
   """The root built from ``state`` with the plan ``flat`` (from :func:`plan`)."""
   try:
-    built = graph.unflatten_state(graphdef, state, flat)
+    built = graph.unflatten_state(graphdef, state, flat, share)
   except KeyError:  # a builder found a key missing: the caller's flat lookup says which
     return None
   return None if built is None else built[0]
@@ -122,13 +125,14 @@ def _flat_shape(d: tuple) -> tuple[tuple, int] | None:
 
 
 class _Writer:
-  """The source of one builder ``f(s, trace, refs, i)``: ``s`` is the entry's mapping in
-  the State, ``i`` the index of its first Object or Variable."""
+  """The source of one builder ``f(s, trace, refs, i, share)``: ``s`` is the entry's mapping
+  in the State, ``i`` the index of its first Object or Variable, ``share``: a Variable of
+  the State goes in itself, not a copy."""
 
   def __init__(self):
     self.lines: list[str] = []
     self.names: dict[str, Any] = {"new": object.__new__, "variable": _variable,
-                                  "Recount": graph.Recount}
+                                  "Recount": graph.Recount, "Variable": Variable}
 
   def const(self, value: Any) -> str:
     name = f"c{len(self.names)}"
@@ -143,7 +147,8 @@ class _Writer:
     meta = self.const({mk: graph._unwrap(mv) for mk, mv in meta_items})
     self.lines += [
       f"leaf = s[{self.key(k)}]",
-      f"if type(leaf) is {c}:",  # the common case, inlined: a copy of the State's Variable
+      f"if share and isinstance(leaf, Variable): {name} = leaf",
+      f"elif type(leaf) is {c}:",  # the common case, inlined: a copy of the State's Variable
       f"  ld = leaf.__dict__; {name} = new({c}); vd = {name}.__dict__",
       "  vd['_raw'], vd['_meta'], vd['_nnx_version'], vd['_trace'] = "
       "ld['_raw'], dict(ld['_meta']), 0, trace",
@@ -180,7 +185,7 @@ def _compile(shape: tuple) -> Callable:
       w.lines.append(f"return [{', '.join(values)}]")
     else:
       w.lines.append(f"return ({''.join(v + ', ' for v in values)})")
-  source = "def build(s, trace, refs, i):\n" + "\n".join("  " + line for line in w.lines)
+  source = "def build(s, trace, refs, i, share):\n" + "\n".join("  " + line for line in w.lines)
   exec(compile(source, f"<builder of a {tag}>", "exec"), w.names)  # noqa: S102 -- our source
   return w.names["build"]
 

@@ -94,7 +94,7 @@ def _states(walked: tuple, filters: tuple, exhaustive: bool, copy: bool = True
   first filter it matches, nested under its path."""
   _, leaves, paths, _, parents = walked[:5]
   if None in parents:  # a lone root leaf has no path to nest it under
-    return _group(leaves, paths, filters, exhaustive)
+    return _group(leaves, paths, filters, exhaustive, copy)
   match = _matcher(filters)
   if match is None and len(walked) > 5:  # the first filter takes all, from a cached walk
     return [_state_by_parent(_runs(walked), copy), *[State._wrap({}) for _ in filters[1:]]]
@@ -171,13 +171,14 @@ def _mapping_at(state: State, keys: tuple) -> dict:
   return m
 
 
-def _group(leaves: list, paths: list, filters: tuple, exhaustive: bool) -> list[State]:
+def _group(leaves: list, paths: list, filters: tuple, exhaustive: bool, copy: bool
+           ) -> list[State]:
   match = _matcher(filters)
   groups: list[list] = [[] for _ in filters]
   for path, leaf in zip(paths, leaves, strict=True):
     g = 0 if match is None else match(path, leaf)
     if g >= 0:
-      groups[g].append((path, _copy(leaf)))
+      groups[g].append((path, _copy(leaf) if copy else leaf))
     elif exhaustive:
       raise UnmatchedFilterError(path, leaf, filters)
   return [State.from_flat_path(g) for g in groups]
@@ -208,7 +209,7 @@ def split(node: Any, *filters: Any, graph: bool | None = None) -> tuple[Any, ...
   walked = _walked(node, graph)
   if walked[0].root[0] in _LONE:  # the node is itself a leaf: it is its own state
     return (walked[0], *_lone_states(node, filters or (...,)))
-  return (walked[0], *_states(walked, filters or (...,), exhaustive=True))
+  return (walked[0], *_states(walked, filters or (...,), exhaustive=True, copy=False))
 
 
 _LONE = ("var", "array", "static")  # GraphDef roots of a graph that is a single leaf
@@ -236,8 +237,10 @@ def merge(graphdef_or_graphstate: Any, /, *states: Any, copy: bool = False,
   """Builds a new graph from a GraphDef and the States that ``split`` returned (or from
   the ``GraphState``s that ``unpack`` returned).
 
-  ``copy`` and ``recreate_variables`` are accepted for Flax's signature: the new graph
-  always gets new Variables holding the States' values.
+  With ``copy=False`` (the default) the new graph holds the States' own Variable objects,
+  so writes through either show in both; ``copy=True`` gives it copies. Raw values (not
+  Variables) in the States become new Variables of the GraphDef's types and metadata
+  (``recreate_variables`` is accepted for Flax's signature).
 
   Raises:
     NotAGraphDefError: ``graphdef`` is not a GraphDef.
@@ -249,7 +252,7 @@ def merge(graphdef_or_graphstate: Any, /, *states: Any, copy: bool = False,
   >>> int(rngs.default.count.value)
   0
   """
-  del copy, recreate_variables
+  del recreate_variables
   graphdef = graphdef_or_graphstate
   if isinstance(graphdef, State) and "_graphdef" in graphdef.__dict__:  # a GraphState
     states = (graphdef, *states)
@@ -262,9 +265,10 @@ def merge(graphdef_or_graphstate: Any, /, *states: Any, copy: bool = False,
       if not isinstance(s, State | dict):
         return s
   nested = _merged((state, *states)) if states else state
-  root, checked = graph_builder.merge_state(graphdef, nested)
+  root, checked = graph_builder.merge_state(graphdef, nested, not copy)
   if root is None:  # a leaf is missing: the flat lookup says which
-    root = unflatten(graphdef, leaves_by_path(graphdef, _flat((state, *states))))[0]
+    root = unflatten(graphdef, leaves_by_path(graphdef, _flat((state, *states))), None,
+                     not copy)[0]
   elif not checked and _count(nested) != len(graphdef.leaf_paths):
     # Every leaf was found, so some are extra.
     known = set(graphdef.leaf_paths)
@@ -307,7 +311,7 @@ def _merge_into(out: dict, state: Any) -> None:
 
 
 def state(node: Any, *filters: Any, graph: bool | None = None) -> Any:
-  """The graph's state (copies of its Variables): a State, or a tuple for several filters.
+  """The graph's state (its own Variables): a State, or a tuple for several filters.
 
   Unlike ``split``, Variables matching no filter are left out.
 
@@ -315,7 +319,7 @@ def state(node: Any, *filters: Any, graph: bool | None = None) -> Any:
   >>> [p for p, _ in nnx.state(nnx.Rngs(a=0, b=1), nnx.RngCount).flat_state()]
   [('a', 'count'), ('b', 'count')]
   """
-  states = _states(_walked(node, graph), filters or (...,), exhaustive=False)
+  states = _states(_walked(node, graph), filters or (...,), exhaustive=False, copy=False)
   return states[0] if len(states) == 1 else tuple(states)
 
 
@@ -479,7 +483,7 @@ def _copy_buffers(leaf: Any) -> Any:
 
 def pop(node: Any, *filters: Any) -> Any:
   """Removes the Variables matching ``filters`` from the graph and returns them as State(s)."""
-  states = _states(walk(node), filters, exhaustive=False)
+  states = _states(walk(node), filters, exhaustive=False, copy=False)
   for s in states:
     # last to first, so that deleting from a list leaves the earlier indices valid
     for path, _leaf in reversed(s.flat_state()):
@@ -539,7 +543,7 @@ class _CallProxy:
     return _CallProxy(self._graphdef_state, (*self._path, _Item(key)))
 
   def __call__(self, *args: Any, **kwargs: Any) -> tuple[Any, tuple]:
-    node = merge(*self._graphdef_state)
+    node = merge(*self._graphdef_state, copy=True)  # the caller's State stays as it was
     method = node
     for name in self._path:
       method = method[name.key] if type(name) is _Item else getattr(method, name)

@@ -79,7 +79,7 @@ def summarize(obj: Any, *input_args: Any, depth: int | None = None, method: str 
 
   def run(arrays):
     state, args, kwargs = rebuild(arrays)
-    model = merge(graphdef, state)
+    model = merge(graphdef, state, copy=True)  # the summary must not touch obj's Variables
     with _recording(model, method, calls):
       return getattr(model, method)(*args, **kwargs)
 
@@ -156,7 +156,7 @@ def _flops(module: Any, call: dict, vjp: bool) -> float | None:
 
   def forward(state, arrays):
     args, kwargs = rebuild(arrays)
-    return getattr(merge(graphdef, state), call["method"])(*args, **kwargs)
+    return getattr(merge(graphdef, state, copy=True), call["method"])(*args, **kwargs)
 
   try:
     return st.flops_of(st.with_backward(forward) if vjp else forward, st.abstract(state), arrays)

@@ -81,7 +81,7 @@ class UpdateContext:
       return root
     outer = graphdef.outer_index
     if outer is None or self.outer_refs is None:
-      return merge(graphdef, state, *states)
+      return merge(graphdef, state, *states, copy=True)  # as Flax: the inner graph's own
     existing = {j: self.outer_refs[i] for j, i in enumerate(outer) if i >= 0}
     return unflatten(graphdef.with_no_outer_index(), leaves, existing)[0]
 
@@ -164,7 +164,7 @@ class MergeContext:
     stack = _stacks().get(self.ctxtag) if self.ctxtag is not None else None
     state = {} if state is None else state
     if not stack:
-      return merge(graphdef, state, *states)
+      return merge(graphdef, state, *states, copy=True)  # a context merge copies, as Flax's
     return stack[-1].merge(graphdef, state, *states, inner=self.inner)
 
 

@@ -104,7 +104,7 @@ class EMA(Object):
     """A new model shaped like ``model`` whose tracked Variables are this EMA's own (so
     they follow later updates); the other Variables are copies of ``model``'s."""
     graphdef, state = split(model, graph=resolve_graph(self.graph))
-    out = merge(graphdef, merge_state(state, self.params))
+    out = merge(graphdef, merge_state(state, self.params), copy=True)
     for path, var in self.params.flat_state():
       _put(out, tuple(path), var)  # share, whether or not merge copied
     return out

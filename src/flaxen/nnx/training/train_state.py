@@ -41,7 +41,7 @@ class _ApplyCaller:
     return _ApplyCaller(self._graphdef, self._states, (*self._path, name))
 
   def __call__(self, *args: Any, **kwargs: Any) -> tuple[Any, tuple[GraphDef, Any]]:
-    module = merge(self._graphdef, *self._states)
+    module = merge(self._graphdef, *self._states, copy=True)  # the states stay as they were
     fn = module
     for name in self._path:
       fn = getattr(fn, name)
