@@ -108,3 +108,20 @@ def test_rngs_split_with_a_mapping():
   assert new.dropout.key.value.shape == (5,) and new.params.key.value.shape == ()
   np.testing.assert_array_equal(jax.random.key_data(new.dropout.key.value),
                                 jax.random.key_data(jax.random.split(_key(1, 0), 5)))
+
+
+def test_tree_mode_vmap_takes_a_prefix_of_rngs_with_a_default_stream():
+  # an Rngs answers any attribute name with its default stream; that must not make its
+  # prefix copy look like a prefix filter
+  rngs = nnx.with_rngs(nnx.Rngs(0), split=3, graph=False)
+  axes = nnx.prefix(rngs, {nnx.RngState: 0, ...: None}, graph=False)
+
+  @nnx.vmap(in_axes=(axes,), graph=False, graph_updates=False)
+  def draw(r):
+    return r.normal(())
+
+  out = draw(rngs)
+  keys = rngs.default.key.value
+  ref = [jax.random.normal(jax.random.fold_in(keys[i], 0), ()) for i in range(3)]
+  np.testing.assert_allclose(out, ref, rtol=1e-6)
+  assert rngs.default.count.value.tolist() == [1, 1, 1]

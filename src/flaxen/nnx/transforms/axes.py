@@ -116,12 +116,18 @@ def _is_axis(x: Any) -> bool:
   return x is None or x is Carry or isinstance(x, StateAxes)
 
 
+def _is_filter(x: Any) -> bool:
+  """A prefix filter (``StateAxes``, ``StateSharding``): its class has ``map_prefix``
+  (asked of the class: an ``Rngs`` answers any attribute with its default stream)."""
+  return hasattr(type(x), "map_prefix")
+
+
 def is_prefix_leaf(x: Any) -> bool:
   """Where a prefix stops for the pytree flatten that matches it to the arguments: an axis,
   a prefix filter (anything with ``map_prefix``), or a graph object (a tree-mode prefix
   shaped like the Module, e.g. from ``nnx.prefix``), resolved per Variable by
   ``resolve``."""
-  return _is_axis(x) or hasattr(x, "map_prefix") or isinstance(x, Prefix) or is_graph_node(x)
+  return _is_axis(x) or _is_filter(x) or isinstance(x, Prefix) or is_graph_node(x)
 
 
 def _is_container(x: Any) -> bool:
@@ -144,12 +150,12 @@ def resolve(prefix: Any, path: tuple, variable: Any) -> Any:
   if isinstance(prefix, Prefix):
     return prefix.prefix_of(path, variable)
   for i, key in enumerate(path):
-    if hasattr(prefix, "map_prefix"):
+    if _is_filter(prefix):
       return prefix.map_prefix(path[i:], variable)
     if not _is_container(prefix) or isinstance(prefix, Variable):
       break
     prefix = _child(prefix, key)
-  if hasattr(prefix, "map_prefix"):
+  if _is_filter(prefix):
     return prefix.map_prefix((), variable)
   return prefix.value if isinstance(prefix, Variable) else prefix
 
@@ -209,7 +215,7 @@ def axis_values(*specs: Any) -> list:
   """Every distinct int/None axis in the given specs (StateAxes included), in order."""
   found: list = []
   for axis in jax.tree_util.tree_leaves(specs, is_leaf=is_prefix_leaf):
-    for a in _filter_values(axis) if hasattr(axis, "map_prefix") else _values(axis):
+    for a in _filter_values(axis) if _is_filter(axis) else _values(axis):
       if a is not Carry and a not in found:
         found.append(a)
   return found
@@ -323,7 +329,7 @@ def check_prefixes(transform: str, graph: bool, graph_updates: bool, **prefixes:
     for leaf in jax.tree_util.tree_leaves(prefix, is_leaf=is_prefix_leaf):
       if graph and is_graph_node(leaf):
         raise GraphNodePrefixError(transform, name, leaf)
-      if hasattr(leaf, "map_prefix") and not (graph and graph_updates):
+      if _is_filter(leaf) and not (graph and graph_updates):
         raise PrefixFilterError(transform, name, type(leaf).__name__)
 
 
