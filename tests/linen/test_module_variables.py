@@ -165,6 +165,23 @@ def test_method_argument_forms():
     model.apply(v, x, method="nope")
 
 
+def test_apply_method_names_a_field_submodule():
+  # method="inner" calls the submodule held in the field, with the outer module's variables
+  class Holder(nn.Module):
+    inner: nn.Module
+
+    @nn.compact
+    def __call__(self, x):
+      return self.inner(x) + 1
+
+  model = Holder(nn.Dense(2))
+  x = jnp.ones((1, 3))
+  v = model.init(KEY, x)
+  p = v["params"]["inner"]
+  np.testing.assert_allclose(model.apply(v, x, method="inner"), x @ p["kernel"] + p["bias"],
+                             rtol=1e-6)
+
+
 def test_make_rng_is_path_and_count_based():
   class Draw(nn.Module):
     @nn.compact

@@ -107,3 +107,43 @@ def test_while_loop_threads_carry_variables():
   assert int(updated["state"]["Counter_0"]["acc"]) == 6  # 3 -> 6 -> ... -> 192: 6 steps
   with pytest.raises(errors.TransformImmutableCollectionError, match="carry_variables='state'"):
     Doubler(carry=False).apply(variables, x, mutable=["state"])
+
+
+def test_bound_methods_as_branches_run_on_the_lifted_module():
+  # ``nn.cond(p, self.f, self.g, self, x)``: the bound methods run on the module passed in
+  class Model(nn.Module):
+    def setup(self):
+      self.dense = nn.Dense(2)
+
+    def double(self, x):
+      return 2 * self.dense(x)
+
+    def negate(self, x):
+      return -self.dense(x)
+
+    def __call__(self, x, flag):
+      return nn.cond(flag, self.double, self.negate, self, x)
+
+  x = jnp.ones(3)
+  variables = Model().init(jax.random.key(0), x, True)
+  p = variables["params"]["dense"]
+  ref = x @ p["kernel"] + p["bias"]
+  np.testing.assert_allclose(Model().apply(variables, x, True), 2 * ref, rtol=1e-6)
+  np.testing.assert_allclose(Model().apply(variables, x, False), -ref, rtol=1e-6)
+
+
+
+def test_bound_methods_as_while_loop_functions():
+  class Model(nn.Module):
+    def more(self, c):
+      return c < self.get_variable("consts", "limit")
+
+    def step(self, c):
+      return c + self.get_variable("consts", "inc")
+
+    @nn.compact
+    def __call__(self, c):
+      return nn.while_loop(self.more, self.step, self, c)
+
+  variables = {"consts": {"limit": 10.0, "inc": 3.0}}
+  assert float(Model().apply(variables, 1.0)) == 10.0  # 1 -> 4 -> 7 -> 10

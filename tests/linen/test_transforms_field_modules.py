@@ -126,3 +126,29 @@ def test_partial_of_a_module_class_and_unbound_transformed_methods():
   y, variables = Foo().init_with_output(jax.random.key(0), x)
   p = variables["params"]["Dense_0"]
   np.testing.assert_allclose(y, x @ p["kernel"] + p["bias"], rtol=1e-6)
+
+
+def test_variable_held_in_a_field_is_rebuilt_inside_jit():
+  # a Variable given to a submodule's constructor, updated under nested nn.jit
+  class Adder(nn.Module):
+    var: nn.Variable
+
+    @nn.jit
+    @nn.compact
+    def __call__(self, x):
+      self.var.value += x
+      return 2 * x
+
+  class Owner(nn.Module):
+    @nn.jit
+    @nn.compact
+    def __call__(self, x):
+      total = self.variable("stats", "total", jnp.zeros, x.shape)
+      return Adder(total)(x)
+
+  x = jnp.array([1.0, 2.0])
+  y, variables = Owner().init_with_output(jax.random.key(0), x)
+  np.testing.assert_array_equal(y, 2 * x)
+  np.testing.assert_array_equal(variables["stats"]["total"], x)
+  _, updated = Owner().apply(variables, x, mutable=["stats"])
+  np.testing.assert_array_equal(updated["stats"]["total"], 2 * x)

@@ -540,6 +540,10 @@ def _resolve_method(module: Module, method: Any) -> Callable[..., Any]:
     return type(module).__call__
   if isinstance(method, str):
     fn = getattr(type(module), method, None)
+    if fn is None and isinstance(module.__dict__.get(method), Module):
+      # a submodule held in a field: call it on the bound clone, forwarding the arguments
+      name = method
+      return lambda self, *args, **kwargs: getattr(self, name)(*args, **kwargs)
     if fn is None or not callable(fn):
       raise errors.ApplyModuleInvalidMethodError(method, type(module).__name__)
     return fn

@@ -91,6 +91,9 @@ class Static:
   module_leaves: tuple[int, ...]
   # Variables among the arguments: (leaf, collection, name, unbox, scope index, rel path)
   variable_leaves: tuple[tuple[int, str, str, bool, int, tuple[str, ...]], ...]
+  # Variables held in fields (a ``where`` entry ``(leaf, -1 - k)`` names the k-th):
+  # (collection, name, unbox, scope index, rel path)
+  field_variables: tuple[tuple[str, str, bool, int, tuple[str, ...]], ...]
   mutable: Any
   outer_mutable: Any
   flags: tuple[tuple[str, Any], ...]
@@ -180,10 +183,11 @@ def lift_call(spec: Lift, fn: Callable[..., Any], module: Any, args: tuple[Any, 
       dyn.append(None)
     else:
       dyn.append(leaf)
-  fields, field_modules = _field_modules(module)
+  fields, field_modules, field_vars = _field_modules(module)
   mods = [module, *field_modules, *arg_modules]
-  scopes, where = _cover([m.scope for m in mods] + var_scopes)
-  where, var_where = where[:len(mods)], where[len(mods):]
+  scopes, where = _cover([m.scope for m in mods] + var_scopes + [v.scope for v in field_vars])
+  where, var_where, field_var_where = (where[:len(mods)], where[len(mods):len(mods) + len(
+    var_scopes)], where[len(mods) + len(var_scopes):])
   outer = scopes[0].root
   inner_mutable = intersect(outer.mutable, spec.mutable)
   static = Static(
@@ -193,6 +197,8 @@ def lift_call(spec: Lift, fn: Callable[..., Any], module: Any, args: tuple[Any, 
     treedef=treedef, static_leaves=tuple(static_leaves), module_leaves=tuple(module_leaves),
     variable_leaves=tuple((*v, i, rel) for v, (i, rel) in zip(var_leaves, var_where,
                                                                strict=True)),
+    field_variables=tuple((v.collection, v.name, v.unbox, i, rel)
+                          for v, (i, rel) in zip(field_vars, field_var_where, strict=True)),
     mutable=_hashable(inner_mutable), outer_mutable=_hashable(outer.mutable),
     flags=tuple(sorted(outer.flags.items())), groups=tuple(spec.variable_groups),
     name=spec.name, why=spec.why)
@@ -217,12 +223,15 @@ def lift_call(spec: Lift, fn: Callable[..., Any], module: Any, args: tuple[Any, 
   return y
 
 
-def _field_modules(module: Module) -> tuple[tuple[Any, ...], list[Module]]:
+def _field_modules(module: Module) -> tuple[tuple[Any, ...], list[Module], list[Any]]:
   """The bound Modules held in ``module``'s fields (shared submodules given to its
   constructor, bound elsewhere), and theirs in turn, children before the modules holding
   them; with, per module (the target first), where each sits in its fields, so that the
-  body can rebuild them all inside the transform."""
+  body can rebuild them all inside the transform. Variables held in fields (a Variable
+  given to a submodule's constructor) are rebuilt too: the third list."""
   found: list[Module] = []
+  variables: list[Any] = []
+  var_index: dict[int, int] = {}
   specs: list[tuple[Any, ...]] = []
   index: dict[int, int] = {}
   busy: set[int] = set()
@@ -237,6 +246,12 @@ def _field_modules(module: Module) -> tuple[tuple[Any, ...], list[Module]]:
       leaves, treedef = jax.tree.flatten(value, is_leaf=lambda x: isinstance(x, Module))
       where = []
       for li, leaf in enumerate(leaves):
+        if isinstance(leaf, core_scope.Variable):
+          if id(leaf) not in var_index:
+            var_index[id(leaf)] = len(variables)
+            variables.append(leaf)
+          where.append((li, -1 - var_index[id(leaf)]))
+          continue
         if not (isinstance(leaf, Module) and leaf.scope is not None):
           continue
         key = id(leaf)
@@ -255,7 +270,7 @@ def _field_modules(module: Module) -> tuple[tuple[Any, ...], list[Module]]:
     return tuple(fields)
 
   busy.add(id(module))
-  return (visit(module), *specs), found
+  return (visit(module), *specs), found, variables
 
 
 def _static_positions(args: tuple[Any, ...], kwargs: dict[str, Any], spec: Lift) -> set[int]:
@@ -292,6 +307,14 @@ def _snapshot_rngs(scopes: list[Scope], spec: Lift) -> Groups:
   return tuple(out)
 
 
+def unbound(fn: Any) -> Any:
+  """A Module's bound method as its function: it runs on the module rebuilt inside the
+  transform (passed as the first argument), not on the outer module it was bound to."""
+  if getattr(fn, "__self__", None) is not None and isinstance(fn.__self__, Module):
+    return fn.__func__
+  return fn
+
+
 def body(static: Static, variables: Groups, rngs: Groups, args: Any, kwargs: Any,
          mutable: CollectionFilter | None = None,
          fn: Callable[..., Any] | None = None) -> tuple[Any, Groups]:
@@ -312,7 +335,11 @@ def body(static: Static, variables: Groups, rngs: Groups, args: Any, kwargs: Any
     for f, treedef, kept, where in static.fields[k]:
       leaves = list(kept)
       for li, mi in where:
-        leaves[li] = mods[mi]
+        if mi >= 0:
+          leaves[li] = mods[mi]
+        else:
+          col, name, unbox, si, rel = static.field_variables[-1 - mi]
+          leaves[li] = core_scope.Variable(_descend(inner[si], rel), col, name, unbox)
       updates[f] = jax.tree.unflatten(treedef, leaves)
     m, i, rel = static.modules[k]
     mods[k] = m.clone(parent=_descend(inner[i], rel), **updates)
@@ -324,7 +351,7 @@ def body(static: Static, variables: Groups, rngs: Groups, args: Any, kwargs: Any
   for i, col, name, unbox, si, rel in static.variable_leaves:
     leaves[i] = core_scope.Variable(_descend(inner[si], rel), col, name, unbox)
   args, kwargs = jax.tree.unflatten(static.treedef, leaves)
-  fn = fn or static.fn
+  fn = unbound(fn or static.fn)
   # A plain function ``fn(mdl, ...)`` (the function form) runs as if it were a compact method
   # of ``mdl``: it may create variables and submodules there, as a wrapped method may.
   frame = not getattr(fn, "_flaxen_wrapped", False)
