@@ -111,6 +111,12 @@ def _mask(shape: tuple[int, ...]) -> jax.Array:
   return jnp.asarray(np.random.default_rng(3).random(shape) > 0.3)
 
 
+def linen_batch_apply(dt: Any) -> Built:
+  """A Dense over a (2, 3) batch that BatchApply folds into one axis of 6 and unfolds."""
+  dense, (params, _) = linen(nn.Dense(3, param_dtype=dt), normal((6, 4), dt))
+  return (lambda p, x: nn.BatchApply(partial(dense, p))(x)), (params, normal((2, 3, 4), dt))
+
+
 LINEN: dict[str, Callable[[Any], Built]] = {
   "Dense": lambda dt: linen(nn.Dense(3, param_dtype=dt), normal((2, 4), dt)),
   "DenseGeneral": lambda dt: linen(
@@ -183,6 +189,16 @@ LINEN: dict[str, Callable[[Any], Built]] = {
     nn.Bidirectional(nn.RNN(nn.LSTMCell(3, param_dtype=dt)),
                      nn.RNN(nn.SimpleCell(2, param_dtype=dt))),
     normal((2, 3, 2), dt)),
+  "WeightNorm": lambda dt: linen(
+    nn.WeightNorm(nn.Dense(3, param_dtype=dt), param_dtype=dt), normal((2, 4), dt)),
+  # update_stats=False keeps the call pure. sigma's gradient stops at the power iteration's
+  # u and v (as in Flax); that is the true derivative only once they converge, so n_steps
+  # runs the iteration to convergence for the finite-difference check.
+  "SpectralNorm": lambda dt: linen(
+    nn.SpectralNorm(nn.Dense(3, param_dtype=dt), n_steps=40, param_dtype=dt),
+    normal((2, 4), dt),
+    update_stats=False),
+  "BatchApply": linen_batch_apply,
 }
 
 # Public Linen classes that are not layers with numerics of their own.
@@ -196,6 +212,13 @@ LINEN_EXCLUDED = {
   "RulesFallback": "an enum of partitioning rule fallbacks",
   "FrozenDict": "container", "DenyList": "filter", "InterceptorContext": "method interception",
 }
+# The fp8 ops quantize to float8 with scales from an amax history; their backward pass is a
+# custom VJP that returns the new scales and histories as the "gradient" of those variables,
+# so neither finite differences nor a float64 run apply. test_num_fp8.py checks them.
+LINEN_EXCLUDED |= dict.fromkeys(
+  ["Fp8DotGeneral", "Fp8Einsum", "Fp8DotGeneralOp", "Fp8DirectDotGeneralOp",
+   "NANOOFp8DotGeneralOp"],
+  "fp8 op: its gradient carries scale/amax-history updates, not derivatives")
 
 
 # ---------------------------------------------------------------- NNX
@@ -309,6 +332,14 @@ NNX: dict[str, Callable[[Any], Built]] = {
     nnx.Bidirectional(nnx.RNN(nnx.LSTMCell(2, 3, param_dtype=dt, rngs=_r())),
                       nnx.RNN(nnx.SimpleCell(2, 2, param_dtype=dt, rngs=_r()))),
     normal((2, 3, 2), dt)),
+  "PReLU": lambda dt: nnx_layer(nnx.PReLU(0.2, param_dtype=dt), normal((2, 4), dt)),
+  "WeightNorm": lambda dt: nnx_layer(
+    nnx.WeightNorm(nnx.Linear(4, 3, param_dtype=dt, rngs=_r()), param_dtype=dt, rngs=_r()),
+    normal((2, 4), dt)),
+  "SpectralNorm": lambda dt: nnx_layer(
+    nnx.SpectralNorm(nnx.Linear(4, 3, param_dtype=dt, rngs=_r()), n_steps=40,  # as Linen's
+                     param_dtype=dt, update_stats=False, rngs=_r()),
+    normal((2, 4), dt)),
 }
 
 NNX_EXCLUDED = {
@@ -343,6 +374,7 @@ def _activations(dt: Any) -> Built:
 
 FUNCTIONS: dict[str, Callable[[Any], Built]] = {
   "activations": _activations,
+  "normalize": _fn(nn.normalize, (2, 6)),
   "avg_pool": _fn(nn.avg_pool, (2, 5, 5, 2), window_shape=(2, 2), strides=(1, 2),
                   padding="SAME", count_include_pad=False),
   "max_pool": _fn(nn.max_pool, (2, 5, 2), window_shape=(3,), padding=((1, 1),)),

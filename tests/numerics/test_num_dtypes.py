@@ -28,13 +28,17 @@ COMBOS = [(BF16, F32, None), (BF16, BF16, None), (F16, BF16, None), (F32, F16, B
 CELL_COMBOS = [(BF16, F32, None), (BF16, BF16, None), (F16, F16, None), (F32, F32, BF16)]
 
 PROMOTE, LOOKUP, KEEP, CELL, RNN = "promote", "lookup", "keep", "cell", "rnn"
-RULE_COMBOS = {CELL: CELL_COMBOS, RNN: CELL_COMBOS[:3]}
+# Promote, with dtype=None only: Linen's SpectralNorm, like Flax's, maps the params with a
+# mutable map_variables, so at init the normalized kernel (in ``dtype``) is what gets
+# stored; a given dtype would then be a param dtype too.
+WRITES_BACK = "writes_back"
+RULE_COMBOS = {CELL: CELL_COMBOS, RNN: CELL_COMBOS[:3], WRITES_BACK: COMBOS[:3]}
 
 
 def expected(rule, x_dtype, param_dtype, dtype):
   if rule == KEEP:
     return jnp.dtype(x_dtype)
-  if rule in (CELL, RNN):
+  if rule in (CELL, RNN, WRITES_BACK):
     return expected(PROMOTE, x_dtype, param_dtype, dtype)
   if dtype is not None:
     return jnp.dtype(dtype)
@@ -81,7 +85,18 @@ LINEN = {
   "PReLU": (lambda dtype=None, **d: nn.PReLU(**d), (2, 4), KEEP, None),
   "Dropout": (lambda dtype=None, param_dtype=None: nn.Dropout(0.5, deterministic=False),
               (2, 4), KEEP, None),
+  "WeightNorm": (lambda **d: nn.WeightNorm(nn.Dense(3, **d), **d), (2, 4), PROMOTE, None),
+  "SpectralNorm": (lambda **d: _Stats(nn.SpectralNorm(nn.Dense(3, **d), **d)), (2, 4),
+                   WRITES_BACK, None),
 }
+
+
+class _Stats(nn.Module):
+  """Calls a SpectralNorm with ``update_stats`` (``init_with_output`` passes no keywords)."""
+  layer: nn.Module
+
+  def __call__(self, x):
+    return self.layer(x, update_stats=True)
 
 
 def _inputs(x_dtype, dtypes, shape, carry):
@@ -145,6 +160,11 @@ NNX = {
                     (2, 5, 4), RNN, None),
   "Dropout": (lambda dtype=None, param_dtype=None: nnx.Dropout(0.5, rngs=_r()), (2, 4), KEEP,
               None),
+  "PReLU": (lambda dtype=None, **d: nnx.PReLU(**d), (2, 4), KEEP, None),
+  "WeightNorm": (lambda **d: nnx.WeightNorm(nnx.Linear(4, 3, **d, rngs=_r()), **d, rngs=_r()),
+                 (2, 4), PROMOTE, None),
+  "SpectralNorm": (lambda **d: nnx.SpectralNorm(nnx.Linear(4, 3, **d, rngs=_r()), **d,
+                                                rngs=_r()), (2, 4), PROMOTE, None),
 }
 
 
