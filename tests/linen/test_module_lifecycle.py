@@ -558,3 +558,16 @@ def test_share_scope_moves_field_submodules_along():
 
   params = Parent(Child(Grand())).init(KEY)["params"]
   assert list(params) == ["child"] and params["child"]["Dense_0"]["kernel"].shape == (3, 2)
+
+
+def test_unspecified_parent_stays_one_object_when_copied_or_pickled():
+  import copy
+  import inspect
+  import pickle
+
+  default = inspect.signature(nn.Dense).parameters["parent"].default
+  assert copy.copy(default) is default and copy.deepcopy(default) is default
+  assert pickle.loads(pickle.dumps(default)) is default
+  dense = copy.deepcopy(nn.Dense(2))
+  y, _ = dense.init_with_output(jax.random.key(0), jnp.ones(3))
+  assert y.shape == (2,)

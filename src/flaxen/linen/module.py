@@ -49,8 +49,20 @@ M = TypeVar("M", bound="Module")
 
 
 class _Unspecified:
+  """The default ``parent``: a singleton, kept one by copy, deepcopy and pickle (identity
+  checks against it must hold for copied or unpickled modules)."""
+
   def __repr__(self) -> str:
     return "<unspecified parent>"
+
+  def __copy__(self) -> _Unspecified:
+    return _UNSPECIFIED
+
+  def __deepcopy__(self, memo: Any) -> _Unspecified:
+    return _UNSPECIFIED
+
+  def __reduce__(self) -> str:
+    return "_UNSPECIFIED"  # pickled by reference to the module-level singleton
 
 
 _UNSPECIFIED: Any = _Unspecified()
