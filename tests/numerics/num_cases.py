@@ -227,11 +227,12 @@ LINEN_EXCLUDED |= dict.fromkeys(
 def nnx_layer(model: nnx.Module, *xs: Any, closed: tuple = (),
               call: Callable[..., Any] | None = None, **kw: Any) -> Built:
   """``fn(params, *xs) = merge(graphdef, params, rest)(*xs, **kw)``: a fresh copy of the
-  model per call, so state the call changes (batch stats, rng counts, caches) never leaks."""
+  model per call (``copy=True``: merge otherwise reuses the Variables of ``rest``), so state
+  the call changes (batch stats, rng counts, caches) never leaks."""
   graphdef, params, rest = nnx.split(model, nnx.Param, ...)
 
   def fn(p: Any, *args: Any) -> Any:
-    m = nnx.merge(graphdef, p, rest)
+    m = nnx.merge(graphdef, p, rest, copy=True)
     return (m if call is None else partial(call, m))(*args, *closed, **kw)
 
   return fn, (params, *xs)
