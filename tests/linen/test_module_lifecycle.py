@@ -571,3 +571,16 @@ def test_unspecified_parent_stays_one_object_when_copied_or_pickled():
   dense = copy.deepcopy(nn.Dense(2))
   y, _ = dense.init_with_output(jax.random.key(0), jnp.ones(3))
   assert y.shape == (2,)
+
+
+def test_parent_and_name_are_the_last_fields_after_inheritance():
+  class Base(nn.Module):
+    a: int
+
+  class Child(Base):
+    b: int = 2
+
+  assert [f.name for f in dataclasses.fields(Child)] == ["a", "b", "parent", "name"]
+  child = Child(1, 3, name="c")
+  assert (child.a, child.b, child.name) == (1, 3, "c")
+  assert child.clone(b=4).b == 4 and child.clone(b=4).a == 1

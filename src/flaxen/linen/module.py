@@ -137,6 +137,12 @@ class Module:
     # except in setup) then replaces the dataclass one.
     explicit_hash = "__hash__" in cls.__dict__
     dataclasses.dataclass(cls, frozen=True, eq=True, repr=True)
+    # parent and name come last in the fields, as in Flax, also after a subclass's own fields
+    fields = cls.__dataclass_fields__
+    cls.__dataclass_fields__ = {
+      **{k: f for k, f in fields.items() if k not in ("parent", "name")},
+      "parent": fields["parent"], "name": fields["name"],
+    }
     del cls.__setattr__
     del cls.__delattr__
     if not explicit_hash:
