@@ -44,7 +44,14 @@ def test_jit_and_finite_differences(x64, api, name):
   check_grads(fn, args, order=1, modes=("rev",), eps=1e-6, atol=1e-6, rtol=1e-6)
 
 
+# sigma's gradient stops at the power iteration's u and v (as in Flax): first derivatives
+# are exact once they converge, second derivatives lack the du/dW and dv/dW terms.
+NO_SECOND_ORDER = {"linen:SpectralNorm", "nnx:SpectralNorm"}
+
+
 @parametrize_cases(TABLES, all_slow=True)
 def test_second_order_finite_differences(x64, api, name):
+  if f"{api}:{name}" in NO_SECOND_ORDER:
+    pytest.skip("stop_gradient on the power iteration: no exact second derivative")
   fn, args = TABLES[api][name](jnp.float64)
   check_grads(fn, args, order=2, modes=("fwd", "rev"), eps=1e-5, atol=1e-5, rtol=1e-5)
