@@ -121,10 +121,15 @@ def graphs(draw, shapes=((), (2,))):
 @given(graphs())
 def test_split_merge_rebuilds_the_same_graph(root):
   graphdef, state = nnx.split(root)
-  assert_isomorphic(root, nnx.merge(graphdef, state), copies=True)
+  assert_isomorphic(root, nnx.merge(graphdef, state, copy=True), copies=True)
   graphdef, params, rest = nnx.split(root, nnx.Param, ...)
-  assert_isomorphic(root, nnx.merge(graphdef, params, rest), copies=True)
-  assert_isomorphic(root, nnx.merge(graphdef, rest, params), copies=True)
+  assert_isomorphic(root, nnx.merge(graphdef, params, rest, copy=True), copies=True)
+  assert_isomorphic(root, nnx.merge(graphdef, rest, params, copy=True), copies=True)
+  # By default (Flax 0.12) the rebuilt graph has new nodes around the State's own
+  # Variables, which split handed out: the root's.
+  shared = unique_variables(nnx.merge(graphdef, params, rest))
+  assert all(v is w for v, w in zip(shared.values(), unique_variables(root).values(),
+                                    strict=True))
 
 
 @CI
@@ -145,15 +150,14 @@ def test_state_holds_each_variable_once_at_its_first_path(root):
   flat = dict(nnx.state(root).flat_state())
   assert list(flat) == list(expected)
   for path, v in expected.items():
-    assert type(flat[path]) is type(v) and flat[path] is not v
-    np.testing.assert_array_equal(flat[path].value, v.value)
+    assert flat[path] is v  # the graph's own Variable, as in Flax 0.12
 
 
 @CI
 @given(graphs())
 def test_update_writes_into_the_shared_variables(root):
   graphdef, state = nnx.split(root)
-  doubled = nnx.merge(graphdef, state)
+  doubled = nnx.merge(graphdef, state, copy=True)  # Variables of its own
   for v in unique_variables(doubled).values():
     v.value = v.value * 2 + 1
   before = {p: np.asarray(v.value) for p, v in unique_variables(root).items()}
@@ -231,7 +235,7 @@ def test_jit_matches_eager_across_structural_changes(root, data):
 @SLOW
 @given(graphs(), st.data())
 def test_graph_round_trips_long(root, data):
-  assert_isomorphic(root, nnx.merge(*nnx.split(root)), copies=True)
+  assert_isomorphic(root, nnx.merge(*nnx.split(root), copy=True), copies=True)
   assert_isomorphic(root, nnx.clone(root), copies=True)
   eager = nnx.clone(root)
   np.testing.assert_allclose(jit_bump_then(root, None), bump(eager))
