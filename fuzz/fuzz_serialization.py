@@ -73,7 +73,8 @@ def _check_restored(target, value) -> None:
   # A None in the target takes whatever was saved there (as in Flax): a wildcard subtree.
   leaves, treedef = jax.tree.flatten(target, is_leaf=lambda x: x is None)
   for t, v in zip(leaves, treedef.flatten_up_to(value), strict=True):
-    if isinstance(t, np.ndarray | np.generic):
+    # A None saved where the target holds an array comes back as None (as in Flax).
+    if isinstance(t, np.ndarray | np.generic) and v is not None:
       assert np.shape(v) == t.shape and np.asarray(v).dtype != object, (t, v)
 
 
