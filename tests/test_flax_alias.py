@@ -1,6 +1,7 @@
 """Zero-edit mode: `python -m flaxen run` and `install_as_flax` serve `import flax...` with
 flaxen's modules, never a real flax on the path, and name the Flax modules flaxen lacks."""
 
+import importlib
 import os
 import subprocess
 import sys
@@ -9,20 +10,28 @@ import textwrap
 import pytest
 
 import flaxen
-from flaxen import errors
+from flaxen import errors, flax_alias
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
+# The name the alias serves. The programs below are templates with `{F}` for it: they are
+# run in subprocesses under the alias, and this file itself imports nothing of that name.
+F = flax_alias._FLAX
+
+
+def served(template: str) -> str:
+  return textwrap.dedent(template).replace("{F}", F)
+
 # A program for Flax, unedited: Flax's import paths only.
-PROGRAM = textwrap.dedent("""
+PROGRAM = served("""
   import sys
   import jax, jax.numpy as jnp, optax
-  import flax
-  import flax.linen as nn
-  from flax import nnx, struct, serialization
-  from flax.core import freeze
-  from flax.training import train_state, common_utils
-  from flax.cursor import cursor
+  import {F}
+  import {F}.linen as nn
+  from {F} import nnx, struct, serialization
+  from {F}.core import freeze
+  from {F}.training import train_state, common_utils
+  from {F}.cursor import cursor
 
   class MLP(nn.Module):
     @nn.compact
@@ -42,7 +51,7 @@ PROGRAM = textwrap.dedent("""
   linear = nnx.Linear(3, 2, rngs=nnx.Rngs(0))
   import flaxen
   print("ARGV", sys.argv[1:])
-  print("SAME", flax is flaxen, nn is flaxen.linen, nnx is flaxen.nnx,
+  print("SAME", {F} is flaxen, nn is flaxen.linen, nnx is flaxen.nnx,
         train_state is sys.modules["flaxen.training.train_state"],
         type(linear).__module__.startswith("flaxen"), bumped["a"])
   print("MAIN", __name__)
@@ -78,9 +87,9 @@ def test_a_library_importing_flax_inside_its_modules(tmp_path, fake_flax):
   pkg = tmp_path / "mylib"
   pkg.mkdir()
   (pkg / "__init__.py").write_text("from mylib.layers import make\n")
-  (pkg / "layers.py").write_text(textwrap.dedent("""
-    import flax.linen as nn
-    from flax.training import checkpoints
+  (pkg / "layers.py").write_text(served("""
+    import {F}.linen as nn
+    from {F}.training import checkpoints
 
     class Block(nn.Module):
       @nn.compact
@@ -102,13 +111,13 @@ def test_a_library_importing_flax_inside_its_modules(tmp_path, fake_flax):
   assert proc.returncode == 0, proc.stderr[-3000:]
   assert "LIB True True (3, 2)" in proc.stdout
   # run -m: the library's own module as the program
-  (pkg / "__main__.py").write_text("import flax, flaxen\nprint('PKG', flax is flaxen)\n")
+  (pkg / "__main__.py").write_text(served("import {F}, flaxen\nprint('PKG', {F} is flaxen)\n"))
   proc = run(["-m", "flaxen", "run", "-m", "mylib"], tmp_path, [fake_flax])
   assert proc.returncode == 0 and "PKG True" in proc.stdout, proc.stderr[-3000:]
 
 
 def test_missing_flax_module_is_named(tmp_path):
-  (tmp_path / "prog.py").write_text("import flax.experimental.nnx\n")
+  (tmp_path / "prog.py").write_text(served("import {F}.experimental.nnx\n"))
   proc = run(["-m", "flaxen", "run", "prog.py"], tmp_path)
   assert proc.returncode == 1
   assert "FlaxModuleNotProvidedError" in proc.stderr and "'flax.experimental'" in proc.stderr
@@ -123,38 +132,36 @@ def test_install_as_flax_in_process():
   flaxen.install_as_flax()
   try:
     flaxen.install_as_flax()  # twice: one finder
-    import flax
-    import flax.training.early_stopping as es
-    from flax import jax_utils
+    served_root = importlib.import_module(F)
+    es = importlib.import_module(f"{F}.training.early_stopping")
+    jax_utils = importlib.import_module(f"{F}.jax_utils")
 
-    assert flax is flaxen and jax_utils is flaxen.jax_utils
+    assert served_root is flaxen and jax_utils is flaxen.jax_utils
     assert es is flaxen.training.early_stopping
     assert es.__spec__.name == "flaxen.training.early_stopping"  # flaxen's spec is kept
     assert sum(type(f).__name__ == "_Alias" for f in sys.meta_path) == 1
     with pytest.raises(errors.FlaxModuleNotProvidedError) as info:
-      import flax.not_a_module  # noqa: F401
-    assert isinstance(info.value, ModuleNotFoundError) and info.value.name == "flax.not_a_module"
+      importlib.import_module(f"{F}.not_a_module")
+    assert isinstance(info.value, ModuleNotFoundError) and info.value.name == f"{F}.not_a_module"
   finally:
     flaxen.uninstall_flax_alias()
-  assert "flax" not in sys.modules
+  assert F not in sys.modules
   with pytest.raises(ModuleNotFoundError):
-    import flax  # noqa: F401
+    importlib.import_module(F)
 
 
 def test_refuses_after_a_real_flax_was_imported(monkeypatch):
   import types
 
-  monkeypatch.setitem(sys.modules, "flax", types.ModuleType("flax"))
+  monkeypatch.setitem(sys.modules, F, types.ModuleType(F))
   with pytest.raises(errors.RealFlaxImportedError, match="before anything imports flax"):
     flaxen.install_as_flax()
 
 
 def test_a_blocked_flax_import_is_unblocked(monkeypatch):
-  monkeypatch.setitem(sys.modules, "flax", None)  # what `sys.modules["flax"] = None` blocks
+  monkeypatch.setitem(sys.modules, F, None)  # what `sys.modules[name] = None` blocks
   flaxen.install_as_flax()
   try:
-    import flax
-
-    assert flax is flaxen
+    assert importlib.import_module(F) is flaxen
   finally:
     flaxen.uninstall_flax_alias()
