@@ -3,14 +3,7 @@ bound as its first arguments.
 
 ``nnx.jit`` caches its graph walk per argument structure, so binding needs nothing more
 for speed; these exist for programs written against Flax (and ``jit_partial`` checks the
-bound objects once, when made).
-
->>> import jax.numpy as jnp
->>> from flaxen import nnx
->>> model = nnx.Linear(2, 3, rngs=nnx.Rngs(0))
->>> forward = nnx.jit_partial(lambda m, x: m(x), model, graph=False)
->>> forward(jnp.ones((1, 2))).shape
-(1, 3)
+bound objects once, when made). ``jit_partial``'s docstring has an example.
 """
 
 from __future__ import annotations
