@@ -6,7 +6,11 @@ nested dicts (``nnx.to_pure_dict``), the least a pytree of those arrays costs: a
 by ``nnx.state`` (its Variables read and written by Python, one call each, so that
 ``is_leaf`` predicates still see them), an unread State (one that came out of an unflatten,
 as a State does from ``jax.jit``: flattening it returns what it was built from) and a
-tree-mode Module with its Optimizer. CPU time of this process.
+tree-mode Module with its Optimizer. CPU time of this process. Two floor rows wrap each
+of the same arrays in the cheapest node a Python class can be (one attribute, built by
+``object.__new__``; and the same class through JAX's own C++ ``register_dataclass`` path):
+what any design pays that keeps one Python object per Variable in the pytree, as Flax's
+``is_leaf`` predicates and ``.value`` key paths need.
 
 The step rows are the functional API of seed 002: ``nnx.split`` once outside,
 ``jax.jit`` over a function that merges, steps and returns ``nnx.state(...)``, against the
@@ -16,7 +20,9 @@ plain-JAX step of ``bench_nnx.py``; beside each, the same step with the state cr
 
 from __future__ import annotations
 
+import dataclasses
 import time
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -34,6 +40,43 @@ def _flat_unflat(tree):
   return (lambda: jax.tree.flatten(tree)), (lambda: jax.tree.unflatten(treedef, leaves))
 
 
+class _Box:
+  """The least a Python-registered pytree node can be: one slot, no metadata."""
+  __slots__ = ("value",)
+
+
+def _box(value: Any) -> _Box:
+  box = object.__new__(_Box)
+  box.value = value
+  return box
+
+
+jax.tree_util.register_pytree_node(_Box, lambda b: ((b.value,), None),
+                                   lambda _, children: _box(children[0]))
+
+
+@dataclasses.dataclass
+class _DataBox:
+  value: Any
+
+
+jax.tree_util.register_dataclass(_DataBox, data_fields=["value"], meta_fields=[])
+
+
+def floor_rows(pure: dict, pure_flat, pure_unflat) -> list[Result]:
+  """A Python object per array, at least: the floor under the State and Module rows."""
+  rows = []
+  for label, wrap in (("custom node", _box),
+                      ("register_dataclass", _DataBox)):
+    flat, unflat = _flat_unflat(jax.tree.map(wrap, pure))
+    note = "floor: the plain dicts with each array in a minimal Python node"
+    rows += [compare(f"pytree floor: flatten, {label} per array", flat, pure_flat,
+                     notes=note, **CPU),
+             compare(f"pytree floor: unflatten, {label} per array", unflat, pure_unflat,
+                     notes=note, **CPU)]
+  return rows
+
+
 def pytree_rows() -> list[Result]:
   model = Blocks(nnx.Rngs(0))
   state = nnx.state((model, nnx.Optimizer(model, optax.adam(1e-3), wrt=nnx.Param)))
@@ -41,7 +84,8 @@ def pytree_rows() -> list[Result]:
   tree_model = Blocks(nnx.Rngs(0))
   module = (tree_model, nnx.Optimizer(tree_model, optax.adam(1e-3), wrt=nnx.Param,
                                       graph=False))
-  pure_flat, pure_unflat = _flat_unflat(nnx.to_pure_dict(state))
+  pure = nnx.to_pure_dict(state)
+  pure_flat, pure_unflat = _flat_unflat(pure)
   state_flat, state_unflat = _flat_unflat(state)
   unread_flat, _ = _flat_unflat(unread)
   module_flat, module_unflat = _flat_unflat(module)
@@ -56,6 +100,7 @@ def pytree_rows() -> list[Result]:
             target=2.0, notes=note, **CPU),
     compare("pytree (b): unflatten tree-mode Module + Optimizer", module_unflat, pure_unflat,
             target=2.0, notes=note, **CPU),
+    *floor_rows(pure, pure_flat, pure_unflat),
   ]
 
 
