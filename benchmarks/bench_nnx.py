@@ -103,15 +103,11 @@ def make_ref_step(tx, with_stats: bool, jit: bool = True):
   return jax.jit(step) if jit else step
 
 
-def step_rows(label: str, model_cls, tx, with_stats: bool) -> list[Result]:
-  out_features = WIDTH if with_stats else 4
+def reference_setup(model_cls, tx, with_stats: bool):
+  """A batch ``(x, y)`` for ``model_cls`` and a call that runs one plain-JAX step on it,
+  keeping its own parameters, statistics and optimizer state between calls."""
   x = jax.random.normal(jax.random.key(1), (BATCH, WIDTH if with_stats else 16))
-  y = jnp.zeros((BATCH, out_features))
-
-  model = model_cls(nnx.Rngs(0))
-  optimizer = nnx.Optimizer(model, tx, wrt=nnx.Param)
-  stateful = nnx.jit(nnx_step)
-
+  y = jnp.zeros((BATCH, WIDTH if with_stats else 4))
   params, stats = ref_params(model_cls(nnx.Rngs(0)))
   ref = {"params": params, "stats": stats, "opt": tx.init(params)}
   ref_step = make_ref_step(tx, with_stats)
@@ -120,29 +116,33 @@ def step_rows(label: str, model_cls, tx, with_stats: bool) -> list[Result]:
     ref["params"], ref["stats"], ref["opt"], loss = ref_step(
       ref["params"], ref["stats"], ref["opt"], x, y)
     return loss
+  return x, y, ref_call
+
+
+def step_rows(label: str, model_cls, tx, with_stats: bool) -> list[Result]:
+  x, y, ref_call = reference_setup(model_cls, tx, with_stats)
+  model = model_cls(nnx.Rngs(0))
+  optimizer = nnx.Optimizer(model, tx, wrt=nnx.Param)
+  stateful = nnx.jit(nnx_step)
 
   pure_model = model_cls(nnx.Rngs(0))
   graphdef, state = nnx.split((pure_model, nnx.Optimizer(pure_model, tx, wrt=nnx.Param)))
-
-  @jax.jit
-  def pure_step(state, x, y):
-    model, optimizer = nnx.merge(graphdef, state)
-    loss = nnx_step(model, optimizer, x, y)
-    return loss, nnx.state((model, optimizer))
-
-  holder = {"state": state}
-
-  def pure_call():
-    loss, holder["state"] = pure_step(holder["state"], x, y)
-    return loss
 
   def pure_trace(state, x, y):
     model, optimizer = nnx.merge(graphdef, state)
     loss = nnx_step(model, optimizer, x, y)
     return loss, nnx.state((model, optimizer))
 
+  pure_step = jax.jit(pure_trace)
+  holder = {"state": state}
+
+  def pure_call():
+    loss, holder["state"] = pure_step(holder["state"], x, y)
+    return loss
+
   raw_ref = make_ref_step(tx, with_stats, jit=False)
-  ref_args = (ref["params"], ref["stats"], ref["opt"], x, y)
+  params, stats = ref_params(model_cls(nnx.Rngs(0)))
+  ref_args = (params, stats, tx.init(params), x, y)
   return [
     compare(f"step: {label}, nnx.jit (stateful)", lambda: stateful(model, optimizer, x, y),
             ref_call, target=1.2, unit="per step", notes="perf issue target 1.2x"),

@@ -25,10 +25,9 @@ import time
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import optax
 
-from benchmarks.bench_nnx import BATCH, MLP, WIDTH, Blocks, make_ref_step, nnx_step, ref_params
+from benchmarks.bench_nnx import MLP, Blocks, nnx_step, reference_setup
 from benchmarks.timing import Result, compare
 from flaxen import nnx
 
@@ -105,16 +104,7 @@ def pytree_rows() -> list[Result]:
 
 
 def step_rows(label: str, model_cls, tx, with_stats: bool, target: float) -> list[Result]:
-  x = jax.random.normal(jax.random.key(1), (BATCH, WIDTH if with_stats else 16))
-  y = jnp.zeros((BATCH, WIDTH if with_stats else 4))
-  params, stats = ref_params(model_cls(nnx.Rngs(0)))
-  ref = {"params": params, "stats": stats, "opt": tx.init(params)}
-  ref_step = make_ref_step(tx, with_stats)
-
-  def ref_call():
-    ref["params"], ref["stats"], ref["opt"], loss = ref_step(
-      ref["params"], ref["stats"], ref["opt"], x, y)
-    return loss
+  x, y, ref_call = reference_setup(model_cls, tx, with_stats)
 
   model = model_cls(nnx.Rngs(0))
   graphdef, state = nnx.split((model, nnx.Optimizer(model, tx, wrt=nnx.Param)))

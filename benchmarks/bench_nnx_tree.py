@@ -10,11 +10,9 @@ Variable), so the difference between them is the traced program, not Python.
 
 from __future__ import annotations
 
-import jax
-import jax.numpy as jnp
 import optax
 
-from benchmarks.bench_nnx import BATCH, MLP, WIDTH, Blocks, make_ref_step, mse, ref_params
+from benchmarks.bench_nnx import MLP, Blocks, mse, reference_setup
 from benchmarks.timing import Result, compare
 from flaxen import nnx
 
@@ -28,17 +26,7 @@ def make_step(graph: bool):
 
 
 def rows(label: str, model_cls, tx, with_stats: bool) -> list[Result]:
-  x = jax.random.normal(jax.random.key(1), (BATCH, WIDTH if with_stats else 16))
-  y = jnp.zeros((BATCH, WIDTH if with_stats else 4))
-
-  params, stats = ref_params(model_cls(nnx.Rngs(0)))
-  ref = {"params": params, "stats": stats, "opt": tx.init(params)}
-  ref_step = make_ref_step(tx, with_stats)
-
-  def ref_call():
-    ref["params"], ref["stats"], ref["opt"], loss = ref_step(
-      ref["params"], ref["stats"], ref["opt"], x, y)
-    return loss
+  x, y, ref_call = reference_setup(model_cls, tx, with_stats)
 
   out = []
   for graph, name, target in ((True, "graph mode", 1.1), (False, "tree mode", 1.05)):
