@@ -142,16 +142,29 @@ class GraphDef:
 
   Hashable and comparable by value (cheaply: the hash is computed once, when first asked
   for), and registered as a static pytree, so it can be passed to and returned from
-  ``jax.jit``.
+  ``jax.jit``. ``nnx.split`` / ``nnx.graphdef`` make them; the constructor takes Flax's
+  parameter names over flaxen's representation (Flax keeps a flat list of node records,
+  flaxen one nested entry):
+
+  Args:
+    nodes: the root entry: nested tuples ``("node", index, cls, n_static, items)``,
+      ``("var", index, cls, metadata)``, ``("ref", index)``, ... (see the nnx README).
+    attributes: the attribute path of each leaf, in leaf order.
+    num_leaves: the number of leaves (``len(attributes)``).
+    outer_index: for an update context, the outer node index of each node (or ``None``).
+    num_refs: the number of indexed nodes; counted from ``nodes`` when not given.
   """
 
   __slots__ = ("root", "leaf_paths", "num_refs", "outer_index", "_hash", "_plan", "_tree")
 
-  def __init__(self, root: tuple, leaf_paths: tuple, num_refs: int,
-               outer_index: tuple | None = None):
-    self.root = root
-    self.leaf_paths = leaf_paths
-    self.num_refs = num_refs
+  def __init__(self, nodes: tuple, attributes: tuple, num_leaves: int,
+               outer_index: tuple | None = None, num_refs: int | None = None):
+    if num_leaves != len(attributes):
+      raise ValueError(f"GraphDef: num_leaves={num_leaves} but {len(attributes)} leaf paths "
+                       "were given; pass num_leaves=len(attributes).")
+    self.root = nodes
+    self.leaf_paths = tuple(attributes)
+    self.num_refs = _count_refs(nodes) if num_refs is None else num_refs
     # With an update context (nnx.update_context): for each node index, the index of the
     # outer object it stands for (-1: a new node), so the outer merge updates them.
     self.outer_index = outer_index
@@ -172,13 +185,30 @@ class GraphDef:
   def __repr__(self) -> str:
     return f"GraphDef(leaves={len(self.leaf_paths)}, root={_tree_repr(self.root, 0)})"
 
+  @property
+  def nodes(self) -> tuple:
+    """The root entry (Flax's name: its node records)."""
+    return self.root
+
+  @property
+  def attributes(self) -> tuple:
+    """The attribute path of each leaf, in leaf order."""
+    return self.leaf_paths
+
+  @property
+  def num_leaves(self) -> int:
+    """How many leaves (Variables and arrays) a State for this GraphDef holds."""
+    return len(self.leaf_paths)
+
   def __reduce__(self) -> tuple:
     # Copies and pickles leave the merge plan behind: it refers to this root's entries
     # by id, and its compiled builders cannot be pickled.
-    return GraphDef, (self.root, self.leaf_paths, self.num_refs, self.outer_index)
+    return GraphDef, (self.root, self.leaf_paths, len(self.leaf_paths), self.outer_index,
+                      self.num_refs)
 
   def _with_outer(self, outer_index: tuple | None) -> GraphDef:
-    return GraphDef(self.root, self.leaf_paths, self.num_refs, outer_index)
+    return GraphDef(self.root, self.leaf_paths, len(self.leaf_paths), outer_index,
+                    self.num_refs)
 
   def with_no_outer_index(self) -> GraphDef:
     """This GraphDef without an outer index."""
@@ -202,6 +232,26 @@ class GraphDef:
 
 
 jax.tree_util.register_static(GraphDef)
+
+
+def _count_refs(entry: tuple) -> int:
+  """One more than the largest node index in a GraphDef entry (0 without any)."""
+  tag = entry[0]
+  if tag in ("node", "var", "ref"):
+    n = entry[1] + 1
+  else:
+    n = 0
+  if tag == "node":
+    items = entry[4]
+  elif tag in ("dict", "list", "tuple"):
+    items = entry[1]
+  elif tag == "pytree":
+    items = entry[2]
+  else:
+    items = ()
+  for _, sub in items:
+    n = max(n, _count_refs(sub))
+  return n
 
 
 class _ById:
@@ -246,13 +296,15 @@ def _key(entry: Any) -> Any:
   return str(entry)
 
 
-def flatten(root: Any) -> tuple[GraphDef, list, list[tuple], list]:
+def flatten(root: Any, seed: tuple | None = None) -> tuple[GraphDef, list, list[tuple], list]:
   """Walks a graph: ``(graphdef, leaves, leaf_paths, refs)``.
 
   ``leaves`` are the Variables (the objects themselves) and raw arrays in visiting order,
-  ``refs`` every Object and Variable in index order.
+  ``refs`` every Object and Variable in index order. ``seed``: ``(index, refs)`` of earlier
+  walks (``{id(node): index}`` and the nodes), extended in place, so a node they reached
+  becomes a ``("ref", i)`` entry and new nodes are numbered after theirs (a split context).
   """
-  return walk(root)[:4]
+  return _walk(root, seed)[0][:4]
 
 
 def walk(root: Any) -> tuple[GraphDef, list, list[tuple], list, list]:
@@ -263,14 +315,14 @@ def walk(root: Any) -> tuple[GraphDef, list, list[tuple], list, list]:
 
 
 @gc_paused
-def _walk(root: Any) -> tuple[tuple, bool]:
+def _walk(root: Any, seed: tuple | None = None) -> tuple[tuple, bool]:
   """``(walk's result, whether a cached copy can be validated by versions alone)``: not
   when a leaf is a raw array (replacing one bumps no version). As for ``nnx.jit``'s cache,
   in-place changes to plain containers nested in a tuple or another pytree (an optax
   state) are not seen: those are replaced, not mutated."""
   loose = []
-  index: dict[int, int] = {}
-  refs: list = []
+  index: dict[int, int]
+  index, refs = ({}, []) if seed is None else seed
   leaves: list = []
   paths: list[tuple] = []
   parents: list = []
@@ -375,10 +427,12 @@ def _walk(root: Any) -> tuple[tuple, bool]:
     root_def = _static(root)
   elif kind == _VAR or kind == _ARRAY_LEAF:  # a lone leaf: the only child of nothing
     (_, root_def), = children(((None, root),), ())
-    paths[0], parents[0] = (), None
+    if paths:  # not when it was reached before (a seeded walk)
+      paths[0], parents[0] = (), None
   else:
     root_def = container(root, kind, ())
-  return (GraphDef(root_def, tuple(paths), len(refs)), leaves, paths, refs, parents), (
+  return (GraphDef(root_def, tuple(paths), len(paths), None, len(refs)), leaves, paths, refs,
+          parents), (
     not loose)
 
 
@@ -436,13 +490,14 @@ def _drop(key: Any, _: Any) -> None:
 
 
 def unflatten(graphdef: GraphDef, leaves: list, existing: dict[int, Any] | None = None,
-              share: bool = False) -> tuple[Any, list]:
+              share: bool = False, seed: dict[int, Any] | None = None) -> tuple[Any, list]:
   """Rebuilds a graph: ``(root, refs)``; leaves may be Variables, arrays or other values.
 
   Objects and Variables whose index is in ``existing`` are updated in place and reused.
-  ``share``: Variable leaves go into the graph themselves, not copies.
+  ``share``: Variable leaves go into the graph themselves, not copies. ``seed``: nodes an
+  earlier merge built (``{index: node}``), which ``("ref", i)`` entries may name.
   """
-  return _rebuild(graphdef, iter(leaves).__next__, existing or {}, None, None, share)
+  return _rebuild(graphdef, iter(leaves).__next__, existing or {}, None, None, share, seed)
 
 
 def unflatten_state(graphdef: GraphDef, state: Any, flat: dict | None = None,
@@ -482,9 +537,14 @@ def _mapping(x: Any) -> dict:
 
 @gc_paused
 def _rebuild(graphdef: GraphDef, next_leaf: Any, existing: dict, root_src: dict | None,
-             flat: dict | None = None, share: bool = False) -> tuple[Any, list]:
+             flat: dict | None = None, share: bool = False,
+             seed: dict[int, Any] | None = None) -> tuple[Any, list]:
   """Leaves come from ``next_leaf()``, or from ``root_src["root"]`` (a nested mapping)."""
   refs: list = [None] * graphdef.num_refs
+  if seed:
+    for i, node in seed.items():
+      if i < len(refs):
+        refs[i] = node
   kinds = _KINDS
   new = object.__new__
   trace = current_trace()  # where the new Variables are made (see Variable._check_trace)

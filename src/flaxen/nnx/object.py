@@ -349,8 +349,18 @@ class List(Object, list):
   [1.0, 2.0]
   """
 
-  def __init__(self, it: Any = None):
+  def __init__(self, it: Any = None, /):
     list.__init__(self, (_convert(v, self) for v in (it or ())))
+
+  def append(self, value: Any) -> None:
+    """Appends ``value`` (a plain list/dict holding data becomes a List/Dict)."""
+    list.append(self, _convert(value, self))
+    self._bump()
+
+  def insert(self, index: int, value: Any) -> None:
+    """Inserts ``value`` before ``index``."""
+    list.insert(self, index, _convert(value, self))
+    self._bump()
 
   def _graph_items(self) -> list[tuple[Any, Any]]:
     return list(enumerate(self))
@@ -381,7 +391,7 @@ class List(Object, list):
     return f"List({list.__repr__(self)})"
 
 
-for _name in ("__setitem__", "__delitem__", "append", "extend", "insert", "pop", "remove",
+for _name in ("__setitem__", "__delitem__", "extend", "pop", "remove",
               "clear", "sort", "reverse", "__iadd__", "__imul__"):
   setattr(List, _name, _mutating(list, _name))
 

@@ -144,11 +144,12 @@ class Variable(Generic[A]):
     hook = self._meta.get("on_create_value") or type(self).on_create_value
     return value if hook is None else _call_hook(self, hook, value)
 
-  def __call__(self, *args: Any) -> Any:
-    """Deprecated Flax spelling: ``v()`` reads the value, ``v(x)`` sets it."""
+  def __call__(self, *args: Any, **kwargs: Any) -> Any:
+    """Deprecated Flax spelling: ``v()`` reads the value, ``v(x)`` sets it; keywords
+    (``index=``) go to ``get_value`` / ``set_value``."""
     if not args:
-      return self.get_value()
-    self.set_value(*args)
+      return self.get_value(**kwargs)
+    self.set_value(*args, **kwargs)
     return None
 
   @property
@@ -373,8 +374,21 @@ class VariableMetadata(Generic[A]):
     self.metadata = {**(metadata or {}), **{k: h for k, h in hooks.items() if h}}  # () = none
 
 
-def with_metadata(initializer: Any, **metadata: Any):
-  """Wrap ``initializer`` so that a Variable built from its result gets ``metadata``."""
+def with_metadata(initializer: Any, on_set_value: Any = (), on_get_value: Any = (),
+                  on_create_value: Any = (), on_add_axis: Any = (), on_remove_axis: Any = (),
+                  **metadata: Any):
+  """Wrap ``initializer`` so that a Variable built from its result gets ``metadata``.
+
+  Args:
+    initializer: the function to wrap.
+    on_set_value, on_get_value, on_create_value, on_add_axis, on_remove_axis: Variable
+      hooks (a callable or a tuple of them) stored with the metadata; ``()`` adds none.
+    **metadata: the rest of the metadata (e.g. ``sharding_names``).
+  """
+  hooks = dict(on_set_value=on_set_value, on_get_value=on_get_value,
+               on_create_value=on_create_value, on_add_axis=on_add_axis,
+               on_remove_axis=on_remove_axis)
+  metadata = {**{k: h for k, h in hooks.items() if h != ()}, **metadata}
 
   def init(*args: Any, **kwargs: Any) -> VariableMetadata:
     return VariableMetadata(initializer(*args, **kwargs), dict(metadata))

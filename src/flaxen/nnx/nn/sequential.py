@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from typing import Any
 
@@ -33,15 +34,30 @@ class Sequential(Module):
   def __init__(self, *fns: Callable[..., Any]):
     self.layers = list(fns)
 
-  def __call__(self, *args: Any, **kwargs: Any) -> Any:
+  def __call__(self, *args: Any, rngs: Any = None, **kwargs: Any) -> Any:
+    """Runs the layers; ``rngs`` goes to every layer that takes an ``rngs`` keyword."""
     if not self.layers:
       raise EmptySequentialError(type(self).__name__)
-    outputs = self.layers[0](*args, **kwargs)
-    for layer in self.layers[1:]:
-      if isinstance(outputs, tuple):
-        outputs = layer(*outputs)
-      elif isinstance(outputs, dict):
-        outputs = layer(**outputs)
-      else:
-        outputs = layer(outputs)
+    outputs = None
+    for i, layer in enumerate(self.layers):
+      if i > 0:
+        if isinstance(outputs, tuple):
+          args, kwargs = outputs, {}
+        elif isinstance(outputs, dict):
+          args, kwargs = (), outputs
+        else:
+          args, kwargs = (outputs,), {}
+      if rngs is not None and _takes_rngs(layer):
+        kwargs = {**kwargs, "rngs": rngs}
+      outputs = layer(*args, **kwargs)
     return outputs
+
+
+def _takes_rngs(f: Callable[..., Any]) -> bool:
+  """Whether ``f`` accepts an ``rngs`` keyword argument."""
+  try:
+    params = inspect.signature(f).parameters
+  except (TypeError, ValueError):  # builtins without a signature
+    return False
+  p = params.get("rngs")
+  return p is not None and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)
