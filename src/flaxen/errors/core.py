@@ -8,7 +8,7 @@ __all__ = [
   "ScopeParamNotFoundError", "ScopeParamShapeError", "ScopeVariableNotFoundError",
   "ScopeCollectionNotFound", "ModifyScopeVariableError", "InvalidRngError", "NameInUseError",
   "InvalidFilterError", "InvalidScopeError", "ApplyScopeInvalidVariablesStructureError",
-  "ApplyScopeInvalidVariablesTypeError", "FrozenDictError",
+  "ApplyScopeInvalidVariablesTypeError", "FrozenDictError", "LiftScopeError",
 ]
 
 
@@ -205,4 +205,16 @@ class FrozenDictError(FlaxenError, ValueError):
       f"Cannot assign key {short_repr(key)} of a FrozenDict: FrozenDicts are immutable. Fix: "
       f"make an updated copy, `fd = fd.copy({{{short_repr(key)}: value}})`, or get a plain "
       "dict with flaxen.core.unfreeze(fd)."
+    )
+
+
+class LiftScopeError(FlaxenError, TypeError):
+  """A core lifted transform (``flaxen.core.vmap``, ...) got no Scope to lift."""
+
+  def __init__(self, transform: str, found: object):
+    super().__init__(
+      f"core.{transform} lifts a scope function fn(scope, *args): its first argument must "
+      f"be a Scope or a pytree of Scopes, got {short_repr(found)}. Fix: call the lifted "
+      f"function from inside a scope function, e.g. core.{transform}(fn, ...)(scope, x) in "
+      f"a function run by core.init / core.apply."
     )

@@ -1,0 +1,154 @@
+"""Lifting a scope function ``fn(scope, *args)`` (core's counterpart of Linen's lift.py).
+
+``scope`` may be one :class:`Scope` or a pytree of them (a tuple of a scope and its child,
+say). Their variables and fresh rng keys are snapshotted (see ``engine.py``); inside the
+transform :func:`body` binds fresh root scopes at the same paths, rebuilds the scope tree
+on them, calls ``fn`` and returns ``(y, mutated groups)``; the mutations are written back.
+Non-array leaves of the arguments are static: closed over, never handed to JAX.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import jax
+
+from flaxen import errors
+from flaxen.core import scope as core_scope
+from flaxen.core.filters import CollectionFilter, in_filter
+from flaxen.core.lift.engine import (
+  DYNAMIC,
+  Groups,
+  Lift,
+  cover,
+  descend,
+  hashable,
+  hidden,
+  intersect,
+  mutated_groups,
+  snapshot_rngs,
+  snapshot_variables,
+  static_positions,
+  write_back,
+)
+from flaxen.core.scope import Scope
+
+__all__ = ["lift_scopes", "body", "ScopeStatic"]
+
+
+@dataclasses.dataclass(frozen=True)
+class ScopeStatic:
+  """Everything the pure body needs besides arrays; hashable (``jit`` caches on it)."""
+
+  fn: Callable[..., Any]
+  paths: tuple[tuple[str, ...], ...]  # of the covering root scopes
+  where: tuple[tuple[int, tuple[str, ...]], ...]  # per scope: (root index, path below it)
+  scope_treedef: Any
+  treedef: Any
+  static_leaves: tuple[tuple[int, Any], ...]
+  mutable: Any
+  outer_mutable: Any
+  flags: tuple[tuple[str, Any], ...]
+  groups: tuple[Any, ...]
+  name: str
+  why: str
+
+  def grads_out(self, group: dict[str, tuple[Any, ...]]) -> Any:
+    """``{collection: (tree per root)}`` as the caller's scope tree of
+    ``{collection: tree}`` dicts (what ``vjp``'s backward function returns)."""
+    per_scope = []
+    for i, rel in self.where:
+      d = {}
+      for col, trees in group.items():
+        tree = trees[i]
+        for name in rel:
+          tree = tree.get(name, {}) if isinstance(tree, Mapping) else {}
+        d[col] = tree
+      per_scope.append(d)
+    return jax.tree.unflatten(self.scope_treedef, per_scope)
+
+  def tangents_in(self, user: Any, cols: tuple[str, ...]) -> dict[str, tuple[Any, ...]]:
+    """The caller's ``{collection: tree}`` per scope as ``{collection: (tree per root)}``
+    (a root takes the dict of the scope that is that root)."""
+    per_scope = self.scope_treedef.flatten_up_to(user)
+    per_root: list[Any] = [None] * len(self.paths)
+    for (i, rel), d in zip(self.where, per_scope, strict=True):
+      if not rel and per_root[i] is None:
+        per_root[i] = d
+    return {col: tuple(d[col] for d in per_root) for col in cols}
+
+
+def _is_scope(x: Any) -> bool:
+  return isinstance(x, Scope)
+
+
+def lift_scopes(spec: Lift, fn: Callable[..., Any], scope_tree: Any, args: tuple[Any, ...],
+                kwargs: dict[str, Any]) -> Any:
+  """Run ``fn(scope_tree, *args, **kwargs)`` under ``spec``'s transform.
+
+  Raises:
+    flaxen.errors.LiftScopeError: ``scope_tree`` holds no Scope, or other leaves.
+  """
+  scopes, scope_treedef = jax.tree.flatten(scope_tree, is_leaf=_is_scope)
+  if not scopes or not all(_is_scope(s) for s in scopes):
+    raise errors.LiftScopeError(spec.name, scope_tree)
+  leaves, treedef = jax.tree.flatten((args, kwargs), is_leaf=lambda x: x is None)
+  static_pos = static_positions(args, kwargs, spec)
+  dyn, static_leaves = [], []
+  for i, leaf in enumerate(leaves):
+    if i in static_pos or not isinstance(leaf, DYNAMIC):
+      static_leaves.append((i, leaf))
+      dyn.append(None)
+    else:
+      dyn.append(leaf)
+  roots, where = cover(scopes)
+  outer = roots[0].root
+  static = ScopeStatic(
+    fn=fn, paths=tuple(s.path for s in roots), where=tuple(where),
+    scope_treedef=scope_treedef, treedef=treedef, static_leaves=tuple(static_leaves),
+    mutable=hashable(intersect(outer.mutable, spec.mutable)),
+    outer_mutable=hashable(outer.mutable), flags=tuple(sorted(outer.flags.items())),
+    groups=tuple(spec.variable_groups), name=spec.name, why=spec.why)
+  variables = snapshot_variables(roots, spec)
+  rngs = snapshot_rngs(roots, spec)
+  dyn_args, dyn_kwargs = jax.tree.unflatten(treedef, dyn)
+  with hidden(roots, spec.name):
+    y, mutated = spec.transform(lambda *a, **kw: body(static, *a, **kw), static, variables,
+                                rngs, dyn_args, dyn_kwargs)
+  write_back(roots, mutated)
+  return y
+
+
+def body(static: ScopeStatic, variables: Groups, rngs: Groups, args: Any, kwargs: Any,
+         mutable: CollectionFilter | None = None,
+         fn: Callable[..., Any] | None = None) -> tuple[Any, Groups]:
+  """The pure function a transform runs: rebind, call, return ``(y, mutated groups)``.
+
+  ``mutable`` overrides the inner mutability (scan's init pass, a loop's condition); ``fn``
+  replaces the called function (a custom_vjp forward pass, a cond branch).
+  """
+  mutable = static.mutable if mutable is None else mutable
+  inner = []
+  for i, path in enumerate(static.paths):
+    vs = {col: trees[i] for group in variables for col, trees in group.items()}
+    rs = {s: keys[i] for group in rngs for s, keys in group.items()}
+    inner.append(core_scope.bind(vs, rs, mutable, dict(static.flags), path))
+  scopes = [inner[i] if not rel else descend(inner[i], rel) for i, rel in static.where]
+  scope_tree = jax.tree.unflatten(static.scope_treedef, scopes)
+  leaves = jax.tree.leaves((args, kwargs), is_leaf=lambda x: x is None)
+  for i, value in static.static_leaves:
+    leaves[i] = value
+  args, kwargs = jax.tree.unflatten(static.treedef, leaves)
+  try:
+    y = (fn or static.fn)(scope_tree, *args, **kwargs)
+  except errors.ModifyScopeVariableError as e:
+    if in_filter(static.outer_mutable, e.col):
+      raise errors.TransformImmutableCollectionError(static.name, e.col, static.why,
+                                                     str(e)) from e
+    raise
+  finally:
+    for s in inner:
+      s.invalidate()
+  return y, mutated_groups(inner, static.groups)
