@@ -24,23 +24,13 @@ import functools
 from collections.abc import Callable
 from typing import Any
 
-import jax
 import jax.numpy as jnp
 
 from flaxen.core.filters import CollectionFilter
-from flaxen.linen.transforms.lift import Lift, lift_call
+from flaxen.core.lift.autodiff import custom_vjp_lift, jvp_lift, vjp_lift
+from flaxen.linen.transforms.lift import lift_call
 
 __all__ = ["vjp", "jvp", "grad", "value_and_grad", "custom_vjp"]
-
-
-def _per_collection(group: dict[str, tuple[Any, ...]]) -> dict[str, Any]:
-  """``{collection: (tree of the module's scope, ...)}`` -> ``{collection: tree}``."""
-  return {col: trees[0] for col, trees in group.items()}
-
-
-def _cotangents(vjp_fn: Callable[..., Any], ct: Any) -> tuple[Any, ...]:
-  variables_ct, *primals_ct = vjp_fn(ct)
-  return (_per_collection(variables_ct), *primals_ct)
 
 
 def vjp(fn: Callable[..., Any], mdl: Any, *primals: Any, has_aux: bool = False,
@@ -56,18 +46,7 @@ def vjp(fn: Callable[..., Any], mdl: Any, *primals: Any, has_aux: bool = False,
     (``jax.tree_util.Partial``), so it may be a ``custom_vjp`` residual.
   """
   del reduce_axes, multi_scope
-
-  def transform(body: Callable[..., Any], static: Any, v: Any, r: Any, a: Any, k: Any) -> Any:
-    def f(diff_vars: Any, *prims: Any) -> Any:
-      y, mutated = body((diff_vars, *v[1:]), r, prims, k)
-      return (y[0], (y[1], mutated)) if has_aux else (y, (None, mutated))
-
-    y, vjp_fn, (aux, mutated) = jax.vjp(f, v[0], *a, has_aux=True)
-    bwd = jax.tree_util.Partial(_cotangents, vjp_fn)
-    return ((y, bwd, aux) if has_aux else (y, bwd)), mutated
-
-  spec = Lift("vjp", transform, variable_groups=(vjp_variables,), variables=variables, rngs=rngs)
-  return lift_call(spec, fn, mdl, primals, {})
+  return lift_call(vjp_lift(has_aux, vjp_variables, variables, rngs), fn, mdl, primals, {})
 
 
 def jvp(fn: Callable[..., Any], mdl: Any, primals: tuple[Any, ...], tangents: tuple[Any, ...],
@@ -82,17 +61,7 @@ def jvp(fn: Callable[..., Any], mdl: Any, primals: tuple[Any, ...], tangents: tu
   Returns:
     ``(y, y_tangent)``.
   """
-  cols = tuple(variable_tangents)
-
-  def transform(body: Callable[..., Any], static: Any, v: Any, r: Any, a: Any, k: Any) -> Any:
-    def f(diff_vars: Any, *prims: Any) -> Any:
-      return body((diff_vars, *v[1:]), r, prims, k)
-
-    var_t = {col: (variable_tangents[col],) for col in v[0]}
-    y, y_t, mutated = jax.jvp(f, (v[0], *a), (var_t, *tangents), has_aux=True)
-    return (y, y_t), mutated
-
-  spec = Lift("jvp", transform, variable_groups=(cols,), variables=variables, rngs=rngs)
+  spec = jvp_lift(tuple(tangents), variable_tangents, tuple(variable_tangents), variables, rngs)
   return lift_call(spec, fn, mdl, primals, {})
 
 
@@ -130,38 +99,18 @@ def custom_vjp(fn: Callable[..., Any], forward_fn: Callable[..., Any],
   Args:
     fn: the function, ``fn(mdl, *args) -> y``.
     forward_fn: ``forward_fn(mdl, *args) -> (y, residuals)``.
-    backward_fn: ``backward_fn(residuals, y_cotangent) -> (variable_grads, *arg_grads)``
-      with ``variable_grads`` as ``{collection: tree}`` for the ``grad_vars`` collections
-      (``nn.vjp``'s backward function returns exactly that).
+    backward_fn: ``backward_fn(*nondiff_args, residuals, y_cotangent) ->
+      (variable_grads, *arg_grads)`` with ``variable_grads`` as ``{collection: tree}`` for
+      the ``grad_vars`` collections (``nn.vjp``'s backward function returns exactly that)
+      and one gradient per differentiable argument.
     grad_vars: the collections differentiated.
-    nondiff_argnums: arguments (after the module, counted from 0) without gradients; they
-      are static.
+    nondiff_argnums: arguments without gradients, the module counted as 0 (as in
+      ``jax.custom_vjp`` of ``fn``, and in Flax); they are static.
 
   Returns:
     ``wrapper(mdl, *args)``. During ``init`` it calls ``fn`` directly (creating variables).
   """
-  static = tuple(i + 1 for i in nondiff_argnums)
-
-  def transform(body: Callable[..., Any], info: Any, v: Any, r: Any, a: Any, k: Any) -> Any:
-    if dict(info.flags).get("initializing"):
-      return body(v, r, a, k)
-
-    @jax.custom_vjp
-    def f(diff_vars: Any, *args: Any) -> Any:
-      return body((diff_vars, *v[1:]), r, args, k, mutable=False)[0]
-
-    def f_fwd(diff_vars: Any, *args: Any) -> Any:
-      return body((diff_vars, *v[1:]), r, args, k, mutable=False, fn=forward_fn)[0]
-
-    def f_bwd(res: Any, g: Any) -> Any:
-      variables_ct, *args_ct = backward_fn(res, g)
-      return ({col: (variables_ct[col],) for col in v[0]}, *args_ct)
-
-    f.defvjp(f_fwd, f_bwd)
-    return f(v[0], *a), tuple({} for _ in v)
-
-  spec = Lift("custom_vjp", transform, variable_groups=(grad_vars,), static_argnums=static,
-              why="a custom_vjp function updates variables only during init")
+  spec = custom_vjp_lift(forward_fn, backward_fn, grad_vars, tuple(nondiff_argnums))
 
   @functools.wraps(fn)
   def wrapper(mdl: Any, *args: Any) -> Any:

@@ -16,10 +16,9 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import jax
-
 from flaxen.core.filters import CollectionFilter
-from flaxen.linen.transforms.lift import Lift, lift_target
+from flaxen.core.lift.checkpoint import checkpoint_lift
+from flaxen.linen.transforms.lift import lift_target
 
 __all__ = ["checkpoint", "remat"]
 
@@ -46,12 +45,7 @@ def checkpoint(target: Any, variables: CollectionFilter = True, rngs: Collection
   """
   del concrete
   static = (static_argnums,) if isinstance(static_argnums, int) else tuple(static_argnums)
-
-  def transform(body: Callable[..., Any], static_info: Any, v: Any, r: Any, a: Any,
-                k: Any) -> Any:
-    return jax.checkpoint(body, prevent_cse=prevent_cse, policy=policy)(v, r, a, k)
-
-  spec = Lift("checkpoint", transform, variables=variables, rngs=rngs, static_argnums=static)
+  spec = checkpoint_lift(variables, rngs, prevent_cse, policy, static)
   return lift_target(target, spec, methods)
 
 

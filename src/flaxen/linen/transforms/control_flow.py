@@ -21,14 +21,14 @@ True
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import jax
 
-from flaxen.core.filters import CollectionFilter, in_filter
-from flaxen.linen.transforms.lift import Lift, lift_call
+from flaxen.core.filters import CollectionFilter
+from flaxen.core.lift.control_flow import fori_loop_lift, switch_lift, while_loop_lift
+from flaxen.linen.transforms.lift import lift_call
 
 __all__ = ["cond", "switch", "while_loop", "fori_loop"]
 
@@ -36,14 +36,7 @@ __all__ = ["cond", "switch", "while_loop", "fori_loop"]
 def switch(index: Any, branches: Sequence[Callable[..., Any]], mdl: Any, *operands: Any,
            variables: CollectionFilter = True, rngs: CollectionFilter = True) -> Any:
   """A lifted ``jax.lax.switch``: run ``branches[index](mdl, *operands)``."""
-
-  def transform(body: Callable[..., Any], static: Any, v: Any, r: Any, a: Any, k: Any) -> Any:
-    def run(fn: Callable[..., Any], ops: Any) -> Any:
-      return body(v, r, ops, k, fn=fn)
-
-    return jax.lax.switch(index, [functools.partial(run, fn) for fn in branches], a)
-
-  spec = Lift("switch", transform, variables=variables, rngs=rngs)
+  spec = switch_lift(index, branches, variables, rngs)
   return lift_call(spec, branches[0], mdl, operands, {})
 
 
@@ -53,31 +46,6 @@ def cond(pred: Any, true_fun: Callable[..., Any], false_fun: Callable[..., Any],
   """A lifted ``jax.lax.cond``: ``true_fun(mdl, *operands)`` if ``pred`` else ``false_fun``."""
   return switch(jax.numpy.asarray(pred, bool).astype(int), (false_fun, true_fun), mdl,
                 *operands, variables=variables, rngs=rngs)
-
-
-def _loop_spec(name: str, transform: Callable[..., Any], carry_variables: CollectionFilter,
-               split_rngs: Mapping[CollectionFilter, bool]) -> Lift:
-  split = tuple(s for s, v in split_rngs.items() if v)
-  return Lift(name, transform, variable_groups=(carry_variables,), rng_groups=split,
-              mutable=carry_variables, why="only carry_variables change in the loop")
-
-
-def _stepper(body: Callable[..., Any], v: Any, r: Any, k: Any) -> Callable[..., Any]:
-  """One loop iteration ``(carried variables, split keys, args) -> (carried, keys, y)``:
-  the carried collections keep their structure, split rng streams draw a fresh key."""
-
-  def step(carried: Any, keys: Any, args: tuple[Any, ...]) -> Any:
-    pairs = jax.tree.map(jax.random.split, keys)
-    now = jax.tree.map(lambda p: p[1], pairs)
-    y, mutated = body((carried, *v[1:]), (*now, r[-1]), args, k)
-    carried = {col: mutated[0].get(col, value) for col, value in carried.items()}
-    return carried, jax.tree.map(lambda p: p[0], pairs), y
-
-  return step
-
-
-def _carried_out(static: Any, carried: Any) -> tuple[dict[str, Any]]:
-  return ({col: t for col, t in carried.items() if in_filter(static.outer_mutable, col)},)
 
 
 def while_loop(cond_fn: Callable[..., Any], body_fn: Callable[..., Any], mdl: Any, init: Any,
@@ -93,19 +61,7 @@ def while_loop(cond_fn: Callable[..., Any], body_fn: Callable[..., Any], mdl: An
     split_rngs: ``{stream filter: bool}``; split streams draw a fresh key per iteration.
   """
   del broadcast_variables  # every collection that is not carried is read-only
-
-  def transform(body: Callable[..., Any], static: Any, v: Any, r: Any, a: Any, k: Any) -> Any:
-    def keep_going(state: Any) -> Any:
-      carried, keys, c = state
-      variables, rngs = (carried, *v[1:]), (*keys, r[-1])
-      return body(variables, rngs, (c,), k, fn=cond_fn, mutable=False)[0]
-
-    step = _stepper(body, v, r, k)
-    carried, _, c = jax.lax.while_loop(keep_going, lambda s: step(*s[:2], s[2:]),
-                                       (v[0], tuple(r[:-1]), a[0]))
-    return c, _carried_out(static, carried)
-
-  spec = _loop_spec("while_loop", transform, carry_variables, split_rngs)
+  spec = while_loop_lift(cond_fn, carry_variables, split_rngs)
   return lift_call(spec, body_fn, mdl, (init,), {})
 
 
@@ -117,14 +73,7 @@ def fori_loop(lower: int, upper: int, body_fun: Callable[..., Any], mdl: Any, in
   upper`` (see :func:`while_loop` for the variable arguments). As with
   ``jax.lax.fori_loop``, Python int bounds give a scan, which is reverse differentiable."""
   del broadcast_variables
-
-  def transform(body: Callable[..., Any], static: Any, v: Any, r: Any, a: Any, k: Any) -> Any:
-    step = _stepper(body, v, r, k)
-    carried, _, val = jax.lax.fori_loop(lower, upper, lambda i, s: step(s[0], s[1], (i, s[2])),
-                                        (v[0], tuple(r[:-1]), a[1]))
-    return val, _carried_out(static, carried)
-
-  spec = _loop_spec("fori_loop", transform, carry_variables, split_rngs)
+  spec = fori_loop_lift(lower, upper, carry_variables, split_rngs)
   # ``lower`` stands in for the index, so the arguments keep their structure in the loop.
   return lift_call(spec, _index_first, mdl, (lower, init_val), {"body_fun": body_fun})
 

@@ -14,13 +14,12 @@ same module again with arrays of the same shapes reuses the compiled program.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
-import jax
-
 from flaxen.core.filters import CollectionFilter
-from flaxen.linen.transforms.lift import Lift, body, lift_target
+from flaxen.core.lift.jit import jit_lift
+from flaxen.linen.transforms.lift import body, lift_target
 
 __all__ = ["jit"]
 
@@ -49,11 +48,4 @@ def jit(target: Any, variables: CollectionFilter = True, rngs: CollectionFilter 
   del donate_argnums, device, backend
   nums = (static_argnums,) if isinstance(static_argnums, int) else tuple(static_argnums)
   names = (static_argnames,) if isinstance(static_argnames, str) else tuple(static_argnames)
-  compiled = jax.jit(body, static_argnums=0)
-
-  def transform(_: Callable[..., Any], static: Any, v: Any, r: Any, a: Any, k: Any) -> Any:
-    return compiled(static, v, r, a, k)
-
-  spec = Lift("jit", transform, variables=variables, rngs=rngs, static_argnums=nums,
-              static_argnames=names)
-  return lift_target(target, spec, methods)
+  return lift_target(target, jit_lift(body, variables, rngs, nums, names), methods)

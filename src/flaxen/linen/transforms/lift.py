@@ -23,57 +23,37 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 import jax
-import numpy as np
 
 from flaxen import errors
-from flaxen.core import meta
 from flaxen.core import scope as core_scope
-from flaxen.core.filters import CollectionFilter, DenyList, in_filter
-from flaxen.core.scope import Scope
+from flaxen.core.filters import CollectionFilter, in_filter
+from flaxen.core.lift.engine import (
+  DYNAMIC,
+  Groups,
+  Lift,
+  box_axes,
+  cover,
+  descend,
+  group_index,
+  hashable,
+  hidden,
+  intersect,
+  mutated_groups,
+  snapshot_rngs,
+  snapshot_variables,
+  static_positions,
+  write_back,
+)
 from flaxen.linen.module import Module
 from flaxen.linen.wrapping import enter_frame, exit_frame
 
-__all__ = ["Lift", "lift_call", "lift_target", "group_index", "box_axes"]
+__all__ = ["Lift", "lift_call", "lift_target", "group_index", "box_axes", "intersect"]
 
-_DYNAMIC = (jax.Array, np.ndarray, np.generic, int, float, complex)
-Groups = tuple[dict[str, tuple[Any, ...]], ...]
 Body = Callable[..., tuple[Any, Groups]]
-
-
-@dataclasses.dataclass(frozen=True)
-class Lift:
-  """How one transform lifts a call.
-
-  Attributes:
-    name: the transform's name, for errors (``"vmap"``).
-    transform: ``transform(body, static, variables, rngs, args, kwargs) -> (y, mutated)``
-      runs ``body(variables, rngs, args, kwargs)`` under the JAX transform; ``variables`` and
-      ``mutated`` are tuples of ``{collection: (subtree per scope)}``, one per variable group
-      and a last one for the rest; ``rngs`` likewise per rng group.
-    variable_groups: collection filters; a collection joins the first group it matches.
-    rng_groups: rng stream filters, likewise.
-    mutable: collections that stay mutable inside (intersected with the outer filter).
-    why: why other collections are immutable inside, for the error message.
-    variables: the collections lifted at all.
-    rngs: the rng streams lifted at all.
-    static_argnums: positional arguments (the module is 0) that are static as a whole.
-    static_argnames: keyword arguments that are static as a whole.
-  """
-
-  name: str
-  transform: Callable[..., tuple[Any, Groups]]
-  variable_groups: Sequence[CollectionFilter] = ()
-  rng_groups: Sequence[CollectionFilter] = ()
-  mutable: CollectionFilter = True
-  why: str = ""
-  variables: CollectionFilter = True
-  rngs: CollectionFilter = True
-  static_argnums: tuple[int, ...] = ()
-  static_argnames: tuple[str, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -101,58 +81,14 @@ class Static:
   name: str
   why: str
 
+  def grads_out(self, group: dict[str, tuple[Any, ...]]) -> dict[str, Any]:
+    """Variable cotangents ``{collection: (tree per scope)}`` as the target module's
+    ``{collection: tree}``."""
+    return {col: trees[0] for col, trees in group.items()}
 
-def group_index(filters: Sequence[CollectionFilter], name: str) -> int:
-  """The index of the first filter matching ``name`` (``len(filters)`` for the rest)."""
-  for i, f in enumerate(filters):
-    if in_filter(f, name):
-      return i
-  return len(filters)
-
-
-def _names(f: Any) -> set[str]:
-  return {f} if isinstance(f, str) else set(f)
-
-
-def intersect(a: CollectionFilter, b: CollectionFilter) -> CollectionFilter:
-  """A filter matching what both ``a`` and ``b`` match (names, True/False or DenyList)."""
-  if a is False or b is False:
-    return False
-  if a is True:
-    return b
-  if b is True:
-    return a
-  if isinstance(a, DenyList) and isinstance(b, DenyList):
-    return DenyList(tuple(sorted(_names(a.deny) | _names(b.deny))))
-  if isinstance(a, DenyList):
-    a, b = b, a
-  if isinstance(b, DenyList):
-    return tuple(sorted(_names(a) - _names(b.deny)))
-  return tuple(sorted(_names(a) & _names(b)))
-
-
-def _hashable(f: Any) -> Any:
-  return tuple(sorted(f)) if isinstance(f, list | set | frozenset) else f
-
-
-def _descend(scope: Scope, rel: tuple[str, ...]) -> Scope:
-  for name in rel:
-    scope = scope.push(name, reuse=True)
-  return scope
-
-
-def _cover(scopes: list[Scope]) -> tuple[list[Scope], list[tuple[int, tuple[str, ...]]]]:
-  """The fewest scopes whose subtrees hold all of ``scopes``, and where each one sits."""
-  roots: list[Scope] = []
-  for s in sorted(scopes, key=lambda s: len(s.path)):
-    if not any(r.root is s.root and s.path[:len(r.path)] == r.path for r in roots):
-      roots.append(s)
-  where = []
-  for s in scopes:
-    i = next(i for i, r in enumerate(roots)
-             if r.root is s.root and s.path[:len(r.path)] == r.path)
-    where.append((i, s.path[len(roots[i].path):]))
-  return roots, where
+  def tangents_in(self, user: dict[str, Any], cols: tuple[str, ...]) -> dict[str, Any]:
+    """The target module's ``{collection: tree}`` as ``{collection: (tree,)}``."""
+    return {col: (user[col],) for col in cols}
 
 
 def lift_call(spec: Lift, fn: Callable[..., Any], module: Any, args: tuple[Any, ...],
@@ -163,9 +99,9 @@ def lift_call(spec: Lift, fn: Callable[..., Any], module: Any, args: tuple[Any, 
     flaxen.errors.TransformTargetError: ``module`` is not a bound Module.
   """
   if not isinstance(module, Module) or module.scope is None:
-    raise errors.TransformTargetError(spec.name, module)
+    raise errors.TransformTargetError(module, spec.name)
   leaves, treedef = jax.tree.flatten((args, kwargs), is_leaf=lambda x: x is None)
-  static_pos = _static_positions(args, kwargs, spec)
+  static_pos = static_positions(args, kwargs, spec)
   dyn, static_leaves, module_leaves, arg_modules = [], [], [], []
   var_leaves, var_scopes = [], []
   for i, leaf in enumerate(leaves):
@@ -178,14 +114,14 @@ def lift_call(spec: Lift, fn: Callable[..., Any], module: Any, args: tuple[Any, 
       var_leaves.append((i, leaf.collection, leaf.name, leaf.unbox))
       var_scopes.append(leaf.scope)
       dyn.append(None)
-    elif i in static_pos or not isinstance(leaf, _DYNAMIC):
+    elif i in static_pos or not isinstance(leaf, DYNAMIC):
       static_leaves.append((i, leaf))
       dyn.append(None)
     else:
       dyn.append(leaf)
   fields, field_modules, field_vars = _field_modules(module)
   mods = [module, *field_modules, *arg_modules]
-  scopes, where = _cover([m.scope for m in mods] + var_scopes + [v.scope for v in field_vars])
+  scopes, where = cover([m.scope for m in mods] + var_scopes + [v.scope for v in field_vars])
   where, var_where, field_var_where = (where[:len(mods)], where[len(mods):len(mods) + len(
     var_scopes)], where[len(mods) + len(var_scopes):])
   outer = scopes[0].root
@@ -199,27 +135,16 @@ def lift_call(spec: Lift, fn: Callable[..., Any], module: Any, args: tuple[Any, 
                                                                strict=True)),
     field_variables=tuple((v.collection, v.name, v.unbox, i, rel)
                           for v, (i, rel) in zip(field_vars, field_var_where, strict=True)),
-    mutable=_hashable(inner_mutable), outer_mutable=_hashable(outer.mutable),
+    mutable=hashable(inner_mutable), outer_mutable=hashable(outer.mutable),
     flags=tuple(sorted(outer.flags.items())), groups=tuple(spec.variable_groups),
     name=spec.name, why=spec.why)
-  variables = _snapshot_variables(scopes, spec)
-  rngs = _snapshot_rngs(scopes, spec)
+  variables = snapshot_variables(scopes, spec)
+  rngs = snapshot_rngs(scopes, spec)
   dyn_args, dyn_kwargs = jax.tree.unflatten(treedef, dyn)
-  roots = {id(s.root): s.root for s in scopes}.values()
-  previous = [r.lifted for r in roots]
-  for r in roots:
-    r.lifted = spec.name
-  try:
+  with hidden(scopes, spec.name):
     y, mutated = spec.transform(lambda *a, **kw: body(static, *a, **kw), static, variables,
                                 rngs, dyn_args, dyn_kwargs)
-  finally:
-    for r, p in zip(roots, previous, strict=True):
-      r.lifted = p
-  for group in mutated:
-    for col, trees in group.items():
-      for s, tree in zip(scopes, trees, strict=True):
-        if tree:
-          s.put_variables({col: tree})
+  write_back(scopes, mutated)
   return y
 
 
@@ -241,7 +166,7 @@ def _field_modules(module: Module) -> tuple[tuple[Any, ...], list[Module], list[
     d = m.__dict__
     for f in m._field_names:
       value = d.get(f)
-      if value is None or isinstance(value, (*_DYNAMIC, str)):
+      if value is None or isinstance(value, (*DYNAMIC, str)):
         continue
       leaves, treedef = jax.tree.flatten(value, is_leaf=lambda x: isinstance(x, Module))
       where = []
@@ -271,40 +196,6 @@ def _field_modules(module: Module) -> tuple[tuple[Any, ...], list[Module], list[
 
   busy.add(id(module))
   return (visit(module), *specs), found, variables
-
-
-def _static_positions(args: tuple[Any, ...], kwargs: dict[str, Any], spec: Lift) -> set[int]:
-  """Leaf positions (None counted as a leaf) of the arguments marked static as a whole."""
-  if not spec.static_argnums and not spec.static_argnames:
-    return set()
-  count = lambda t: len(jax.tree.leaves(t, is_leaf=lambda x: x is None))
-  parts = [(i + 1 in spec.static_argnums, count(a)) for i, a in enumerate(args)]
-  parts += [(n in spec.static_argnames, count(kwargs[n])) for n in sorted(kwargs)]
-  out, start = set(), 0
-  for static, n in parts:
-    if static:
-      out.update(range(start, start + n))
-    start += n
-  return out
-
-
-def _snapshot_variables(scopes: list[Scope], spec: Lift) -> Groups:
-  out: list[dict[str, tuple[Any, ...]]] = [{} for _ in range(len(spec.variable_groups) + 1)]
-  views = [s.variables() for s in scopes]
-  for col in scopes[0].root.store:
-    if in_filter(spec.variables, col):
-      trees = tuple(v.get(col, {}) for v in views)
-      out[group_index(spec.variable_groups, col)][col] = trees
-  return tuple(out)
-
-
-def _snapshot_rngs(scopes: list[Scope], spec: Lift) -> Groups:
-  out: list[dict[str, tuple[Any, ...]]] = [{} for _ in range(len(spec.rng_groups) + 1)]
-  for stream in scopes[0].root.rngs:
-    if in_filter(spec.rngs, stream):
-      keys = tuple(s.make_rng(stream) for s in scopes)
-      out[group_index(spec.rng_groups, stream)][stream] = keys
-  return tuple(out)
 
 
 def unbound(fn: Any) -> Any:
@@ -339,17 +230,17 @@ def body(static: Static, variables: Groups, rngs: Groups, args: Any, kwargs: Any
           leaves[li] = mods[mi]
         else:
           col, name, unbox, si, rel = static.field_variables[-1 - mi]
-          leaves[li] = core_scope.Variable(_descend(inner[si], rel), col, name, unbox)
+          leaves[li] = core_scope.Variable(descend(inner[si], rel), col, name, unbox)
       updates[f] = jax.tree.unflatten(treedef, leaves)
     m, i, rel = static.modules[k]
-    mods[k] = m.clone(parent=_descend(inner[i], rel), **updates)
+    mods[k] = m.clone(parent=descend(inner[i], rel), **updates)
   leaves = jax.tree.leaves((args, kwargs), is_leaf=lambda x: x is None)
   for i, value in static.static_leaves:
     leaves[i] = value
   for i, m in zip(static.module_leaves, mods[1 + static.n_fields:], strict=True):
     leaves[i] = m
   for i, col, name, unbox, si, rel in static.variable_leaves:
-    leaves[i] = core_scope.Variable(_descend(inner[si], rel), col, name, unbox)
+    leaves[i] = core_scope.Variable(descend(inner[si], rel), col, name, unbox)
   args, kwargs = jax.tree.unflatten(static.treedef, leaves)
   fn = unbound(fn or static.fn)
   # A plain function ``fn(mdl, ...)`` (the function form) runs as if it were a compact method
@@ -370,12 +261,7 @@ def body(static: Static, variables: Groups, rngs: Groups, args: Any, kwargs: Any
       exit_frame(mods[0], compact=True)
     for s in inner:
       s.invalidate()
-  out: list[dict[str, tuple[Any, ...]]] = [{} for _ in range(len(static.groups) + 1)]
-  for k, s in enumerate(inner):
-    for col, tree in s.mutable_variables().items():
-      trees = out[group_index(static.groups, col)].setdefault(col, [{}] * len(inner))
-      trees[k] = tree
-  return y, tuple({c: tuple(t) for c, t in g.items()} for g in out)
+  return y, mutated_groups(inner, static.groups)
 
 
 def _check_returned(y: Any, fn: Callable[..., Any]) -> None:
@@ -406,7 +292,7 @@ def lift_target(target: Any, spec: Lift, methods: Any = None, prefix: str | None
     cls.__module__ = target.__module__
     return cls
   if not callable(target):
-    raise errors.TransformTargetError(spec.name, target)
+    raise errors.TransformTargetError(target, spec.name)
 
   @functools.wraps(target)
   def wrapper(module: Any, *args: Any, **kwargs: Any) -> Any:
@@ -432,11 +318,3 @@ def _lifted_method(spec: Lift, fn: Callable[..., Any]) -> Callable[..., Any]:
 
   lifted._flaxen_wrapped = True  # type: ignore[attr-defined]  # runs setup inside, not here
   return lifted
-
-
-def box_axes(groups: Groups, axes: Sequence[int | None], params: dict[str, Any],
-             add: bool) -> Groups:
-  """Add (or remove) each group's mapped axis in the metadata of its boxed variables."""
-  fn = meta.add_axis if add else meta.remove_axis
-  return tuple(g if ax is None or not g else fn(g, ax, params)
-               for g, ax in zip(groups, axes, strict=True))

@@ -26,19 +26,15 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-import jax
-import jax.numpy as jnp
-
-from flaxen import errors
 from flaxen.core.broadcast import broadcast
-from flaxen.core.filters import CollectionFilter, in_filter, union_filters
+from flaxen.core.filters import CollectionFilter
+from flaxen.core.lift.checkpoint import nest_remat_scan
+from flaxen.core.lift.scan import scan_lift
 from flaxen.linen.module import Module
 from flaxen.linen.transforms.checkpoint import checkpoint
-from flaxen.linen.transforms.lift import Lift, box_axes, lift_target
+from flaxen.linen.transforms.lift import lift_target
 
 __all__ = ["scan", "remat_scan", "broadcast"]
-
-
 
 
 def scan(target: Any, variable_axes: Mapping[CollectionFilter, int] = {},  # noqa: B006
@@ -77,76 +73,9 @@ def scan(target: Any, variable_axes: Mapping[CollectionFilter, int] = {},  # noq
     ``(carry, ys)``.
   """
   del check_constancy_invariants
-  filters = tuple(variable_axes)
-  axes = tuple(variable_axes.values())
-  k = len(filters)
-  split = tuple(s for s, v in split_rngs.items() if v)
-  params = dict(metadata_params)
-  loop_mutable: CollectionFilter = variable_carry
-  for f in filters:
-    loop_mutable = union_filters(loop_mutable, f)
-
-  def transform(body: Callable[..., Any], static: Any, variables: Any, rngs: Any, args: Any,
-                kwargs: Any) -> Any:
-    carry, xs = args[0], args[1:]
-    per_x = tuple(in_axes) if isinstance(in_axes, list | tuple) else (in_axes,) * len(xs)
-    scanned_xs = tuple(None if a is broadcast else _move(x, a, 0)
-                       for x, a in zip(xs, per_x, strict=True))
-    scanned_vars = tuple(_move(g, a, 0) for g, a in zip(variables[:k], axes, strict=True))
-    n = length or _first_dim((scanned_xs, scanned_vars))
-    keys = tuple(jax.tree.map(lambda key: jax.random.split(key, n), g) for g in rngs[:-1])
-    shared, vcarry, rest = variables[k], variables[k + 1], variables[k + 2]
-
-    def step_args(t_xs: Any) -> tuple[Any, ...]:
-      return tuple(x if a is broadcast else t for x, t, a in zip(xs, t_xs, per_x, strict=True))
-
-    out_shared: Any = {}
-    out_rest: Any = {}
-    if dict(static.flags).get("initializing"):
-      # Create the broadcast (and carried) variables once, outside the loop.
-      first = jax.tree.map(lambda a: a[0], (scanned_vars, keys, scanned_xs))
-      _, mutated = body((*first[0], shared, vcarry, rest), (*first[1], rngs[-1]),
-                        (carry, *step_args(first[2])), kwargs, mutable=static.outer_mutable)
-      out_shared, out_rest = mutated[k], mutated[k + 2]
-      shared, rest = {**shared, **out_shared}, {**rest, **out_rest}
-      vcarry = {**mutated[k + 1], **vcarry}
-
-    def step(c: Any, t: Any) -> Any:
-      v_carry, carry = c
-      v_scan, t_keys, t_xs = t
-      v_in = (*box_axes(v_scan, axes, params, add=False), shared, v_carry, rest)
-      r_in = (*t_keys, rngs[-1])
-      if data_transform is not None:
-        v_in, r_in = data_transform(v_in, r_in)
-      (carry, ys), mutated = body(v_in, r_in, (carry, *step_args(t_xs)), kwargs)
-      v_carry = {col: mutated[k + 1].get(col, v) for col, v in v_carry.items()}
-      return (v_carry, carry), (box_axes(mutated[:k], axes, params, add=True), ys)
-
-    (vcarry, carry), (out_scan, ys) = jax.lax.scan(
-      step, (vcarry, carry), (scanned_vars, keys, scanned_xs), length=n, reverse=reverse,
-      unroll=unroll)
-    out_scan = tuple(_move(g, 0, a) for g, a in zip(out_scan, axes, strict=True))
-    ys = ys if out_axes is broadcast else _move(ys, 0, out_axes)
-    vcarry = {c: v for c, v in vcarry.items() if in_filter(static.outer_mutable, c)}
-    return (carry, ys), (*out_scan, out_shared, vcarry, out_rest)
-
-  spec = Lift("scan", transform, variable_groups=(*filters, variable_broadcast, variable_carry),
-              rng_groups=split, mutable=loop_mutable,
-              why="only variable_axes and variable_carry collections change in the loop")
+  spec = scan_lift(variable_axes, variable_broadcast, variable_carry, split_rngs, in_axes,
+                   out_axes, length, reverse, unroll, data_transform, metadata_params)
   return lift_target(target, spec, methods)
-
-
-def _move(tree: Any, src: Any, dst: int) -> Any:
-  if src == dst or src is None:
-    return tree
-  return jax.tree.map(lambda x: jnp.moveaxis(x, src, dst), tree)
-
-
-def _first_dim(tree: Any) -> int:
-  leaves = jax.tree.leaves(tree)
-  if not leaves:
-    raise errors.TransformAxisSizeError("scan", "there are no scanned inputs or variables")
-  return leaves[0].shape[0]
 
 
 def remat_scan(target: Any, lengths: Sequence[int] = (), policy: Callable[..., Any] | None = None,
@@ -169,16 +98,9 @@ def remat_scan(target: Any, lengths: Sequence[int] = (), policy: Callable[..., A
   is_class = isinstance(target, type) and issubclass(target, Module)
   fn = target.__call__ if is_class else target
 
-  def step(mdl: Any, x: Any) -> Any:
-    return fn(mdl, x), None
-
-  for n in reversed(lengths):
-    step = scan(checkpoint(step, policy=policy, prevent_cse=False), variable_axes=variable_axes,
-                variable_broadcast=variable_broadcast, variable_carry=variable_carry,
-                split_rngs=split_rngs, length=n)
-
-  def run(mdl: Any, x: Any) -> Any:
-    return step(mdl, x)[0]
+  run = nest_remat_scan(fn, lengths, scan, checkpoint, policy, variable_axes=variable_axes,
+                        variable_broadcast=variable_broadcast, variable_carry=variable_carry,
+                        split_rngs=split_rngs)
 
   if not is_class:
     return run

@@ -11,14 +11,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-import jax
-
-from flaxen import errors
 from flaxen.core.filters import CollectionFilter
-from flaxen.linen.transforms.lift import Lift, box_axes, lift_target
+from flaxen.core.lift.vmap import vmap_lift
+from flaxen.linen.transforms.lift import lift_target
 
 __all__ = ["vmap"]
 
@@ -43,45 +41,6 @@ def vmap(target: Any, variable_axes: Mapping[CollectionFilter, int | None] = {},
   Returns:
     The lifted Module subclass (named ``Vmap{Class}``) or function.
   """
-  filters = tuple(variable_axes)
-  axes = (*variable_axes.values(), None)
-  split = tuple(k for k, v in split_rngs.items() if v)
-  params = dict(metadata_params)
-
-  def transform(body: Callable[..., Any], static: Any, variables: Any, rngs: Any, args: Any,
-                kwargs: Any) -> Any:
-    size = axis_size
-    if any(rngs[:-1]):
-      size = size or _infer_size(in_axes, args)
-      rngs = (*(jax.tree.map(lambda k: jax.random.split(k, size), g) for g in rngs[:-1]),
-              rngs[-1])
-    rng_axes = (*(0 for _ in split), None)
-
-    # Boxes drop the mapped axis from their metadata before the map and add it back after
-    # it (as in Flax), so a box may also reshape its value there (see AxisMetadata).
-    arg_axes = tuple(in_axes) if isinstance(in_axes, list | tuple) else in_axes
-    y, mutated = jax.vmap(body, in_axes=(axes, rng_axes, arg_axes, None),
-                          out_axes=(out_axes, axes), axis_size=size, axis_name=axis_name,
-                          spmd_axis_name=spmd_axis_name)(
-      box_axes(variables, axes, params, add=False), rngs, args, kwargs)
-    return y, box_axes(mutated, axes, params, add=True)
-
-  spec = Lift("vmap", transform, variable_groups=filters, rng_groups=split)
+  spec = vmap_lift(variable_axes, split_rngs, in_axes, out_axes, axis_size, axis_name,
+                   spmd_axis_name, metadata_params)
   return lift_target(target, spec, methods)
-
-
-def _infer_size(in_axes: Any, args: tuple[Any, ...]) -> int:
-  """The mapped axis size: the first argument leaf that ``in_axes`` maps."""
-  per_arg = in_axes if isinstance(in_axes, list | tuple) else (in_axes,) * len(args)
-  sizes: list[int] = []
-
-  def collect(axis: int | None, sub: Any) -> None:
-    if axis is not None:
-      sizes.extend(leaf.shape[axis] for leaf in jax.tree.leaves(sub))
-
-  for ax, arg in zip(per_arg, args, strict=False):
-    jax.tree.map(collect, ax, arg, is_leaf=lambda x: x is None)
-    if sizes:
-      return sizes[0]
-  raise errors.TransformAxisSizeError("vmap", "split_rngs needs one key per slice but no "
-                                      "argument is mapped")
