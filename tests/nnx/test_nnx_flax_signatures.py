@@ -47,3 +47,50 @@ def test_sequential_passes_rngs_to_layers_that_take_them():
   keys = nnx.Rngs(noise=0)  # the same stream, drawn in the same order
   expected = 2 * jax.random.normal(keys.noise(), (3,)) + jax.random.normal(keys.noise(), (3,))
   np.testing.assert_allclose(out, expected, rtol=1e-6)  # float32 rounding only
+
+
+class _Holder(nnx.Module):
+  def __init__(self, explicit):
+    drop = nnx.Dropout(0.5)
+    self.layers = nnx.List([drop]) if explicit else [drop]
+
+
+def test_list_and_dict_are_modules_listed_only_when_made_explicitly():
+  assert issubclass(nnx.List, nnx.Module) and issubclass(nnx.Dict, nnx.Module)
+  assert isinstance(nnx.List([]), list) and isinstance(nnx.Dict(), dict)
+  # An nnx.List is a Module (as in Flax); a plain list flaxen tracks is not listed, since
+  # in Flax it stays a plain list.
+  assert [p for p, _ in _Holder(True).iter_modules()] == [("layers", 0), ("layers",), ()]
+  assert [p for p, _ in _Holder(False).iter_modules()] == [("layers", 0), ()]
+  assert [n for n, _ in nnx.iter_children(_Holder(True))] == ["layers"]
+  assert list(nnx.iter_children(_Holder(False))) == []
+  for explicit in (True, False):
+    m = _Holder(explicit).eval()  # reaches the Dropout through the container
+    assert m.layers[0].deterministic is True
+    assert type(m.layers).__name__ == "List"
+
+
+def test_module_containers_stay_pytrees_and_graph_nodes():
+  d = nnx.Dict(a=nnx.Param(jnp.ones(2)), b=nnx.List([nnx.Param(jnp.zeros(1))]))
+  leaves = jax.tree.leaves(d)
+  assert len(leaves) == 2
+  doubled = jax.tree.map(lambda x: 2 * x, d)
+  assert type(doubled) is nnx.Dict and type(doubled["b"]) is nnx.List
+  np.testing.assert_array_equal(doubled["a"].value, 2 * jnp.ones(2))
+  gd, st = nnx.split(d)
+  clone = nnx.merge(gd, st)
+  assert type(clone["b"]) is nnx.List and clone["b"][0].value.shape == (1,)
+
+
+def test_node_states_and_nnx_meta_are_pytree_nodes():
+  from flaxen import struct
+  from flaxen.nnx import bridge
+  assert issubclass(nnx.NodeStates, struct.PyTreeNode)
+  assert issubclass(bridge.NNXMeta, struct.PyTreeNode)
+  ns = nnx.NodeStates.from_split(*nnx.split(nnx.Linear(1, 2, rngs=nnx.Rngs(0))), metadata=3)
+  back = jax.tree.map(lambda x: x + 1, ns)
+  assert back.metadata == 3 and back.graphdef == ns.graphdef
+  np.testing.assert_array_equal(back.state["bias"].value, jnp.ones(2))
+  box = bridge.NNXMeta(nnx.Param, jnp.zeros(2), {"out_sharding": ("x",)})
+  assert jax.tree.leaves(box)[0].shape == (2,)
+  assert box.replace(value=1).value == 1

@@ -23,6 +23,7 @@ from flaxen.nnx.abstract import (
   using_eager_sharding,
 )
 from flaxen.nnx.capture import capture
+from flaxen.nnx.containers import Dict, List
 from flaxen.nnx.display import display
 from flaxen.nnx.extract import NodeStates, from_tree, to_tree
 from flaxen.nnx.filterlib import All, Any, Everything, Not, Nothing, OfType, PathContains, WithTag
@@ -59,7 +60,7 @@ from flaxen.nnx.metrics import Metric, MultiMetric
 from flaxen.nnx.module import Module, iter_children, iter_module_children, iter_modules
 from flaxen.nnx.nn import *  # noqa: F403
 from flaxen.nnx.nn import __all__ as _layers
-from flaxen.nnx.object import Dict, List, Object, Pytree, is_graph_node
+from flaxen.nnx.object import Object, Pytree, is_graph_node
 from flaxen.nnx.pytree_annotations import (
   Data,
   Static,

@@ -27,9 +27,9 @@ from typing import Any
 
 import jax
 
+from flaxen.nnx.containers import List
 from flaxen.nnx.graphlib import pop, update
 from flaxen.nnx.module import Module, iter_modules
-from flaxen.nnx.object import List
 from flaxen.nnx.state import State
 
 __all__ = ["capture"]

@@ -22,6 +22,7 @@ from typing import Any
 
 import jax
 
+from flaxen import struct
 from flaxen.nnx.graph import GraphDef
 from flaxen.nnx.graphlib import merge, split
 from flaxen.nnx.object import is_graph_node
@@ -29,14 +30,18 @@ from flaxen.nnx.object import is_graph_node
 __all__ = ["NodeStates", "to_tree", "from_tree"]
 
 
-class NodeStates:
-  """A graph object as a pytree: ``graphdef`` (static), ``states`` (children) and free
-  ``metadata`` (static)."""
+class NodeStates(struct.PyTreeNode):
+  """A graph object as a pytree: ``states`` (children), free ``metadata`` (static) and
+  ``graphdef`` (static; ``None`` for ``from_states`` / ``from_prefixes``).
 
-  __slots__ = ("_graphdef", "states", "metadata")
+  Args:
+    states: the States (or prefixes) it carries.
+    metadata: anything static the maker wants kept with them.
+  """
 
-  def __init__(self, states: tuple, metadata: Any, graphdef: GraphDef | None = None):
-    self._graphdef, self.states, self.metadata = graphdef, tuple(states), metadata
+  states: tuple
+  metadata: Any = struct.field(pytree_node=False)
+  _graphdef: GraphDef | None = struct.field(pytree_node=False, default=None)
 
   @property
   def graphdef(self) -> GraphDef:
@@ -50,11 +55,6 @@ class NodeStates:
       raise ValueError(f"NodeStates holds {len(self.states)} States; use .states")
     return self.states[0]
 
-  def replace(self, **updates: Any) -> NodeStates:
-    """A copy with ``states``, ``metadata`` or ``graphdef`` replaced."""
-    return NodeStates(updates.get("states", self.states), updates.get("metadata", self.metadata),
-                      updates.get("graphdef", self._graphdef))
-
   @classmethod
   def from_split(cls, graphdef: GraphDef, state: Any, /, *states: Any,
                  metadata: Any = None) -> NodeStates:
@@ -67,11 +67,6 @@ class NodeStates:
   @classmethod
   def from_prefixes(cls, prefixes: Any, /, *, metadata: Any = None) -> NodeStates:
     return cls(tuple(prefixes), metadata)
-
-
-jax.tree_util.register_pytree_node(
-  NodeStates, lambda n: (n.states, (n._graphdef, n.metadata)),
-  lambda aux, children: NodeStates(tuple(children), aux[1], aux[0]))
 
 
 def to_tree(tree: Any, /, *, prefix: Any = None, split_fn: Callable | None = None,

@@ -53,6 +53,9 @@ def _empty() -> tuple:
 class Module(Object):
   """Base class of NNX modules."""
 
+  _nnx_listed = True  # False: a container flaxen made from a plain list/dict (not a Module
+  # in Flax), which iter_modules / iter_children skip
+
   def sow(self, variable_type: type[Variable], name: str, value: Any,
           reduce_fn: Callable[[Any, Any], Any] = _tuple_append,
           init_fn: Callable[[], Any] = _empty) -> None:
@@ -124,7 +127,7 @@ def iter_modules(module: Any, /, *, graph: bool | None = None
   ``graph=False`` (tree mode) raises ``SharedReferenceError`` on a shared Module.
   """
   for path, value in iter_graph(module, graph=graph):
-    if isinstance(value, Module):
+    if isinstance(value, Module) and value._nnx_listed:
       yield path, value
 
 
@@ -137,7 +140,7 @@ def iter_children(node: Any, /, *, graph: bool | None = None) -> Iterator[tuple[
     if not getattr(type(node), "_nnx_pytree", True):
       raise NotAPytreeError(type(node), ())
   for name, value in node._graph_items():
-    if isinstance(value, Module):
+    if isinstance(value, Module) and value._nnx_listed:
       yield name, value
 
 

@@ -33,14 +33,13 @@ import jax
 import numpy as np
 from jax.core import Tracer
 
-from flaxen.errors.nnx import MissingKeyError, TraceContextError
+from flaxen.errors.nnx import TraceContextError
 from flaxen.errors.nnx_tree import StaticDataError
 from flaxen.nnx import epoch
 from flaxen.nnx.pytree_annotations import DATA_TYPES, Marked, class_kinds, has_data
 from flaxen.nnx.variables import Variable, _value_repr, current_trace
 
-__all__ = ["Object", "Pytree", "List", "Dict", "StaticList", "StaticDict", "is_graph_node",
-           "ARRAY_TYPES"]
+__all__ = ["Object", "Pytree", "StaticList", "StaticDict", "is_graph_node", "ARRAY_TYPES"]
 
 ARRAY_TYPES = (jax.Array, np.ndarray)  # numpy scalars stay static config
 _KEPT = ("_nnx_version", "_nnx_tracked")  # bookkeeping that survives _graph_set
@@ -74,7 +73,11 @@ def _convert(value: Any, owner: Any = None) -> Any:
   t = type(value)
   if t is list or t is dict or t is StaticList or t is StaticDict:
     if is_data(value):
-      return (List if isinstance(value, list) else Dict)(value) if t in (list, dict) else value
+      if t is list or t is dict:
+        # The containers are Modules (as in Flax), and modules import this file.
+        from flaxen.nnx.containers import _AutoDict, _AutoList
+        return (_AutoList if t is list else _AutoDict)(value)
+      return value
     if owner is not None:
       return _own(value, [weakref.ref(owner)])
   return value
@@ -337,133 +340,6 @@ def _mutating(container: type, name: str):
 
   method.__name__ = name
   return method
-
-
-class List(Object, list):
-  """A ``list`` that is a graph node: its items may be Modules, Variables or arrays.
-
-  >>> from flaxen import nnx
-  >>> layers = nnx.List([nnx.Param(1.0)])
-  >>> layers.append(nnx.Param(2.0))
-  >>> [p.value for p in layers]
-  [1.0, 2.0]
-  """
-
-  def __init__(self, it: Any = None, /):
-    list.__init__(self, (_convert(v, self) for v in (it or ())))
-
-  def append(self, value: Any) -> None:
-    """Appends ``value`` (a plain list/dict holding data becomes a List/Dict)."""
-    list.append(self, _convert(value, self))
-    self._bump()
-
-  def insert(self, index: int, value: Any) -> None:
-    """Inserts ``value`` before ``index``."""
-    list.insert(self, index, _convert(value, self))
-    self._bump()
-
-  def _graph_items(self) -> list[tuple[Any, Any]]:
-    return list(enumerate(self))
-
-  def _graph_set(self, items: list[tuple[Any, Any]], bump: bool = True) -> None:
-    list.__setitem__(self, slice(None), [v for _, v in items])
-    if bump:
-      self._bump()
-
-  def _graph_get(self, key: Any) -> Any:
-    return self[key]
-
-  def _graph_put(self, key: Any, value: Any) -> None:
-    if key == len(self):
-      self.append(value)
-    else:
-      self[key] = value
-
-  def _graph_del(self, key: Any) -> None:
-    del self[key]
-
-  __hash__ = object.__hash__
-
-  def __eq__(self, other: object) -> bool:
-    return self is other
-
-  def __repr__(self) -> str:
-    return f"List({list.__repr__(self)})"
-
-
-for _name in ("__setitem__", "__delitem__", "extend", "pop", "remove",
-              "clear", "sort", "reverse", "__iadd__", "__imul__"):
-  setattr(List, _name, _mutating(list, _name))
-
-
-class Dict(Object, dict):
-  """A ``dict`` that is a graph node, with attribute access to its string keys.
-
-  >>> from flaxen import nnx
-  >>> d = nnx.Dict(a=nnx.Param(1.0))
-  >>> d.b = nnx.Param(2.0)
-  >>> sorted(d), d["b"].value
-  (['a', 'b'], 2.0)
-  """
-
-  def __init__(self, *args: Any, **kwargs: Any):
-    dict.__init__(self, *args, **kwargs)
-    for k, v in dict.items(self):
-      dict.__setitem__(self, k, _convert(v, self))
-
-  def __getattr__(self, name: str) -> Any:
-    if name.startswith("__"):
-      raise AttributeError(name)
-    try:
-      return self[name]
-    except KeyError:
-      raise MissingKeyError("nnx.Dict", name, dict.keys(self)) from None
-
-  def __setattr__(self, name: str, value: Any) -> None:
-    self[name] = value
-
-  def __delattr__(self, name: str) -> None:
-    del self[name]
-
-  def __setitem__(self, key: Any, value: Any) -> None:
-    value = _convert(value, self)
-    old = dict.get(self, key, _MISSING)
-    dict.__setitem__(self, key, value)
-    if _is_structural(old, value):
-      self._bump()
-
-  def _graph_items(self) -> list[tuple[Any, Any]]:
-    try:
-      return sorted(dict.items(self), key=_first)
-    except TypeError:  # keys of mixed types: keep insertion order
-      return list(dict.items(self))
-
-  def _graph_set(self, items: list[tuple[Any, Any]], bump: bool = True) -> None:
-    dict.clear(self)
-    dict.update(self, items)
-    if bump:
-      self._bump()
-
-  def _graph_get(self, key: Any) -> Any:
-    return self[key]
-
-  def _graph_put(self, key: Any, value: Any) -> None:
-    self[key] = value
-
-  def _graph_del(self, key: Any) -> None:
-    del self[key]
-
-  __hash__ = object.__hash__
-
-  def __eq__(self, other: object) -> bool:
-    return self is other
-
-  def __repr__(self) -> str:
-    return f"Dict({dict.__repr__(self)})"
-
-
-for _name in ("__delitem__", "pop", "popitem", "clear", "update", "setdefault", "__ior__"):
-  setattr(Dict, _name, _mutating(dict, _name))
 
 
 # ------------------------------------------------- static containers held by Objects

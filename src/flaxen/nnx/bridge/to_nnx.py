@@ -27,8 +27,8 @@ from typing import Any
 from flaxen.core import meta
 from flaxen.core.filters import DenyList
 from flaxen.nnx.bridge.variables import to_linen_var, to_nnx_var, variable_name_from_type
+from flaxen.nnx.containers import Dict
 from flaxen.nnx.module import Module
-from flaxen.nnx.object import Dict
 from flaxen.nnx.rnglib import Rngs
 from flaxen.nnx.variables import Variable
 

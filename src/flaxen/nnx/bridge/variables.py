@@ -51,7 +51,7 @@ def _flax_metadata(var: Variable) -> dict[str, Any]:
   return metadata
 
 
-class NNXMeta(meta.AxisMetadata):
+class NNXMeta(struct.PyTreeNode, meta.AxisMetadata):
   """The Linen box of an NNX Variable that has metadata: its type, value and metadata, so
   ``ToNNX`` (or ``to_nnx_variable``) can rebuild the same Variable and Linen's
   ``get_partition_spec`` reads its ``out_sharding``.
