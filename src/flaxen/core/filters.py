@@ -16,7 +16,8 @@ from typing import Any
 
 from flaxen import errors
 
-__all__ = ["DenyList", "CollectionFilter", "in_filter", "check_filter", "union_filters"]
+__all__ = ["DenyList", "CollectionFilter", "in_filter", "check_filter", "union_filters",
+           "intersect_filters"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,3 +91,25 @@ def union_filters(a: CollectionFilter, b: CollectionFilter) -> CollectionFilter:
   else:
     denied = names_a - names_b if deny_a else names_b - names_a
   return DenyList(tuple(sorted(denied))) if denied else True
+
+
+def intersect_filters(a: CollectionFilter, b: CollectionFilter) -> CollectionFilter:
+  """A filter matching what both ``a`` and ``b`` match.
+
+  Raises:
+    flaxen.errors.InvalidFilterError: ``a`` or ``b`` is not a filter.
+  """
+  check_filter(a)
+  check_filter(b)
+  if a is True or b is False:
+    return b
+  if b is True or a is False:
+    return a
+  (deny_a, names_a), (deny_b, names_b) = _names(a), _names(b)
+  if deny_a and deny_b:
+    return DenyList(tuple(sorted(names_a | names_b)))
+  if deny_a or deny_b:
+    kept = names_b - names_a if deny_a else names_a - names_b
+  else:
+    kept = names_a & names_b
+  return tuple(sorted(kept))

@@ -19,7 +19,8 @@ import jax
 import numpy as np
 
 from flaxen.core import meta
-from flaxen.core.filters import CollectionFilter, DenyList, in_filter
+from flaxen.core.filters import CollectionFilter, in_filter
+from flaxen.core.filters import intersect_filters as intersect
 from flaxen.core.scope import Scope
 
 __all__ = ["Lift", "Groups", "group_index", "intersect", "hashable", "descend", "cover",
@@ -71,27 +72,6 @@ def group_index(filters: Sequence[CollectionFilter], name: str) -> int:
     if in_filter(f, name):
       return i
   return len(filters)
-
-
-def _names(f: Any) -> set[str]:
-  return {f} if isinstance(f, str) else set(f)
-
-
-def intersect(a: CollectionFilter, b: CollectionFilter) -> CollectionFilter:
-  """A filter matching what both ``a`` and ``b`` match (names, True/False or DenyList)."""
-  if a is False or b is False:
-    return False
-  if a is True:
-    return b
-  if b is True:
-    return a
-  if isinstance(a, DenyList) and isinstance(b, DenyList):
-    return DenyList(tuple(sorted(_names(a.deny) | _names(b.deny))))
-  if isinstance(a, DenyList):
-    a, b = b, a
-  if isinstance(b, DenyList):
-    return tuple(sorted(_names(a) - _names(b.deny)))
-  return tuple(sorted(_names(a) & _names(b)))
 
 
 def hashable(f: Any) -> Any:
