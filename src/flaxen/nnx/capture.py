@@ -27,10 +27,12 @@ from typing import Any
 
 import jax
 
+from flaxen.nnx import filterlib
 from flaxen.nnx.containers import List
-from flaxen.nnx.graphlib import pop, update
-from flaxen.nnx.module import Module, iter_modules
+from flaxen.nnx.graphlib import iter_graph, pop, update
+from flaxen.nnx.module import CAPTURE_BOXES, Module, iter_modules
 from flaxen.nnx.state import State
+from flaxen.nnx.variables import Variable
 
 __all__ = ["capture"]
 
@@ -54,8 +56,15 @@ def capture(fn: Callable, *var_types: Any, init: Any = None,
   @functools.wraps(fn)
   def wrapper(*args: Any, **kwargs: Any) -> Any:
     module = bound if isinstance(bound, Module) else _modules_in((args, kwargs), fn)
+    types = [t for t in (*var_types, *(_types(init) if init is not None else ()))
+             if isinstance(t, type) and issubclass(t, Variable)]
+    boxes = _open_boxes(module, list(dict.fromkeys(types)))
+    given: set = set()
     if init is not None:
-      update(module, init)
+      given = {path for path, _ in init.flat_state()}
+      rest = _fill_boxes(boxes, init)
+      if rest:
+        update(module, State.from_flat_path(rest))
     undo = _sow_method_outputs(module, method_outputs) if method_outputs else []
     try:
       out = fn(*args, **kwargs)
@@ -65,17 +74,84 @@ def capture(fn: Callable, *var_types: Any, init: Any = None,
           delattr(cls, name)
         else:
           setattr(cls, name, original)
+      sown = _close_boxes(boxes)
     states = pop(module, *var_types) if var_types else State({})
     if init is not None:  # take out what init added; it was given, not made by the call
       extra = [t for t in _types(init) if t not in var_types]
       if extra:
         pop(module, *extra)
-      given = {path for path, _ in init.flat_state()}
+    states = _with_sown(states, var_types, sown)
+    if given:
       states = (tuple(_without(s, given) for s in states) if isinstance(states, tuple)
                 else _without(states, given))
     return out, states
 
   return wrapper
+
+
+def _open_boxes(module: Any, types: list[type]) -> list[tuple[tuple, Any, type, Any]]:
+  """Puts an empty capture box of each type on every Module of the graph (containers
+  excepted: they never sow); returns ``(path, module, type, box it replaced)``."""
+  boxes = []
+  if not types:
+    return boxes
+  modules = [(path, m) for path, m in iter_graph(module, graph=True)
+             if isinstance(m, Module) and not isinstance(m, list | dict)]
+  for t in types:
+    name = CAPTURE_BOXES.setdefault(t, f"_nnx_captured_{t.__name__}")
+    for path, m in modules:
+      boxes.append((path, m, t, m.__dict__.get(name)))  # a capture around this one
+      setattr(m, name, t({}))
+  return boxes
+
+
+def _fill_boxes(boxes: list, init: State) -> list:
+  """Puts init's values into the boxes of their Modules; returns the entries that have
+  none (written with ``update``, as new attributes)."""
+  where = {(path, t): m.__dict__[CAPTURE_BOXES[t]] for path, m, t, _ in boxes}
+  rest = []
+  for path, leaf in init.flat_state():
+    box = where.get((path[:-1], type(leaf)))
+    if box is None:
+      rest.append((path, leaf))
+    else:
+      box.value = {**box.value, path[-1]: leaf.value}
+  return rest
+
+
+def _close_boxes(boxes: list) -> list[tuple[tuple, Any]]:
+  """Takes the boxes off (putting back any they replaced); returns what was sown into
+  them as ``(path, Variable)`` pairs."""
+  sown = []
+  for path, m, t, before in boxes:
+    name = CAPTURE_BOXES[t]
+    box = m.__dict__.get(name)
+    if before is None:
+      if name in m.__dict__:
+        delattr(m, name)
+    else:
+      setattr(m, name, before)
+    if isinstance(box, Variable):
+      for key, value in box.value.items():
+        sown.append(((*path, key), t(value)))
+  return sown
+
+
+def _with_sown(states: Any, var_types: tuple, sown: list) -> Any:
+  """``pop``'s result with the boxes' entries added, each under the first filter it
+  matches (as ``pop`` sorts them)."""
+  if not sown:
+    return states
+  single = not isinstance(states, tuple)
+  groups = [list(s.flat_state()) for s in ((states,) if single else states)]
+  preds = [filterlib.to_predicate(f) for f in var_types]
+  for path, var in sown:
+    for group, pred in zip(groups, preds, strict=False):
+      if pred(path, var):
+        group.append((path, var))
+        break
+  out = tuple(State.from_flat_path(g) for g in groups)
+  return out[0] if single else out
 
 
 def _modules_in(tree: Any, fn: Any) -> Any:

@@ -50,6 +50,19 @@ def _empty() -> tuple:
   return ()
 
 
+# nnx.capture's boxes: while a capture runs, each Module of the graph holds one Variable of
+# each captured type, under the name given here, whose value is a dict {name: sown value}.
+# sow and perturb write into it, so what they store is a Variable update, which every
+# transform carries back (a new attribute would need graph updates).
+CAPTURE_BOXES: dict[type, str] = {}
+
+
+def _box(module: Module, variable_type: type) -> Variable | None:
+  name = CAPTURE_BOXES.get(variable_type)
+  box = module.__dict__.get(name) if name is not None else None
+  return box if type(box) is variable_type else None
+
+
 class Module(Object):
   """Base class of NNX modules."""
 
@@ -67,6 +80,11 @@ class Module(Object):
     var = self.__dict__.get(name)
     if isinstance(var, variable_type):
       var.value = reduce_fn(var.value, value)
+      return
+    box = _box(self, variable_type) if CAPTURE_BOXES else None
+    if box is not None:  # inside nnx.capture
+      sown = box.value
+      box.value = {**sown, name: reduce_fn(sown[name] if name in sown else init_fn(), value)}
     else:
       setattr(self, name, variable_type(reduce_fn(init_fn(), value)))
 
@@ -74,8 +92,16 @@ class Module(Object):
               variable_type: type[Variable] = Perturbation) -> Any:
     """Adds a zero-valued Variable ``name`` to ``value``, so ``nnx.grad`` w.r.t. it gives
     the gradient at this intermediate."""
-    if not isinstance(self.__dict__.get(name), variable_type):
-      setattr(self, name, variable_type(jnp.zeros_like(value)))
+    var = self.__dict__.get(name)
+    if isinstance(var, variable_type):
+      return value + var.value
+    box = _box(self, variable_type) if CAPTURE_BOXES else None
+    if box is not None:  # inside nnx.capture (init's perturbations are in the box)
+      sown = box.value
+      if name not in sown:
+        box.value = sown = {**sown, name: jnp.zeros_like(value)}
+      return value + sown[name]
+    setattr(self, name, variable_type(jnp.zeros_like(value)))
     return value + getattr(self, name).value
 
   def iter_modules(self, *, graph: bool | None = None) -> Iterator[tuple[tuple, Module]]:
