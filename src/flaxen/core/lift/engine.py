@@ -18,14 +18,17 @@ from typing import Any
 import jax
 import numpy as np
 
+from flaxen import errors
 from flaxen.core import meta
+from flaxen.core import scope as core_scope
 from flaxen.core.filters import CollectionFilter, in_filter
 from flaxen.core.filters import intersect_filters as intersect
 from flaxen.core.scope import Scope
 
 __all__ = ["Lift", "Groups", "group_index", "intersect", "hashable", "descend", "cover",
            "static_positions", "snapshot_variables", "snapshot_rngs", "mutated_groups",
-           "write_back", "hidden", "box_axes", "restore_static", "DYNAMIC"]
+           "write_back", "hidden", "box_axes", "restore_static", "bind_roots",
+           "immutable_inside", "DYNAMIC"]
 
 # Argument leaves handed to JAX; every other leaf is static (closed over).
 DYNAMIC = (jax.Array, np.ndarray, np.generic, int, float, complex)
@@ -152,6 +155,30 @@ def mutated_groups(inner: Sequence[Scope], groups: Sequence[CollectionFilter]) -
       trees = out[group_index(groups, col)].setdefault(col, [{}] * len(inner))
       trees[k] = tree
   return tuple({c: tuple(t) for c, t in g.items()} for g in out)
+
+
+def bind_roots(static: Any, variables: Groups, rngs: Groups,
+               mutable: CollectionFilter) -> list[Scope]:
+  """Fresh root scopes at ``static.paths`` over the snapshot groups (inside the transform)."""
+  inner = []
+  for i, path in enumerate(static.paths):
+    vs = {col: trees[i] for group in variables for col, trees in group.items()}
+    rs = {s: keys[i] for group in rngs for s, keys in group.items()}
+    inner.append(core_scope.bind(vs, rs, mutable, dict(static.flags), path))
+  return inner
+
+
+@contextlib.contextmanager
+def immutable_inside(static: Any) -> Iterator[None]:
+  """A write to a collection that is mutable outside but not in the transform raises
+  TransformImmutableCollectionError, which names the transform and the fix."""
+  try:
+    yield
+  except errors.ModifyScopeVariableError as e:
+    if in_filter(static.outer_mutable, e.col):
+      raise errors.TransformImmutableCollectionError(static.name, e.col, static.why,
+                                                     str(e)) from e
+    raise
 
 
 def write_back(scopes: Sequence[Scope], mutated: Groups) -> None:

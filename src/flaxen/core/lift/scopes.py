@@ -16,18 +16,20 @@ from typing import Any
 import jax
 
 from flaxen import errors
-from flaxen.core import scope as core_scope
-from flaxen.core.filters import CollectionFilter, in_filter
+from flaxen.core.filters import CollectionFilter
 from flaxen.core.lift.engine import (
   DYNAMIC,
   Groups,
   Lift,
+  bind_roots,
   cover,
   descend,
   hashable,
   hidden,
+  immutable_inside,
   intersect,
   mutated_groups,
+  restore_static,
   snapshot_rngs,
   snapshot_variables,
   static_positions,
@@ -129,25 +131,13 @@ def body(static: ScopeStatic, variables: Groups, rngs: Groups, args: Any, kwargs
   ``mutable`` overrides the inner mutability (scan's init pass, a loop's condition); ``fn``
   replaces the called function (a custom_vjp forward pass, a cond branch).
   """
-  mutable = static.mutable if mutable is None else mutable
-  inner = []
-  for i, path in enumerate(static.paths):
-    vs = {col: trees[i] for group in variables for col, trees in group.items()}
-    rs = {s: keys[i] for group in rngs for s, keys in group.items()}
-    inner.append(core_scope.bind(vs, rs, mutable, dict(static.flags), path))
-  scopes = [inner[i] if not rel else descend(inner[i], rel) for i, rel in static.where]
+  inner = bind_roots(static, variables, rngs, static.mutable if mutable is None else mutable)
+  scopes = [descend(inner[i], rel) for i, rel in static.where]
   scope_tree = jax.tree.unflatten(static.scope_treedef, scopes)
-  leaves = jax.tree.leaves((args, kwargs), is_leaf=lambda x: x is None)
-  for i, value in static.static_leaves:
-    leaves[i] = value
-  args, kwargs = jax.tree.unflatten(static.treedef, leaves)
+  args, kwargs = restore_static(static, args, kwargs)
   try:
-    y = (fn or static.fn)(scope_tree, *args, **kwargs)
-  except errors.ModifyScopeVariableError as e:
-    if in_filter(static.outer_mutable, e.col):
-      raise errors.TransformImmutableCollectionError(static.name, e.col, static.why,
-                                                     str(e)) from e
-    raise
+    with immutable_inside(static):
+      y = (fn or static.fn)(scope_tree, *args, **kwargs)
   finally:
     for s in inner:
       s.invalidate()

@@ -30,17 +30,19 @@ import jax
 
 from flaxen import errors
 from flaxen.core import scope as core_scope
-from flaxen.core.filters import CollectionFilter, in_filter
+from flaxen.core.filters import CollectionFilter
 from flaxen.core.lift.engine import (
   DYNAMIC,
   Groups,
   Lift,
+  bind_roots,
   box_axes,
   cover,
   descend,
   group_index,
   hashable,
   hidden,
+  immutable_inside,
   intersect,
   mutated_groups,
   snapshot_rngs,
@@ -214,12 +216,7 @@ def body(static: Static, variables: Groups, rngs: Groups, args: Any, kwargs: Any
   ``mutable`` overrides the inner mutability (scan's init pass makes broadcast collections
   mutable for one call); ``fn`` replaces the called function (custom_vjp's forward pass).
   """
-  mutable = static.mutable if mutable is None else mutable
-  inner = []
-  for i, path in enumerate(static.paths):
-    vs = {col: trees[i] for group in variables for col, trees in group.items()}
-    rs = {s: keys[i] for group in rngs for s, keys in group.items()}
-    inner.append(core_scope.bind(vs, rs, mutable, dict(static.flags), path))
+  inner = bind_roots(static, variables, rngs, static.mutable if mutable is None else mutable)
   mods: list[Any] = [None] * len(static.modules)
   for k in [*range(1, len(mods)), 0]:  # modules held in fields come before their holders
     updates = {}
@@ -249,13 +246,9 @@ def body(static: Static, variables: Groups, rngs: Groups, args: Any, kwargs: Any
   if frame:
     enter_frame(mods[0], compact=True)
   try:
-    y = fn(mods[0], *args, **kwargs)
+    with immutable_inside(static):
+      y = fn(mods[0], *args, **kwargs)
     _check_returned(y, fn)
-  except errors.ModifyScopeVariableError as e:
-    if in_filter(static.outer_mutable, e.col):
-      raise errors.TransformImmutableCollectionError(static.name, e.col, static.why,
-                                                     str(e)) from e
-    raise
   finally:
     if frame:
       exit_frame(mods[0], compact=True)
