@@ -19,7 +19,12 @@ def test_partitioned_box_is_transparent_to_jax():
   updated = meta.replace_boxed(tree, {"w": jnp.zeros((2, 3)), "b": jnp.ones(3)})
   assert isinstance(updated["w"], meta.Partitioned) and float(updated["w"].value.sum()) == 0.0
   assert meta.add_axis(tree, 0, {"partition_name": "layers"})["w"].names == ("layers", "a", None)
-  assert meta.remove_axis(tree, 1, {})["w"].names == ("a",)
+  assert meta.remove_axis(tree, 1, {"partition_name": None})["w"].names == ("a",)
+  # A transform that maps an axis must name it, as in Flax.
+  with pytest.raises(errors.PartitioningUnspecifiedError):
+    meta.add_axis(tree, 0, {})
+  with pytest.raises(errors.PartitioningUnspecifiedError):
+    meta.remove_axis(tree, 0, {})
 
 
 def test_axis_metadata_is_abstract():

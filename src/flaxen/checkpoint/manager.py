@@ -85,7 +85,7 @@ class CheckpointManager:
     """Save ``tree`` as ``step``; ``metrics`` (JSON-able scalars) rank it for ``best_fn``.
 
     Raises:
-      CheckpointExistsError: ``step`` was saved already.
+      AlreadyExistsError (a CheckpointExistsError): ``step`` was saved already.
       CheckpointManagerArgumentError: ``step`` is not a non-negative int, or ``metrics``
         is missing while the manager ranks steps by ``best_fn``.
     """
@@ -97,7 +97,7 @@ class CheckpointManager:
       )
     steps = self._manager.all_steps()  # including a save in progress
     if step in steps:
-      raise errors.CheckpointExistsError(str(self._step_dir(step)))
+      raise errors.AlreadyExistsError(str(self._step_dir(step)))
     if steps and step < max(steps):
       raise errors.CheckpointManagerArgumentError(
         "step", step, f"a step after the latest one saved, {max(steps)}"

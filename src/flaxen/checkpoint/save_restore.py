@@ -42,7 +42,7 @@ def save(path: PathLike, tree: Any, *, force: bool = False) -> None:
       and swapped in by two renames once complete.
 
   Raises:
-    CheckpointExistsError: ``path`` exists and ``force`` is False.
+    AlreadyExistsError (a CheckpointExistsError): ``path`` exists and ``force`` is False.
     UnsupportedCheckpointLeafError: a leaf is not an array or scalar, or has no elements.
     EmptyCheckpointError: the tree has no leaves.
     CheckpointKeyCollisionError: two leaves would be stored under one name.
@@ -59,7 +59,7 @@ def save(path: PathLike, tree: Any, *, force: bool = False) -> None:
   if not path.exists():
     _write(path, tree)
   elif not force:
-    raise errors.CheckpointExistsError(str(path))
+    raise errors.AlreadyExistsError(str(path))
   else:
     # orbax's own force=True deletes the old checkpoint first; a crash would lose both.
     new = path.with_name(f"{path.name}{TMP_MARKER}-new-{os.getpid()}")

@@ -21,7 +21,7 @@ from typing import Any, Generic, TypeVar
 
 import jax
 
-from flaxen import struct
+from flaxen import errors, struct
 from flaxen.core import spmd
 
 __all__ = [
@@ -133,12 +133,20 @@ class Partitioned(struct.PyTreeNode, AxisMetadata[T]):
   def replace_boxed(self, val: Any) -> Partitioned:
     return self.replace(value=val)
 
+  def _partition_name(self, params: dict[str, Any]) -> str | None:
+    # A transform that maps an axis must say how that axis is sharded (None: not at all).
+    if PARTITION_NAME not in params:
+      raise errors.PartitioningUnspecifiedError(self)
+    return params[PARTITION_NAME]
+
   def add_axis(self, index: int, params: dict[str, Any]) -> Partitioned:
     names = list(self.names)
-    names.insert(index, params.get(PARTITION_NAME))
+    names.extend([None] * (index - len(names)))  # a rank-0 box mapped at a later axis
+    names.insert(index, self._partition_name(params))
     return self.replace(names=tuple(names))
 
   def remove_axis(self, index: int, params: dict[str, Any]) -> Partitioned:
+    self._partition_name(params)
     names = list(self.names)
     names.pop(index)
     return self.replace(names=tuple(names))

@@ -510,7 +510,7 @@ def bind(variables: Mapping[str, Any], rngs: Mapping[str, Any] | None = None,
   store: dict[str, Any] = {}
   for col, tree in variables.items():
     if not isinstance(tree, Mapping):
-      raise errors.ApplyScopeInvalidVariablesStructureError(col, tree)
+      raise errors.ApplyScopeInvalidVariablesStructureError(variables, col)
     mut = in_filter(mutable, col)
     store[col] = unfreeze(tree) if mut else tree
   return Scope(_Root(store, mutable, dict(rngs), dict(flags or {})), path=tuple(path))

@@ -8,7 +8,14 @@ __all__ = ["FlaxenError", "FlaxError"]
 
 
 class FlaxenError(Exception):
-  """Base class of every error that flaxen raises for a user's mistake."""
+  """Base class of every error that flaxen raises for a user's mistake.
+
+  Args:
+    message: the whole message (subclasses build theirs from what went wrong).
+  """
+
+  def __init__(self, message: str = ""):
+    super().__init__(message)
 
 
 # Flax programs catch ``flax.errors.FlaxError``; the same name works here.

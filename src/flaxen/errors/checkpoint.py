@@ -10,7 +10,7 @@ __all__ = [
   "CheckpointError", "CheckpointNotFoundError", "CheckpointExistsError",
   "CheckpointCorruptedError", "CheckpointMismatchError", "UnsupportedCheckpointLeafError",
   "CheckpointKeyCollisionError", "EmptyCheckpointError", "CheckpointManagerArgumentError",
-  "CheckpointManagerClosedError",
+  "CheckpointManagerClosedError", "AlreadyExistsError",
 ]
 
 
@@ -40,6 +40,10 @@ class CheckpointExistsError(CheckpointError, FileExistsError):
       f"A checkpoint already exists at {path}. Fix: save under a new path or step, or pass "
       "force=True to replace it."
     )
+
+
+class AlreadyExistsError(CheckpointExistsError):
+  """A write would replace a file or directory that already exists (Flax's name)."""
 
 
 class CheckpointCorruptedError(CheckpointError, ValueError):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from flaxen.errors.base import FlaxenError, names, short_repr
 
 __all__ = [
@@ -137,7 +139,7 @@ class InvalidFilterError(FlaxenError, TypeError):
   Variable filters (``nnx.split``, ``nnx.state``, transforms) share this class.
   """
 
-  def __init__(self, value, collections: bool = False):
+  def __init__(self, filter_like, collections: bool = False):
     if collections:
       expected = ("a collection filter: True, False, a collection name, a list/tuple/set of "
                   "names, or a DenyList. Fix: e.g. mutable=['batch_stats']")
@@ -146,17 +148,18 @@ class InvalidFilterError(FlaxenError, TypeError):
                   "tuple (any of) or list (all of) of filters, or a callable (path, value) -> "
                   "bool. Fix: e.g. `nnx.Param` or `nnx.PathContains('kernel')`")
     super().__init__(
-      f"Invalid filter {short_repr(value)} ({type(value).__name__}): expected {expected}."
+      f"Invalid filter {short_repr(filter_like)} ({type(filter_like).__name__}): expected "
+      f"{expected}."
     )
 
 
 class InvalidScopeError(FlaxenError, RuntimeError):
   """A scope (or a module bound to it) was used after its apply call returned."""
 
-  def __init__(self, scope_path: str, trace_ended: bool = False):
+  def __init__(self, scope_name: str, trace_ended: bool = False):
     if trace_ended:
       super().__init__(
-        f'The scope "{_where(scope_path)}" was bound inside a JAX transform (jax.jit, '
+        f'The scope "{_where(scope_name)}" was bound inside a JAX transform (jax.jit, '
         "jax.vmap, jax.grad, ...) that has returned: its variables are tracers of that "
         "trace, which cannot be used after it (JAX would raise UnexpectedTracerError). Fix: "
         "use the bound module inside the transformed function and return plain arrays, or "
@@ -164,16 +167,30 @@ class InvalidScopeError(FlaxenError, RuntimeError):
       )
       return
     super().__init__(
-      f'The scope "{_where(scope_path)}" is no longer valid: bound modules only live during '
+      f'The scope "{_where(scope_name)}" is no longer valid: bound modules only live during '
       "the init/apply call that created them. Fix: do the work inside a module method "
       "and pass it as method= to apply, or use module.bind(variables) for interactive use."
     )
 
 
 class ApplyScopeInvalidVariablesStructureError(FlaxenError, TypeError):
-  """``variables`` is not a mapping from collection names to nested dicts."""
+  """``variables`` is not shaped ``{collection: {module path...: {variable: array}}}``.
 
-  def __init__(self, col: str, value):
+  Args:
+    variables: the variables given to init/apply.
+    col: the collection whose entry is not a dict; None when the params were wrapped twice
+      (``{"params": {"params": ...}}``).
+  """
+
+  def __init__(self, variables, col: str | None = None):
+    if col is None:
+      super().__init__(
+        "The variables passed to apply hold an extra 'params' layer: "
+        "{'params': {'params': ...}}. Fix: pass variables['params'] instead, i.e. the dict "
+        "that init() returned."
+      )
+      return
+    value = variables.get(col) if isinstance(variables, Mapping) else variables
     hint = (
       " It looks like the params were passed directly: wrap them as {'params': params}."
       if hasattr(value, "shape") or col not in ("params", "batch_stats", "intermediates")

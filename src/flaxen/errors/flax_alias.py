@@ -14,9 +14,9 @@ class FlaxModuleNotProvidedError(FlaxenError, ModuleNotFoundError):
     super().__init__(
       f"flaxen has no module {flaxen_name!r}, so the Flax import {flax_name!r} cannot be "
       "served in zero-edit mode. Fix: see docs/porting.md for what flaxen provides and what "
-      "to use instead, or run the program with the real Flax.",
-      name=flax_name,
+      "to use instead, or run the program with the real Flax."
     )
+    self.name = flax_name  # ModuleNotFoundError's attribute (FlaxenError takes a message only)
 
 
 class RealFlaxImportedError(FlaxenError, ImportError):

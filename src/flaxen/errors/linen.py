@@ -10,7 +10,7 @@ __all__ = [
   "CallUnbindOnUnboundModuleError", "ReservedModuleAttributeError", "UnboundModuleError",
   "InitializationOutsideSetupError", "MergeParamError", "IncorrectPostInitOverrideError",
   "SetAttributeInModuleSetupError", "TransformedClosureError", "TransformTargetError",
-  "TransformImmutableCollectionError", "TransformAxisSizeError",
+  "TransformImmutableCollectionError", "TransformAxisSizeError", "DescriptorAttributeError",
 ]
 
 
@@ -94,11 +94,17 @@ class CallUnbindOnUnboundModuleError(FlaxenError, ValueError):
 
 
 class ReservedModuleAttributeError(FlaxenError, NameError):
-  """A Module subclass declares a field whose name Module reserves."""
+  """A Module subclass declares a field whose name Module reserves.
 
-  def __init__(self, cls: str, attributes):
+  Args:
+    annotations: the class's field annotations (or just the reserved names it declares).
+    cls: the class name, for the message.
+  """
+
+  def __init__(self, annotations, cls: str = "Module"):
+    reserved = [n for n in annotations if n in ("parent", "name", "scope")]
     super().__init__(
-      f"{cls} declares the reserved attribute(s) {names(attributes)}: every Module has "
+      f"{cls} declares the reserved attribute(s) {names(reserved)}: every Module has "
       "keyword-only 'parent' and 'name' fields. Fix: rename the field."
     )
 
@@ -178,12 +184,19 @@ class TransformedClosureError(FlaxenError, ValueError):
 
 class TransformTargetError(FlaxenError, TypeError):
   """A lifted transform was applied to something that is neither a Module nor a function of
-  a bound Module, or called without a bound Module."""
+  a bound Module, or called without a bound Module.
 
-  def __init__(self, transform: str, found: object):
+  Args:
+    target: what was found in place of the Module (class).
+    transform: the transform's name, for the message.
+  """
+
+  def __init__(self, target: object, transform: str = "transform"):
+    if isinstance(target, str) and not isinstance(transform, str):
+      target, transform = transform, target  # flaxen's earlier (transform, target) order
     super().__init__(
       f"nn.{transform} needs a bound Module as the first argument of the transformed "
-      f"function, got {short_repr(found)}. Fix: call it from inside a Module method "
+      f"function, got {short_repr(target)}. Fix: call it from inside a Module method "
       f"(setup or @nn.compact) as nn.{transform}(fn)(self, ...), or transform a Module "
       f"class: nn.{transform}(MyModule, ...)."
     )
@@ -215,4 +228,20 @@ class TransformAxisSizeError(FlaxenError, ValueError):
     super().__init__(
       f"nn.{transform} cannot infer the size of the mapped axis: {what}. Fix: pass "
       f"{'length' if transform == 'scan' else 'axis_size'}=N."
+    )
+
+
+class DescriptorAttributeError(FlaxenError, AttributeError):
+  """A property (or other descriptor) of a Module raised ``AttributeError`` while it ran.
+
+  Python would report that as the property itself missing; this names the property and
+  keeps the real error as ``__cause__``.
+  """
+
+  def __init__(self, cls: str = "Module", attr: str = "", cause: object = None):
+    inner = f" ({cause})" if cause is not None else ""
+    super().__init__(
+      f"The property {cls}.{attr} raised AttributeError{inner}: it reads an attribute that "
+      "does not exist (or is not defined yet). Fix: define that attribute (as a field, or "
+      "in setup()), or correct its name in the property."
     )

@@ -12,7 +12,7 @@ __all__ = [
   "AttributeNotFoundError", "OptimizerUpdateError", "VariableMetadataError",
   "MissingKeyError", "UnmatchedStateAxesError", "TransformAxesError", "BroadcastStateUpdateError",
   "LoopStructureError", "CustomVjpError", "CustomVjpTangentError", "BridgeVariableError",
-  "VariableNameConflictError", "TracerLeakError", "TraceContextError",
+  "VariableNameConflictError", "TracerLeakError", "TraceContextError", "ImmutableVariableError",
   "VariableMetadataValueError", "NotAGraphDefError", "UnexpectedStateError",
   "StaticGraphNodeError", "ReseedShapeError",
 ]
@@ -226,7 +226,13 @@ class TraceContextError(FlaxenError, ValueError):
   """A traced value was assigned to a Variable (or stored on a Module attribute) created
   outside the current trace."""
 
-  def __init__(self, variable: object, attribute: str | None = None):
+  def __init__(self, message: object, attribute: str | None = None):
+    """``message`` is Flax's message text, or the Variable (or, with ``attribute``, the
+    graph object) that was written, from which flaxen builds its message."""
+    if isinstance(message, str):
+      super().__init__(message)
+      return
+    variable = message
     if attribute is not None:  # an attribute of a graph object, not a Variable's value
       kind = type(variable).__name__
       super().__init__(
@@ -250,6 +256,18 @@ class TraceContextError(FlaxenError, ValueError):
       "transform as an argument (e.g. `nnx.jit(lambda model, x: ...)(model, x)`), or return "
       "the new value and assign it outside."
     )
+
+
+class ImmutableVariableError(FlaxenError, ValueError):
+  """A Variable that is marked immutable was written.
+
+  flaxen's NNX Variables have no immutable mode, so flaxen raises this only where a program
+  raises it itself; the class is here so that Flax programs that catch it run unchanged.
+  """
+
+  def __init__(self, message: str):
+    super().__init__(message if "Fix" in message else (
+      f"{message} Fix: write a mutable copy of the Variable, or leave its value unchanged."))
 
 
 class VariableMetadataValueError(FlaxenError, TypeError):

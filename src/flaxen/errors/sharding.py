@@ -6,6 +6,7 @@ from flaxen.errors.base import FlaxenError, names
 
 __all__ = [
   "ShardingNamesError", "LogicalAxisRulesError", "UnknownMeshAxisError",
+  "PartitioningUnspecifiedError",
 ]
 
 
@@ -67,4 +68,22 @@ class UnknownMeshAxisError(FlaxenError, ValueError):
       f"Partition spec {spec}{_at(where)} uses mesh axis {axis!r}, but the mesh has axes "
       f"{names(mesh_axes)}. Fix: name one of the mesh's axes, or map the logical name "
       f"{axis!r} to one with a rule in nn.logical_axis_rules / the 'sharding_rules' metadata."
+    )
+
+
+class PartitioningUnspecifiedError(FlaxenError, ValueError):
+  """A lifted transform (``nn.vmap``, ``nn.scan``) added or removed an axis of a
+  ``Partitioned`` variable without naming that axis in ``metadata_params``.
+
+  Args:
+    target: the boxed variable.
+  """
+
+  def __init__(self, target: object):
+    names_ = getattr(target, "names", None)
+    super().__init__(
+      f"A lifted transform maps an axis of a Partitioned variable (names {names_}), but "
+      "its metadata_params do not name the new axis. Fix: pass "
+      "metadata_params={nn.PARTITION_NAME: 'layers'} (or None for an unsharded axis) to "
+      "the transform."
     )

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from flaxen.errors.base import short_repr
-from flaxen.errors.checkpoint import CheckpointError, CheckpointNotFoundError
+from flaxen.errors.checkpoint import (
+  CheckpointCorruptedError,
+  CheckpointError,
+  CheckpointNotFoundError,
+)
 
 __all__ = [
   "InvalidCheckpointError", "CheckpointStepNotFoundError", "SingleLeafCheckpointError",
-  "MPACheckpointingRequiredError",
+  "MPACheckpointingRequiredError", "MPARestoreTargetRequiredError", "MPARestoreDataCorruptedError",
 ]
 
 
@@ -57,3 +61,40 @@ class MPACheckpointingRequiredError(CheckpointError, ValueError):
       "the Orbax backend (flaxen.config.update('flax_use_orbax_checkpointing', True), the "
       "default)."
     )
+
+
+class MPARestoreTargetRequiredError(MPACheckpointingRequiredError):
+  """A msgpack checkpoint that Flax wrote with multi-process arrays was restored without a
+  target and without ``allow_partial_mpa_restoration``.
+
+  Args:
+    path: the checkpoint file.
+    step: its step.
+    key: the path of the first multi-process array in the checkpoint, if known.
+  """
+
+  def __init__(self, path: str, step: object, key: object = None):
+    self.path = path
+    at = f" (the first is at {key})" if key else ""
+    CheckpointError.__init__(
+      self,
+      f"The checkpoint of step {step} at {path} holds arrays spread over several processes"
+      f"{at}, stored apart from the msgpack file; they cannot be restored without a target. "
+      "Fix: pass allow_partial_mpa_restoration=True to restore everything else (those "
+      "arrays come back as placeholder strings), or save the model with the Orbax backend."
+    )
+
+
+class MPARestoreDataCorruptedError(CheckpointCorruptedError):
+  """The directory of a msgpack checkpoint's multi-process arrays (``<path>_gda``) has no
+  ``commit_success.txt``: its save did not finish.
+
+  Args:
+    step: the checkpoint's step.
+    path: the checkpoint file.
+  """
+
+  def __init__(self, step: object, path: str):
+    super().__init__(
+      path, f"step {step}: its multi-process arrays in {path}_gda have no commit_success.txt, "
+      "so their save was halted before completion")

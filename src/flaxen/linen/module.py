@@ -115,7 +115,7 @@ class Module:
     own = cls.__dict__.get("__annotations__", {})
     reserved = [n for n in ("parent", "name", "scope") if n in own]
     if reserved:
-      raise errors.ReservedModuleAttributeError(cls.__name__, reserved)
+      raise errors.ReservedModuleAttributeError(own, cls.__name__)
     for attr, value in list(cls.__dict__.items()):
       if (
         inspect.isfunction(value)
@@ -287,6 +287,14 @@ class Module:
         return self.__dict__[name]
     if state is None and type(self)._has_setup and not name.startswith("__"):
       raise errors.CallSetupUnboundModuleError(type(self).__name__, name)
+    desc = next((c.__dict__[name] for c in type(self).__mro__ if name in c.__dict__), None)
+    if hasattr(desc, "__get__") and not name.startswith("__"):
+      # A property's own AttributeError lands here as if the property were missing: run it
+      # again (setup may have defined what it needs since) and report its real error.
+      try:
+        return desc.__get__(self, type(self))
+      except AttributeError as e:
+        raise errors.DescriptorAttributeError(type(self).__name__, name, e) from e
     raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
   def __hash__(self) -> int:

@@ -12,11 +12,12 @@ from typing import Any
 import jax
 
 from flaxen import errors, serialization
-from flaxen.training.checkpoint_files import listed, natural_sort, prune
+from flaxen.training.checkpoint_files import MP_ARRAY_POSTFIX, listed, natural_sort, prune
 
 # Flax's msgpack checkpoints put a multi-process array in a separate directory and this
 # placeholder string (plus the array's path) in its place.
 MP_ARRAY_PH = "//GDAPlaceholder:"
+COMMIT_FILE = "commit_success.txt"  # written last into <path>_gda by a finished save
 
 
 def save(target, step, pruning, async_manager, multiprocess: bool) -> None:
@@ -65,5 +66,11 @@ def restore(ckpt_path: str, target: Any, step: Any, allow_partial: bool) -> Any:
   placeholders = [x for x in jax.tree_util.tree_leaves(state)
                   if isinstance(x, str) and x.startswith(MP_ARRAY_PH)]
   if placeholders and not allow_partial:
+    gda_dir = ckpt_path + MP_ARRAY_POSTFIX
+    if os.path.isdir(gda_dir) and not os.path.exists(os.path.join(gda_dir, COMMIT_FILE)):
+      raise errors.MPARestoreDataCorruptedError(step, ckpt_path)
+    if target is None:
+      key = placeholders[0][len(MP_ARRAY_PH):]
+      raise errors.MPARestoreTargetRequiredError(ckpt_path, step, key)
     raise errors.MPACheckpointingRequiredError(ckpt_path, step)
   return state if target is None else serialization.from_state_dict(target, state)
