@@ -41,6 +41,7 @@ from flaxen.nnx.graph import flatten
 from flaxen.nnx.graph_mode import resolve_graph, resolve_graph_updates
 from flaxen.nnx.transforms import lift, tree_mode
 from flaxen.nnx.transforms.leaks import check_no_leaks
+from flaxen.nnx.transforms.refs import restore_refs, take_refs
 from flaxen.nnx.transforms.state_sharding import StateSharding, constrain, state_shardings
 from flaxen.nnx.variables import Variable
 
@@ -52,11 +53,12 @@ _MAX_ENTRIES = 64
 class _OutInfo:
   """Static facts about a traced call's output, carried out of jax.jit as a static leaf."""
 
-  __slots__ = ("update", "treedef", "node_positions", "written")
+  __slots__ = ("update", "treedef", "node_positions", "written", "refs")
 
   def __init__(self, update: lift.GraphUpdate, treedef: Any, node_positions: tuple[int, ...],
-               written: tuple[int, ...]):
+               written: tuple[int, ...], refs: bool = False):
     self.update = update
+    self.refs = refs  # the output holds jax.Refs as markers (transforms/refs.py)
     self.treedef = treedef  # None: the output held no graph node and leaves jit as it is
     self.node_positions = node_positions
     self.written = written  # indices of the state values returned (all, unless trimmed)
@@ -133,11 +135,12 @@ class JitWrapped:
     out = self.fun(*args, **kwargs)
     if self.out_shardings is not None:
       out = constrain(out, self.out_shardings)
+    out, has_refs = take_refs(out, leaves)
     written, new_values = snapshot.updates(self._may_trim)
     out, nodes = tree_mode.pack_output(out, snapshot.variable_ids(), "nnx.jit", self._tree)
     if nodes is not None:
       check_no_leaks(nodes.graphdef, [*values, *leaves], "nnx.jit")
-    return out, new_values, _OutInfo(None, nodes, (), written)
+    return out, new_values, _OutInfo(None, nodes, (), written, has_refs)
 
   def _pure(self, ctx: tuple, *args: Any, **kwargs: Any) -> tuple:
     graphdef, treedef, positions = ctx
@@ -147,6 +150,7 @@ class JitWrapped:
     out = self.fun(*args, **kwargs)
     if self.out_shardings is not None:
       out = constrain(out, self.out_shardings)
+    out, has_refs = take_refs(out, leaves)
     out_leaves, out_treedef, out_positions, out_nodes = lift.take_nodes(out)
     new_values, update = lift.capture(inner, refs, graphdef, out_nodes)
     check_no_leaks(update.graphdef, [*values, *leaves], "nnx.jit")
@@ -159,7 +163,8 @@ class JitWrapped:
       new_values = [new_values[j] for j in written]
     if not out_positions:  # jax.jit rebuilds the output itself: no unflatten after the call
       out_leaves, out_treedef = out, None
-    return out_leaves, new_values, _OutInfo(update, out_treedef, out_positions, written)
+    return out_leaves, new_values, _OutInfo(update, out_treedef, out_positions, written,
+                                            has_refs)
 
   def _function(self, *ctx: Any, options: dict | None = None) -> Callable:
     """One jax.jit per graph structure (shared by all objects of that structure), so a call
@@ -243,15 +248,15 @@ class JitWrapped:
               slot["_raw"] = value
             return out_leaves if info.treedef is None else info.treedef.unflatten(out_leaves)
           nodes = [args[i] for i, _ in entry.arg_groups]
-          return self._finish(entry, key, nodes, out_leaves, values, info)
+          return self._finish(entry, key, nodes, out_leaves, values, info, (args, kwargs))
         return self._call(key, args, kwargs)
     return self._call(None, args, kwargs)
 
   def _call(self, key: tuple | None, args: tuple, kwargs: dict) -> Any:
     """A call the fast path could not take: a new structure, or arguments it does not key."""
-    entry, key, nodes, args, kwargs = self._prepare(key, args, kwargs)
-    out_leaves, values, info = entry.fn(*args, **kwargs)
-    return self._finish(entry, key, nodes, out_leaves, values, info)
+    entry, key, nodes, pure_args, pure_kwargs = self._prepare(key, args, kwargs)
+    out_leaves, values, info = entry.fn(*pure_args, **pure_kwargs)
+    return self._finish(entry, key, nodes, out_leaves, values, info, (args, kwargs))
 
   def _prepare(self, key: tuple | None, args: tuple, kwargs: dict) -> tuple:
     """``(entry, key, graph args, pure args, pure kwargs)`` for a call."""
@@ -283,11 +288,19 @@ class JitWrapped:
     return _Lowered(self, entry.fn.lower(*pure_args, **pure_kwargs))
 
   def _finish(self, entry: _Entry, key: tuple, nodes: list, out_leaves: list, values: list,
-              info: _OutInfo) -> Any:
-    """Writes a call's results back; a new trace's output facts are kept for the next."""
+              info: _OutInfo, call: tuple) -> Any:
+    """Writes a call's results back; a new trace's output facts are kept for the next.
+    ``call``: the caller's ``(args, kwargs)`` (where its jax.Refs are)."""
+    out = self._write_back(entry, key, nodes, out_leaves, values, info)
+    if info.refs:  # never on the fast path: entry.info is not kept for such a trace
+      out = restore_refs(out, lift.find_arg_nodes(*call)[0])
+    return out
+
+  def _write_back(self, entry: _Entry, key: tuple, nodes: list, out_leaves: list,
+                  values: list, info: _OutInfo) -> Any:
     if self._functional:
       written = [entry.slots[j] for j in info.written]
-      if entry.cached:
+      if entry.cached and not info.refs:
         entry.info, entry.written = info, written
       else:  # the slots are the leaves themselves; only Variables are written
         written = [x.__dict__ for x in written]
@@ -295,8 +308,10 @@ class JitWrapped:
         slot["_raw"] = value
       return out_leaves if info.treedef is None else info.treedef.unflatten(out_leaves)
     if info.update.same and entry.cached:
-      entry.info, entry.written = info, [entry.slots[j] for j in info.written]
-      for slot, value in zip(entry.written, values, strict=True):
+      written = [entry.slots[j] for j in info.written]
+      if not info.refs:
+        entry.info, entry.written = info, written
+      for slot, value in zip(written, values, strict=True):
         slot["_raw"] = value
     else:
       self._entries.pop(key, None)
@@ -330,7 +345,7 @@ class _Compiled:
     wrapped = self.wrapped
     entry, key, nodes, pure_args, pure_kwargs = wrapped._prepare(None, args, kwargs)
     out_leaves, values, info = self.compiled(*pure_args, **pure_kwargs)
-    return wrapped._finish(entry, key, nodes, out_leaves, values, info)
+    return wrapped._finish(entry, key, nodes, out_leaves, values, info, (args, kwargs))
 
   def __getattr__(self, name: str) -> Any:
     return getattr(self.compiled, name)
