@@ -28,7 +28,7 @@ from flaxen.core.scope import Scope
 __all__ = ["Lift", "Groups", "group_index", "intersect", "hashable", "descend", "cover",
            "static_positions", "snapshot_variables", "snapshot_rngs", "mutated_groups",
            "write_back", "hidden", "box_axes", "restore_static", "bind_roots",
-           "immutable_inside", "DYNAMIC"]
+           "immutable_inside", "run", "DYNAMIC"]
 
 # Argument leaves handed to JAX; every other leaf is static (closed over).
 DYNAMIC = (jax.Array, np.ndarray, np.generic, int, float, complex)
@@ -116,6 +116,20 @@ def static_positions(args: tuple[Any, ...], kwargs: dict[str, Any], spec: Lift) 
       out.update(range(start, start + n))
     start += n
   return out
+
+
+def run(spec: Lift, static: Any, scopes: list[Scope], body: Callable[..., Any], treedef: Any,
+        dyn: list[Any]) -> Any:
+  """Snapshot ``scopes``, run ``body(static, ...)`` under ``spec.transform`` with the dynamic
+  argument leaves ``dyn`` (flattened with ``treedef``), write the mutations back."""
+  variables = snapshot_variables(scopes, spec)
+  rngs = snapshot_rngs(scopes, spec)
+  dyn_args, dyn_kwargs = jax.tree.unflatten(treedef, dyn)
+  with hidden(scopes, spec.name):
+    y, mutated = spec.transform(lambda *a, **kw: body(static, *a, **kw), static, variables,
+                                rngs, dyn_args, dyn_kwargs)
+  write_back(scopes, mutated)
+  return y
 
 
 def restore_static(static: Any, args: Any, kwargs: Any) -> tuple[Any, Any]:

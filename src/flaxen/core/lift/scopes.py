@@ -25,15 +25,12 @@ from flaxen.core.lift.engine import (
   cover,
   descend,
   hashable,
-  hidden,
   immutable_inside,
   intersect,
   mutated_groups,
   restore_static,
-  snapshot_rngs,
-  snapshot_variables,
+  run,
   static_positions,
-  write_back,
 )
 from flaxen.core.scope import Scope
 
@@ -113,14 +110,7 @@ def lift_scopes(spec: Lift, fn: Callable[..., Any], scope_tree: Any, args: tuple
     mutable=hashable(intersect(outer.mutable, spec.mutable)),
     outer_mutable=hashable(outer.mutable), flags=tuple(sorted(outer.flags.items())),
     groups=tuple(spec.variable_groups), name=spec.name, why=spec.why)
-  variables = snapshot_variables(roots, spec)
-  rngs = snapshot_rngs(roots, spec)
-  dyn_args, dyn_kwargs = jax.tree.unflatten(treedef, dyn)
-  with hidden(roots, spec.name):
-    y, mutated = spec.transform(lambda *a, **kw: body(static, *a, **kw), static, variables,
-                                rngs, dyn_args, dyn_kwargs)
-  write_back(roots, mutated)
-  return y
+  return run(spec, static, roots, body, treedef, dyn)
 
 
 def body(static: ScopeStatic, variables: Groups, rngs: Groups, args: Any, kwargs: Any,

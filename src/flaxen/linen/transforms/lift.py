@@ -41,14 +41,11 @@ from flaxen.core.lift.engine import (
   descend,
   group_index,
   hashable,
-  hidden,
   immutable_inside,
   intersect,
   mutated_groups,
-  snapshot_rngs,
-  snapshot_variables,
+  run,
   static_positions,
-  write_back,
 )
 from flaxen.linen.module import Module
 from flaxen.linen.wrapping import enter_frame, exit_frame
@@ -140,14 +137,7 @@ def lift_call(spec: Lift, fn: Callable[..., Any], module: Any, args: tuple[Any, 
     mutable=hashable(inner_mutable), outer_mutable=hashable(outer.mutable),
     flags=tuple(sorted(outer.flags.items())), groups=tuple(spec.variable_groups),
     name=spec.name, why=spec.why)
-  variables = snapshot_variables(scopes, spec)
-  rngs = snapshot_rngs(scopes, spec)
-  dyn_args, dyn_kwargs = jax.tree.unflatten(treedef, dyn)
-  with hidden(scopes, spec.name):
-    y, mutated = spec.transform(lambda *a, **kw: body(static, *a, **kw), static, variables,
-                                rngs, dyn_args, dyn_kwargs)
-  write_back(scopes, mutated)
-  return y
+  return run(spec, static, scopes, body, treedef, dyn)
 
 
 def _field_modules(module: Module) -> tuple[tuple[Any, ...], list[Module], list[Any]]:
