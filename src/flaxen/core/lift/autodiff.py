@@ -149,8 +149,8 @@ def jvp(fn: Callable[..., Any], scope: Any, primals: tuple[Any, ...], tangents: 
   Returns:
     ``(y, y_tangent)``.
   """
-  per_scope = jax.tree.structure(scope, is_leaf=lambda x: isinstance(x, Scope)).flatten_up_to(
-    variable_tangents)
+  scopes_def: Any = jax.tree.structure(scope, is_leaf=lambda x: isinstance(x, Scope))
+  per_scope = scopes_def.flatten_up_to(variable_tangents)
   # a collection without tangent leaves is held constant (its structure would not match)
   per_scope = [{c: t for c, t in d.items() if jax.tree.leaves(t)} for d in per_scope]
   cols = tuple(per_scope[0]) if per_scope else ()

@@ -110,7 +110,8 @@ def static_positions(args: tuple[Any, ...], kwargs: dict[str, Any], spec: Lift) 
   count = lambda t: len(jax.tree.leaves(t, is_leaf=lambda x: x is None))
   parts = [(i + 1 in spec.static_argnums, count(a)) for i, a in enumerate(args)]
   parts += [(n in spec.static_argnames, count(kwargs[n])) for n in sorted(kwargs)]
-  out, start = set(), 0
+  out: set[int] = set()
+  start = 0
   for static, n in parts:
     if static:
       out.update(range(start, start + n))

@@ -95,7 +95,8 @@ def lift_scopes(spec: Lift, fn: Callable[..., Any], scope_tree: Any, args: tuple
     raise errors.LiftScopeError(spec.name, scope_tree)
   leaves, treedef = jax.tree.flatten((args, kwargs), is_leaf=lambda x: x is None)
   static_pos = static_positions(args, kwargs, spec)
-  dyn, static_leaves = [], []
+  dyn: list[Any] = []
+  static_leaves: list[tuple[int, Any]] = []
   for i, leaf in enumerate(leaves):
     if i in static_pos or not isinstance(leaf, DYNAMIC):
       static_leaves.append((i, leaf))
