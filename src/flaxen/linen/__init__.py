@@ -43,6 +43,7 @@ from flaxen.linen.linear import Embed as Embed
 from flaxen.linen.module import Module as Module
 from flaxen.linen.module import Variable as Variable
 from flaxen.linen.module import merge_param as merge_param
+from flaxen.linen.name_scope import compact_name_scope as compact_name_scope
 from flaxen.linen.normalization import BatchNorm as BatchNorm
 from flaxen.linen.normalization import GroupNorm as GroupNorm
 from flaxen.linen.normalization import InstanceNorm as InstanceNorm

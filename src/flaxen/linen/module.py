@@ -31,6 +31,7 @@ import dataclasses
 import functools
 import inspect
 from collections.abc import Callable, Iterable, Mapping
+from types import MappingProxyType
 from typing import Any, TypeVar
 
 import jax.numpy as jnp
@@ -67,6 +68,7 @@ class _Unspecified:
 
 _UNSPECIFIED: Any = _Unspecified()
 _NOT_INTERMEDIATES = DenyList("intermediates")  # init's default: everything else is mutable
+_EMPTY: Mapping[str, Any] = MappingProxyType({})
 
 
 @dataclass_transform(field_specifiers=(dataclasses.field,))  # type: ignore[literal-required]
@@ -423,11 +425,21 @@ class Module:
     return module_paths(self, rngs, *args, show_repeated=show_repeated, mutable=mutable,
                         **kwargs)
 
-  def tabulate(self, rngs: Any, *args: Any, **kwargs: Any) -> str:
-    """A summary table of this module's calls and variables (see :func:`nn.tabulate`)."""
+  def tabulate(self, rngs: Any, *args: Any, depth: int | None = None,
+               show_repeated: bool = False, mutable: CollectionFilter = _NOT_INTERMEDIATES,
+               console_kwargs: Mapping[str, Any] | None = None,
+               table_kwargs: Mapping[str, Any] = _EMPTY, column_kwargs: Mapping[str, Any] = _EMPTY,
+               compute_flops: bool = False, compute_vjp_flops: bool = False,
+               **kwargs: Any) -> str:
+    """A summary table of this module's calls and variables; the options are those of
+    :func:`nn.tabulate`, and ``args`` / ``kwargs`` go to ``init`` (``method=`` among them)."""
     from flaxen.linen.summary import module_tabulate
 
-    return module_tabulate(self, rngs, *args, **kwargs)
+    return module_tabulate(self, rngs, *args, depth=depth, show_repeated=show_repeated,
+                           mutable=mutable, console_kwargs=console_kwargs,
+                           table_kwargs=table_kwargs, column_kwargs=column_kwargs,
+                           compute_flops=compute_flops, compute_vjp_flops=compute_vjp_flops,
+                           **kwargs)
 
   # ------------------------------------------------------------ variables and rngs
 

@@ -24,6 +24,7 @@ from jax.sharding import PartitionSpec
 
 from flaxen import errors, struct, traverse_util
 from flaxen.core.filters import CollectionFilter
+from flaxen.core.scope import Variable
 from flaxen.linen.spmd import (
   LogicallyPartitioned,
   RulesFallback,
@@ -43,7 +44,8 @@ from flaxen.typing import In as ScanIn
 from flaxen.typing import Out as ScanOut
 
 __all__ = [
-  "AxisMetadata", "param_with_axes", "variable_with_axes", "get_axis_names", "axis_rules",
+  "AxisMetadata", "PartitionedVariable", "param_with_axes", "variable_with_axes",
+  "get_axis_names", "axis_rules",
   "get_axis_rules", "set_axis_rules", "with_sharding_constraint", "logical_to_mesh_axes",
   "logical_to_mesh", "logical_to_mesh_sharding", "with_logical_constraint",
   "with_logical_partitioning", "LogicallyPartitioned", "RulesFallback", "get_sharding",
@@ -96,20 +98,56 @@ def param_with_axes(name: str, init_fn: Any, *init_args: Any, axes: tuple | None
   return value
 
 
+class PartitionedVariable(Variable):
+  """A :class:`~flaxen.linen.Variable` whose value is constrained to its logical ``axes``
+  (under a mesh and axis rules) each time it is read or written.
+
+  Args:
+    scope: the scope that holds the variable.
+    collection: its collection.
+    name: its name.
+    axes: one logical axis name (or None) per dimension; None: no constraint.
+    fallback: what to do with a logical name that the rules do not map.
+  """
+
+  __slots__ = ("axes", "fallback")
+
+  def __init__(self, scope: Any, collection: str, name: str, axes: tuple | None = None,
+               fallback: RulesFallback = RulesFallback.AXIS_IS_UNSHARDED):
+    super().__init__(scope, collection, name)
+    self.axes = axes
+    self.fallback = fallback
+
+  def _constrain(self, value: Any) -> Any:
+    if self.axes is None:
+      return value
+    return with_logical_constraint(value, PartitionSpec(*self.axes), fallback=self.fallback)
+
+  @property
+  def value(self) -> Any:
+    return self._constrain(Variable.value.fget(self))  # type: ignore[attr-defined]
+
+  @value.setter
+  def value(self, value: Any) -> None:
+    Variable.value.fset(self, self._constrain(value))  # type: ignore[attr-defined]
+
+
 def variable_with_axes(collection: str, name: str, init_fn: Any = None, *init_args: Any,
                        axes: tuple | None = None, module: Any = None,
                        fallback: RulesFallback = RulesFallback.AXIS_IS_UNSHARDED,
                        **init_kwargs: Any) -> Any:
-  """``module.variable`` that also records ``axes`` in ``<collection>_axes`` and constrains
-  the value to them under a mesh."""
+  """``module.variable`` that also records ``axes`` in ``<collection>_axes``; under a mesh,
+  the returned :class:`PartitionedVariable` constrains the value to them."""
   module = _current(module)
   var = module.variable(collection, name, init_fn, *init_args, **init_kwargs)
-  if axes is not None:
-    if isinstance(axes, list | tuple):
-      axes = tuple(axes)
-      if module.is_mutable_collection(collection):
-        var.value = with_logical_constraint(var.value, PartitionSpec(*axes), fallback=fallback)
-    module.sow(f"{collection}_axes", f"{name}_axes", AxisMetadata(axes), reduce_fn=_keep_same)
+  if axes is None:
+    return var
+  if isinstance(axes, list | tuple):
+    axes = tuple(axes)
+    var = PartitionedVariable(var.scope, collection, name, axes, fallback)
+    if module.is_mutable_collection(collection):
+      var.value = var.value  # the stored value carries the constraint too
+  module.sow(f"{collection}_axes", f"{name}_axes", AxisMetadata(axes), reduce_fn=_keep_same)
   return var
 
 

@@ -41,16 +41,30 @@ __all__ = [
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def compact(fn: F) -> F:
-  """Mark the method that may create submodules and params inline (one per class)."""
-  fn.compact = True  # type: ignore[attr-defined]
-  return fn
+def compact(fun: F) -> F:
+  """Mark a method that may create submodules and params inline.
+
+  Args:
+    fun: the Module method.
+
+  Returns:
+    ``fun``, marked.
+  """
+  fun.compact = True  # type: ignore[attr-defined]
+  return fun
 
 
-def nowrap(fn: F) -> F:
-  """Leave a method unwrapped: it runs without setup and is no entry point of its own."""
-  fn.nowrap = True  # type: ignore[attr-defined]
-  return fn
+def nowrap(fun: F) -> F:
+  """Leave a method unwrapped: it runs without setup and is no entry point of its own.
+
+  Args:
+    fun: the Module method (e.g. a helper that builds submodules for its caller).
+
+  Returns:
+    ``fun``, marked.
+  """
+  fun.nowrap = True  # type: ignore[attr-defined]
+  return fun
 
 
 class _Context(threading.local):
