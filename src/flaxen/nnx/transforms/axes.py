@@ -25,7 +25,7 @@ from flaxen.errors.nnx_transforms import (
   InconsistentAliasingError,
   PrefixFilterError,
 )
-from flaxen.nnx import filterlib, graph, spmd
+from flaxen.nnx import filterlib, graph
 from flaxen.nnx.object import Object, is_graph_node
 from flaxen.nnx.rnglib import RngState
 from flaxen.nnx.spmd import PARTITION_NAME
@@ -37,7 +37,6 @@ __all__ = ["Carry", "StateAxes", "PARTITION_NAME", "leaf_axes", "state_axes", "p
            "axis_values", "check_sizes", "remove_axis", "add_axis", "resolve", "is_prefix_leaf",
            "check_prefixes", "check_aliasing", "positional"]
 
-_SHARDING_KEYS = spmd._KEYS
 
 
 class Carry:
@@ -275,36 +274,41 @@ def check_sizes(transform: str, g: Any, arg_axes: list, value_axes: list) -> Non
         f"{x.shape[axis]}", "give every mapped value the same size along its axis")
 
 
-def _sharding(var: Any) -> tuple[str, tuple] | None:
-  meta = getattr(var, "_meta", None) or {}
-  for key in _SHARDING_KEYS:
-    if isinstance(meta.get(key), tuple | list):
-      return key, tuple(meta[key])
-  return None
-
-
 def remove_axis(variables: list, axes: list, metadata: Mapping[str, Any]) -> None:
-  """Inside a transform: drops the mapped axis from each Variable's sharding names (without
-  a structural bump: ``add_axis`` puts it back before the graph is captured)."""
-  if PARTITION_NAME not in metadata:
-    return
-  for var, axis in zip(variables, axes, strict=True):
-    found = _sharding(var)
-    if found is not None and isinstance(axis, int) and axis is not Carry:
-      key, names = found
-      var._meta[key] = names[:axis] + names[axis + 1:] if axis != -1 else names[:-1]
+  """Inside a transform: each Variable with a mapped axis loses it from its sharding
+  names (``Variable.remove_axis``, which runs its hooks) and from the tuple metadata named
+  by ``metadata``'s other keys."""
+  _move_axes(variables, axes, metadata, add=False)
 
 
 def add_axis(variables: list, axes: list, metadata: Mapping[str, Any]) -> None:
-  """Inserts ``metadata[PARTITION_NAME]`` at each Variable's mapped axis in its sharding."""
+  """Inserts ``metadata[PARTITION_NAME]`` at each Variable's mapped axis in its sharding
+  names (``Variable.add_axis``), and ``metadata[k]`` into its tuple metadata ``k``."""
+  _move_axes(variables, axes, metadata, add=True)
+
+
+def _move_axes(variables: list, axes: list, metadata: Mapping[str, Any], add: bool) -> None:
   if PARTITION_NAME not in metadata:
     return
+  name = metadata[PARTITION_NAME]
+  other = [(k, v) for k, v in metadata.items() if k != PARTITION_NAME]
   for var, axis in zip(variables, axes, strict=True):
-    found = _sharding(var)
-    if found is not None and isinstance(axis, int) and axis is not Carry:
-      key, names = found
-      at = axis if axis >= 0 else len(names) + axis + 1
-      var._meta[key] = (*names[:at], metadata[PARTITION_NAME], *names[at:])
+    if not isinstance(var, Variable) or not isinstance(axis, int) or axis is Carry:
+      continue
+    meta = var._meta
+    for k, v in other:  # as Flax: only metadata that already is a non-empty tuple
+      t = meta.get(k)
+      if isinstance(t, tuple) and t:
+        if add:
+          at = axis if axis >= 0 else len(t) + axis + 1
+          meta[k] = (*t[:at], v, *t[at:])
+        else:
+          at = axis if axis >= 0 else len(t) + axis
+          meta[k] = t[:at] + t[at + 1:]
+    if add:
+      var.add_axis(axis, name)
+    else:
+      var.remove_axis(axis, name)
 
 
 def positional(f: Any, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
