@@ -28,7 +28,7 @@ from flaxen.errors.layers import (
   InputShapeError,
 )
 from flaxen.ops.dtypes import PromoteFn, promote
-from flaxen.ops.stochastic import keep_mask
+from flaxen.ops.stochastic import explicit_spec, keep_mask
 from flaxen.typing import Array, Dtype, PrecisionLike, PRNGKey
 
 __all__ = [
@@ -45,7 +45,8 @@ def _share_kv_heads(query: Array, *arrays: Array) -> list[Array]:
   for a in arrays:
     kv_heads = a.shape[-2] if a.ndim >= 3 else 0
     if kv_heads and heads != kv_heads and heads % kv_heads == 0:
-      a = jnp.repeat(a, heads // kv_heads, axis=-2)
+      spec = explicit_spec(a)  # under explicit sharding, repeat must be told its output's
+      a = jnp.repeat(a, heads // kv_heads, axis=-2, out_sharding=spec)
     out.append(a)
   return out
 

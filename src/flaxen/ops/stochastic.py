@@ -9,25 +9,45 @@ True
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 from jax import lax
+from jax.sharding import PartitionSpec as P
 
 from flaxen.errors.layers import DropoutRngError, InvalidRateError
 from flaxen.typing import Array, PRNGKey
 
-__all__ = ["dropout", "keep_mask"]
+__all__ = ["dropout", "keep_mask", "explicit_spec"]
 
 
 def keep_mask(rng: PRNGKey, keep_prob: float, shape: Sequence[int],
-              broadcast_dims: Sequence[int] = ()) -> Array:
+              broadcast_dims: Sequence[int] = (), out_sharding: Any = None) -> Array:
   """A boolean mask of ``shape``, ``True`` with probability ``keep_prob``, drawn once along
-  ``broadcast_dims`` (size 1 there) and broadcast to ``shape``."""
+  ``broadcast_dims`` (size 1 there) and broadcast to ``shape``. ``out_sharding``: the
+  mask's ``PartitionSpec`` under an explicit-sharding mesh (a broadcast dim is drawn
+  unsharded)."""
   draw_shape = list(shape)
   for dim in broadcast_dims:
     draw_shape[dim] = 1
-  return jnp.broadcast_to(jax.random.bernoulli(rng, keep_prob, draw_shape), shape)
+  if out_sharding is None:
+    return jnp.broadcast_to(jax.random.bernoulli(rng, keep_prob, draw_shape), shape)
+  bcast = {d % len(shape) for d in broadcast_dims}
+  draw_spec = P(*(None if d in bcast else s for d, s in enumerate(out_sharding)))
+  mask = jax.random.bernoulli(rng, keep_prob, draw_shape, out_sharding=draw_spec)
+  return jnp.broadcast_to(mask, shape, out_sharding=out_sharding)
+
+
+def explicit_spec(x: Array) -> Any:
+  """``x``'s ``PartitionSpec`` (padded to its rank) when it is sharded over an explicit
+  mesh axis, else ``None``: arrays made to combine with it must then say their sharding."""
+  sharding = getattr(jax.typeof(x), "sharding", None)
+  mesh = getattr(sharding, "mesh", None)
+  if mesh is None or not getattr(mesh, "explicit_axes", ()):
+    return None
+  spec = tuple(sharding.spec) + (None,) * (x.ndim - len(sharding.spec))
+  return P(*spec) if any(s is not None for s in spec) else None
 
 
 def dropout(
@@ -62,5 +82,5 @@ def dropout(
   if rng is None:
     raise DropoutRngError(where)
   keep_prob = 1.0 - rate
-  mask = keep_mask(rng, keep_prob, inputs.shape, broadcast_dims)
+  mask = keep_mask(rng, keep_prob, inputs.shape, broadcast_dims, explicit_spec(inputs))
   return lax.select(mask, inputs / keep_prob, jnp.zeros_like(inputs))
