@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import jax
@@ -255,21 +255,29 @@ def _check_returned(y: Any, fn: Callable[..., Any]) -> None:
         raise errors.TransformedMethodReturnValueError(getattr(fn, "__qualname__", repr(fn)))
 
 
-def lift_target(target: Any, spec: Lift, methods: Any = None, prefix: str | None = None) -> Any:
+def lift_target(target: Any, spec: Lift | Callable[..., Lift], methods: Any = None,
+                prefix: str | None = None) -> Any:
   """Apply ``spec`` to a Module class (its ``methods``, default ``__call__``) or a function.
 
   A class gives a subclass named ``{Prefix}{Class}`` (so instances auto-name as
   ``VmapDense_0``) whose methods run lifted; a function ``fn(module, *args)`` gives a function
-  with the same signature.
+  with the same signature. ``spec`` may be a function ``make(**overrides) -> Lift`` of the
+  transform's keyword arguments: then ``methods`` may be a dict ``{method: overrides}``
+  giving each method its own arguments (as in Flax).
   """
+  make = None
+  if not isinstance(spec, Lift):
+    make, spec = spec, spec()
   if (isinstance(target, functools.partial) and isinstance(target.func, type)
       and issubclass(target.func, Module)):  # partial(nn.Dense, use_bias=False)
-    return functools.partial(lift_target(target.func, spec, methods, prefix), *target.args,
+    return functools.partial(lift_target(target.func, make or spec, methods, prefix), *target.args,
                              **target.keywords)
   if isinstance(target, type) and issubclass(target, Module):
     attrs: dict[str, Any] = {}
     for name in methods or ("__call__",):
-      attrs[name] = _lifted_method(spec, getattr(target, name))
+      overrides = methods[name] if isinstance(methods, Mapping) else None
+      own = make(**overrides) if overrides and make is not None else spec
+      attrs[name] = _lifted_method(own, getattr(target, name))
     prefix = prefix or spec.name.capitalize()
     cls = type(f"{prefix}{target.__name__}", (target,), attrs)
     cls.__module__ = target.__module__

@@ -45,7 +45,7 @@ def scan(target: Any, variable_axes: Mapping[CollectionFilter, int] = {},  # noq
          reverse: bool = False, unroll: int = 1,
          data_transform: Callable[..., Any] | None = None,
          metadata_params: Mapping[str, Any] = {},  # noqa: B006
-         methods: Sequence[str] | None = None,
+         methods: Sequence[str] | Mapping[str, Any] | None = None,
          check_constancy_invariants: bool = True) -> Any:
   """A lifted ``jax.lax.scan`` of ``fn(module, carry, *xs) -> (carry, ys)``.
 
@@ -64,7 +64,8 @@ def scan(target: Any, variable_axes: Mapping[CollectionFilter, int] = {},  # noq
       keys (one dict per split filter, then the rest) before the step runs; for sharding
       constraints on the per-step slices (``partitioning.scan_with_axes``).
     metadata_params: passed to boxed variables' ``add_axis`` / ``remove_axis``.
-    methods: the methods of a Module class to lift (default ``__call__``).
+    methods: the methods of a Module class to lift (default ``__call__``), or a dict
+      ``{method: {argument: value}}`` giving a method its own scan arguments.
     check_constancy_invariants: accepted for Flax compatibility; broadcast collections are
       immutable inside the loop, so they are loop invariants by construction.
 
@@ -73,9 +74,15 @@ def scan(target: Any, variable_axes: Mapping[CollectionFilter, int] = {},  # noq
     ``(carry, ys)``.
   """
   del check_constancy_invariants
-  spec = scan_lift(variable_axes, variable_broadcast, variable_carry, split_rngs, in_axes,
-                   out_axes, length, reverse, unroll, data_transform, metadata_params)
-  return lift_target(target, spec, methods)
+  base = dict(variable_axes=variable_axes, variable_broadcast=variable_broadcast,
+              variable_carry=variable_carry, split_rngs=split_rngs, in_axes=in_axes,
+              out_axes=out_axes, length=length, reverse=reverse, unroll=unroll,
+              data_transform=data_transform, metadata_params=metadata_params)
+
+  def make(check_constancy_invariants: bool = True, **overrides: Any) -> Any:
+    return scan_lift(**{**base, **overrides})
+
+  return lift_target(target, make, methods)
 
 
 def remat_scan(target: Any, lengths: Sequence[int] = (), policy: Callable[..., Any] | None = None,

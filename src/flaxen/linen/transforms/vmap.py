@@ -24,7 +24,7 @@ __all__ = ["vmap"]
 def vmap(target: Any, variable_axes: Mapping[CollectionFilter, int | None] = {},  # noqa: B006
          split_rngs: Mapping[CollectionFilter, bool] = {},  # noqa: B006
          in_axes: Any = 0, out_axes: Any = 0, axis_size: int | None = None,
-         axis_name: str | None = None, methods: Sequence[str] | None = None,
+         axis_name: str | None = None, methods: Sequence[str] | Mapping[str, Any] | None = None,
          spmd_axis_name: Any = None, metadata_params: Mapping[str, Any] = {}) -> Any:  # noqa: B006
   """A lifted ``jax.vmap``: map a Module (class) or a function ``fn(module, *args)``.
 
@@ -35,12 +35,18 @@ def vmap(target: Any, variable_axes: Mapping[CollectionFilter, int | None] = {},
     split_rngs: ``{rng stream filter: bool}``; split streams give each slice its own key.
     in_axes, out_axes, axis_size, axis_name, spmd_axis_name: as in ``jax.vmap`` (``in_axes``
       covers the arguments after the module; keyword arguments are broadcast).
-    methods: the methods of a Module class to lift (default ``__call__``).
+    methods: the methods of a Module class to lift (default ``__call__``), or a dict
+      ``{method: {argument: value}}`` giving a method its own vmap arguments.
     metadata_params: passed to boxed variables' ``add_axis`` / ``remove_axis``.
 
   Returns:
     The lifted Module subclass (named ``Vmap{Class}``) or function.
   """
-  spec = vmap_lift(variable_axes, split_rngs, in_axes, out_axes, axis_size, axis_name,
-                   spmd_axis_name, metadata_params)
-  return lift_target(target, spec, methods)
+  base = dict(variable_axes=variable_axes, split_rngs=split_rngs, in_axes=in_axes,
+              out_axes=out_axes, axis_size=axis_size, axis_name=axis_name,
+              spmd_axis_name=spmd_axis_name, metadata_params=metadata_params)
+
+  def make(**overrides: Any) -> Any:
+    return vmap_lift(**{**base, **overrides})
+
+  return lift_target(target, make, methods)
