@@ -162,12 +162,13 @@ def restore_error(target, saved) -> errors.StateMismatchError:
   return info.value
 
 
-def test_shape_mismatch_names_path_and_shapes():
+def test_a_leaf_takes_the_saved_value_whatever_its_shape():
+  # As in Flax: only containers are matched; a leaf of the target is replaced by what was saved
   saved = make_net()
   target = saved.replace(layers=[saved.layers[0], saved.layers[1].replace(w=jnp.ones((3, 3)))])
-  e = restore_error(target, saved)
-  assert e.path == "layers/1/w"
-  assert "shape (3, 3)" in str(e) and "shape (2, 3)" in str(e)
+  out = serialization.from_bytes(target, serialization.to_bytes(saved))
+  assert out.layers[1].w.shape == (2, 3)
+  np.testing.assert_array_equal(out.layers[1].w, saved.layers[1].w)
 
 
 def test_dtype_may_differ_and_is_restored_as_saved():
@@ -214,14 +215,12 @@ def test_list_length_mismatch():
 
 
 def test_leaf_where_subtree_expected_and_back():
+  # a container of the target needs a container; a leaf takes any saved value (as in Flax)
   e = restore_error({"a": {"b": 1}}, {"a": 5})
   assert e.path == "a" and "a dict for dict" in str(e)
-  e = restore_error({"a": np.zeros(2)}, {"a": {"b": 1}})
-  assert e.path == "a" and "shape (2,)" in str(e) and "dict with keys ['b']" in str(e)
-  e = restore_error({"a": np.zeros(2)}, {"a": 1})
-  assert "found int" in str(e)
-  e = restore_error_state({"a": "relu"}, {"a": [1]})
-  assert e.path == "a" and "found list" in str(e)
+  assert serialization.from_state_dict({"a": np.zeros(2)}, {"a": {"b": 1}}) == {"a": {"b": 1}}
+  assert serialization.from_state_dict({"a": np.zeros(2)}, {"a": 1}) == {"a": 1}
+  assert serialization.from_state_dict({"a": "relu"}, {"a": [1]}) == {"a": [1]}
 
 
 def test_current_path_inside_a_custom_restore():
@@ -240,7 +239,7 @@ def test_current_path_inside_a_custom_restore():
 
 def test_path_is_reset_after_an_error():
   with pytest.raises(errors.StateMismatchError):
-    serialization.from_state_dict({"a": {"b": np.zeros(1)}}, {"a": {"b": np.zeros(2)}})
+    serialization.from_state_dict({"a": {"b": np.zeros(1)}}, {"a": {"c": np.zeros(2)}})
   assert serialization.current_path() == ""
 
 

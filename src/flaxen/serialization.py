@@ -3,8 +3,10 @@
 ``to_state_dict`` turns a value into nested dicts of arrays (struct dataclasses, dicts,
 lists, tuples and namedtuples become dicts keyed by field name or index);
 ``from_state_dict`` pours such a dict back into a target of the same structure, and
-raises :class:`flaxen.errors.StateMismatchError` naming the first path where the two
-differ. ``to_bytes`` / ``from_bytes`` add msgpack encoding (see :mod:`flaxen.msgpack_codec`).
+raises :class:`flaxen.errors.StateMismatchError` naming the first path where a container
+of the target (a dict's key, a struct's field, a list's length) finds no match; a leaf of
+the target takes whatever was saved there, as in Flax. ``to_bytes`` / ``from_bytes`` add
+msgpack encoding (see :mod:`flaxen.msgpack_codec`).
 
 >>> import numpy as np
 >>> from flaxen import serialization
@@ -114,7 +116,8 @@ def from_state_dict(target: Any, state: Any, name: str = ".") -> Any:
   """Restore ``state`` into a value with the structure of ``target``.
 
   Args:
-    target: a value of the structure to restore (its leaves give shapes and dtypes).
+    target: a value of the structure to restore (its containers are matched; a leaf takes the
+      saved value, whatever its shape or structure, as in Flax).
     state: a state dict, e.g. from :func:`to_state_dict` or :func:`msgpack_restore`.
     name: the name of this level in error paths (kept for Flax compatibility).
 
@@ -130,7 +133,8 @@ def from_state_dict(target: Any, state: Any, name: str = ".") -> Any:
 def _restore(target: Any, state: Any) -> Any:
   handler = _handler(target)
   if handler is None:
-    _check_leaf(target, state)
+    # A leaf of the target takes whatever was saved there, whatever its shape or structure
+    # (Flax's rule: only registered containers are checked).
     return state
   return handler[1](target, state)
 
@@ -141,24 +145,6 @@ def _describe(x: Any) -> str:
   if isinstance(x, dict):
     return f"dict with keys {_keys(sorted(x, key=str))}"
   return f"{type(x).__name__}"
-
-
-def _check_leaf(target: Any, state: Any) -> None:
-  """A leaf restores a leaf: a subtree would change the tree's structure; an array must keep
-  its shape. The dtype may differ (Flax restores float64 NumPy state into float32 params as
-  saved). A target of None takes whatever was saved, and a saved None (e.g. an optional
-  field left unset when saving) is restored as None, as Flax does."""
-  if target is None or state is None:
-    return
-  if isinstance(state, dict | list):
-    raise errors.StateMismatchError(current_path(), _describe(target), _describe(state))
-  if not (hasattr(target, "shape") and hasattr(target, "dtype")):
-    return
-  shape = getattr(state, "shape", None)
-  if shape is None and isinstance(state, int | float | complex):  # a Python number: shape ()
-    shape = ()
-  if shape is None or tuple(target.shape) != tuple(shape):
-    raise errors.StateMismatchError(current_path(), _describe(target), _describe(state))
 
 
 def check_keys(
