@@ -3,6 +3,7 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 import flaxen.linen as nn
 
@@ -74,3 +75,32 @@ def test_scan_methods_dict_overrides_length_per_method():
     ref = jnp.tanh(ref @ w + x)
   np.testing.assert_allclose(c, ref, **TOL)
   np.testing.assert_allclose(hist, jnp.stack(ref_hist), **TOL)
+
+
+@pytest.mark.parametrize("transform", [nn.jit, nn.remat])
+def test_jit_and_remat_methods_dict_static_argnums_per_method(transform):
+  class Pow(nn.Module):
+    def setup(self):
+      self.s = self.param("s", nn.initializers.constant(0.5), (2,))
+
+    def __call__(self, x):
+      return x * self.s
+
+    def power(self, x, n):
+      for _ in range(n):  # n must be a Python int: static for this method only
+        x = x * self.s
+      return x
+
+  Lifted = transform(Pow, methods={"__call__": {}, "power": {"static_argnums": (2,)}})
+
+  class Top(nn.Module):
+    @nn.compact
+    def __call__(self, x):
+      m = Lifted()
+      return m(x), m.power(x, 3)
+
+  x = jnp.array([1.0, 2.0])
+  v = Top().init(jax.random.key(0), x)
+  a, b = Top().apply(v, x)
+  np.testing.assert_allclose(a, x * 0.5, **TOL)
+  np.testing.assert_allclose(b, x * 0.125, **TOL)

@@ -13,7 +13,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from flaxen.core.filters import CollectionFilter
@@ -27,7 +27,7 @@ def checkpoint(target: Any, variables: CollectionFilter = True, rngs: Collection
                concrete: bool = False, prevent_cse: bool = True,
                static_argnums: int | tuple[int, ...] = (),
                policy: Callable[..., bool] | None = None,
-               methods: Sequence[str] | None = None) -> Any:
+               methods: Sequence[str] | Mapping[str, Any] | None = None) -> Any:
   """A lifted ``jax.checkpoint``: recompute ``target``'s activations when differentiating.
 
   Args:
@@ -38,15 +38,22 @@ def checkpoint(target: Any, variables: CollectionFilter = True, rngs: Collection
       not arrays are static anyway).
     prevent_cse, policy: as in ``jax.checkpoint``.
     static_argnums: positional arguments that are static (the module is argument 0).
-    methods: the methods of a Module class to lift (default ``__call__``).
+    methods: the methods of a Module class to lift (default ``__call__``), or a dict
+      ``{method: {argument: value}}`` giving a method its own arguments.
 
   Returns:
     The lifted Module subclass (named ``Checkpoint{Class}``) or function.
   """
+  base = dict(variables=variables, rngs=rngs, prevent_cse=prevent_cse, policy=policy,
+              static_argnums=static_argnums)
+
+  def make(concrete: bool = False, **overrides: Any) -> Any:
+    kw = {**base, **overrides}
+    nums = kw.pop("static_argnums")
+    return checkpoint_lift(**kw, static_argnums=(nums,) if isinstance(nums, int) else tuple(nums))
+
   del concrete
-  static = (static_argnums,) if isinstance(static_argnums, int) else tuple(static_argnums)
-  spec = checkpoint_lift(variables, rngs, prevent_cse, policy, static)
-  return lift_target(target, spec, methods)
+  return lift_target(target, make, methods)
 
 
 remat = checkpoint

@@ -14,7 +14,7 @@ same module again with arrays of the same shapes reuses the compiled program.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from flaxen.core.filters import CollectionFilter
@@ -27,7 +27,7 @@ __all__ = ["jit"]
 def jit(target: Any, variables: CollectionFilter = True, rngs: CollectionFilter = True,
         static_argnums: int | Sequence[int] = (), static_argnames: str | Sequence[str] = (),
         donate_argnums: int | Sequence[int] = (), device: Any = None, backend: str | None = None,
-        methods: Sequence[str] | None = None) -> Any:
+        methods: Sequence[str] | Mapping[str, Any] | None = None) -> Any:
   """A lifted ``jax.jit``.
 
   Args:
@@ -40,12 +40,22 @@ def jit(target: Any, variables: CollectionFilter = True, rngs: CollectionFilter 
     donate_argnums: accepted for Flax compatibility; the lifted function's arguments are
       snapshots the caller still holds, so nothing is donated.
     device, backend: accepted for Flax compatibility (JAX places by the inputs' sharding).
-    methods: the methods of a Module class to lift (default ``__call__``).
+    methods: the methods of a Module class to lift (default ``__call__``), or a dict
+      ``{method: {argument: value}}`` giving a method its own arguments.
 
   Returns:
     The lifted Module subclass (named ``Jit{Class}``) or function.
   """
   del donate_argnums, device, backend
-  nums = (static_argnums,) if isinstance(static_argnums, int) else tuple(static_argnums)
-  names = (static_argnames,) if isinstance(static_argnames, str) else tuple(static_argnames)
-  return lift_target(target, jit_lift(body, variables, rngs, nums, names), methods)
+  base = dict(variables=variables, rngs=rngs, static_argnums=static_argnums,
+              static_argnames=static_argnames)
+
+  def make(donate_argnums: Any = (), device: Any = None, backend: Any = None,
+           **overrides: Any) -> Any:
+    kw = {**base, **overrides}
+    nums, names = kw["static_argnums"], kw["static_argnames"]
+    return jit_lift(body, kw["variables"], kw["rngs"],
+                    (nums,) if isinstance(nums, int) else tuple(nums),
+                    (names,) if isinstance(names, str) else tuple(names))
+
+  return lift_target(target, make, methods)
