@@ -349,6 +349,50 @@ def test_intercept_methods_nest_and_can_change_arguments():
   np.testing.assert_allclose(Outer().apply(v, x), [[2.0]])  # no interceptor outside
 
 
+def test_intercept_methods_order_orig_method_and_setup():
+  def apply_after(op):
+    return lambda next_fun, args, kwargs, context: op(next_fun(*args, **kwargs))
+
+  class Identity(nn.Module):
+    def __call__(self, x):
+      return x
+
+  # the first interceptor entered is the outermost (as in Flax)
+  with nn.intercept_methods(apply_after(lambda a: a + 1)), \
+       nn.intercept_methods(apply_after(lambda a: a ** 2)):
+    assert Identity()(7) == 7 ** 2 + 1
+
+  seen = []
+
+  def check(next_fun, args, kwargs, context):
+    seen.append(context.orig_method(3))  # the method bound to the module, no interceptors
+    return next_fun(*args, **kwargs)
+
+  with nn.intercept_methods(check):
+    assert Identity()(5) == 5
+  assert seen == [3]
+
+  class WithSetup(nn.Module):
+    def setup(self):
+      self.layer = Dense(2)
+
+    def __call__(self, x):
+      return self.layer(x)
+
+  log = []
+
+  def record(next_fun, args, kwargs, context):
+    log.append((type(context.module).__name__, context.method_name))
+    return next_fun(*args, **kwargs)
+
+  x = jnp.ones((1, 3))
+  v = WithSetup().init(KEY, x)
+  with nn.intercept_methods(record):
+    WithSetup().apply(v, x)
+  # setup runs (intercepted) before the method that triggers it
+  assert log == [("WithSetup", "setup"), ("WithSetup", "__call__"), ("Dense", "__call__")]
+
+
 def test_pickle_and_copy_of_unbound_modules():
   import copy
   import pickle

@@ -42,7 +42,7 @@ from flaxen.core import lazy as core_lazy
 from flaxen.core import scope as core_scope
 from flaxen.core.filters import CollectionFilter, DenyList, union_filters
 from flaxen.core.scope import Scope, Variable
-from flaxen.linen.wrapping import State, compact, ctx, nowrap, wrap_method
+from flaxen.linen.wrapping import State, compact, ctx, nowrap, run_setup, wrap_method
 
 __all__ = ["Module", "Variable", "compact", "nowrap", "merge_param"]
 
@@ -196,7 +196,7 @@ class Module:
     try:
       self._adopt_fields()
       if self._has_setup:
-        self.setup()
+        run_setup(self, type(self).setup)
     finally:
       state.in_setup = False
       ctx.stack.pop()

@@ -104,11 +104,13 @@ class InterceptorContext:
 
 @contextlib.contextmanager
 def intercept_methods(interceptor: Callable[..., Any]) -> Iterator[None]:
-  """Route every Module method call through ``interceptor`` inside this context.
+  """Route every Module method call (``setup`` too) through ``interceptor`` inside this
+  context.
 
   ``interceptor(next_fun, args, kwargs, context)`` may inspect or change the arguments and
-  the result; ``next_fun(*args, **kwargs)`` runs the next interceptor or the method itself.
-  Interceptors nest: the innermost context runs first.
+  the result; ``next_fun(*args, **kwargs)`` runs the next interceptor or the method itself
+  (``context.orig_method`` is the method bound to the module, without interceptors).
+  Interceptors nest: the outermost context runs first, the innermost wraps the method.
   """
   ctx.interceptors.append(interceptor)
   try:
@@ -188,6 +190,9 @@ def wrap_method(fn: Callable, name: str) -> Callable:
   @functools.wraps(fn)
   def wrapped(self, *args, **kwargs):
     if ctx.interceptors:
+      state = self._state
+      if state is not None and not state.setup_done:  # setup is seen before the method
+        self._run_setup()
       return _intercepted(run, self, fn, name, args, kwargs)
     return run(self, *args, **kwargs)
 
@@ -196,12 +201,21 @@ def wrap_method(fn: Callable, name: str) -> Callable:
 
 
 def _intercepted(run, module, fn, name, args, kwargs):
-  context = InterceptorContext(module, name, fn)
+  context = InterceptorContext(module, name, functools.partial(fn, module))
   interceptors = tuple(ctx.interceptors)
 
+  # The first interceptor entered is the outermost; the last one wraps the method itself.
   def call(depth: int, *a, **kw):
-    if depth < 0:
+    if depth == len(interceptors):
       return run(module, *a, **kw)
-    return interceptors[depth](functools.partial(call, depth - 1), a, kw, context)
+    return interceptors[depth](functools.partial(call, depth + 1), a, kw, context)
 
-  return call(len(interceptors) - 1, *args, **kwargs)
+  return call(0, *args, **kwargs)
+
+
+def run_setup(module: Any, setup: Callable[[Any], None]) -> None:
+  """``setup(module)``, through the interceptors if there are any (as a method ``setup``)."""
+  if ctx.interceptors:
+    _intercepted(lambda m: setup(m), module, setup, "setup", (), {})
+  else:
+    setup(module)
