@@ -118,3 +118,20 @@ def test_cond_runs_the_chosen_branch():
   b = core.apply(f)(v, x, False)
   np.testing.assert_allclose(a, -b, **TOL)
   np.testing.assert_allclose(a, jnp.tanh(x @ v["params"]["w"]), **TOL)
+
+
+def test_scan_without_constancy_check_traces_once_at_init():
+  traces = []
+
+  def step(scope, c, x):
+    traces.append(1)
+    w = scope.param("w", jax.nn.initializers.normal(1.0), (2, 2))
+    return jnp.tanh(c @ w + x), None
+
+  for check, expected in ((True, 2), (False, 1)):
+    traces.clear()
+    scanned = core.scan(step, variable_axes={"params": 0}, split_rngs={"params": True},
+                        check_constancy_invariants=check)
+    _, v = core.init(scanned)(jax.random.key(0), jnp.zeros(2), jnp.ones((3, 2)))
+    assert len(traces) == expected  # the extra pass creates broadcast variables
+    assert v["params"]["w"].shape == (3, 2, 2)

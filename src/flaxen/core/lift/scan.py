@@ -39,7 +39,7 @@ def scan_lift(variable_axes: Mapping[CollectionFilter, int], variable_broadcast:
               variable_carry: CollectionFilter, split_rngs: Mapping[CollectionFilter, bool],
               in_axes: Any, out_axes: Any, length: int | None, reverse: bool, unroll: int,
               data_transform: Callable[..., Any] | None,
-              metadata_params: Mapping[str, Any]) -> Lift:
+              metadata_params: Mapping[str, Any], check_constancy_invariants: bool = True) -> Lift:
   """The :class:`Lift` of a scan (shared by ``nn.scan``); arguments as in :func:`scan`."""
   filters = tuple(variable_axes)
   axes = tuple(variable_axes.values())
@@ -66,8 +66,9 @@ def scan_lift(variable_axes: Mapping[CollectionFilter, int], variable_broadcast:
 
     out_shared: Any = {}
     out_rest: Any = {}
-    if dict(static.flags).get("initializing"):
-      # Create the broadcast (and carried) variables once, outside the loop.
+    if check_constancy_invariants and dict(static.flags).get("initializing"):
+      # Create the broadcast (and carried) variables once, outside the loop (the extra
+      # trace that check_constancy_invariants=False saves, as in Flax).
       first = jax.tree.map(lambda a: a[0], (scanned_vars, keys, scanned_xs))
       _, mutated = body((*first[0], shared, vcarry, rest), (*first[1], rngs[-1]),
                         (carry, *step_args(first[2])), kwargs, mutable=static.outer_mutable)
@@ -136,15 +137,17 @@ def scan(fn: Callable[..., Any],
       applied to each step's variables and keys before the step runs (for sharding
       constraints on the per-step slices).
     metadata_params: passed to boxed variables' ``add_axis`` / ``remove_axis``.
-    check_constancy_invariants: accepted for Flax compatibility; broadcast collections are
-      immutable inside the loop, so they are loop invariants by construction.
+    check_constancy_invariants: broadcast collections are immutable inside the loop, so
+      they are loop invariants by construction; but only with True (the default) does init
+      trace the function once more before the loop, so that broadcast variables can be
+      created. False saves that trace (as in Flax): the broadcast variables must exist.
 
   Returns:
     ``wrapper(scope, carry, *xs) -> (carry, ys)``.
   """
-  del check_constancy_invariants
   spec = scan_lift(variable_axes, variable_broadcast, variable_carry, split_rngs, in_axes,
-                   out_axes, length, reverse, unroll, data_transform, metadata_params)
+                   out_axes, length, reverse, unroll, data_transform, metadata_params,
+                   check_constancy_invariants)
 
   def wrapper(scope: Any, carry: Any, *xs: Any, **kwargs: Any) -> Any:
     return lift_scopes(spec, fn, scope, (carry, *xs), kwargs)

@@ -66,20 +66,22 @@ def scan(target: Any, variable_axes: Mapping[CollectionFilter, int] = {},  # noq
     metadata_params: passed to boxed variables' ``add_axis`` / ``remove_axis``.
     methods: the methods of a Module class to lift (default ``__call__``), or a dict
       ``{method: {argument: value}}`` giving a method its own scan arguments.
-    check_constancy_invariants: accepted for Flax compatibility; broadcast collections are
-      immutable inside the loop, so they are loop invariants by construction.
+    check_constancy_invariants: broadcast collections are immutable inside the loop, so
+      they are loop invariants by construction; but only with True (the default) does
+      ``init`` trace the method once more before the loop, so that broadcast variables can
+      be created. False saves that trace (as in Flax): the broadcast variables must exist.
 
   Returns:
     The lifted Module subclass (named ``Scan{Class}``) or function, returning
     ``(carry, ys)``.
   """
-  del check_constancy_invariants
   base = dict(variable_axes=variable_axes, variable_broadcast=variable_broadcast,
               variable_carry=variable_carry, split_rngs=split_rngs, in_axes=in_axes,
               out_axes=out_axes, length=length, reverse=reverse, unroll=unroll,
-              data_transform=data_transform, metadata_params=metadata_params)
+              data_transform=data_transform, metadata_params=metadata_params,
+              check_constancy_invariants=check_constancy_invariants)
 
-  def make(check_constancy_invariants: bool = True, **overrides: Any) -> Any:
+  def make(**overrides: Any) -> Any:
     return scan_lift(**{**base, **overrides})
 
   return lift_target(target, make, methods)
