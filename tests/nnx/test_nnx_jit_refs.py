@@ -33,3 +33,17 @@ def test_new_ref_from_a_module_call_on_the_fast_path():
   for out in outs:
     assert isinstance(out, jax.Ref)
     assert out[...] == expected  # the same float32 ops as the layer
+
+
+def test_cyclic_module_output_is_not_entered():
+  class Foo(nnx.Module):
+    def __init__(self):
+      self.ref = nnx.data(None)
+
+  @nnx.jit
+  def f(m):
+    m.ref = m  # a cycle: the output must not be walked as a pytree
+    return m
+
+  m = Foo()
+  assert f(m) is m and m.ref is m

@@ -12,11 +12,18 @@ from typing import Any
 
 import jax
 
+from flaxen.nnx.object import is_graph_node
+
 __all__ = ["take_refs", "restore_refs"]
 
 
 def _is_ref(x: Any) -> bool:
   return isinstance(x, jax.Ref)
+
+
+def _stop(x: Any) -> bool:
+  # Graph objects are not entered: they may be cyclic (m.ref = m), and hold no jax.Refs.
+  return is_graph_node(x) or type(x) in (_ArgRef, _NewRef)
 
 
 class _ArgRef:
@@ -52,7 +59,7 @@ jax.tree_util.register_pytree_node(_NewRef, lambda r: ((r.value,), None),
 
 def take_refs(out: Any, arg_leaves: list) -> tuple[Any, bool]:
   """``out`` with its Refs replaced by markers (traced side); whether it had any."""
-  if not any(map(_is_ref, jax.tree.leaves(out))):
+  if not any(map(_is_ref, jax.tree.leaves(out, is_leaf=_stop))):
     return out, False
   where = {id(x): i for i, x in enumerate(arg_leaves) if _is_ref(x)}
 
@@ -62,7 +69,7 @@ def take_refs(out: Any, arg_leaves: list) -> tuple[Any, bool]:
     i = where.get(id(x))
     return _NewRef(x[...]) if i is None else _ArgRef(i)
 
-  return jax.tree.map(mark, out), True
+  return jax.tree.map(mark, out, is_leaf=_stop), True
 
 
 def restore_refs(out: Any, arg_leaves: list) -> Any:
@@ -75,4 +82,4 @@ def restore_refs(out: Any, arg_leaves: list) -> Any:
       return jax.new_ref(x.value)
     return x
 
-  return jax.tree.map(back, out, is_leaf=lambda x: type(x) in (_ArgRef, _NewRef))
+  return jax.tree.map(back, out, is_leaf=_stop)
