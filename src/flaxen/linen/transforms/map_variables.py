@@ -43,7 +43,8 @@ def map_variables(target: Any, mapped_collections: CollectionFilter = True,
     mapped_collections: the collections transformed.
     trans_in_fn: ``{collection: tree} -> {collection: tree}``, what the target sees.
     trans_out_fn: maps updated variables back before they are stored.
-    init: during ``init``, run the target on the untransformed variables (creating them).
+    init: during ``init``, first run the target on the untransformed variables (creating
+      them), then on the mapped ones; what init stores is ``trans_out_fn`` of the latter.
     mutable: whether the target may update the mapped collections outside init.
     rngs, variables: the rng streams and collections lifted.
     methods: the methods of a Module class to lift (default ``__call__``).
@@ -54,12 +55,15 @@ def map_variables(target: Any, mapped_collections: CollectionFilter = True,
   others = False if mapped_collections is True else DenyList(mapped_collections)
 
   def transform(body: Callable[..., Any], static: Any, v: Any, r: Any, a: Any, k: Any) -> Any:
-    if init and dict(static.flags).get("initializing"):
-      return body(v, r, a, k)  # create the variables untransformed
-    shown = {col: (tree,) for col, tree in
-             trans_in_fn({col: trees[0] for col, trees in v[0].items()}).items()}
+    creating = init and dict(static.flags).get("initializing")
+    target = {col: trees[0] for col, trees in v[0].items()}
+    if creating:
+      # create the variables untransformed, then run (and store) the mapped view, as Flax
+      _, first = body(v, r, a, k)
+      target = trans_out_fn({**target, **{col: t[0] for col, t in first[0].items()}})
+    shown = {col: (tree,) for col, tree in trans_in_fn(target).items()}
     y, mutated = body((shown, *v[1:]), r, a, k,
-                      mutable=None if mutable else intersect(static.mutable, others))
+                      mutable=None if mutable or creating else intersect(static.mutable, others))
     if not mutated[0]:
       return y, mutated
     stored = trans_out_fn({col: trees[0] for col, trees in mutated[0].items()})
