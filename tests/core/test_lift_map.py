@@ -107,3 +107,20 @@ def test_scan_write_to_broadcast_collection_raises():
 
   with pytest.raises(errors.TransformImmutableCollectionError):
     core.init(f)(jax.random.key(0), jnp.ones(1))
+
+
+def test_vmap_infers_axis_size_from_mapped_variables():
+  def noisy(scope, x):
+    w = scope.param("w", jax.nn.initializers.normal(1.0), (2,))
+    return x * w + jax.random.normal(scope.make_rng("noise"), (2,))
+
+  mapped = core.vmap(noisy, variable_axes={"params": 0}, split_rngs={"params": True,
+                                                                      "noise": True},
+                     in_axes=None, axis_size=3)
+  x = jnp.ones(2)
+  _, v = core.init(mapped)({"params": jax.random.key(0), "noise": jax.random.key(1)}, x)
+  no_size = core.vmap(noisy, variable_axes={"params": 0},
+                      split_rngs={"params": True, "noise": True}, in_axes=None)
+  y = core.apply(no_size)(v, x, rngs={"noise": jax.random.key(2)})
+  assert y.shape == (3, 2)  # the size comes from the params' mapped axis
+  assert not np.allclose(y[0] - x * v["params"]["w"][0], y[1] - x * v["params"]["w"][1])

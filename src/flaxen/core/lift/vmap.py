@@ -41,7 +41,7 @@ def vmap_lift(variable_axes: Mapping[CollectionFilter, int | None],
                 kwargs: Any) -> Any:
     size = axis_size
     if any(rngs[:-1]):
-      size = size or _infer_size(in_axes, args)
+      size = size or _infer_size(in_axes, args, variables, axes)
       rngs = (*(jax.tree.map(lambda k: jax.random.split(k, size), g) for g in rngs[:-1]),
               rngs[-1])
     rng_axes = (*(0 for _ in split), None)
@@ -58,8 +58,9 @@ def vmap_lift(variable_axes: Mapping[CollectionFilter, int | None],
   return Lift("vmap", transform, variable_groups=filters, rng_groups=split)
 
 
-def _infer_size(in_axes: Any, args: tuple[Any, ...]) -> int:
-  """The mapped axis size: the first argument leaf that ``in_axes`` maps."""
+def _infer_size(in_axes: Any, args: tuple[Any, ...], variables: Any, axes: Any) -> int:
+  """The mapped axis size: the first argument leaf that ``in_axes`` maps, else the first
+  variable of a mapped collection (apply of a vmap with ``in_axes=None``)."""
   per_arg = in_axes if isinstance(in_axes, list | tuple) else (in_axes,) * len(args)
   sizes: list[int] = []
 
@@ -71,8 +72,12 @@ def _infer_size(in_axes: Any, args: tuple[Any, ...]) -> int:
     jax.tree.map(collect, ax, arg, is_leaf=lambda x: x is None)
     if sizes:
       return sizes[0]
+  for group, axis in zip(variables, axes, strict=True):
+    leaves = jax.tree.leaves(group) if axis is not None else []
+    if leaves:
+      return leaves[0].shape[axis]
   raise errors.TransformAxisSizeError("vmap", "split_rngs needs one key per slice but no "
-                                      "argument is mapped")
+                                      "argument or variable is mapped: pass axis_size")
 
 
 def vmap(fn: Callable[..., Any], variable_axes: Mapping[CollectionFilter, int | None],
