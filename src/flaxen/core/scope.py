@@ -62,7 +62,7 @@ class _Root:
   """State shared by every scope of one bind."""
 
   __slots__ = ("store", "mutable", "rngs", "flags", "valid", "lifted", "_mutable_cache",
-               "trace")
+               "trace", "adopted")
 
   def __init__(self, store, mutable, rngs, flags):
     self.store = store
@@ -77,6 +77,9 @@ class _Root:
     # The JAX trace the variables were last read in (at first, the one that bound them):
     # a bound module kept after the jax.jit / vmap call that bound it holds dead tracers.
     self.trace = trace_ctx.trace
+    # Linen: {id(unbound module): (it, its bound copy)}, so that a module object used in
+    # several places of one bind is adopted once and shared (filled lazily).
+    self.adopted: dict[int, tuple[Any, Any]] | None = None
 
   def check_trace(self, path: str) -> None:
     """Called when the current trace is another: outside every transform (where JAX, too,

@@ -263,8 +263,17 @@ class Module:
     if isinstance(value, Module):
       if value.scope is not None:
         return value  # already bound elsewhere: shared
-      if value.parent is None:  # built outside any module: adopt a copy
-        return value.clone(parent=self, name=value.name or name)
+      if value.parent is None:  # built outside any module: adopt a copy, one per bind
+        root = self.scope.root  # type: ignore[union-attr]
+        memo = root.adopted
+        if memo is None:
+          memo = root.adopted = {}
+        hit = memo.get(id(value))
+        if hit is not None:
+          return hit[1]  # the same object used again: share its copy (and variables)
+        adopted = value.clone(parent=self, name=value.name or name)
+        memo[id(value)] = (value, adopted)
+        return adopted
       if value.name is None:
         value._bind_as(self, name, in_setup=True)
       return value
@@ -274,10 +283,14 @@ class Module:
         return value
       return type(value)(*items) if hasattr(value, "_fields") else items
     if isinstance(value, dict):
-      items = {k: self._adopt(f"{name}_{k}", v) for k, v in value.items()}
-      if all(items[k] is value[k] for k in value):
+      try:  # adopted in key order (JAX's), so a module shared by several keys is named once
+        keys = sorted(value)
+      except TypeError:
+        keys = list(value)
+      adopted = {k: self._adopt(f"{name}_{k}", value[k]) for k in keys}
+      if all(adopted[k] is value[k] for k in value):
         return value
-      return items
+      return {k: adopted[k] for k in value}
     return value
 
   def __getattr__(self, name: str) -> Any:
@@ -299,6 +312,12 @@ class Module:
         raise errors.DescriptorAttributeError(type(self).__name__, name, e) from e
     raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
+  def __dir__(self) -> Iterable[str]:
+    state = self._state
+    if state is not None and not state.setup_done:  # list what setup defines too
+      self._run_setup()
+    return object.__dir__(self)
+
   def __hash__(self) -> int:
     # Tolerates list/dict attributes (common in ported code), so model.apply can be a
     # static field or a jit static argument.
@@ -307,15 +326,16 @@ class Module:
   def setup(self) -> None:
     """Define submodules and variables; runs lazily once the module is bound."""
 
-  def clone(self: M, *, parent: Any = None, _deep_clone: bool = False,
+  def clone(self: M, *, parent: Any = None, _deep_clone: bool | dict = False,
             _reset_names: bool = False, **updates: Any) -> M:
     """A new module with the same construction attributes, except ``updates``.
 
     Args:
       parent: the new parent (a Module, a Scope, or None for an unbound module).
       _deep_clone: also replace the submodules held in fields by unbound copies, so that
-        the clone adopts them afresh when it is bound (``init`` / ``apply`` do this).
-      _reset_names: give the clone no name.
+        the clone adopts them afresh when it is bound (``init`` / ``apply`` do this); a
+        submodule held in several places gets one copy.
+      _reset_names: give the clone no name (with ``_deep_clone``, its copies neither).
       **updates: construction attributes to change.
 
     >>> import flaxen.linen as nn
@@ -326,8 +346,9 @@ class Module:
     """
     d = self.__dict__
     attrs = {f: d[f] if f in d else getattr(self, f) for f in self._field_names}
-    if _deep_clone:
-      attrs = {f: _unbound_copies(v) for f, v in attrs.items()}
+    if _deep_clone is not False:
+      memo = _deep_clone if isinstance(_deep_clone, dict) else {}
+      attrs = {f: _unbound_copies(v, memo, _reset_names) for f, v in attrs.items()}
     attrs["name"] = None if _reset_names else d.get("name")
     attrs.update(updates)
     return type(self)(**attrs, parent=parent)
@@ -413,7 +434,7 @@ class Module:
     """``(unbound clone, this module's variables)``."""
     if self.scope is None:
       raise errors.CallUnbindOnUnboundModuleError(type(self).__name__)
-    return self.clone(_reset_names=True), dict(self.scope.variables())
+    return self.clone(_deep_clone=True, _reset_names=True), dict(self.scope.variables())
 
   def module_paths(self, rngs: Any, *args: Any, show_repeated: bool = False,
                    mutable: CollectionFilter = _NOT_INTERMEDIATES,
@@ -608,19 +629,24 @@ def _run(module: Module, fn: Callable[..., Any], variables: Mapping[str, Any], r
   return y, (scope.mutable_variables() if mutable is not False else {})
 
 
-def _unbound_copies(value: Any) -> Any:
-  """``value`` with every Module in it (in lists, tuples, dicts too) an unbound copy."""
+def _unbound_copies(value: Any, memo: dict, reset_names: bool = False) -> Any:
+  """``value`` with every Module in it (in lists, tuples, dicts too) an unbound copy; one
+  copy per module object (``memo``: id -> (module, copy)), so sharing is kept."""
   if isinstance(value, Module):
-    if value.scope is None and value.parent is None:
+    if value.scope is None and value.parent is None and not reset_names:
       return value
-    return value.clone(parent=None, _deep_clone=True)
+    hit = memo.get(id(value))
+    if hit is None:
+      copy = value.clone(parent=None, _deep_clone=memo, _reset_names=reset_names)
+      hit = memo[id(value)] = (value, copy)
+    return hit[1]
   if isinstance(value, list | tuple) and any(isinstance(v, Module | list | tuple | dict)
                                              for v in value):
-    items = [_unbound_copies(v) for v in value]
+    items = [_unbound_copies(v, memo, reset_names) for v in value]
     return type(value)(*items) if hasattr(value, "_fields") else type(value)(items)
   if isinstance(value, dict) and any(isinstance(v, Module | list | tuple | dict)
                                      for v in value.values()):
-    return {k: _unbound_copies(v) for k, v in value.items()}
+    return {k: _unbound_copies(v, memo, reset_names) for k, v in value.items()}
   return value
 
 

@@ -144,8 +144,10 @@ def summarize(module: Any, rngs: Any, *args: Any, depth: int | None = None,
   def record(next_fun, call_args, call_kwargs, context):
     mod = context.module
     name = context.method_name
-    # Unbound modules and private helpers (`_kernel_size`) are not calls a reader asked for.
-    if mod.scope is None or (name.startswith("_") and not name.startswith("__")):
+    # Unbound modules, setup and private helpers (`_kernel_size`) are not calls a reader
+    # asked for.
+    if mod.scope is None or name == "setup" or (name.startswith("_")
+                                                and not name.startswith("__")):
       return next_fun(*call_args, **call_kwargs)
     call = _Call(tuple(mod.scope.path), mod.clone(parent=None), context.method_name,
                  st.abstract(call_args), st.abstract(call_kwargs))
