@@ -25,10 +25,12 @@ from flaxen.core.filters import CollectionFilter, in_filter
 from flaxen.core.filters import intersect_filters as intersect
 from flaxen.core.scope import Scope
 
-__all__ = ["Lift", "Groups", "group_index", "intersect", "hashable", "descend", "cover",
-           "static_positions", "snapshot_variables", "snapshot_rngs", "mutated_groups",
-           "write_back", "hidden", "box_axes", "restore_static", "bind_roots",
-           "immutable_inside", "run", "DYNAMIC"]
+__all__ = [
+  "Lift", "LiftStatic", "static_fields", "Groups", "group_index", "intersect", "hashable",
+  "descend", "cover", "static_positions", "snapshot_variables", "snapshot_rngs",
+  "mutated_groups", "write_back", "hidden", "box_axes", "restore_static", "bind_roots",
+  "immutable_inside", "run", "DYNAMIC",
+]
 
 # Argument leaves handed to JAX; every other leaf is static (closed over).
 DYNAMIC = (jax.Array, np.ndarray, np.generic, int, float, complex)
@@ -67,6 +69,34 @@ class Lift:
   rngs: CollectionFilter = True
   static_argnums: tuple[int, ...] = ()
   static_argnames: tuple[str, ...] = ()
+
+
+@dataclasses.dataclass(frozen=True)
+class LiftStatic:
+  """What a lifted call's pure body needs besides arrays; hashable (jit caches on it).
+  Linen's and core's subclasses add how the caller's objects are rebuilt."""
+
+  fn: Callable[..., Any]
+  paths: tuple[tuple[str, ...], ...]  # of the covering root scopes
+  treedef: Any  # of (args, kwargs), None counted as a leaf
+  static_leaves: tuple[tuple[int, Any], ...]
+  mutable: Any  # inside the transform
+  outer_mutable: Any
+  flags: tuple[tuple[str, Any], ...]
+  groups: tuple[Any, ...]
+  name: str
+  why: str
+
+
+def static_fields(spec: Lift, fn: Callable[..., Any], roots: Sequence[Scope], treedef: Any,
+                  static_leaves: Sequence[tuple[int, Any]]) -> dict[str, Any]:
+  """The :class:`LiftStatic` fields of a call of ``fn`` lifting ``roots``."""
+  outer = roots[0].root
+  return dict(fn=fn, paths=tuple(s.path for s in roots), treedef=treedef,
+              static_leaves=tuple(static_leaves),
+              mutable=hashable(intersect(outer.mutable, spec.mutable)),
+              outer_mutable=hashable(outer.mutable), flags=tuple(sorted(outer.flags.items())),
+              groups=tuple(spec.variable_groups), name=spec.name, why=spec.why)
 
 
 def group_index(filters: Sequence[CollectionFilter], name: str) -> int:

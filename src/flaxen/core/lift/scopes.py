@@ -21,15 +21,15 @@ from flaxen.core.lift.engine import (
   DYNAMIC,
   Groups,
   Lift,
+  LiftStatic,
   bind_roots,
   cover,
   descend,
-  hashable,
   immutable_inside,
-  intersect,
   mutated_groups,
   restore_static,
   run,
+  static_fields,
   static_positions,
 )
 from flaxen.core.scope import Scope
@@ -38,21 +38,11 @@ __all__ = ["lift_scopes", "body", "ScopeStatic"]
 
 
 @dataclasses.dataclass(frozen=True)
-class ScopeStatic:
-  """Everything the pure body needs besides arrays; hashable (``jit`` caches on it)."""
+class ScopeStatic(LiftStatic):
+  """A :class:`LiftStatic` that also says where each lifted scope sits."""
 
-  fn: Callable[..., Any]
-  paths: tuple[tuple[str, ...], ...]  # of the covering root scopes
-  where: tuple[tuple[int, tuple[str, ...]], ...]  # per scope: (root index, path below it)
-  scope_treedef: Any
-  treedef: Any
-  static_leaves: tuple[tuple[int, Any], ...]
-  mutable: Any
-  outer_mutable: Any
-  flags: tuple[tuple[str, Any], ...]
-  groups: tuple[Any, ...]
-  name: str
-  why: str
+  where: tuple[tuple[int, tuple[str, ...]], ...] = ()  # per scope: (root, path below it)
+  scope_treedef: Any = None
 
   def grads_out(self, group: dict[str, tuple[Any, ...]]) -> Any:
     """``{collection: (tree per root)}`` as the caller's scope tree of
@@ -104,13 +94,8 @@ def lift_scopes(spec: Lift, fn: Callable[..., Any], scope_tree: Any, args: tuple
     else:
       dyn.append(leaf)
   roots, where = cover(scopes)
-  outer = roots[0].root
-  static = ScopeStatic(
-    fn=fn, paths=tuple(s.path for s in roots), where=tuple(where),
-    scope_treedef=scope_treedef, treedef=treedef, static_leaves=tuple(static_leaves),
-    mutable=hashable(intersect(outer.mutable, spec.mutable)),
-    outer_mutable=hashable(outer.mutable), flags=tuple(sorted(outer.flags.items())),
-    groups=tuple(spec.variable_groups), name=spec.name, why=spec.why)
+  static = ScopeStatic(**static_fields(spec, fn, roots, treedef, static_leaves),
+                       where=tuple(where), scope_treedef=scope_treedef)
   return run(spec, static, roots, body, treedef, dyn)
 
 

@@ -35,16 +35,17 @@ from flaxen.core.lift.engine import (
   DYNAMIC,
   Groups,
   Lift,
+  LiftStatic,
   bind_roots,
   box_axes,
   cover,
   descend,
   group_index,
-  hashable,
   immutable_inside,
   intersect,
   mutated_groups,
   run,
+  static_fields,
   static_positions,
 )
 from flaxen.linen.module import Module
@@ -56,29 +57,20 @@ Body = Callable[..., tuple[Any, Groups]]
 
 
 @dataclasses.dataclass(frozen=True)
-class Static:
-  """Everything the pure body needs besides arrays; hashable (``nn.jit`` caches on it)."""
+class Static(LiftStatic):
+  """A :class:`LiftStatic` that also says how to rebuild the lifted Modules."""
 
-  fn: Callable[..., Any]
-  paths: tuple[tuple[str, ...], ...]
-  modules: tuple[tuple[Module, int, tuple[str, ...]], ...]  # (module, scope index, rel path)
+  modules: tuple[tuple[Module, int, tuple[str, ...]], ...] = ()  # (module, scope, rel path)
   # per module, its fields holding bound Modules: (field, treedef, leaves, ((leaf, module),))
-  fields: tuple[tuple[tuple[str, Any, tuple[Any, ...], tuple[tuple[int, int], ...]], ...], ...]
-  n_fields: int  # modules[1 : 1 + n_fields] are held in fields, the rest are arguments
-  treedef: Any
-  static_leaves: tuple[tuple[int, Any], ...]
-  module_leaves: tuple[int, ...]
+  fields: tuple[tuple[tuple[str, Any, tuple[Any, ...], tuple[tuple[int, int], ...]], ...],
+                ...] = ()
+  n_fields: int = 0  # modules[1 : 1 + n_fields] are held in fields, the rest are arguments
+  module_leaves: tuple[int, ...] = ()
   # Variables among the arguments: (leaf, collection, name, unbox, scope index, rel path)
-  variable_leaves: tuple[tuple[int, str, str, bool, int, tuple[str, ...]], ...]
+  variable_leaves: tuple[tuple[int, str, str, bool, int, tuple[str, ...]], ...] = ()
   # Variables held in fields (a ``where`` entry ``(leaf, -1 - k)`` names the k-th):
   # (collection, name, unbox, scope index, rel path)
-  field_variables: tuple[tuple[str, str, bool, int, tuple[str, ...]], ...]
-  mutable: Any
-  outer_mutable: Any
-  flags: tuple[tuple[str, Any], ...]
-  groups: tuple[Any, ...]
-  name: str
-  why: str
+  field_variables: tuple[tuple[str, str, bool, int, tuple[str, ...]], ...] = ()
 
   def grads_out(self, group: dict[str, tuple[Any, ...]]) -> dict[str, Any]:
     """Variable cotangents ``{collection: (tree per scope)}`` as the target module's
@@ -123,20 +115,15 @@ def lift_call(spec: Lift, fn: Callable[..., Any], module: Any, args: tuple[Any, 
   scopes, where = cover([m.scope for m in mods] + var_scopes + [v.scope for v in field_vars])
   where, var_where, field_var_where = (where[:len(mods)], where[len(mods):len(mods) + len(
     var_scopes)], where[len(mods) + len(var_scopes):])
-  outer = scopes[0].root
-  inner_mutable = intersect(outer.mutable, spec.mutable)
   static = Static(
-    fn=fn, paths=tuple(s.path for s in scopes),
+    **static_fields(spec, fn, scopes, treedef, static_leaves),
     modules=tuple((m, i, rel) for m, (i, rel) in zip(mods, where, strict=True)),
     fields=fields + ((),) * len(arg_modules), n_fields=len(field_modules),
-    treedef=treedef, static_leaves=tuple(static_leaves), module_leaves=tuple(module_leaves),
+    module_leaves=tuple(module_leaves),
     variable_leaves=tuple((*v, i, rel) for v, (i, rel) in zip(var_leaves, var_where,
                                                                strict=True)),
     field_variables=tuple((v.collection, v.name, v.unbox, i, rel)
-                          for v, (i, rel) in zip(field_vars, field_var_where, strict=True)),
-    mutable=hashable(inner_mutable), outer_mutable=hashable(outer.mutable),
-    flags=tuple(sorted(outer.flags.items())), groups=tuple(spec.variable_groups),
-    name=spec.name, why=spec.why)
+                          for v, (i, rel) in zip(field_vars, field_var_where, strict=True)))
   return run(spec, static, scopes, body, treedef, dyn)
 
 
