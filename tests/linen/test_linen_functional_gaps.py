@@ -47,6 +47,33 @@ def test_share_scope_puts_the_child_variables_at_the_parent_level():
   assert jax.tree.map(jnp.shape, variables) == jax.tree.map(jnp.shape, dense)
 
 
+class LoRA(nn.Module):
+  base: nn.Module
+
+  def setup(self):
+    nn.share_scope(self, self.base)
+
+  @nn.compact
+  def __call__(self, x):
+    a = self.param("A", nn.initializers.ones, (x.shape[-1], 1))
+    return self.base(x) + x @ a
+
+
+def test_share_scope_with_a_module_built_outside_moves_into_its_scope():
+  class Model(nn.Module):
+    @nn.compact
+    def __call__(self, x):
+      return LoRA(nn.Dense(2))(x)  # the Dense is Model's child, not LoRA's
+
+  x = jnp.arange(3.0)[None]
+  params = Model().init(jax.random.key(0), x)["params"]
+  assert list(params) == ["Dense_0"]  # LoRA's own param joined the Dense's scope
+  assert set(params["Dense_0"]) == {"A", "bias", "kernel"}
+  p = params["Dense_0"]
+  np.testing.assert_allclose(Model().apply({"params": params}, x),
+                             x @ p["kernel"] + p["bias"] + x @ p["A"], rtol=1e-6)
+
+
 def test_share_scope_of_unbound_modules_raises():
   with pytest.raises(errors.CallShareScopeOnUnboundModuleError, match="share_scope"):
     nn.share_scope(Affine(), nn.Dense(2))  # Flax's error for an unbound first module

@@ -25,20 +25,36 @@ from flaxen.linen.module import _NOT_INTERMEDIATES, Module
 __all__ = ["apply", "init", "init_with_output", "share_scope"]
 
 def share_scope(module: Module, other: Module) -> None:
-  """Make ``other`` (a bound submodule) store its variables in ``module``'s scope."""
+  """Make ``module`` and ``other`` (bound modules) store their variables in one scope.
+
+  If ``other`` lives inside ``module`` (a child), it moves into ``module``'s scope;
+  otherwise (e.g. a module built by the parent and passed in) ``module`` moves into
+  ``other``'s scope. Submodules adopted from the moved module's fields move along.
+  """
   if module.scope is None:
     raise errors.CallShareScopeOnUnboundModuleError()
   if other.scope is None:
     raise errors.UnboundModuleError(type(other).__name__, "share_scope")
-  object.__setattr__(other, "scope", module.scope)
-  # Submodules ``other`` adopted from its fields under its old scope move along with it.
-  d, names = other.__dict__, other._state.setup_names
-  for f in other._field_names:
+  if _within(other.scope, module.scope):
+    moved, scope = other, module.scope
+  else:
+    moved, scope = module, other.scope
+  object.__setattr__(moved, "scope", scope)
+  d, names = moved.__dict__, moved._state.setup_names
+  for f in moved._field_names:
     value = d.get(f)
-    if isinstance(value, Module) and value.parent is other:
+    if isinstance(value, Module) and value.parent is moved:
       names.discard(value.name)
-      object.__setattr__(other, f, value.clone(parent=None))
-  other._adopt_fields()
+      object.__setattr__(moved, f, value.clone(parent=None))
+  moved._adopt_fields()
+
+
+def _within(scope: Any, ancestor: Any) -> bool:
+  while scope is not None:
+    if scope is ancestor:
+      return True
+    scope = scope.parent
+  return False
 
 
 def apply(fn: Callable[..., Any], module: Module, mutable: CollectionFilter = False,
