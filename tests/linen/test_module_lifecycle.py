@@ -55,11 +55,30 @@ def test_modules_are_hashable_and_equal_by_attributes():
   assert len({Dense(3), Dense(3), Dense(4)}) == 2
 
 
-def test_top_level_module_is_frozen():
+def test_top_level_module_takes_assignments_until_attached():
+  # As in Flax: a module with no parent is not attached yet, so it may still be changed
   d = Dense(3)
-  with pytest.raises(errors.SetAttributeFrozenModuleError, match="features"):
-    d.features = 4
   assert d.clone(features=4).features == 4 and d.features == 3
+  d.features = 4
+  assert d.features == 4
+  assert Dense(4).init(KEY, jnp.ones((1, 2)))["params"]["kernel"].shape == (2, 4)
+  bound = d.bind(d.init(KEY, jnp.ones((1, 2))))
+  with pytest.raises(errors.SetAttributeFrozenModuleError, match="features"):
+    bound.features = 5
+
+  class Outer(nn.Module):
+    bars: tuple = ()
+
+    def __call__(self, x):
+      for bar in self.bars:
+        x = bar(x)
+      return x
+
+  outer = Outer()
+  outer.bars = [Dense(2)]  # assigned on the top-level module, then adopted when bound
+  variables = outer.init(KEY, jnp.ones((1, 2)))
+  assert outer.bind(variables).bars[0].scope is not None
+  assert variables["params"]["bars_0"]["kernel"].shape == (2, 2)
 
 
 def test_bound_module_is_frozen_outside_setup():
@@ -443,8 +462,8 @@ def test_subclassing_a_module_keeps_fields_and_wrapping():
   y, v = m.init_with_output(KEY, x)
   assert jax.tree.map(jnp.shape, v["params"]) == {"kernel": (2, 3), "bias": (3,)}
   np.testing.assert_allclose(y, 3.0 * 2.0 * np.ones((1, 3)))
-  with pytest.raises(errors.SetAttributeFrozenModuleError):
-    m.scale = 1.0
+  m.scale = 1.0  # top level, not attached: allowed (as in Flax)
+  assert m.scale == 1.0
 
 
 class Other(nn.Module):

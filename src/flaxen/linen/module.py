@@ -245,7 +245,8 @@ class Module:
 
   def __setattr__(self, name: str, value: Any) -> None:
     d = self.__dict__
-    if not d.get("_initialized"):
+    # Until it is attached, a top-level module (parent None) takes assignments, as in Flax.
+    if not d.get("_initialized") or (d["parent"] is None and d.get("scope") is None):
       object.__setattr__(self, name, value)
       return
     state = d.get("_state")
