@@ -106,3 +106,17 @@ def test_custom_vjp_nondiff_argnums_reach_backward_first():
   rule = core.custom_vjp(f, fwd, bwd, nondiff_argnums=(2,))
   g = jax.grad(lambda x: core.apply(rule)({"params": {}}, x, 3).sum())(X)
   np.testing.assert_allclose(g, 30 * X ** 2, **TOL)
+
+
+def test_value_and_grad_wrt_primals_only():
+  def f(scope, x, y):
+    return core.lift.value_and_grad(lambda s, x, y: scaled(s, x, y).sum(), scope, x, y)
+
+  _, v = core.init(f)(jax.random.key(0), X, Y)
+  value, (x_grad, y_grad) = core.apply(f)(v, X, Y)
+  p = v["params"]["p"]
+  ref_value, (ref_x, ref_y) = jax.value_and_grad(lambda x, y: plain(p, x, y).sum(),
+                                                 argnums=(0, 1))(X, Y)
+  np.testing.assert_allclose(value, ref_value, **TOL)
+  np.testing.assert_allclose(x_grad, ref_x, **TOL)
+  np.testing.assert_allclose(y_grad, ref_y, **TOL)

@@ -6,7 +6,7 @@ mutated collections back. ``engine.py`` holds what Linen's transforms share with
 each ``*_lift`` factory builds the :class:`Lift` that both use.
 """
 
-from flaxen.core.lift.autodiff import custom_vjp, jvp, vjp
+from flaxen.core.lift.autodiff import custom_vjp, jvp, value_and_grad, vjp
 from flaxen.core.lift.checkpoint import checkpoint, remat, remat_scan
 from flaxen.core.lift.control_flow import cond, switch, while_loop
 from flaxen.core.lift.engine import Lift
@@ -16,4 +16,4 @@ from flaxen.core.lift.scopes import lift_scopes
 from flaxen.core.lift.vmap import vmap
 
 __all__ = ["vmap", "scan", "jit", "checkpoint", "remat", "remat_scan", "vjp", "jvp",
-           "custom_vjp", "cond", "switch", "while_loop", "Lift", "lift_scopes"]
+           "custom_vjp", "value_and_grad", "cond", "switch", "while_loop", "Lift", "lift_scopes"]

@@ -32,7 +32,7 @@ from flaxen.core.lift.engine import Lift, restore_static
 from flaxen.core.lift.scopes import lift_scopes
 from flaxen.core.scope import Scope
 
-__all__ = ["vjp", "jvp", "custom_vjp", "vjp_lift", "jvp_lift", "custom_vjp_lift"]
+__all__ = ["vjp", "jvp", "value_and_grad", "custom_vjp", "vjp_lift", "jvp_lift", "custom_vjp_lift"]
 
 
 def _cotangents(grads_out: Callable[..., Any], vjp_fn: Callable[..., Any],
@@ -129,6 +129,22 @@ def vjp(fn: Callable[..., Any], scope: Any, *primals: Any, has_aux: bool = False
   """
   del reduce_axes
   return lift_scopes(vjp_lift(has_aux, vjp_variables, variables, rngs), fn, scope, primals, {})
+
+
+def value_and_grad(fn: Callable[..., Any], scope: Any, *primals: Any, has_aux: bool = False,
+                   reduce_axes: tuple[Any, ...] = (), variables: CollectionFilter = True,
+                   rngs: CollectionFilter = True) -> Any:
+  """A lifted ``jax.value_and_grad`` of a scalar ``fn(scope, *primals)`` w.r.t. the primals
+  only (use :func:`vjp` for the variables).
+
+  Returns:
+    ``(y, grads)``, or ``(y, aux, grads)`` with ``has_aux``; ``grads`` has one gradient per
+    primal.
+  """
+  out = vjp(fn, scope, *primals, has_aux=has_aux, reduce_axes=reduce_axes, vjp_variables=False,
+            variables=variables, rngs=rngs)
+  grads = tuple(out[1](jax.numpy.ones_like(out[0]))[1:])
+  return (out[0], out[2], grads) if has_aux else (out[0], grads)
 
 
 def jvp(fn: Callable[..., Any], scope: Any, primals: tuple[Any, ...], tangents: tuple[Any, ...],
