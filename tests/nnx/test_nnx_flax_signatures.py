@@ -94,3 +94,11 @@ def test_node_states_and_nnx_meta_are_pytree_nodes():
   box = bridge.NNXMeta(nnx.Param, jnp.zeros(2), {"out_sharding": ("x",)})
   assert jax.tree.leaves(box)[0].shape == (2,)
   assert box.replace(value=1).value == 1
+
+
+def test_dict_keys_win_over_module_method_names():
+  d = nnx.Dict(train=nnx.Dropout(0.5), other=nnx.Dropout(0.5))
+  assert isinstance(d.train, nnx.Dropout)  # the key, as Flax's attribute-backed Dict gives
+  plain = nnx.Dict(layer=nnx.Dropout(0.5))
+  plain.eval()  # no such key: the Module method
+  assert plain.layer.deterministic is True

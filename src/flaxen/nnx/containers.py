@@ -144,6 +144,27 @@ for _name in ("__delitem__", "pop", "popitem", "clear", "update", "setdefault", 
   setattr(Dict, _name, _mutating(dict, _name))
 
 
+class _KeyFirst:
+  """A Module method seen through a Dict: a key of the same name wins, as in Flax, where a
+  Dict's keys are its attributes (``nnx.Dict(train=m, eval=m2).train`` is ``m``)."""
+
+  def __init__(self, name: str):
+    self.name = name
+
+  def __get__(self, obj: Any, objtype: Any = None) -> Any:
+    method = getattr(Module, self.name)
+    if obj is None:
+      return method
+    if dict.__contains__(obj, self.name):
+      return dict.__getitem__(obj, self.name)
+    return method.__get__(obj, objtype)
+
+
+for _name in ("sow", "perturb", "iter_modules", "iter_children", "set_attributes", "train",
+              "eval"):
+  setattr(Dict, _name, _KeyFirst(_name))
+
+
 class _AutoList(List):
   """What a plain ``list`` holding graph data becomes on assignment: tracked like a List,
   but, being a plain list in Flax, no Module that ``iter_modules`` lists."""
