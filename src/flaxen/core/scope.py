@@ -62,7 +62,7 @@ class _Root:
   """State shared by every scope of one bind."""
 
   __slots__ = ("store", "mutable", "rngs", "flags", "valid", "lifted", "_mutable_cache",
-               "trace", "adopted")
+               "trace", "adopted", "released_traced")
 
   def __init__(self, store, mutable, rngs, flags):
     self.store = store
@@ -80,12 +80,14 @@ class _Root:
     # Linen: {id(unbound module): (it, its bound copy)}, so that a module object used in
     # several places of one bind is adopted once and shared (filled lazily).
     self.adopted: dict[int, tuple[Any, Any]] | None = None
+    self.released_traced = False  # released (see Scope.release) after a traced apply
 
   def check_trace(self, path: str) -> None:
     """Called when the current trace is another: outside every transform (where JAX, too,
     knows a tracer escaped), raises InvalidScopeError if the variables hold tracers."""
     now = trace_ctx.trace
-    if any(isinstance(x, jax.core.Tracer) for x in jax.tree.leaves(self.store)):
+    if self.released_traced or any(isinstance(x, jax.core.Tracer)
+                                   for x in jax.tree.leaves(self.store)):
       if isinstance(now, EvalTrace):
         raise errors.InvalidScopeError(path, trace_ended=True)
       return  # maybe a nested transform of the live trace: JAX decides
@@ -216,6 +218,23 @@ class Scope:
     """Mark every scope of this bind unusable (called when apply returns)."""
     self.root.valid = False
 
+  def release(self) -> None:
+    """Drop the variables and rngs of this bind (the store, the keys, cached collections).
+
+    Called when a Linen ``init``/``apply`` returns: bound modules refer to each other in
+    cycles, so without it their arrays (tracers, under a transform) would stay alive until
+    the next garbage collection.
+    """
+    root = self.root
+    root.released_traced = not isinstance(root.trace, EvalTrace)  # its values were tracers
+    root.store = {}
+    root.rngs = {}
+    stack = [self]
+    while stack:
+      scope = stack.pop()
+      scope._cols = {}
+      stack.extend(scope._children.values())
+
   def _check_valid(self) -> None:
     root = self.root
     if not root.valid:
@@ -265,6 +284,11 @@ class Scope:
 
   def variables(self) -> dict[str, Mapping]:
     """This scope's variables, ``{collection: subtree}`` (live views: do not mutate)."""
+    root = self.root
+    if root.trace is not trace_ctx.trace:
+      root.check_trace(self.path_text)
+    if not root.valid:  # its init/apply returned (and released the variables)
+      raise errors.InvalidScopeError(self.path_text)
     out = {}
     for col in self.root.store:
       d = self._read_col(col)

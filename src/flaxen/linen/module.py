@@ -625,9 +625,11 @@ def _run(module: Module, fn: Callable[..., Any], variables: Mapping[str, Any], r
     raise errors.IncorrectPostInitOverrideError(type(module).__name__)
   try:
     y = fn(bound, *args, **kwargs)
+    mutated = scope.mutable_variables() if mutable is not False else {}
   finally:
     scope.invalidate()
-  return y, (scope.mutable_variables() if mutable is not False else {})
+    scope.release()  # the bound modules' cycles must not keep the variables alive
+  return y, mutated
 
 
 def _unbound_copies(value: Any, memo: dict, reset_names: bool = False) -> Any:
