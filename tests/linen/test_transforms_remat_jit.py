@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import flaxen.linen as nn
+from flaxen import errors
 
 
 class MLP(nn.Module):
@@ -122,3 +123,35 @@ def test_transform_of_a_function_needs_a_bound_module():
 
   with pytest.raises(errors.TransformTargetError, match="bound Module"):
     nn.remat(lambda mdl, x: x)(MLP(), jnp.ones(2))
+
+
+def test_a_transformed_method_keeps_the_names_its_caller_gave():
+  class Clash(nn.Module):
+    @nn.jit
+    def helper(self, x, m):
+      nn.Dense(2, name="a")  # "a" is taken by the caller's call
+      return m(x)
+
+    @nn.compact
+    def __call__(self, x):
+      return self.helper(x, nn.Dense(2, name="a"))
+
+  with pytest.raises(errors.NameInUseError):
+    Clash().init(jax.random.key(0), jnp.ones((1, 2)))
+
+  class AutoNamed(nn.Module):
+    @nn.jit
+    @nn.compact
+    def helper(self, x):
+      return nn.Dense(2)(x)
+
+    @nn.compact
+    def __call__(self, x):
+      return self.helper(nn.Dense(2)(x))
+
+  x = jnp.ones((1, 2))
+  params = AutoNamed().init(jax.random.key(0), x)["params"]
+  assert sorted(params) == ["Dense_0", "Dense_1"]  # the helper's Dense does not reuse Dense_0
+  p0, p1 = params["Dense_0"], params["Dense_1"]
+  expected = (x @ p0["kernel"] + p0["bias"]) @ p1["kernel"] + p1["bias"]
+  np.testing.assert_allclose(AutoNamed().apply({"params": params}, x), expected, rtol=1e-6)

@@ -71,6 +71,9 @@ class Static(LiftStatic):
   # Variables held in fields (a ``where`` entry ``(leaf, -1 - k)`` names the k-th):
   # (collection, name, unbox, scope index, rel path)
   field_variables: tuple[tuple[str, str, bool, int, tuple[str, ...]], ...] = ()
+  # names the target module's running call has already given (submodules, variables): the
+  # rebuilt module must not reuse them, nor restart ClassName_N naming over them
+  reserved: frozenset[str] = frozenset()
 
   def grads_out(self, group: dict[str, tuple[Any, ...]]) -> dict[str, Any]:
     """Variable cotangents ``{collection: (tree per scope)}`` as the target module's
@@ -123,8 +126,16 @@ def lift_call(spec: Lift, fn: Callable[..., Any], module: Any, args: tuple[Any, 
     variable_leaves=tuple((*v, i, rel) for v, (i, rel) in zip(var_leaves, var_where,
                                                                strict=True)),
     field_variables=tuple((v.collection, v.name, v.unbox, i, rel)
-                          for v, (i, rel) in zip(field_vars, field_var_where, strict=True)))
+                          for v, (i, rel) in zip(field_vars, field_var_where, strict=True)),
+    reserved=_reserved(module))
   return run(spec, static, scopes, body, treedef, dyn)
+
+
+def _reserved(module: Module) -> frozenset[str]:
+  state = module._state
+  if not state.call_names:
+    return frozenset()
+  return frozenset(n if isinstance(n, str) else n[1] for n in state.call_names)
 
 
 def _field_modules(module: Module) -> tuple[tuple[Any, ...], list[Module], list[Any]]:
@@ -208,6 +219,8 @@ def body(static: Static, variables: Groups, rngs: Groups, args: Any, kwargs: Any
       updates[f] = jax.tree.unflatten(treedef, leaves)
     m, i, rel = static.modules[k]
     mods[k] = m.clone(parent=descend(inner[i], rel), **updates)
+  if static.reserved:  # kept across the rebuilt module's own calls (unlike call_names)
+    mods[0]._state.setup_names.update(static.reserved)
   leaves = jax.tree.leaves((args, kwargs), is_leaf=lambda x: x is None)
   for i, value in static.static_leaves:
     leaves[i] = value
