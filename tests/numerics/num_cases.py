@@ -346,6 +346,8 @@ NNX: dict[str, Callable[[Any], Built]] = {
 NNX_EXCLUDED = {
   "Module": "the base class; every layer here is one",
   "RNNCellBase": "abstract base of the recurrent cells, which are all in the table",
+  "List": "a container Module (as in Flax): it computes nothing, its layers are in the table",
+  "Dict": "a container Module (as in Flax): it computes nothing, its layers are in the table",
 }
 
 
