@@ -62,13 +62,17 @@ class _Root:
   """State shared by every scope of one bind."""
 
   __slots__ = ("store", "mutable", "rngs", "flags", "valid", "lifted", "_mutable_cache",
-               "trace", "adopted", "released_traced")
+               "trace", "adopted", "released_traced", "rng_skip")
 
-  def __init__(self, store, mutable, rngs, flags):
+  def __init__(self, store, mutable, rngs, flags, rng_skip=0):
     self.store = store
     self.mutable = mutable
     self.rngs = rngs
     self.flags = flags
+    # Leading path names left out of rng derivation: a root rebuilt by nn.jit gets keys
+    # already drawn at its place, so its draws fold only the path below it (and a trace
+    # shared by sibling modules does not depend on which of them traced it).
+    self.rng_skip = rng_skip
     self.valid = True
     # The name of the lifted transform (e.g. "vmap") tracing a snapshot of this bind, if
     # any: its modules are then invisible to the transform and must not be called.
@@ -404,7 +408,9 @@ class Scope:
     self._rng_counts[name] = count + 1
     if not derive:
       return key
-    data = zlib.crc32(f"{self.path_text}#{count}".encode())
+    skip = self.root.rng_skip
+    text = "/" + "/".join(self.path[skip:]) if skip else self.path_text
+    data = zlib.crc32(f"{text}#{count}".encode())
     return jax.random.fold_in(key, np.uint32(data))
 
   @property
@@ -504,7 +510,7 @@ def _is_key(x: Any) -> bool:
 
 def bind(variables: Mapping[str, Any], rngs: Mapping[str, Any] | None = None,
          mutable: CollectionFilter = False, flags: Mapping[str, Any] | None = None,
-         path: tuple[str, ...] = ()) -> Scope:
+         path: tuple[str, ...] = (), relative_rngs: bool = False) -> Scope:
   """A root scope over ``variables`` (never mutated: mutable collections are copied).
 
   Args:
@@ -514,6 +520,7 @@ def bind(variables: Mapping[str, Any], rngs: Mapping[str, Any] | None = None,
     flags: read with ``Scope.get_flag`` (e.g. ``initializing``).
     path: where this root sits in an enclosing model (a lifted transform rebuilding a
       submodule passes the submodule's path), used in error messages and rng derivation.
+    relative_rngs: rng draws fold only the path below ``path`` (``rngs`` were drawn there).
 
   Raises:
     flaxen.errors.InvalidRngError: an rng is not a PRNG key, or ``rngs`` is not a dict.
@@ -540,7 +547,9 @@ def bind(variables: Mapping[str, Any], rngs: Mapping[str, Any] | None = None,
       raise errors.ApplyScopeInvalidVariablesStructureError(variables, col)
     mut = in_filter(mutable, col)
     store[col] = unfreeze(tree) if mut else tree
-  return Scope(_Root(store, mutable, dict(rngs), dict(flags or {})), path=tuple(path))
+  path = tuple(path)
+  root = _Root(store, mutable, dict(rngs), dict(flags or {}), len(path) if relative_rngs else 0)
+  return Scope(root, path=path)
 
 
 def apply(fn: Callable[..., Any], mutable: CollectionFilter = False,

@@ -57,6 +57,9 @@ class Lift:
     rngs: the rng streams lifted at all.
     static_argnums: positional arguments (the module or scope is 0) static as a whole.
     static_argnames: keyword arguments that are static as a whole.
+    relative_rngs: inside, rng draws fold only the path below each lifted root (whose keys
+      were drawn at its place), so the traced body does not depend on where the roots sit:
+      ``jit`` shares one trace among sibling modules (see :meth:`LiftStatic.cache_key`).
   """
 
   name: str
@@ -69,6 +72,7 @@ class Lift:
   rngs: CollectionFilter = True
   static_argnums: tuple[int, ...] = ()
   static_argnames: tuple[str, ...] = ()
+  relative_rngs: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,6 +90,20 @@ class LiftStatic:
   groups: tuple[Any, ...]
   name: str
   why: str
+  relative_rngs: bool
+
+  def cache_key(self) -> tuple[Any, ...]:
+    """What a trace of the body bakes in, as a hashable value, for a lift with
+    ``relative_rngs``: every field but where the roots sit (their variables and rng keys are
+    inputs, and names inside are relative to them), so calls that differ only in the
+    roots' paths (sibling modules) share one trace. Subclasses replace what else is only
+    about where the call sits (a rebuilt module's name)."""
+    return (type(self), *(self.key_part(f.name) for f in dataclasses.fields(self)))
+
+  def key_part(self, field: str) -> Any:
+    """One field's part of :meth:`cache_key`."""
+    value = getattr(self, field)
+    return len(value) if field == "paths" else value
 
 
 def static_fields(spec: Lift, fn: Callable[..., Any], roots: Sequence[Scope], treedef: Any,
@@ -96,7 +114,8 @@ def static_fields(spec: Lift, fn: Callable[..., Any], roots: Sequence[Scope], tr
               static_leaves=tuple(static_leaves),
               mutable=hashable(intersect(outer.mutable, spec.mutable)),
               outer_mutable=hashable(outer.mutable), flags=tuple(sorted(outer.flags.items())),
-              groups=tuple(spec.variable_groups), name=spec.name, why=spec.why)
+              groups=tuple(spec.variable_groups), name=spec.name, why=spec.why,
+              relative_rngs=spec.relative_rngs)
 
 
 def group_index(filters: Sequence[CollectionFilter], name: str) -> int:
@@ -172,13 +191,18 @@ def restore_static(static: Any, args: Any, kwargs: Any) -> tuple[Any, Any]:
 
 
 def snapshot_variables(scopes: list[Scope], spec: Lift) -> Groups:
-  """The lifted collections of ``scopes``, grouped by ``spec.variable_groups``."""
+  """The lifted collections of ``scopes``, grouped by ``spec.variable_groups``.
+
+  A collection that none of ``scopes`` holds anything of is left out (as their own
+  ``variables()`` leave it out), so what a lifted call sees does not depend on what other
+  modules of the model created before it: sibling ``jit`` calls share one trace."""
   out: list[dict[str, tuple[Any, ...]]] = [{} for _ in range(len(spec.variable_groups) + 1)]
   views = [s.variables() for s in scopes]
   for col in scopes[0].root.store:
     if in_filter(spec.variables, col):
       trees = tuple(v.get(col, {}) for v in views)
-      out[group_index(spec.variable_groups, col)][col] = trees
+      if any(trees):
+        out[group_index(spec.variable_groups, col)][col] = trees
   return tuple(out)
 
 
@@ -209,7 +233,8 @@ def bind_roots(static: Any, variables: Groups, rngs: Groups,
   for i, path in enumerate(static.paths):
     vs = {col: trees[i] for group in variables for col, trees in group.items()}
     rs = {s: keys[i] for group in rngs for s, keys in group.items()}
-    inner.append(core_scope.bind(vs, rs, mutable, dict(static.flags), path))
+    inner.append(core_scope.bind(vs, rs, mutable, dict(static.flags), path,
+                                 relative_rngs=static.relative_rngs))
   return inner
 
 

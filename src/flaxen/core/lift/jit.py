@@ -1,8 +1,10 @@
 """``jit``: jax.jit of a scope function, compiled once per call structure.
 
 The compiled function is keyed by everything that is not an array: the scope function,
-the scopes' paths, the mutability and flags (init or apply), the hash key and the static
-arguments; calling it again with arrays of the same shapes reuses the compiled program.
+the mutability and flags (init or apply), the hash key and the static arguments, but not
+the scopes' paths: their variables and rng keys are inputs, and rngs drawn inside fold only
+the path below the lifted scope. Calling it again, on the same scope or another one, with
+arrays of the same shapes reuses the traced and compiled program.
 
 >>> import jax, jax.numpy as jnp
 >>> from flaxen import core
@@ -28,18 +30,38 @@ from flaxen.core.lift.scopes import body, lift_scopes
 __all__ = ["jit", "jit_lift"]
 
 
+class _TraceKey:
+  """The static argument of the compiled body: equal for calls whose traces are the same
+  (``static.cache_key()``, which leaves out where the lifted scopes sit), and carrying the
+  call's own ``static`` for the body to trace with when there is no trace yet."""
+
+  __slots__ = ("static", "key", "_hash")
+
+  def __init__(self, static: Any):
+    self.static = static
+    self.key = static.cache_key()
+    self._hash = hash(self.key)
+
+  def __hash__(self) -> int:
+    return self._hash
+
+  def __eq__(self, other: object) -> bool:
+    return isinstance(other, _TraceKey) and self._hash == other._hash and self.key == other.key
+
+
 def jit_lift(pure_body: Callable[..., Any], variables: CollectionFilter,
              rngs: CollectionFilter, static_argnums: tuple[int, ...],
              static_argnames: tuple[str, ...]) -> Lift:
   """The :class:`Lift` of a jit (shared by ``nn.jit``): ``pure_body(static, ...)`` compiled
-  with the hashable ``static`` description as its static argument."""
-  compiled = jax.jit(pure_body, static_argnums=0)
+  once per trace key, so sibling modules of the same class and fields share one trace and
+  one compiled program (their variables and rng keys are its inputs)."""
+  compiled = jax.jit(lambda key, *a: pure_body(key.static, *a), static_argnums=0)
 
   def transform(_: Callable[..., Any], static: Any, v: Any, r: Any, a: Any, k: Any) -> Any:
-    return compiled(static, v, r, a, k)
+    return compiled(_TraceKey(static), v, r, a, k)
 
   return Lift("jit", transform, variables=variables, rngs=rngs, static_argnums=static_argnums,
-              static_argnames=static_argnames)
+              static_argnames=static_argnames, relative_rngs=True)
 
 
 def _ints(x: int | Iterable[int]) -> tuple[int, ...]:

@@ -46,5 +46,5 @@ def fold_rngs(target: Any, variables: CollectionFilter = True, rngs: CollectionF
     del static
     return body(v, r, a, k)
 
-  spec = Lift("fold_rngs", transform, variables=variables, rngs=rngs)
+  spec = Lift("fold_rngs", transform, variables=variables, rngs=rngs, relative_rngs=True)
   return lift_target(target, spec, methods, prefix="FoldRngs")

@@ -1,8 +1,10 @@
 """``nn.jit``: jax.jit over a Module's method, cached on the module and static arguments.
 
-The compiled function is keyed by everything that is not an array: the module's
-construction attributes, its path, the static arguments and the mutability, so calling the
-same module again with arrays of the same shapes reuses the compiled program.
+The compiled function is keyed by everything that is not an array: the module's class and
+construction attributes (not its name or path), the static arguments and the mutability.
+Calling the same module again, or a sibling of the same class and attributes, with arrays of
+the same shapes reuses the traced and compiled program: each module's variables and rng
+keys are its inputs and outputs, and rngs drawn inside fold only the path below the module.
 
 >>> import jax, jax.numpy as jnp
 >>> import flaxen.linen as nn

@@ -48,7 +48,8 @@ from flaxen.core.lift.engine import (
   static_fields,
   static_positions,
 )
-from flaxen.linen.module import Module
+from flaxen.linen import wrapping
+from flaxen.linen.module import Module, _hashable
 from flaxen.linen.wrapping import enter_frame, exit_frame
 
 __all__ = ["Lift", "lift_call", "lift_target", "group_index", "box_axes", "intersect"]
@@ -74,6 +75,22 @@ class Static(LiftStatic):
   # names the target module's running call has already given (submodules, variables): the
   # rebuilt module must not reuse them, nor restart ClassName_N naming over them
   reserved: frozenset[str] = frozenset()
+  # the method interceptors active at the call (nn.intercept_methods, tabulate): a trace
+  # holds what they did, so they are part of it
+  interceptors: tuple[Callable[..., Any], ...] = ()
+
+  def key_part(self, field: str) -> Any:
+    """Lifted modules enter the trace key by class and construction attributes, not by
+    name: they are rebuilt on the lifted scopes, which the key does not hold either. Under
+    an interceptor or a capture_intermediates function, which may look at each module's
+    path, the paths are part of the key."""
+    if field == "paths" and (self.interceptors
+                             or callable(dict(self.flags).get("capture_intermediates"))):
+      return self.paths
+    if field != "modules":
+      return super().key_part(field)
+    return tuple((_module_key(m, {f[0] for f in fields}), i, rel)
+                 for (m, i, rel), fields in zip(self.modules, self.fields, strict=True))
 
   def grads_out(self, group: dict[str, tuple[Any, ...]]) -> dict[str, Any]:
     """Variable cotangents ``{collection: (tree per scope)}`` as the target module's
@@ -127,8 +144,16 @@ def lift_call(spec: Lift, fn: Callable[..., Any], module: Any, args: tuple[Any, 
                                                                strict=True)),
     field_variables=tuple((v.collection, v.name, v.unbox, i, rel)
                           for v, (i, rel) in zip(field_vars, field_var_where, strict=True)),
-    reserved=_reserved(module))
+    reserved=_reserved(module), interceptors=tuple(wrapping.ctx.interceptors))
   return run(spec, static, scopes, body, treedef, dyn)
+
+
+def _module_key(module: Module, skip: set[str]) -> tuple[Any, ...]:
+  """``module``'s class and attributes but its name; ``skip`` holds fields that the static
+  description records otherwise (those holding bound Modules or Variables)."""
+  d = module.__dict__
+  return (type(module), tuple((f, _hashable(d[f] if f in d else getattr(module, f)))
+                              for f in module._field_names if f not in skip))
 
 
 def _reserved(module: Module) -> frozenset[str]:
