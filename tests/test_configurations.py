@@ -32,6 +32,15 @@ def test_temp_flip_flag_restores_on_error():
   assert config.flax_return_frozendict is False
 
 
+def test_temp_flip_flag_is_a_config_method_as_in_flax():
+  with config.temp_flip_flag("profile", False):
+    assert config.flax_profile is False
+  assert config.flax_profile is True
+  with pytest.raises(errors.ConfigFlagError, match="no flag 'flax_no_such_flag'"):
+    with config.temp_flip_flag("no_such_flag", True):
+      pass
+
+
 def test_int_flag_takes_int_or_none():
   config.update("flax_max_repr_depth", 3)
   assert config.flax_max_repr_depth == 3

@@ -2,6 +2,7 @@
 
 import copy
 import dataclasses
+import inspect
 import pickle
 from typing import Any, Generic, TypeVar
 
@@ -412,3 +413,14 @@ def test_static_containers_walk_as_pytrees():
   assert type(doubled["b"]) is list
   paths = [jax.tree_util.keystr(k) for k, _ in jax.tree_util.tree_flatten_with_path(p.label)[0]]
   assert paths == ["['a']", "['b'][0]", "['b'][1]"]
+
+
+def test_pytreenode_base_init_takes_flax_signature_but_no_fields():
+  assert list(inspect.signature(struct.PyTreeNode).parameters) == ["args", "kwargs"]
+
+  class Counter(struct.PyTreeNode, init=False):  # no generated __init__: the base's runs
+    n: int = 3
+
+  assert Counter().n == 3 and jax.tree.leaves(Counter()) == [3]
+  with pytest.raises(TypeError):  # no fields to take them: never silently dropped
+    Counter(5)

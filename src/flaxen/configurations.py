@@ -60,6 +60,17 @@ class Config:
       raise ConfigFlagError(name, f"expected an int or None, got {value!r}", "pass an int")
     self._values[name] = bool(value) if kind is bool else value
 
+  @contextlib.contextmanager
+  def temp_flip_flag(self, var_name: str, var_value: bool) -> Iterator[None]:
+    """Sets ``flax_<var_name>`` for the duration of a ``with`` block, then restores it."""
+    name = f"flax_{var_name}"
+    old = self._read(name)
+    self.update(name, var_value)
+    try:
+      yield
+    finally:
+      self.update(name, old)
+
   def __repr__(self) -> str:
     return f"Config({', '.join(f'{k}={v!r}' for k, v in sorted(self._values.items()))})"
 
@@ -89,6 +100,7 @@ class FlagHolder(Generic[_T]):
 
 
 config = Config()
+temp_flip_flag = config.temp_flip_flag
 
 
 def _define(name: str, default: Any, help: str, kind: type, read_env) -> FlagHolder:  # noqa: A002
@@ -132,18 +144,6 @@ def static_int_env(varname: str, default: int | None) -> int | None:
   except ValueError:
     raise ConfigFlagError(varname, f"environment value {raw!r} is not an integer",
                           f"set {varname} to an integer or unset it") from None
-
-
-@contextlib.contextmanager
-def temp_flip_flag(var_name: str, var_value: bool) -> Iterator[None]:
-  """Sets ``flax_<var_name>`` for the duration of a ``with`` block, then restores it."""
-  name = f"flax_{var_name}"
-  old = config._read(name)
-  config.update(name, var_value)
-  try:
-    yield
-  finally:
-    config.update(name, old)
 
 
 # The flags, with Flax 0.12's names and defaults. Several only matter to Flax's own

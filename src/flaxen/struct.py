@@ -285,6 +285,11 @@ class PyTreeNode:
       raise errors.StructSlotsError(cls.__name__)
     dataclass(cls, **kwargs)
 
+  def __init__(self, *args: Any, **kwargs: Any) -> None:
+    # Flax's signature. Each subclass gets its dataclass ``__init__``; this one is reached
+    # only by PyTreeNode itself or an ``init=False`` subclass, which take no arguments.
+    super().__init__(*args, **kwargs)
+
   def replace(self, **updates):  # replaced per class by ``dataclass``; here for type checkers
     """Return a copy of this instance with the given fields replaced."""
     return _replace(self, **updates)
