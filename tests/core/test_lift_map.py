@@ -105,7 +105,8 @@ def test_scan_write_to_broadcast_collection_raises():
 
     return core.scan(g, split_rngs={})(scope, x, jnp.ones((2, 1)))
 
-  with pytest.raises(errors.TransformImmutableCollectionError):
+  with pytest.raises(errors.TransformImmutableCollectionError,
+                     match=r"flaxen\.core\.scan keeps collection 'state'.*variable_carry='state'"):
     core.init(f)(jax.random.key(0), jnp.ones(1))
 
 

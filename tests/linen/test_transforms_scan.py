@@ -153,7 +153,8 @@ def test_writing_a_broadcast_collection_in_the_loop_fails():
   S = nn.scan(CountingCell, variable_broadcast="counter")
   xs = jnp.arange(5.0)
   variables = S().init(jax.random.key(0), 0.0, xs)
-  with pytest.raises(errors.TransformImmutableCollectionError, match="variable_carry='counter'"):
+  with pytest.raises(errors.TransformImmutableCollectionError,
+                     match="nn.scan keeps collection 'counter'.*variable_carry='counter'"):
     S().apply(variables, 0.0, xs, mutable=["counter"])
 
 

@@ -206,9 +206,10 @@ class TransformImmutableCollectionError(FlaxenError, ValueError):
   """A transformed function wrote a collection that the transform keeps immutable."""
 
   def __init__(self, transform: str, col: str, why: str, cause: str):
+    # ``transform`` as the user wrote it (``nn.scan``, ``flaxen.core.scan``)
     super().__init__(
-      f"nn.{transform} keeps collection {col!r} immutable inside the transformed function "
-      f"({why}), but it was written: {cause} Fix: {_fix_for(transform, col)}"
+      f"{transform} keeps collection {col!r} immutable inside the transformed function "
+      f"({why}), but it was written: {cause} Fix: {_fix_for(transform.rpartition('.')[2], col)}"
     )
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import jax
 import numpy as np
@@ -91,6 +91,7 @@ class LiftStatic:
   name: str
   why: str
   relative_rngs: bool
+  api: ClassVar[str] = "flaxen.core."  # how errors name the transform: api + name
 
   def cache_key(self) -> tuple[Any, ...]:
     """What a trace of the body bakes in, as a hashable value, for a lift with
@@ -246,7 +247,7 @@ def immutable_inside(static: Any) -> Iterator[None]:
     yield
   except errors.ModifyScopeVariableError as e:
     if in_filter(static.outer_mutable, e.col):
-      raise errors.TransformImmutableCollectionError(static.name, e.col, static.why,
+      raise errors.TransformImmutableCollectionError(static.api + static.name, e.col, static.why,
                                                      str(e)) from e
     raise
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 import jax
 
@@ -61,6 +61,7 @@ Body = Callable[..., tuple[Any, Groups]]
 class Static(LiftStatic):
   """A :class:`LiftStatic` that also says how to rebuild the lifted Modules."""
 
+  api: ClassVar[str] = "nn."
   modules: tuple[tuple[Module, int, tuple[str, ...]], ...] = ()  # (module, scope, rel path)
   # per module, its fields holding bound Modules: (field, treedef, leaves, ((leaf, module),))
   fields: tuple[tuple[tuple[str, Any, tuple[Any, ...], tuple[tuple[int, int], ...]], ...],
