@@ -17,7 +17,27 @@ from flaxen.nnx.object import _MISSING, _convert, _first, _is_structural, _mutat
 __all__ = ["List", "Dict"]
 
 
-class List(Module, list):
+class _Container(Module):
+  """What List and Dict share: item access as graph access, and identity equality (a
+  graph node is one object, whatever it holds)."""
+
+  def _graph_get(self, key: Any) -> Any:
+    return self[key]
+
+  def _graph_del(self, key: Any) -> None:
+    del self[key]
+
+  __hash__ = object.__hash__
+
+  def __eq__(self, other: object) -> bool:
+    return self is other
+
+  def __repr__(self) -> str:
+    builtin = list if isinstance(self, list) else dict
+    return f"{type(self).__name__}({builtin.__repr__(self)})"
+
+
+class List(_Container, list):
   """A ``list`` that is a graph node: its items may be Modules, Variables or arrays.
 
   >>> from flaxen import nnx
@@ -48,25 +68,11 @@ class List(Module, list):
     if bump:
       self._bump()
 
-  def _graph_get(self, key: Any) -> Any:
-    return self[key]
-
   def _graph_put(self, key: Any, value: Any) -> None:
     if key == len(self):
       self.append(value)
     else:
       self[key] = value
-
-  def _graph_del(self, key: Any) -> None:
-    del self[key]
-
-  __hash__ = object.__hash__
-
-  def __eq__(self, other: object) -> bool:
-    return self is other
-
-  def __repr__(self) -> str:
-    return f"List({list.__repr__(self)})"
 
 
 for _name in ("__setitem__", "__delitem__", "extend", "pop", "remove",
@@ -74,7 +80,7 @@ for _name in ("__setitem__", "__delitem__", "extend", "pop", "remove",
   setattr(List, _name, _mutating(list, _name))
 
 
-class Dict(Module, dict):
+class Dict(_Container, dict):
   """A ``dict`` that is a graph node, with attribute access to its string keys.
 
   >>> from flaxen import nnx
@@ -122,22 +128,8 @@ class Dict(Module, dict):
     if bump:
       self._bump()
 
-  def _graph_get(self, key: Any) -> Any:
-    return self[key]
-
   def _graph_put(self, key: Any, value: Any) -> None:
     self[key] = value
-
-  def _graph_del(self, key: Any) -> None:
-    del self[key]
-
-  __hash__ = object.__hash__
-
-  def __eq__(self, other: object) -> bool:
-    return self is other
-
-  def __repr__(self) -> str:
-    return f"Dict({dict.__repr__(self)})"
 
 
 for _name in ("__delitem__", "pop", "popitem", "clear", "update", "setdefault", "__ior__"):
