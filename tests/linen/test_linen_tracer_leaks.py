@@ -39,8 +39,8 @@ def test_bound_module_kept_after_the_transform(transform):
   assert "Fix: use the bound module inside the transformed function" in str(e.value)
 
 
-def test_self_kept_from_apply_under_jit():
-  kept = {}
+def keeps_self(kept: dict) -> type:
+  """A Module class that stores its bound self in ``kept`` when called."""
 
   class Keeps(nn.Module):
     @nn.compact
@@ -48,6 +48,12 @@ def test_self_kept_from_apply_under_jit():
       kept["self"] = self
       return nn.Dense(2)(x)
 
+  return Keeps
+
+
+def test_self_kept_from_apply_under_jit():
+  kept = {}
+  Keeps = keeps_self(kept)
   params = Keeps().init(jax.random.key(0), X)
   jax.jit(Keeps().apply)(params, X)
   with pytest.raises(errors.InvalidScopeError, match="bound inside a JAX transform"):
@@ -93,13 +99,7 @@ def test_apply_under_transforms_leaves_no_tracer_in_module_cycles(monkeypatch):
 
 def test_variables_of_a_module_kept_from_apply_raise():
   kept = {}
-
-  class Keeps(nn.Module):
-    @nn.compact
-    def __call__(self, x):
-      kept["self"] = self
-      return nn.Dense(2)(x)
-
+  Keeps = keeps_self(kept)
   params = Keeps().init(jax.random.key(0), X)
   Keeps().apply(params, X)
   with pytest.raises(errors.InvalidScopeError, match="no longer valid"):
