@@ -192,8 +192,6 @@ class TransformTargetError(FlaxenError, TypeError):
   """
 
   def __init__(self, target: object, transform: str = "transform"):
-    if isinstance(target, str) and not isinstance(transform, str):
-      target, transform = transform, target  # flaxen's earlier (transform, target) order
     super().__init__(
       f"nn.{transform} needs a bound Module as the first argument of the transformed "
       f"function, got {short_repr(target)}. Fix: call it from inside a Module method "
